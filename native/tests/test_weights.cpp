@@ -1,0 +1,311 @@
+// Weights I/O: JSON parser, safetensors reader validation / sharding / writer, strict binding.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "io/binding.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
+
+using namespace st2v;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string shared_root() {
+    const char* e = std::getenv("ST2V_SHARED");
+    return e ? e : "../shared";
+}
+
+struct TmpDir {
+    fs::path p;
+    TmpDir() {
+        p = fs::temp_directory_path() / ("st2v_weights_" + std::to_string(::getpid()) + "_" + std::to_string(rand()));
+        fs::create_directories(p);
+    }
+    ~TmpDir() {
+        std::error_code ec;
+        fs::remove_all(p, ec);
+    }
+    std::string operator/(const std::string& n) const { return (p / n).string(); }
+};
+
+void write_raw(const std::string& path, const std::string& header, const std::string& data, int64_t hlen_override = -1) {
+    std::ofstream f(path, std::ios::binary);
+    uint64_t n = hlen_override >= 0 ? static_cast<uint64_t>(hlen_override) : header.size();
+    unsigned char b8[8];
+    for (int i = 0; i < 8; ++i) b8[i] = static_cast<unsigned char>(n >> (8 * i));
+    f.write(reinterpret_cast<const char*>(b8), 8);
+    f.write(header.data(), static_cast<std::streamsize>(header.size()));
+    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+// Expects `fn` to throw st2v::Error with `code` and a message containing every string in `needles`.
+template <typename F>
+void expect_error(F fn, Code code, std::initializer_list<const char*> needles) {
+    try {
+        fn();
+        ADD_FAILURE() << "expected an error " << code_name(code);
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), code) << e.what();
+        for (const char* n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what() << " / " << n;
+    }
+}
+
+std::vector<std::pair<std::string, Shape>> read_key_tsv(const std::string& path) {
+    std::vector<std::pair<std::string, Shape>> v;
+    std::ifstream f(path);
+    std::string line;
+    std::getline(f, line);  // header
+    while (std::getline(f, line)) {
+        if (line.empty()) continue;
+        std::istringstream ls(line);
+        std::string key, shape;
+        std::getline(ls, key, '\t');
+        std::getline(ls, shape, '\t');
+        std::vector<int64_t> dims;
+        std::istringstream ss(shape);
+        std::string d;
+        if (shape != "scalar")  // "scalar" = 0-d
+            while (std::getline(ss, d, 'x'))
+                if (!d.empty()) dims.push_back(std::stoll(d));
+        v.emplace_back(key, Shape(dims));
+    }
+    return v;
+}
+
+}  // namespace
+
+TEST(WeightsJson, ParsesAllValueKinds) {
+    io::Json j = io::Json::parse(
+        R"( {"a": [1, -2, 3.5, 1e3, -0.0, 12345678901234], "b": {"c": null, "d": true, "e": false},
+             "s": "x\"y\\z\/\b\f\n\r\t\u00e9\ud83d\ude00", "empty": {}, "ea": []} )");
+    ASSERT_TRUE(j.is_object());
+    const io::Json* a = j.find("a");
+    ASSERT_TRUE(a && a->is_array());
+    ASSERT_EQ(a->items().size(), 6u);
+    EXPECT_TRUE(a->items()[0].is_integer());
+    EXPECT_EQ(a->items()[1].as_int(), -2);
+    EXPECT_FALSE(a->items()[2].is_integer());
+    EXPECT_DOUBLE_EQ(a->items()[2].as_double(), 3.5);
+    EXPECT_FALSE(a->items()[3].is_integer());
+    EXPECT_DOUBLE_EQ(a->items()[3].as_double(), 1000.0);
+    EXPECT_EQ(a->items()[5].as_int(), 12345678901234LL);
+    EXPECT_TRUE(j.find("b")->find("c")->is_null());
+    EXPECT_TRUE(j.find("b")->find("d")->as_bool());
+    EXPECT_EQ(j.find("s")->as_string(), "x\"y\\z/\b\f\n\r\t\xC3\xA9\xF0\x9F\x98\x80");
+    EXPECT_TRUE(j.find("empty")->is_object());
+    EXPECT_TRUE(j.find("ea")->items().empty());
+    // Deep but legal nesting.
+    std::string deep(300, '[');
+    deep += std::string(300, ']');
+    EXPECT_NO_THROW(io::Json::parse(deep));
+}
+
+TEST(WeightsJson, RejectsInvalid) {
+    for (const char* bad : {"", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "01", "1.", "-", "tru", "\"abc", "{} x",
+                            "\"\\x\"", "[1 2]", "{'a':1}", "\"a\tb\""}) {
+        EXPECT_THROW(io::Json::parse(std::string(bad)), Error) << bad;
+    }
+    std::string deep(600, '[');
+    deep += std::string(600, ']');
+    EXPECT_THROW(io::Json::parse(deep), Error);
+}
+
+TEST(WeightsSafetensors, WriterRoundTripZeroCopy) {
+    TmpDir d;
+    Tensor a = Tensor::empty({2, 3});
+    for (int i = 0; i < 6; ++i) a.f32()[i] = static_cast<float>(i) - 2.5f;
+    Tensor b = Tensor::zeros({4}, DType::I64);
+    for (int i = 0; i < 4; ++i) b.data<int64_t>()[i] = 1000000000000LL * i;
+    Tensor e = Tensor::empty({0, 4});
+    io::WeightStore ws;
+    ws.add("a", a);
+    ws.add("b.long", b);
+    ws.add("e\"mpty", e);  // a name that needs escaping
+    io::save_safetensors(d / "x.safetensors", ws, {{"format", "pt"}});
+    io::SafetensorsHeader h = io::read_safetensors_header(d / "x.safetensors");
+    EXPECT_EQ(h.data_start % 8, 0u);
+    EXPECT_EQ(h.metadata.at("format"), "pt");
+    io::WeightStore r = io::load_safetensors(d / "x.safetensors");
+    ASSERT_EQ(r.size(), 3u);
+    const Tensor& ra = r.get("a");
+    EXPECT_EQ(ra.shape(), Shape({2, 3}));
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(ra.f32()[i], a.f32()[i]);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(r.get("b.long").data<int64_t>()[i], b.data<int64_t>()[i]);
+    EXPECT_EQ(r.get("e\"mpty").numel(), 0);
+    // Zero-copy: the tensors borrow one mapping (its owner is shared, the storage is not owned memory).
+    EXPECT_EQ(r.get("a").storage()->owner, r.get("b.long").storage()->owner);
+}
+
+TEST(WeightsSafetensors, StreamingWriterPieces) {
+    TmpDir d;
+    std::vector<io::SafetensorsWriter::Decl> decls = {{"x", DType::F16, Shape({3})}, {"y", DType::U8, Shape({5})}};
+    io::SafetensorsWriter w(d / "s.safetensors", decls);
+    const unsigned char bytes[11] = {0, 0x3c, 0, 0x40, 0, 0xc0, 1, 2, 3, 4, 5};
+    w.write(bytes, 4);
+    w.write(bytes + 4, 7);  // crosses the tensor boundary
+    w.finish();
+    io::WeightStore r = io::load_safetensors(d / "s.safetensors");
+    EXPECT_EQ(r.get("x").data<uint16_t>()[1], 0x4000);
+    EXPECT_EQ(r.get("y").data<uint8_t>()[4], 5);
+    // Too little data is refused at finish(), too much at write().
+    io::SafetensorsWriter w2(d / "t.safetensors", decls);
+    w2.write(bytes, 3);
+    EXPECT_THROW(w2.finish(), Error);
+    io::SafetensorsWriter w3(d / "u.safetensors", decls);
+    EXPECT_THROW(w3.write(std::string(12, 'x').data(), 12), Error);
+}
+
+TEST(WeightsSafetensors, ValidationErrorsNameFileAndTensor) {
+    TmpDir d;
+    const std::string p = d / "bad.safetensors";
+    auto load = [&] { io::load_safetensors(p); };
+    // Header length past the end of the file.
+    write_raw(p, "{}", "", 4096);
+    expect_error(load, Code::kFormat, {"bad.safetensors", "exceeds the file"});
+    // Too small.
+    { std::ofstream f(p, std::ios::binary); f << "abc"; }
+    expect_error(load, Code::kFormat, {"bad.safetensors", "too small"});
+    // Not JSON.
+    write_raw(p, "{\"w\": {\"dtype\": \"F32\", ", "");
+    expect_error(load, Code::kFormat, {"bad.safetensors", "invalid JSON"});
+    // JSON but not an object.
+    write_raw(p, "[1, 2]", "");
+    expect_error(load, Code::kFormat, {"not an object"});
+    // Unknown dtype.
+    write_raw(p, R"({"w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}})", "ab");
+    expect_error(load, Code::kFormat, {"bad.safetensors", "'w'", "F8_E4M3"});
+    // Shape x dtype != span.
+    write_raw(p, R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", std::string(8, '\0'));
+    expect_error(load, Code::kFormat, {"'w'", "[3]", "does not match"});
+    // Offsets outside the file.
+    write_raw(p, R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", std::string(8, '\0'));
+    expect_error(load, Code::kFormat, {"'w'", "outside"});
+    // Begin > end.
+    write_raw(p, R"({"w": {"dtype": "U8", "shape": [0], "data_offsets": [4, 0]}})", std::string(8, '\0'));
+    expect_error(load, Code::kFormat, {"'w'", "begin <= end"});
+    // Overlap.
+    write_raw(p, R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                     "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+              std::string(12, '\0'));
+    expect_error(load, Code::kFormat, {"'a'", "'b'", "overlap"});
+    // Negative / fractional shape.
+    write_raw(p, R"({"w": {"dtype": "U8", "shape": [-1], "data_offsets": [0, 0]}})", "");
+    expect_error(load, Code::kFormat, {"'w'", "non-negative integers"});
+    write_raw(p, R"({"w": {"dtype": "U8", "shape": [1.5], "data_offsets": [0, 0]}})", "");
+    expect_error(load, Code::kFormat, {"'w'"});
+    // Missing fields.
+    write_raw(p, R"({"w": {"dtype": "U8", "data_offsets": [0, 0]}})", "");
+    expect_error(load, Code::kFormat, {"'w'", "shape"});
+    // Duplicate names.
+    write_raw(p, R"({"w": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}, "w": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}})", "");
+    expect_error(load, Code::kFormat, {"'w'", "twice"});
+    // Missing file.
+    expect_error([&] { io::load_safetensors(d / "nope.safetensors"); }, Code::kNotFound, {"nope.safetensors"});
+    // Valid: any JSON layout (whitespace, member order, metadata, escaped names) is accepted.
+    write_raw(p, "{\n \"__metadata__\" : {\"k\":\"v\"},\n \"w\\u0041\" : { \"data_offsets\" : [ 0 , 4 ] , \"shape\" : [ ] , \"dtype\" : \"F32\" , \"extra\": [1,{}] } }",
+              std::string(4, '\0'));
+    io::WeightStore ok = io::load_safetensors(p);
+    EXPECT_TRUE(ok.has("wA"));
+    EXPECT_EQ(ok.get("wA").numel(), 1);
+}
+
+TEST(WeightsSafetensors, ShardedAndFolder) {
+    TmpDir d;
+    io::WeightStore s1, s2;
+    s1.add("a", Tensor::full({2}, 1.f));
+    s2.add("b", Tensor::full({3}, 2.f));
+    io::save_safetensors(d / "model-00001-of-00002.safetensors", s1);
+    io::save_safetensors(d / "model-00002-of-00002.safetensors", s2);
+    {
+        std::ofstream f(d / "model.safetensors.index.json");
+        f << R"({"metadata": {"total_size": 20}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}})";
+    }
+    io::WeightStore r = io::load_safetensors(d / "model.safetensors.index.json");
+    EXPECT_EQ(r.size(), 2u);
+    EXPECT_EQ(r.get("b").f32()[2], 2.f);
+    io::WeightStore rf = io::load_safetensors(d.p.string());  // folder with an index
+    EXPECT_EQ(rf.size(), 2u);
+    // A weight_map entry missing from its shard.
+    {
+        std::ofstream f(d / "model.safetensors.index.json");
+        f << R"({"weight_map": {"a": "model-00001-of-00002.safetensors", "zz": "model-00001-of-00002.safetensors"}})";
+    }
+    expect_error([&] { io::load_safetensors(d / "model.safetensors.index.json"); }, Code::kFormat, {"'zz'"});
+    fs::remove(d / "model.safetensors.index.json");
+    // Folder without an index: every *.safetensors file.
+    io::WeightStore rf2 = io::load_safetensors(d.p.string());
+    EXPECT_EQ(rf2.size(), 2u);
+    // The same name in two files is refused.
+    io::save_safetensors(d / "dup.safetensors", s1);
+    expect_error([&] { io::load_safetensors(d.p.string()); }, Code::kFormat, {"'a'", "another file"});
+}
+
+TEST(WeightsSafetensors, GoldenFilesLoad) {
+    const std::string root = shared_root() + "/golden";
+    if (!fs::exists(root + "/vae/vae_diffusers.safetensors")) GTEST_SKIP() << "ST2V_SHARED not found: " << root;
+    for (const char* f : {"/vae/vae_diffusers.safetensors", "/vae/vae_ldm.safetensors",
+                          "/vae/vae_diffusers_legacy_attn.safetensors", "/clip/openclip_tiny.safetensors",
+                          "/st2v/weights.safetensors"}) {
+        io::WeightStore w = io::load_safetensors(root + f);
+        EXPECT_GT(w.size(), 100u) << f;
+    }
+}
+
+TEST(WeightsBinding, StrictBinding) {
+    io::WeightStore ws;
+    ws.add("conv.weight", Tensor::zeros({4, 3, 3, 3}));
+    ws.add("conv.bias", Tensor::zeros({4}));
+    ws.add("extra.one", Tensor::zeros({1}));
+    ws.add("ids", Tensor::zeros({2}, DType::I64));
+    io::BindOptions quiet;
+    quiet.log_unexpected = false;
+    io::BindResult r = io::bind_strict({{"conv.weight", {4, 3, 3, 3}}, {"conv.bias", {4}}}, ws, quiet);
+    EXPECT_EQ(r.bound.size(), 2u);
+    EXPECT_EQ(r.unexpected, (std::vector<std::string>{"extra.one", "ids"}));
+    EXPECT_NE(r.warning.find("2 unexpected"), std::string::npos);
+    // Missing: lists the first N names and the total.
+    std::vector<io::Expected> want = {{"conv.weight", {4, 3, 3, 3}}};
+    for (int i = 0; i < 15; ++i) want.push_back({"missing." + std::to_string(i), {1}});
+    quiet.list_max = 3;
+    expect_error([&] { io::bind_strict(want, ws, quiet); }, Code::kWeightsMissing,
+                 {"15 of 16", "missing.0", "missing.2", "+12 more"});
+    // Wrong shape: names the key and both shapes.
+    expect_error([&] { io::bind_strict({{"conv.weight", {4, 3, 1, 1}}}, ws, quiet); }, Code::kShapeMismatch,
+                 {"conv.weight", "[4, 3, 1, 1]", "[4, 3, 3, 3]"});
+    // Dtype outside the allowed set.
+    expect_error([&] { io::bind_strict({{"ids", {2}}}, ws, quiet); }, Code::kDtype, {"ids", "i64"});
+}
+
+TEST(WeightsBinding, FullSizeSparseCheckpointBindsAllKeys) {
+    const std::string tsv = shared_root() + "/docs/streamingt2v-state-dict-keys.tsv";
+    if (!fs::exists(tsv)) GTEST_SKIP() << "ST2V_SHARED not found: " << tsv;
+    auto keys = read_key_tsv(tsv);
+    ASSERT_EQ(keys.size(), 2389u);
+    TmpDir d;
+    std::vector<io::SafetensorsWriter::Decl> decls;
+    std::vector<io::Expected> want;
+    for (const auto& k : keys) {
+        decls.push_back({k.first, DType::F16, k.second});
+        want.push_back({k.first, k.second});
+    }
+    io::write_sparse_safetensors(d / "full.safetensors", decls);
+    struct stat st;
+    ASSERT_EQ(::stat((d / "full.safetensors").c_str(), &st), 0);
+    EXPECT_GT(st.st_size, 2'000'000'000LL);                       // ~2.8 GB logical size at f16
+    EXPECT_LT(static_cast<int64_t>(st.st_blocks) * 512, 64 << 20);  // but almost nothing on disk
+    io::WeightStore ws = io::load_safetensors(d / "full.safetensors");
+    io::BindOptions quiet;
+    quiet.log_unexpected = false;
+    io::BindResult r = io::bind_strict(want, ws, quiet);
+    EXPECT_EQ(r.bound.size(), 2389u);
+    EXPECT_TRUE(r.unexpected.empty());
+}
