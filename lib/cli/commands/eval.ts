@@ -1,13 +1,123 @@
-// Placeholder registration for `st2v eval`; replaced by the module that implements the command.
+// `st2v eval <video>`: SCuts, OFS, MAWE (and, later, CLIP score) of one video, computed by the engine.
 import type { Command } from 'commander';
-import { St2vError } from '../../errors.js';
+import { Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { METRIC_NAMES, SCENECUT_VERSIONS, evaluateVideo } from '../../eval/index.js';
+import type { EvalProgress, EvalResult, MetricName, ScenecutVersion } from '../../eval/index.js';
+
+interface EvalCliOptions {
+  prompt?: string;
+  metrics: string;
+  scutsVersion: ScenecutVersion;
+  downscale: boolean;
+  maweVariant: 'code' | 'paper';
+  maweC: string;
+  flowSize: string;
+  perFrame?: boolean;
+  json?: boolean;
+  progress: boolean;
+}
+
+function parseMetrics(s: string): MetricName[] {
+  const list = s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+  if (list.length === 0) throw new RangeError('--metrics: give at least one of ' + METRIC_NAMES.join(', '));
+  for (const m of list) {
+    if (!(METRIC_NAMES as readonly string[]).includes(m)) {
+      throw new RangeError(`--metrics: unknown metric '${m}' (known: ${METRIC_NAMES.join(', ')})`);
+    }
+  }
+  return [...new Set(list)] as MetricName[];
+}
+
+function fmt(x: number, digits = 2): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : String(x);
+}
+
+function printHuman(r: EvalResult): void {
+  const out: string[] = [`${r.video}: ${r.width}x${r.height}, ${r.frames} frames${Number.isFinite(r.fps) ? ` @ ${fmt(r.fps, 3)} fps` : ''}`];
+  if (r.scuts) {
+    const s = r.scuts;
+    out.push(
+      `SCuts (PySceneDetect ${s.version} AdaptiveDetector, ${s.processingSize.width}x${s.processingSize.height}): ` +
+        `${s.count}${s.count ? ` at frames ${s.cuts.join(', ')}` : ''}`,
+    );
+  }
+  if (r.ofs !== undefined) out.push(`OFS (mean |flow| at ${r.mawe?.size ?? 720}x${r.mawe?.size ?? 720}, classical flow): ${fmt(r.ofs, 4)}`);
+  if (r.mawe) {
+    const m = r.mawe;
+    out.push(`warp error: ${fmt(m.warpError, 4)}`);
+    out.push(`MAWE (${m.variant === 'code' ? `official mawe.py formula, c = ${m.c}` : 'paper text: W / OFS(squared)'}): ${fmt(m.mawe)}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
 
 export function register(program: Command): void {
   program
     .command('eval')
-    .description('(not available in this build yet)')
-    .allowUnknownOption(true)
-    .action(() => {
-      throw new St2vError('st2v eval is not available in this build yet', 'ERR_UNSUPPORTED');
+    .description('measure a video: SCuts (PySceneDetect AdaptiveDetector, exact), OFS, warp error and MAWE')
+    .argument('<video>', 'video file (anything ffmpeg decodes)')
+    .option('--prompt <text>', 'the prompt (for the CLIP score)')
+    .option('--metrics <list>', `comma-separated: ${METRIC_NAMES.join(',')}`, 'scuts,ofs,mawe')
+    .addOption(new Option('--scuts-version <v>', 'PySceneDetect rules to follow').choices([...SCENECUT_VERSIONS]).default('0.6.2'))
+    .option('--no-downscale', "disable SceneManager's auto-downscale for SCuts")
+    .addOption(new Option('--mawe-variant <v>', 'official code (mean of per-pair ratios, c) or paper text (W / OFS)').choices(['code', 'paper']).default('code'))
+    .option('--mawe-c <c>', 'MAWE constant of the official code', '9.5')
+    .option('--flow-size <n>', 'side of the square frames the flow metrics use (0 = native size)', '720')
+    .option('--per-frame', 'include per-frame / per-pair values (with --json)')
+    .option('--json', 'print the result as JSON')
+    .option('--no-progress', 'no progress bar')
+    .action(async (video: string, o: EvalCliOptions) => {
+      const metrics = parseMetrics(o.metrics);
+      const maweC = Number(o.maweC);
+      if (!Number.isFinite(maweC) || maweC <= 0) throw new RangeError('--mawe-c must be a positive number');
+      const flowSize = Number(o.flowSize);
+      if (!Number.isInteger(flowSize) || flowSize < 0) throw new RangeError('--flow-size must be a non-negative integer');
+      const tty = Boolean(process.stderr.isTTY) && o.progress;
+      const bars = tty
+        ? new cliProgress.MultiBar(
+            { format: ' {stage} |{bar}| {value}/{total}', hideCursor: true, clearOnComplete: true, stream: process.stderr },
+            cliProgress.Presets.shades_classic,
+          )
+        : undefined;
+      const perStage = new Map<string, cliProgress.SingleBar>();
+      const onProgress = (p: EvalProgress) => {
+        if (!bars) return;
+        let b = perStage.get(p.stage);
+        if (!b) {
+          b = bars.create(p.total ?? 0, 0, { stage: p.stage === 'scuts' ? 'SCuts ' : 'flow  ' });
+          perStage.set(p.stage, b);
+        }
+        if (p.total === undefined) b.setTotal(p.done);
+        b.update(p.done);
+      };
+      const ac = new AbortController();
+      const onSig = () => ac.abort();
+      process.once('SIGINT', onSig);
+      try {
+        const r = await evaluateVideo(video, {
+          metrics,
+          ...(o.prompt !== undefined ? { prompt: o.prompt } : {}),
+          scutsVersion: o.scutsVersion,
+          downscale: o.downscale,
+          maweVariant: o.maweVariant,
+          maweC,
+          flowSize,
+          perFrame: Boolean(o.perFrame),
+          onProgress,
+          signal: ac.signal,
+        });
+        bars?.stop();
+        if (o.json) {
+          process.stdout.write(JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n');
+        } else {
+          printHuman(r);
+        }
+      } finally {
+        bars?.stop();
+        process.removeListener('SIGINT', onSig);
+      }
     });
 }

@@ -1,0 +1,279 @@
+/**
+ * Evaluation metrics of the StreamingT2V paper, computed by the native engine (docs/metrics.md):
+ *
+ * - SCuts: PySceneDetect AdaptiveDetector with default parameters, bit-exact per version (0.6.2 — the
+ *   version the paper used, default — 0.6.3, current) with SceneManager's auto-downscale on or off.
+ * - OFS / warp error / MAWE: as the official mawe.py (frames resized to 720x720 bilinear, forward splat
+ *   with round-half-to-even, per-pair ratio warp / (c * motion), c = 9.5), or the paper-text variant
+ *   (W / OFS of video means, squared magnitudes). The flow is the engine's classical dense estimator,
+ *   not RAFT, so absolute values differ from RAFT-based numbers.
+ * - CLIP score: not available yet (ERR_UNSUPPORTED).
+ *
+ * Validation happens here (TypeError / RangeError naming the option); compute happens in C++ on the
+ * engine's thread pool, chunk by chunk, so memory stays bounded by one chunk.
+ */
+import { St2vError, callNative, callNativeSync } from '../errors.js';
+import { SCENECUT_VERSIONS, evalNative } from './native.js';
+import type { FlowOptions, ProcessingSize, ScenecutVersion } from './native.js';
+import { decodeFrames, probeVideo } from './video.js';
+import type { VideoInfo } from './video.js';
+
+export type { FlowOptions, ProcessingSize, ScenecutVersion } from './native.js';
+export { SCENECUT_VERSIONS } from './native.js';
+export { probeVideo, decodeFrames, hasFfmpeg } from './video.js';
+
+export type MetricName = 'scuts' | 'ofs' | 'mawe' | 'clip';
+export const METRIC_NAMES: readonly MetricName[] = ['scuts', 'ofs', 'mawe', 'clip'];
+export type MaweVariant = 'code' | 'paper';
+
+export interface EvalProgress {
+  stage: 'scuts' | 'flow';
+  /** Frames (scuts) or frame pairs (flow) done so far. */
+  done: number;
+  /** Total when the container states the frame count, else undefined. */
+  total: number | undefined;
+}
+
+export interface EvalOptions {
+  metrics?: MetricName[];
+  prompt?: string;
+  scutsVersion?: ScenecutVersion;
+  /** SceneManager auto-downscale (default true, like PySceneDetect). */
+  downscale?: boolean;
+  maweVariant?: MaweVariant;
+  /** MAWE constant of the official code (default 9.5). */
+  maweC?: number;
+  /** Side of the square frames the flow metrics work on (default 720, as the paper); 0 = native size. */
+  flowSize?: number;
+  flow?: FlowOptions;
+  /** Include per-frame / per-pair arrays in the result. */
+  perFrame?: boolean;
+  /** Frames per native call (memory bound). Default 32 for SCuts, 8 for flow. */
+  chunkFrames?: number;
+  onProgress?: (p: EvalProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ScutsResult {
+  version: ScenecutVersion;
+  downscale: boolean;
+  processingSize: ProcessingSize;
+  /** First frame of each new scene. */
+  cuts: number[];
+  /** Number of cuts (the SCuts value of one video). */
+  count: number;
+  /** [start, end) frame ranges, [] when there is no cut (PySceneDetect's get_scene_list). */
+  scenes: Array<[number, number]>;
+  perFrame?: {
+    content: number[];
+    deltaHue: number[];
+    deltaSat: number[];
+    deltaLum: number[];
+    /** null where the detector produces no ratio. */
+    adaptiveRatio: Array<number | null>;
+  };
+}
+
+export interface FlowMetricsResult {
+  variant: MaweVariant;
+  c: number;
+  size: number;
+  pairs: number;
+  /** OFS: mean |flow| (code) or mean |flow|^2 (paper). */
+  ofs: number;
+  /** Mean warp error over pairs. */
+  warpError: number;
+  /** MAWE; Infinity when a pair has zero motion (code variant). */
+  mawe: number;
+  perPair?: { motion: number[]; motionSq: number[]; warpError: number[]; hits: number[] };
+}
+
+export interface EvalResult {
+  video: string;
+  width: number;
+  height: number;
+  fps: number;
+  frames: number;
+  scuts?: ScutsResult;
+  ofs?: number;
+  mawe?: FlowMetricsResult;
+}
+
+function validate(opts: EvalOptions): Required<Pick<EvalOptions, 'metrics' | 'scutsVersion' | 'downscale' | 'maweVariant' | 'maweC' | 'flowSize'>> {
+  const metrics = opts.metrics ?? ['scuts', 'ofs', 'mawe'];
+  if (!Array.isArray(metrics) || metrics.length === 0) throw new TypeError('metrics must be a non-empty array');
+  for (const m of metrics) {
+    if (!METRIC_NAMES.includes(m)) throw new RangeError(`metrics: unknown metric '${String(m)}' (known: ${METRIC_NAMES.join(', ')})`);
+  }
+  const scutsVersion = opts.scutsVersion ?? '0.6.2';
+  if (!SCENECUT_VERSIONS.includes(scutsVersion)) {
+    throw new RangeError(`scutsVersion must be one of ${SCENECUT_VERSIONS.join(', ')} (got '${String(scutsVersion)}')`);
+  }
+  const downscale = opts.downscale ?? true;
+  if (typeof downscale !== 'boolean') throw new TypeError('downscale must be a boolean');
+  const maweVariant = opts.maweVariant ?? 'code';
+  if (maweVariant !== 'code' && maweVariant !== 'paper') throw new RangeError(`maweVariant must be 'code' or 'paper'`);
+  const maweC = opts.maweC ?? 9.5;
+  if (typeof maweC !== 'number' || !Number.isFinite(maweC) || maweC <= 0) throw new RangeError('maweC must be a positive number');
+  const flowSize = opts.flowSize ?? 720;
+  if (!Number.isInteger(flowSize) || flowSize < 0 || flowSize > 8192) throw new RangeError('flowSize must be an integer in 0..8192');
+  if (opts.chunkFrames !== undefined && (!Number.isInteger(opts.chunkFrames) || opts.chunkFrames < 2 || opts.chunkFrames > 4096)) {
+    throw new RangeError('chunkFrames must be an integer in 2..4096');
+  }
+  const f = opts.flow ?? {};
+  for (const [k, lo, hi] of [['alpha', 0, 1e6], ['omega', 0, 2], ['warps', 1, 50], ['iterations', 1, 10000]] as const) {
+    const v = f[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi || (k === 'omega' && (v <= 0 || v >= 2)) || (k === 'alpha' && v <= 0)) {
+      throw new RangeError(`flow.${k} is out of range`);
+    }
+    if ((k === 'warps' || k === 'iterations') && !Number.isInteger(v)) throw new RangeError(`flow.${k} must be an integer`);
+  }
+  if (metrics.includes('clip')) {
+    throw new St2vError(
+      'the CLIP score needs the OpenCLIP ViT-H text and image encoders, which this build does not have yet; ' +
+        'run without --metrics clip',
+      'ERR_UNSUPPORTED',
+    );
+  }
+  return { metrics, scutsVersion, downscale, maweVariant, maweC, flowSize };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** SceneManager's processing size for a video size and version. */
+export function scenecutProcessingSize(width: number, height: number, version: ScenecutVersion = '0.6.2', downscale = true): ProcessingSize {
+  if (!Number.isInteger(width) || width < 1 || !Number.isInteger(height) || height < 1) throw new RangeError('width and height must be positive integers');
+  if (!SCENECUT_VERSIONS.includes(version)) throw new RangeError(`version must be one of ${SCENECUT_VERSIONS.join(', ')}`);
+  return callNativeSync(() => evalNative().evalProcessingSize(width, height, version, downscale));
+}
+
+/** AdaptiveDetector's cut decision on per-frame content values (content[0] = 0). */
+export function scenecutDetect(content: ArrayLike<number>, version: ScenecutVersion = '0.6.2'): { cuts: number[]; adaptiveRatio: Array<number | null> } {
+  if (!SCENECUT_VERSIONS.includes(version)) throw new RangeError(`version must be one of ${SCENECUT_VERSIONS.join(', ')}`);
+  const r = callNativeSync(() => evalNative().evalScenecutDetect(Float64Array.from(content), version));
+  return { cuts: r.cuts, adaptiveRatio: Array.from(r.adaptiveRatio, (x) => (Number.isNaN(x) ? null : x)) };
+}
+
+/** Evaluates one video file. */
+export async function evaluateVideo(file: string, opts: EvalOptions = {}): Promise<EvalResult> {
+  if (typeof file !== 'string' || file.length === 0) throw new TypeError('video must be a non-empty path');
+  const v = validate(opts);
+  const info = probeVideo(file);
+  const result: EvalResult = { video: file, width: info.width, height: info.height, fps: info.fps, frames: 0 };
+  const wantScuts = v.metrics.includes('scuts');
+  const wantFlow = v.metrics.includes('ofs') || v.metrics.includes('mawe');
+  if (wantScuts) {
+    const s = await runScuts(file, info, v.scutsVersion, v.downscale, opts);
+    result.frames = s.frames;
+    result.scuts = s.result;
+  }
+  if (wantFlow) {
+    const f = await runFlow(file, info, v.maweVariant, v.maweC, v.flowSize, opts);
+    result.frames = f.frames;
+    if (v.metrics.includes('ofs')) result.ofs = f.result.ofs;
+    if (v.metrics.includes('mawe')) result.mawe = f.result;
+  }
+  return result;
+}
+
+async function runScuts(
+  file: string,
+  info: VideoInfo,
+  version: ScenecutVersion,
+  downscale: boolean,
+  opts: EvalOptions,
+): Promise<{ frames: number; result: ScutsResult }> {
+  const native = evalNative();
+  const frameBytes = info.width * info.height * 3;
+  const content = [0];
+  const hue = [0];
+  const sat = [0];
+  const lum = [0];
+  let prev: Uint8Array | undefined;
+  let frames = 0;
+  let size: ProcessingSize | undefined;
+  for await (const chunk of decodeFrames(file, info, opts.chunkFrames ?? 32, opts.signal)) {
+    const data = prev ? concat(prev, chunk.data) : chunk.data;
+    const n = chunk.frames + (prev ? 1 : 0);
+    frames += chunk.frames;
+    if (n >= 2) {
+      const d = await callNative(() => native.evalScenecutDeltas(data, n, info.width, info.height, { version, downscale }));
+      size = d.size;
+      for (let i = 0; i < d.content.length; i++) {
+        content.push(d.content[i]!);
+        hue.push(d.hue[i]!);
+        sat.push(d.sat[i]!);
+        lum.push(d.lum[i]!);
+      }
+    }
+    prev = data.slice(data.length - frameBytes);
+    opts.onProgress?.({ stage: 'scuts', done: frames, total: info.frames });
+  }
+  if (opts.signal?.aborted) throw new St2vError('evaluation cancelled', 'ERR_CANCELLED');
+  if (frames === 0) throw new St2vError(`${file}: no frames decoded`, 'ERR_FORMAT');
+  size ??= scenecutProcessingSize(info.width, info.height, version, downscale);
+  const used = content.slice(0, frames);
+  const det = scenecutDetect(used, version);
+  const bounds = [0, ...det.cuts, frames];
+  const scenes: Array<[number, number]> = det.cuts.length === 0 ? [] : bounds.slice(0, -1).map((s, i) => [s, bounds[i + 1]!] as [number, number]);
+  const result: ScutsResult = { version, downscale, processingSize: size, cuts: det.cuts, count: det.cuts.length, scenes };
+  if (opts.perFrame) {
+    result.perFrame = { content: used, deltaHue: hue, deltaSat: sat, deltaLum: lum, adaptiveRatio: det.adaptiveRatio };
+  }
+  return { frames, result };
+}
+
+async function runFlow(
+  file: string,
+  info: VideoInfo,
+  variant: MaweVariant,
+  c: number,
+  flowSize: number,
+  opts: EvalOptions,
+): Promise<{ frames: number; result: FlowMetricsResult }> {
+  const native = evalNative();
+  const frameBytes = info.width * info.height * 3;
+  const motion: number[] = [];
+  const motionSq: number[] = [];
+  const warp: number[] = [];
+  const hits: number[] = [];
+  let prev: Uint8Array | undefined;
+  let frames = 0;
+  const total = info.frames !== undefined ? Math.max(0, info.frames - 1) : undefined;
+  for await (const chunk of decodeFrames(file, info, opts.chunkFrames ?? 8, opts.signal)) {
+    const data = prev ? concat(prev, chunk.data) : chunk.data;
+    const n = chunk.frames + (prev ? 1 : 0);
+    frames += chunk.frames;
+    if (n >= 2) {
+      const r = await callNative(() => native.evalMawePairs(data, n, info.width, info.height, { size: flowSize, ...(opts.flow ?? {}) }));
+      motion.push(...r.motion);
+      motionSq.push(...r.motionSq);
+      warp.push(...r.warpErr);
+      hits.push(...r.hits);
+    }
+    prev = data.slice(data.length - frameBytes);
+    opts.onProgress?.({ stage: 'flow', done: motion.length, total });
+  }
+  if (opts.signal?.aborted) throw new St2vError('evaluation cancelled', 'ERR_CANCELLED');
+  if (frames < 2) throw new St2vError(`${file}: the flow metrics need at least 2 frames (got ${frames})`, 'ERR_INVALID_ARG');
+  const s = callNativeSync(() =>
+    native.evalMaweSummary(Float64Array.from(motion), Float64Array.from(motionSq), Float64Array.from(warp), variant, c),
+  );
+  const result: FlowMetricsResult = {
+    variant,
+    c,
+    size: flowSize,
+    pairs: motion.length,
+    ofs: s.ofs,
+    warpError: s.warpError,
+    mawe: s.mawe,
+  };
+  if (opts.perFrame) result.perPair = { motion, motionSq, warpError: warp, hits };
+  return { frames, result };
+}
