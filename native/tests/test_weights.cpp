@@ -11,6 +11,7 @@
 
 #include "io/binding.h"
 #include "io/json.h"
+#include "io/name_map.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 
@@ -79,6 +80,61 @@ std::vector<std::pair<std::string, Shape>> read_key_tsv(const std::string& path)
         v.emplace_back(key, Shape(dims));
     }
     return v;
+}
+
+using KeyList = std::vector<std::pair<std::string, Shape>>;
+
+KeyList keys_of_json(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    io::Json j = io::Json::parse(text);
+    KeyList v;
+    for (const auto& kv : j.find("tensors")->members()) {
+        std::vector<int64_t> dims;
+        for (const auto& d : kv.second.find("shape")->items()) dims.push_back(d.as_int());
+        v.emplace_back(kv.first, Shape(dims));
+    }
+    return v;
+}
+
+KeyList keys_of_store(const io::WeightStore& ws) {
+    KeyList v;
+    for (const auto& n : ws.names()) v.emplace_back(n, ws.get(n).shape());
+    return v;
+}
+
+// target -> shape of the mapped tensors of one component ("" = all)
+std::map<std::string, Shape> targets(const io::NameMapResult& r, const std::string& component = "") {
+    std::map<std::string, Shape> m;
+    for (const auto& t : r.mapped)
+        if (component.empty() || t.component == component) m[t.target] = t.shape;
+    return m;
+}
+
+std::map<std::string, Shape> as_map(const KeyList& k, const std::string& prefix = "") {
+    std::map<std::string, Shape> m;
+    for (const auto& e : k) m[prefix + e.first] = e.second;
+    return m;
+}
+
+// Applies one mapping to a source tensor (the op the converter performs), for value checks.
+Tensor apply_map(const io::MappedTensor& m, const Tensor& src) {
+    if (m.op == "rows") return src.slice(0, m.row_begin, m.row_end).contiguous();
+    return src.contiguous().reshape(m.shape);
+}
+
+void expect_same_map(const std::map<std::string, Shape>& got, const std::map<std::string, Shape>& want, const char* what) {
+    EXPECT_EQ(got.size(), want.size()) << what;
+    for (const auto& kv : want) {
+        auto it = got.find(kv.first);
+        if (it == got.end()) {
+            ADD_FAILURE() << what << ": missing " << kv.first;
+            continue;
+        }
+        EXPECT_EQ(it->second, kv.second) << what << ": " << kv.first;
+    }
+    for (const auto& kv : got)
+        if (!want.count(kv.first)) ADD_FAILURE() << what << ": unexpected " << kv.first;
 }
 
 }  // namespace
@@ -308,4 +364,149 @@ TEST(WeightsBinding, FullSizeSparseCheckpointBindsAllKeys) {
     io::BindResult r = io::bind_strict(want, ws, quiet);
     EXPECT_EQ(r.bound.size(), 2389u);
     EXPECT_TRUE(r.unexpected.empty());
+}
+
+TEST(WeightsNameMap, OfficialKeyListsMapToThemselves) {
+    const std::string root = shared_root();
+    if (!fs::exists(root + "/docs/streamingt2v-state-dict-keys.tsv")) GTEST_SKIP() << "ST2V_SHARED not found";
+    auto keys = read_key_tsv(root + "/docs/streamingt2v-state-dict-keys.tsv");
+    std::vector<std::string> names;
+    for (const auto& k : keys) names.push_back(k.first);
+    EXPECT_EQ(io::detect_naming(names), "streamingt2v");
+    io::NameMapResult r = io::map_names("", keys);
+    EXPECT_TRUE(r.unmapped.empty());
+    expect_same_map(targets(r), as_map(keys), "streamingt2v tsv");
+    std::map<std::string, int> per;
+    for (const auto& t : r.mapped) per[t.component]++;
+    EXPECT_EQ(per["unet"], 1703);
+    EXPECT_EQ(per["cam"], 682);
+    EXPECT_EQ(per["resampler"], 4);
+    // The golden tiny model (official names) too.
+    io::WeightStore g = io::load_safetensors(root + "/golden/st2v/weights.safetensors");
+    io::NameMapResult rg = io::map_names("", keys_of_store(g));
+    EXPECT_EQ(rg.naming, "streamingt2v");
+    EXPECT_TRUE(rg.unmapped.empty());
+    EXPECT_EQ(rg.mapped.size(), g.size());
+}
+
+TEST(WeightsNameMap, EnhancerTsvBothNamings) {
+    const std::string tsv = shared_root() + "/docs/enhancer-state-dict-keys.tsv";
+    if (!fs::exists(tsv)) GTEST_SKIP() << "ST2V_SHARED not found";
+    // columns: key shape numel diffusers_unet3d_key diffusers_shape
+    KeyList ms, diff;
+    std::ifstream f(tsv);
+    std::string line;
+    std::getline(f, line);
+    auto parse_shape = [](const std::string& s) {
+        std::vector<int64_t> d;
+        std::istringstream ss(s);
+        std::string x;
+        if (s != "scalar")
+            while (std::getline(ss, x, 'x')) d.push_back(std::stoll(x));
+        return Shape(d);
+    };
+    while (std::getline(f, line)) {
+        std::vector<std::string> col;
+        std::istringstream ls(line);
+        std::string c;
+        while (std::getline(ls, c, '\t')) col.push_back(c);
+        ASSERT_GE(col.size(), 5u) << line;
+        ms.emplace_back(col[0], parse_shape(col[1]));
+        if (!col[3].empty() && col[3] != "-") diff.emplace_back(col[3], parse_shape(col[4]));
+    }
+    EXPECT_EQ(ms.size(), 1480u);
+    io::NameMapResult r = io::map_names("", ms);
+    EXPECT_EQ(r.naming, "enhancer");
+    expect_same_map(targets(r, "enhancer"), as_map(ms, "enhancer."), "enhancer tsv");
+    io::NameMapResult rd = io::map_names("", diff);
+    EXPECT_EQ(rd.naming, "diffusers_unet");
+    expect_same_map(targets(rd, "unet"), as_map(diff, "base_model."), "enhancer tsv, diffusers column");
+    // The golden enhancer weights.
+    io::WeightStore g = io::load_safetensors(shared_root() + "/golden/enhancer/weights.safetensors");
+    io::NameMapResult rg = io::map_names("", keys_of_store(g));
+    EXPECT_EQ(rg.naming, "enhancer");
+    EXPECT_EQ(rg.mapped.size(), g.size());
+}
+
+TEST(WeightsNameMap, VaeNamingsBuildTheDiffusersVae) {
+    const std::string v = shared_root() + "/golden/vae";
+    if (!fs::exists(v + "/vae_diffusers.safetensors")) GTEST_SKIP() << "ST2V_SHARED not found";
+    io::WeightStore diff = io::load_safetensors(v + "/vae_diffusers.safetensors");
+    const auto want = as_map(keys_of_store(diff), "vae.");
+    // The StreamingT2V layout's key list is the diffusers one under vae.
+    expect_same_map(want, as_map(keys_of_json(v + "/vae_streamingt2v.keys.json")), "vae_streamingt2v.keys.json");
+    for (const char* f : {"vae_diffusers.safetensors", "vae_diffusers_legacy_attn.safetensors", "vae_ldm.safetensors"}) {
+        io::WeightStore src = io::load_safetensors(v + "/" + f);
+        io::NameMapResult r = io::map_names("", keys_of_store(src));
+        EXPECT_TRUE(r.unmapped.empty()) << f;
+        expect_same_map(targets(r, "vae"), want, f);
+        // Values: each mapped tensor equals the diffusers one exactly.
+        for (const auto& m : r.mapped) {
+            Tensor got = apply_map(m, src.get(m.source));
+            const Tensor& ref = diff.get(m.target.substr(4));
+            ASSERT_EQ(got.shape(), ref.shape()) << f << " " << m.target;
+            EXPECT_EQ(std::memcmp(got.raw(), ref.raw(), ref.nbytes()), 0) << f << " " << m.source << " -> " << m.target;
+        }
+    }
+    // The full-size SD 2.1 key table: ldm names (first_stage_model.) -> diffusers names and shapes.
+    std::ifstream t(v + "/full_keys_diffusers.tsv");
+    std::string line;
+    std::getline(t, line);
+    KeyList ldm;
+    std::map<std::string, Shape> want_full;
+    while (std::getline(t, line)) {
+        std::vector<std::string> col;
+        std::istringstream ls(line);
+        std::string c;
+        while (std::getline(ls, c, '\t')) col.push_back(c);
+        ASSERT_EQ(col.size(), 4u) << line;
+        auto shp = [](const std::string& s) {
+            std::vector<int64_t> d;
+            std::istringstream ss(s);
+            std::string x;
+            while (std::getline(ss, x, 'x')) d.push_back(std::stoll(x));
+            return Shape(d);
+        };
+        ldm.emplace_back("first_stage_model." + col[2], shp(col[3]));
+        want_full["vae." + col[0]] = shp(col[1]);
+    }
+    ldm.emplace_back("model.diffusion_model.out.2.weight", Shape({4, 320, 3, 3}));  // rest of an SD checkpoint
+    io::NameMapResult r = io::map_names("", ldm);
+    EXPECT_EQ(r.naming, "ldm_vae");
+    EXPECT_EQ(r.dropped, std::vector<std::string>{"model.diffusion_model.out.2.weight"});
+    expect_same_map(targets(r), want_full, "full_keys_diffusers.tsv");
+}
+
+TEST(WeightsNameMap, OpenClipBuildsImageAndTextEncoders) {
+    const std::string c = shared_root() + "/golden/clip";
+    if (!fs::exists(c + "/openclip_tiny.safetensors")) GTEST_SKIP() << "ST2V_SHARED not found";
+    io::WeightStore oc = io::load_safetensors(c + "/openclip_tiny.safetensors");
+    io::NameMapResult r = io::map_names("", keys_of_store(oc));
+    EXPECT_EQ(r.naming, "openclip");
+    EXPECT_TRUE(r.unmapped.empty());
+    expect_same_map(targets(r, "image_encoder"), as_map(keys_of_json(c + "/streamingt2v_image_encoder_tiny.keys.json")),
+                    "image encoder");
+    expect_same_map(targets(r, "text_encoder"), as_map(keys_of_json(c + "/streamingt2v_text_encoder_tiny.keys.json")),
+                    "text encoder");
+    // Last block dropped (the 24th of 24), nothing else.
+    for (const auto& d : r.dropped) EXPECT_EQ(d.rfind("transformer.resblocks.23.", 0), 0u) << d;
+    // HF names -> the same canonical text encoder.
+    KeyList hf = keys_of_json(c + "/hf_text_encoder_tiny.keys.json");
+    io::NameMapResult rh = io::map_names("", hf);
+    EXPECT_EQ(rh.naming, "hf_clip_text");
+    expect_same_map(targets(rh, "text_encoder"), as_map(keys_of_json(c + "/streamingt2v_text_encoder_tiny.keys.json")),
+                    "hf text");
+    // q/k/v rows of in_proj.
+    Tensor in_proj = oc.get("transformer.resblocks.0.attn.in_proj_weight");
+    for (const auto& m : r.mapped) {
+        if (m.source != "transformer.resblocks.0.attn.in_proj_weight") continue;
+        Tensor got = apply_map(m, in_proj);
+        int64_t w = in_proj.size(1);
+        EXPECT_EQ(std::memcmp(got.raw(), in_proj.data<float>() + m.row_begin * w, got.nbytes()), 0) << m.target;
+    }
+}
+
+TEST(WeightsNameMap, UnknownNamingAndUndetectableKeys) {
+    expect_error([] { io::map_names("nope", {}); }, Code::kInvalidArgument, {"nope"});
+    expect_error([] { io::map_names("", {{"foo.bar", Shape({1})}}); }, Code::kUnsupported, {"foo.bar"});
 }
