@@ -6,9 +6,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 
+#include "core/cpu.h"
 #include "core/status.h"
 #include "core/threadpool.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define ST2V_EVAL_X86 1
+#endif
 
 namespace st2v::eval {
 
@@ -174,7 +181,8 @@ const HsvTables& hsv_tables() {
 }
 }  // namespace
 
-void rgb_to_hsv_u8(const uint8_t* rgb, int64_t npix, uint8_t* H, uint8_t* S, uint8_t* V) {
+namespace {
+void hsv_scalar(const uint8_t* rgb, int64_t npix, uint8_t* H, uint8_t* S, uint8_t* V) {
     const HsvTables& T = hsv_tables();
     for (int64_t i = 0; i < npix; ++i) {
         const int r = rgb[3 * i], g = rgb[3 * i + 1], b = rgb[3 * i + 2];
@@ -194,8 +202,83 @@ void rgb_to_hsv_u8(const uint8_t* rgb, int64_t npix, uint8_t* H, uint8_t* S, uin
     }
 }
 
+
+#ifdef ST2V_EVAL_X86
+// Low byte of each of 8 int32 lanes -> 8 bytes.
+__attribute__((target("avx2"))) inline void store8_avx2(uint8_t* dst, __m256i x, __m256i pick) {
+    const __m256i b = _mm256_shuffle_epi8(x, pick);
+    const uint32_t lo = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b));
+    const uint32_t hi = (uint32_t)_mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
+    std::memcpy(dst, &lo, 4);
+    std::memcpy(dst + 4, &hi, 4);
+}
+
+// 8 pixels per step: one gather reads r,g,b(,next r) of each pixel; the division tables are gathered too.
+__attribute__((target("avx2"))) void hsv_avx2(const uint8_t* rgb, int64_t npix, uint8_t* H, uint8_t* S,
+                                               uint8_t* V) {
+    const HsvTables& T = hsv_tables();
+    const __m256i idx = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+    const __m256i ff = _mm256_set1_epi32(0xff), round = _mm256_set1_epi32(1 << 11);
+    const __m256i c180 = _mm256_set1_epi32(180), zero = _mm256_setzero_si256();
+    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    int64_t i = 0;
+    // The gather of the last pixel reads one byte past it: stop while a whole next pixel remains.
+    for (; i + 9 <= npix; i += 8) {
+        const __m256i px = _mm256_i32gather_epi32(reinterpret_cast<const int*>(rgb + 3 * i), idx, 1);
+        const __m256i r = _mm256_and_si256(px, ff);
+        const __m256i g = _mm256_and_si256(_mm256_srli_epi32(px, 8), ff);
+        const __m256i b = _mm256_and_si256(_mm256_srli_epi32(px, 16), ff);
+        const __m256i v = _mm256_max_epi32(_mm256_max_epi32(b, g), r);
+        const __m256i vmin = _mm256_min_epi32(_mm256_min_epi32(b, g), r);
+        const __m256i diff = _mm256_sub_epi32(v, vmin);
+        const __m256i sd = _mm256_i32gather_epi32(T.sdiv, v, 4);
+        const __m256i s = _mm256_srli_epi32(_mm256_add_epi32(_mm256_mullo_epi32(diff, sd), round), 12);
+        const __m256i vr = _mm256_cmpeq_epi32(v, r), vg = _mm256_cmpeq_epi32(v, g);
+        const __m256i d2 = _mm256_add_epi32(diff, diff);
+        const __m256i hr = _mm256_sub_epi32(g, b);
+        const __m256i hg = _mm256_add_epi32(_mm256_sub_epi32(b, r), d2);
+        const __m256i hb = _mm256_add_epi32(_mm256_sub_epi32(r, g), _mm256_add_epi32(d2, d2));
+        __m256i h = _mm256_blendv_epi8(_mm256_blendv_epi8(hb, hg, vg), hr, vr);
+        const __m256i hd = _mm256_i32gather_epi32(T.hdiv, diff, 4);
+        h = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(h, hd), round), 12);
+        h = _mm256_add_epi32(h, _mm256_and_si256(_mm256_cmpgt_epi32(zero, h), c180));
+        store8_avx2(H + i, h, pick);
+        store8_avx2(S + i, s, pick);
+        store8_avx2(V + i, v, pick);
+    }
+    if (i < npix) hsv_scalar(rgb + 3 * i, npix - i, H + i, S + i, V + i);
+}
+
+__attribute__((target("avx2"))) int64_t sad_avx2(const uint8_t* a, const uint8_t* b, int64_t n) {
+    __m256i acc = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+        const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(x, y));
+    }
+    alignas(32) int64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+    int64_t total = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (; i < n; ++i) total += std::abs((int)a[i] - (int)b[i]);
+    return total;
+}
+#endif
+}  // namespace
+
+void rgb_to_hsv_u8(const uint8_t* rgb, int64_t npix, uint8_t* H, uint8_t* S, uint8_t* V) {
+#ifdef ST2V_EVAL_X86
+    if (active_isa() >= Isa::kAvx2) return hsv_avx2(rgb, npix, H, S, V);
+#endif
+    hsv_scalar(rgb, npix, H, S, V);
+}
+
 namespace {
 int64_t sad_u8(const uint8_t* a, const uint8_t* b, int64_t n) {
+#ifdef ST2V_EVAL_X86
+    if (active_isa() >= Isa::kAvx2) return sad_avx2(a, b, n);
+#endif
     int64_t total = 0;
     int64_t i = 0;
     while (i < n) {
@@ -216,23 +299,24 @@ std::vector<FrameDelta> scenecut_frame_deltas(const uint8_t* frames, int n, int 
     if (n < 2) return out;
     const int64_t npix = (int64_t)ps.width * ps.height;
     const size_t in_bytes = (size_t)width * height * 3;
-    std::vector<uint8_t> hsv((size_t)n * 3 * npix);
-    parallel_for(n, [&](int64_t b, int64_t e, int) {
-        std::vector<uint8_t> small(ps.resized ? (size_t)npix * 3 : 0);
-        for (int64_t f = b; f < e; ++f) {
+    // Each task owns a contiguous run of deltas and keeps only two HSV frames (its first frame's HSV is
+    // computed again by the neighbouring task: one extra frame per task, no n-frame buffer).
+    parallel_for(n - 1, [&](int64_t b, int64_t e, int) {
+        std::unique_ptr<uint8_t[]> small(ps.resized ? new uint8_t[(size_t)npix * 3] : nullptr);
+        std::unique_ptr<uint8_t[]> bufp(new uint8_t[(size_t)npix * 3]), bufq(new uint8_t[(size_t)npix * 3]);
+        uint8_t* p = bufp.get();
+        uint8_t* q = bufq.get();
+        auto hsv_of = [&](int64_t f, uint8_t* dst) {
             const uint8_t* src = frames + (size_t)f * in_bytes;
             if (ps.resized) {
-                resize_linear_u8c3(src, width, height, small.data(), ps.width, ps.height);
-                src = small.data();
+                resize_linear_u8c3(src, width, height, small.get(), ps.width, ps.height);
+                src = small.get();
             }
-            uint8_t* p = hsv.data() + (size_t)f * 3 * npix;
-            rgb_to_hsv_u8(src, npix, p, p + npix, p + 2 * npix);
-        }
-    });
-    parallel_for(n - 1, [&](int64_t b, int64_t e, int) {
+            rgb_to_hsv_u8(src, npix, dst, dst + npix, dst + 2 * npix);
+        };
+        hsv_of(b, p);
         for (int64_t i = b; i < e; ++i) {
-            const uint8_t* p = hsv.data() + (size_t)i * 3 * npix;
-            const uint8_t* q = p + 3 * npix;
+            hsv_of(i + 1, q);
             FrameDelta d;
             // numpy: np.sum(np.abs(a.astype(int32) - b.astype(int32))) / float(num_pixels)
             d.hue = (double)sad_u8(p, q, npix) / (double)npix;
@@ -245,8 +329,9 @@ std::vector<FrameDelta> scenecut_frame_deltas(const uint8_t* frames, int n, int 
             s += d.lum * 1.0;
             d.content = s / 3.0;
             out[i] = d;
+            std::swap(p, q);
         }
-    });
+    }, 4);
     return out;
 }
 

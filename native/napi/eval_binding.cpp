@@ -11,8 +11,10 @@
 //       -> Promise<{motion, motionSq, warpErr, hits: Float64Array(n-1)}>   (frames resized to size x size)
 //   evalMaweSummary(motion, motionSq, warpErr: Float64Array, variant: 'code'|'paper', c) -> {mawe, ofs, warpError}
 //
-// Inputs are copied before the work starts, so JS may reuse its buffers at once. Pairs of one chunk are
-// spread over the engine's thread pool (one pair per task, deterministic).
+// Small inputs are copied. The frame batches of evalScenecutDeltas / evalMawePairs are NOT copied (they are
+// large): the binding keeps the JS array alive and reads it in place, so the caller must not modify or
+// transfer it until the promise settles (lib/eval passes fresh arrays). Pairs of one batch are spread over
+// the engine's thread pool (contiguous runs per thread, deterministic).
 #include <napi.h>
 
 #include <cstring>
@@ -27,6 +29,18 @@
 
 namespace st2v::napi {
 namespace {
+
+// A view of a Uint8Array's bytes, valid while the array is kept alive.
+struct ByteView {
+    const uint8_t* data;
+    size_t size;
+};
+ByteView view_of(const Napi::Value& v, const char* what) {
+    ST2V_CHECK_ARG(v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array,
+                   "%s: expected a Uint8Array", what);
+    Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+    return {a.Data(), a.ByteLength()};
+}
 
 std::vector<uint8_t> bytes_of(const Napi::Value& v, const char* what) {
     ST2V_CHECK_ARG(v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array,
@@ -100,16 +114,16 @@ void check_frames(size_t bytes, int n, int w, int h, const char* what) {
 
 Napi::Value ScenecutDeltas(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
-        auto frames = std::make_shared<std::vector<uint8_t>>(bytes_of(info[0], "frames"));
+        const ByteView frames = view_of(info[0], "frames");
         const int n = int_arg(info, 1, "n", 0), w = int_arg(info, 2, "width", 1), h = int_arg(info, 3, "height", 1);
-        check_frames(frames->size(), n, w, h, "frames");
+        check_frames(frames.size, n, w, h, "frames");
         Napi::Object o = opts_arg(info, 4);
         const auto v = eval::parse_scenecut_version(get_string(o, "version", "0.6.2"));
         const auto ps = eval::scenecut_processing_size(w, h, v, get_bool(o, "downscale", true));
         auto out = std::make_shared<std::vector<eval::FrameDelta>>();
         return run_async(
             info.Env(), "st2v.evalScenecutDeltas",
-            [=]() { *out = eval::scenecut_frame_deltas(frames->data(), n, w, h, ps); },
+            [=]() { *out = eval::scenecut_frame_deltas(frames.data, n, w, h, ps); },
             [=](Napi::Env env) -> Napi::Value {
                 std::vector<double> hu, sa, lu, co;
                 for (const auto& d : *out) {
@@ -125,7 +139,8 @@ Napi::Value ScenecutDeltas(const Napi::CallbackInfo& info) {
                 r.Set("content", f64_array(env, co));
                 r.Set("size", size_obj(env, ps));
                 return r;
-            });
+            },
+            {info[0]});
     });
 }
 
@@ -194,9 +209,9 @@ Napi::Value WarpMetrics(const Napi::CallbackInfo& info) {
 
 Napi::Value MawePairs(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
-        auto frames = std::make_shared<std::vector<uint8_t>>(bytes_of(info[0], "frames"));
+        const ByteView frames = view_of(info[0], "frames");
         const int n = int_arg(info, 1, "n", 0), w = int_arg(info, 2, "width", 1), h = int_arg(info, 3, "height", 1);
-        check_frames(frames->size(), n, w, h, "frames");
+        check_frames(frames.size, n, w, h, "frames");
         Napi::Object o = opts_arg(info, 4);
         const double sd = get_number(o, "size", 720);
         ST2V_CHECK_ARG(sd >= 0 && sd <= 8192 && sd == (double)(int)sd, "option 'size' must be an integer in 0..8192");
@@ -212,8 +227,8 @@ Napi::Value MawePairs(const Napi::CallbackInfo& info) {
                 std::vector<float> gray((size_t)n * W * H);
                 parallel_for(n, [&](int64_t b, int64_t e, int) {
                     for (int64_t f = b; f < e; ++f) {
-                        if (W == w && H == h) std::memcpy(rs.data() + f * fb, frames->data() + f * in_fb, fb);
-                        else eval::resize_bilinear_torch_u8c3(frames->data() + f * in_fb, w, h, rs.data() + f * fb, W, H);
+                        if (W == w && H == h) std::memcpy(rs.data() + f * fb, frames.data + f * in_fb, fb);
+                        else eval::resize_bilinear_torch_u8c3(frames.data + f * in_fb, w, h, rs.data() + f * fb, W, H);
                         eval::rgb_to_gray_f32(rs.data() + f * fb, (int64_t)W * H, gray.data() + (size_t)f * W * H);
                     }
                 });
@@ -240,7 +255,8 @@ Napi::Value MawePairs(const Napi::CallbackInfo& info) {
                 r.Set("warpErr", f64_array(env, we));
                 r.Set("hits", f64_array(env, hi));
                 return r;
-            });
+            },
+            {info[0]});
     });
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "eval/flow.h"
 #include "eval/mawe.h"
 #include "eval/scenecut.h"
@@ -131,6 +132,29 @@ TEST(EvalScenecut, HsvAndResizeBasics) {
     EXPECT_EQ(ps.width, 333);
     EXPECT_EQ(ps.height, 187);
     EXPECT_THROW(eval::parse_scenecut_version("0.5"), st2v::Error);
+}
+
+TEST(EvalScenecut, HsvEveryIsaAgreesOnAllColours) {
+    // Every 24-bit colour through the widest kernel and the portable one.
+    const int64_t n = 1 << 24;
+    std::vector<uint8_t> rgb((size_t)n * 3);
+    for (int64_t i = 0; i < n; ++i) {
+        rgb[3 * i] = (uint8_t)(i >> 16);
+        rgb[3 * i + 1] = (uint8_t)(i >> 8);
+        rgb[3 * i + 2] = (uint8_t)i;
+    }
+    std::vector<uint8_t> a((size_t)n * 3), b((size_t)n * 3);
+    const Isa prev = active_isa();
+    eval::rgb_to_hsv_u8(rgb.data(), n, a.data(), a.data() + n, a.data() + 2 * n);
+    ASSERT_TRUE(set_isa(Isa::kPortable));
+    eval::rgb_to_hsv_u8(rgb.data(), n, b.data(), b.data() + n, b.data() + 2 * n);
+    set_isa(prev);
+    EXPECT_TRUE(a == b) << "isa " << isa_name(prev) << " differs from portable";
+    // Spot checks of OpenCV's formula on the portable path (hsv_shift 12, cvRound tables).
+    const int64_t i = (200 << 16) | (100 << 8) | 50;  // r=200 g=100 b=50: h = (50*hdiv[150]+2048)>>12 = 10
+    EXPECT_EQ(b[i], 10);
+    EXPECT_EQ(b[n + i], 191);
+    EXPECT_EQ(b[2 * n + i], 200);
 }
 
 TEST(EvalScenecut, GoldenVideosAllVersions) {

@@ -1,0 +1,164 @@
+// Evaluation metrics through the public TS layer against $ST2V_SHARED/golden (scenecut, mawe).
+// The scenecut videos are regenerated with golden/scenecut/make_videos.sh into a temp cache (shared with
+// the gtest suite) when ffmpeg is present; without ffmpeg those tests skip with a message.
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { St2vError } from '../../lib/errors.js';
+import { decodeFrames, evaluateVideo, hasFfmpeg, probeVideo, scenecutDetect, scenecutProcessingSize } from '../../lib/eval/index.js';
+import { evalNative } from '../../lib/eval/native.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const shared = path.resolve(root, process.env.ST2V_SHARED ?? '../shared');
+const scenecutRef = path.join(shared, 'golden', 'scenecut', 'scenecut_reference.json');
+const maweRef = path.join(shared, 'golden', 'mawe', 'warp_reference.json');
+
+let videosDir: string | undefined | null = null;
+function videos(t: ExecutionContext): string | undefined {
+  if (videosDir !== null) return videosDir;
+  videosDir = undefined;
+  if (!fs.existsSync(scenecutRef)) {
+    t.log(`SKIP: ${scenecutRef} not found (set ST2V_SHARED)`);
+    return undefined;
+  }
+  if (process.env.ST2V_EVAL_VIDEOS) return (videosDir = process.env.ST2V_EVAL_VIDEOS);
+  const cache = path.join(os.tmpdir(), 'st2v-golden-scenecut');
+  if (fs.existsSync(path.join(cache, 'videos', 'v13_smallstep_720_140.mp4'))) return (videosDir = path.join(cache, 'videos'));
+  if (!hasFfmpeg()) {
+    t.log('SKIP: ffmpeg not found, cannot regenerate the golden/scenecut videos (apt-get install ffmpeg)');
+    return undefined;
+  }
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'st2v-golden-scenecut.tmp'));
+  fs.copyFileSync(path.join(shared, 'golden', 'scenecut', 'make_videos.sh'), path.join(work, 'make_videos.sh'));
+  const r = spawnSync('bash', [path.join(work, 'make_videos.sh')], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error('make_videos.sh failed');
+  try {
+    fs.renameSync(work, cache);
+  } catch {
+    fs.rmSync(work, { recursive: true, force: true }); // made by another process meanwhile
+  }
+  return (videosDir = path.join(cache, 'videos'));
+}
+
+interface RefRun {
+  processing_size: [number, number];
+  cuts: number[];
+  per_frame: string | { content_val: Array<number | null>; delta_hue: Array<number | null>; adaptive_ratio: Array<number | null> };
+}
+type RefResults = Record<string, Record<'auto_downscale' | 'no_downscale', RefRun>>;
+const VERSION_KEY = { '0.6.2': '0.6.2', '0.6.3': '0.6.3', current: 'head-131c5f60 (0.7.1+)' } as const;
+
+function perFrame(res: RefResults, ver: string, mode: 'auto_downscale' | 'no_downscale') {
+  const pf = res[ver]![mode].per_frame;
+  if (typeof pf === 'string') return perFrame(res, pf.replace('identical to ', ''), mode);
+  return pf;
+}
+
+test.serial('SCuts: per-frame content values and cuts identical to golden/scenecut (all videos, versions, downscale modes)', async (t) => {
+  const dir = videos(t);
+  if (!dir) return t.pass();
+  const ref = JSON.parse(fs.readFileSync(scenecutRef, 'utf8')) as { videos: Record<string, { width: number; height: number; num_frames: number; results: RefResults }> };
+  let configs = 0;
+  for (const [name, v] of Object.entries(ref.videos)) {
+    // One decode + native pass per distinct processing size; the cut rule of every version on top.
+    const done = new Map<string, number[]>();
+    for (const version of ['0.6.2', '0.6.3', 'current'] as const) {
+      for (const mode of ['auto_downscale', 'no_downscale'] as const) {
+        const r = v.results[VERSION_KEY[version]]![mode];
+        const size = scenecutProcessingSize(v.width, v.height, version, mode === 'auto_downscale');
+        t.deepEqual([size.width, size.height], r.processing_size, `${name} ${version} ${mode} size`);
+        const key = `${size.width}x${size.height}`;
+        let content = done.get(key);
+        if (!content) {
+          const res = await evaluateVideo(path.join(dir, name), { metrics: ['scuts'], scutsVersion: version, downscale: mode === 'auto_downscale', perFrame: true });
+          t.is(res.frames, v.num_frames);
+          content = res.scuts!.perFrame!.content;
+          t.deepEqual(res.scuts!.perFrame!.deltaHue.slice(1), perFrame(v.results, VERSION_KEY[version], mode).delta_hue.slice(1), `${name} ${key} delta_hue`);
+          done.set(key, content);
+        }
+        const pf = perFrame(v.results, VERSION_KEY[version], mode);
+        t.deepEqual(content.slice(1), pf.content_val.slice(1), `${name} ${version} ${mode} content_val`);
+        const det = scenecutDetect(content, version);
+        t.deepEqual(det.cuts, r.cuts, `${name} ${version} ${mode} cuts`);
+        t.deepEqual(det.adaptiveRatio, pf.adaptive_ratio, `${name} ${version} ${mode} adaptive_ratio`);
+        configs++;
+      }
+    }
+  }
+  t.is(configs, 42);
+});
+
+test.serial('flow: the default estimator recovers the 2 px/frame pan of v06 (median within 0.1 px)', async (t) => {
+  const dir = videos(t);
+  if (!dir) return t.pass();
+  const file = path.join(dir, 'v06_pan_1280x720_240.mp4');
+  const info = probeVideo(file);
+  let frames: Uint8Array | undefined;
+  for await (const c of decodeFrames(file, info, 12)) {
+    frames = c.data;
+    break;
+  }
+  const fb = info.width * info.height * 3;
+  const flow = await evalNative().evalFlow(frames!.subarray(10 * fb, 11 * fb), frames!.subarray(11 * fb, 12 * fb), info.width, info.height);
+  const dx = Float32Array.from(flow.subarray(0, info.width * info.height)).sort();
+  const median = dx[dx.length >> 1]!;
+  t.log(`v06 frames 10->11: median dx = ${median.toFixed(4)} px (truth -2)`);
+  t.true(Math.abs(median + 2) <= 0.1, `median dx ${median}`);
+});
+
+test('MAWE: golden/mawe warp cases reproduced (hits exact, values to float32 precision)', (t) => {
+  if (!fs.existsSync(maweRef)) {
+    t.log(`SKIP: ${maweRef} not found (set ST2V_SHARED)`);
+    return t.pass();
+  }
+  const ref = JSON.parse(fs.readFileSync(maweRef, 'utf8')) as {
+    c: number;
+    mawe_over_finite_cases_1to5: number;
+    cases: Array<{ name: string; shape_hw: [number, number]; left_rgb_b64: string; right_rgb_b64: string; flow_b64: string; motion_mean_norm: number; warp_error: number; hit_pixels: number; ratio_warp_over_c_motion: number | null }>;
+  };
+  const native = evalNative();
+  const close = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b));
+  const motion: number[] = [], motionSq: number[] = [], warp: number[] = [];
+  for (const c of ref.cases) {
+    const [h, w] = c.shape_hw;
+    const f0 = new Uint8Array(Buffer.from(c.left_rgb_b64, 'base64'));
+    const f1 = new Uint8Array(Buffer.from(c.right_rgb_b64, 'base64'));
+    const fl = Buffer.from(c.flow_b64, 'base64');
+    const flow = new Float32Array(fl.buffer.slice(fl.byteOffset, fl.byteOffset + fl.byteLength));
+    const m = native.evalWarpMetrics(f0, f1, flow, w, h);
+    t.is(m.hits, c.hit_pixels, c.name);
+    t.true(close(m.motion, c.motion_mean_norm), `${c.name} motion ${m.motion} vs ${c.motion_mean_norm}`);
+    t.true(close(m.warpErr, c.warp_error), `${c.name} warp ${m.warpErr} vs ${c.warp_error}`);
+    const one = native.evalMaweSummary(Float64Array.of(m.motion), Float64Array.of(m.motionSq), Float64Array.of(m.warpErr), 'code', ref.c);
+    if (c.ratio_warp_over_c_motion === null) t.is(one.mawe, Infinity, c.name);
+    else t.true(close(one.mawe, c.ratio_warp_over_c_motion), `${c.name} ratio ${one.mawe}`);
+    if (motion.length < 5) {
+      motion.push(m.motion);
+      motionSq.push(m.motionSq);
+      warp.push(m.warpErr);
+    }
+  }
+  const s = native.evalMaweSummary(Float64Array.from(motion), Float64Array.from(motionSq), Float64Array.from(warp), 'code', ref.c);
+  t.true(close(s.mawe, ref.mawe_over_finite_cases_1to5));
+});
+
+test('BAD CALL - eval options are validated and CLIP is reported unsupported', async (t) => {
+  await t.throwsAsync(evaluateVideo('x.mp4', { metrics: ['nope' as 'scuts'] }), { instanceOf: RangeError });
+  await t.throwsAsync(evaluateVideo('x.mp4', { scutsVersion: '0.5' as '0.6.2' }), { instanceOf: RangeError });
+  await t.throwsAsync(evaluateVideo('x.mp4', { maweC: -1 }), { instanceOf: RangeError });
+  const clip = await t.throwsAsync(evaluateVideo('x.mp4', { metrics: ['clip'] }));
+  t.true(clip instanceof St2vError);
+  t.is((clip as St2vError).code, 'ERR_UNSUPPORTED');
+  t.throws(() => scenecutDetect([0, 1, 2], 'bad' as 'current'), { instanceOf: RangeError });
+  if (hasFfmpeg()) {
+    const missing = await t.throwsAsync(evaluateVideo(path.join(os.tmpdir(), 'st2v-no-such-video.mp4'), { metrics: ['scuts'] }));
+    t.is((missing as St2vError).code, 'ERR_IO');
+  }
+  const native = evalNative();
+  const bad = t.throws(() => native.evalWarpMetrics(new Uint8Array(5), new Uint8Array(5), new Float32Array(2), 1, 1));
+  t.is((bad as { code?: string }).code, 'ERR_INVALID_ARG');
+});
