@@ -169,9 +169,9 @@ export async function evaluateVideo(file: string, opts: EvalOptions = {}): Promi
   const wantScuts = v.metrics.includes('scuts');
   const wantFlow = v.metrics.includes('ofs') || v.metrics.includes('mawe');
   if (wantScuts) {
-    const s = await runScuts(file, info, v.scutsVersion, v.downscale, opts);
+    const s = await runScuts(file, info, [{ version: v.scutsVersion, downscale: v.downscale }], opts);
     result.frames = s.frames;
-    result.scuts = s.result;
+    result.scuts = s.results[0]!;
   }
   if (wantFlow) {
     const f = await runFlow(file, info, v.maweVariant, v.maweC, v.flowSize, opts);
@@ -182,34 +182,88 @@ export async function evaluateVideo(file: string, opts: EvalOptions = {}): Promi
   return result;
 }
 
+/** Yields the generator's items while already fetching the next one (decode overlaps native compute). */
+async function* prefetch<T>(gen: AsyncGenerator<T>): AsyncGenerator<T> {
+  let p = gen.next();
+  try {
+    for (;;) {
+      const r = await p;
+      if (r.done) return;
+      p = gen.next();
+      yield r.value;
+    }
+  } finally {
+    // Settle the pending read (an early exit must not leave ffmpeg running or a rejection unhandled).
+    await p.catch(() => undefined);
+    await gen.return(undefined);
+  }
+}
+
+export interface ScutsConfig {
+  version: ScenecutVersion;
+  downscale: boolean;
+}
+
+/**
+ * SCuts of one video under several version rules / downscale modes at once: one decode, one native pass
+ * per distinct processing size, the cut rule of each version on top. Results in the order of `configs`.
+ */
+export async function scenecutVideo(
+  file: string,
+  configs: ScutsConfig[],
+  opts: Pick<EvalOptions, 'perFrame' | 'chunkFrames' | 'onProgress' | 'signal'> = {},
+): Promise<{ frames: number; info: VideoInfo; results: ScutsResult[] }> {
+  if (typeof file !== 'string' || file.length === 0) throw new TypeError('video must be a non-empty path');
+  if (!Array.isArray(configs) || configs.length === 0) throw new TypeError('configs must be a non-empty array');
+  for (const c of configs) {
+    if (!SCENECUT_VERSIONS.includes(c.version)) throw new RangeError(`version must be one of ${SCENECUT_VERSIONS.join(', ')}`);
+    if (typeof c.downscale !== 'boolean') throw new TypeError('downscale must be a boolean');
+  }
+  if (opts.chunkFrames !== undefined && (!Number.isInteger(opts.chunkFrames) || opts.chunkFrames < 2 || opts.chunkFrames > 4096)) {
+    throw new RangeError('chunkFrames must be an integer in 2..4096');
+  }
+  const info = probeVideo(file);
+  return { ...(await runScuts(file, info, configs, opts)), info };
+}
+
 async function runScuts(
   file: string,
   info: VideoInfo,
-  version: ScenecutVersion,
-  downscale: boolean,
-  opts: EvalOptions,
-): Promise<{ frames: number; result: ScutsResult }> {
+  configs: ScutsConfig[],
+  opts: Pick<EvalOptions, 'perFrame' | 'chunkFrames' | 'onProgress' | 'signal'>,
+): Promise<{ frames: number; results: ScutsResult[] }> {
   const native = evalNative();
   const frameBytes = info.width * info.height * 3;
-  const content = [0];
-  const hue = [0];
-  const sat = [0];
-  const lum = [0];
+  // One accumulator per distinct processing size.
+  interface Acc { cfg: ScutsConfig; size: ProcessingSize; content: number[]; hue: number[]; sat: number[]; lum: number[] }
+  const accs = new Map<string, Acc>();
+  const keyOf = configs.map((c) => {
+    const size = scenecutProcessingSize(info.width, info.height, c.version, c.downscale);
+    const key = `${size.width}x${size.height}`;
+    if (!accs.has(key)) accs.set(key, { cfg: c, size, content: [0], hue: [0], sat: [0], lum: [0] });
+    return key;
+  });
   let prev: Uint8Array | undefined;
   let frames = 0;
-  let size: ProcessingSize | undefined;
-  for await (const chunk of decodeFrames(file, info, opts.chunkFrames ?? 32, opts.signal)) {
-    const data = prev ? concat(prev, chunk.data) : chunk.data;
-    const n = chunk.frames + (prev ? 1 : 0);
+  for await (const chunk of prefetch(decodeFrames(file, info, opts.chunkFrames ?? 32, opts.signal))) {
+    let data = chunk.data;
+    let n = chunk.frames;
+    if (prev) {
+      data = concat(prev, chunk.data);
+      n += 1;
+    }
     frames += chunk.frames;
     if (n >= 2) {
-      const d = await callNative(() => native.evalScenecutDeltas(data, n, info.width, info.height, { version, downscale }));
-      size = d.size;
-      for (let i = 0; i < d.content.length; i++) {
-        content.push(d.content[i]!);
-        hue.push(d.hue[i]!);
-        sat.push(d.sat[i]!);
-        lum.push(d.lum[i]!);
+      for (const acc of accs.values()) {
+        const d = await callNative(() =>
+          native.evalScenecutDeltas(data, n, info.width, info.height, { version: acc.cfg.version, downscale: acc.cfg.downscale }),
+        );
+        for (let i = 0; i < d.content.length; i++) {
+          acc.content.push(d.content[i]!);
+          acc.hue.push(d.hue[i]!);
+          acc.sat.push(d.sat[i]!);
+          acc.lum.push(d.lum[i]!);
+        }
       }
     }
     prev = data.slice(data.length - frameBytes);
@@ -217,16 +271,33 @@ async function runScuts(
   }
   if (opts.signal?.aborted) throw new St2vError('evaluation cancelled', 'ERR_CANCELLED');
   if (frames === 0) throw new St2vError(`${file}: no frames decoded`, 'ERR_FORMAT');
-  size ??= scenecutProcessingSize(info.width, info.height, version, downscale);
-  const used = content.slice(0, frames);
-  const det = scenecutDetect(used, version);
-  const bounds = [0, ...det.cuts, frames];
-  const scenes: Array<[number, number]> = det.cuts.length === 0 ? [] : bounds.slice(0, -1).map((s, i) => [s, bounds[i + 1]!] as [number, number]);
-  const result: ScutsResult = { version, downscale, processingSize: size, cuts: det.cuts, count: det.cuts.length, scenes };
-  if (opts.perFrame) {
-    result.perFrame = { content: used, deltaHue: hue, deltaSat: sat, deltaLum: lum, adaptiveRatio: det.adaptiveRatio };
-  }
-  return { frames, result };
+  const results = configs.map((cfg, i) => {
+    const acc = accs.get(keyOf[i]!)!;
+    const content = acc.content.slice(0, frames);
+    const det = scenecutDetect(content, cfg.version);
+    const bounds = [0, ...det.cuts, frames];
+    const scenes: Array<[number, number]> =
+      det.cuts.length === 0 ? [] : bounds.slice(0, -1).map((s, j) => [s, bounds[j + 1]!] as [number, number]);
+    const result: ScutsResult = {
+      version: cfg.version,
+      downscale: cfg.downscale,
+      processingSize: acc.size,
+      cuts: det.cuts,
+      count: det.cuts.length,
+      scenes,
+    };
+    if (opts.perFrame) {
+      result.perFrame = {
+        content,
+        deltaHue: acc.hue.slice(0, frames),
+        deltaSat: acc.sat.slice(0, frames),
+        deltaLum: acc.lum.slice(0, frames),
+        adaptiveRatio: det.adaptiveRatio,
+      };
+    }
+    return result;
+  });
+  return { frames, results };
 }
 
 async function runFlow(
@@ -246,7 +317,7 @@ async function runFlow(
   let prev: Uint8Array | undefined;
   let frames = 0;
   const total = info.frames !== undefined ? Math.max(0, info.frames - 1) : undefined;
-  for await (const chunk of decodeFrames(file, info, opts.chunkFrames ?? 8, opts.signal)) {
+  for await (const chunk of prefetch(decodeFrames(file, info, opts.chunkFrames ?? 8, opts.signal))) {
     const data = prev ? concat(prev, chunk.data) : chunk.data;
     const n = chunk.frames + (prev ? 1 : 0);
     frames += chunk.frames;
