@@ -47,10 +47,9 @@ Image pyr_down(const Image& s) {
 float sample_bilinear(const Image& im, float x, float y) {
     x = std::clamp(x, 0.f, (float)(im.w - 1));
     y = std::clamp(y, 0.f, (float)(im.h - 1));
-    const int x0 = std::min((int)x, im.w - 2 < 0 ? 0 : im.w - 2);
-    const int y0 = std::min((int)y, im.h - 2 < 0 ? 0 : im.h - 2);
+    const int x0 = (int)x, y0 = (int)y;  // x, y >= 0: truncation = floor
     const int x1 = std::min(x0 + 1, im.w - 1), y1 = std::min(y0 + 1, im.h - 1);
-    const float fx = x - x0, fy = y - y0;
+    const float fx = x - (float)x0, fy = y - (float)y0;  // exact 0 on integer positions: no drift
     const float a = im.at(x0, y0) + fx * (im.at(x1, y0) - im.at(x0, y0));
     const float b = im.at(x0, y1) + fx * (im.at(x1, y1) - im.at(x0, y1));
     return a + fy * (b - a);

@@ -160,3 +160,52 @@ test('BAD CALL - eval options are validated and CLIP is reported unsupported', a
   const bad = t.throws(() => native.evalWarpMetrics(new Uint8Array(5), new Uint8Array(5), new Float32Array(2), 1, 1));
   t.is((bad as { code?: string }).code, 'ERR_INVALID_ARG');
 });
+
+test.serial('MAWE end to end: a still video has zero motion -> MAWE inf (official rule); a panning one is finite', async (t) => {
+  if (!hasFfmpeg()) {
+    t.log('SKIP: ffmpeg not found');
+    return t.pass();
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'st2v-eval-'));
+  try {
+    const still = path.join(dir, 'still.mp4');
+    const pan = path.join(dir, 'pan.mp4');
+    const enc = ['-c:v', 'libx264rgb', '-qp', '0', '-pix_fmt', 'bgr24'];
+    t.is(spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=s=96x64:r=10', '-frames:v', '1', '-vf', 'loop=loop=5:size=1', '-frames:v', '6', ...enc, still]).status, 0);
+    t.is(spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'mandelbrot=s=320x240:r=10', '-frames:v', '1', '-vf', "loop=loop=7:size=1,crop=96:64:x='3*n':y=40", '-frames:v', '8', ...enc, pan]).status, 0);
+    const s = await evaluateVideo(still, { metrics: ['ofs', 'mawe'], flowSize: 0, perFrame: true });
+    t.is(s.frames, 6);
+    t.is(s.mawe!.pairs, 5);
+    t.is(s.ofs, 0);
+    t.is(s.mawe!.warpError, 0);
+    t.is(s.mawe!.mawe, Infinity);
+    const paper = await evaluateVideo(still, { metrics: ['mawe'], flowSize: 0, maweVariant: 'paper' });
+    t.is(paper.mawe!.mawe, Infinity);
+    const p = await evaluateVideo(pan, { metrics: ['ofs', 'mawe'], flowSize: 0, perFrame: true });
+    t.is(p.mawe!.pairs, 7);
+    t.true(p.ofs! > 1.5 && p.ofs! < 4.5, `ofs ${p.ofs}`); // 3 px/frame pan over mostly textured content
+    t.true(Number.isFinite(p.mawe!.mawe) && p.mawe!.mawe >= 0);
+    // flowSize resizes first (default 720, the paper's protocol): the vectors scale with the frame (x3 here).
+    const big = await evaluateVideo(pan, { metrics: ['ofs'], flowSize: 288, chunkFrames: 4 });
+    t.true(big.ofs! > p.ofs! * 2.5 && big.ofs! < p.ofs! * 4, `288x288 ofs ${big.ofs} vs native ${p.ofs}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.serial('SCuts: aborting stops decoding with ERR_CANCELLED', async (t) => {
+  const dir = videos(t);
+  if (!dir) return t.pass();
+  const ac = new AbortController();
+  const err = await t.throwsAsync(
+    evaluateVideo(path.join(dir, 'v02_hardcuts4_256_240.mp4'), {
+      metrics: ['scuts'],
+      chunkFrames: 16,
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.done >= 32) ac.abort();
+      },
+    }),
+  );
+  t.is((err as St2vError).code, 'ERR_CANCELLED');
+});
