@@ -39,7 +39,7 @@ export interface SourceSet {
   close(): void;
 }
 
-const CHUNK = 16 << 20;
+const CHUNK = 4 << 20;
 
 /** Re-chunks a byte stream into pieces holding whole elements. */
 export async function* wholeElements(src: AsyncIterable<Uint8Array>, esz: number): AsyncGenerator<Uint8Array> {

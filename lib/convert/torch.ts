@@ -260,7 +260,7 @@ async function readEntry(zf: yauzl.ZipFile, e: yauzl.Entry, file: string): Promi
 // ---------- the checkpoint ----------
 
 export interface OpenOptions {
-  /** Streamed chunk size in bytes (default 16 MiB). */
+  /** Streamed chunk size in bytes (default 4 MiB). */
   chunkBytes?: number;
 }
 
@@ -277,7 +277,7 @@ export class TorchCheckpoint {
   private constructor(readonly file: string, private readonly chunkBytes: number) {}
 
   static async open(file: string, opts: OpenOptions = {}): Promise<TorchCheckpoint> {
-    const ck = new TorchCheckpoint(file, opts.chunkBytes ?? 16 << 20);
+    const ck = new TorchCheckpoint(file, opts.chunkBytes ?? 4 << 20);
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
@@ -405,6 +405,25 @@ export class TorchCheckpoint {
     for (const st of storages.values()) if (st.fileOffset === undefined) throw formatError(this.file, `legacy storage ${st.key} has no data`);
   }
 
+  private dataStarts = new Map<yauzl.Entry, number>();
+  /** Absolute offset of a stored entry's data (after its local header). */
+  private entryDataStart(e: yauzl.Entry): number {
+    const known = this.dataStarts.get(e);
+    if (known !== undefined) return known;
+    const h = Buffer.alloc(30);
+    const fd = fs.openSync(this.file, 'r');
+    try {
+      if (fs.readSync(fd, h, 0, 30, e.relativeOffsetOfLocalHeader) !== 30 || h.readUInt32LE(0) !== 0x04034b50)
+        throw formatError(this.file, `bad local header for ${e.fileName}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const at = e.relativeOffsetOfLocalHeader + 30 + h.readUInt16LE(26) + h.readUInt16LE(28);
+    if (at + e.compressedSize > fs.statSync(this.file).size) throw formatError(this.file, `${e.fileName} extends past the end of the file (truncated?)`);
+    this.dataStarts.set(e, at);
+    return at;
+  }
+
   /** Streams bytes [start, end) of a storage. */
   private async *storageBytes(st: TorchStorage, start: number, end: number): AsyncGenerator<Uint8Array> {
     if (end <= start) return;
@@ -425,7 +444,11 @@ export class TorchCheckpoint {
     const e = this.entries.get(`${this.prefix}data/${st.key}`)!;
     const whole = start === 0 && end === e.uncompressedSize;
     const compressed = e.compressionMethod !== 0;
-    const s = compressed ? await entryStream(this.zf!, e, this.file) : await entryStream(this.zf!, e, this.file, start, end);
+    // Stored entries (what torch writes) are read straight from the file in large chunks; compressed ones
+    // go through yauzl's inflating stream.
+    const s = compressed
+      ? await entryStream(this.zf!, e, this.file)
+      : fs.createReadStream(this.file, { start: this.entryDataStart(e) + start, end: this.entryDataStart(e) + end - 1, highWaterMark: this.chunkBytes });
     let skip = compressed ? start : 0;
     let left = end - start;
     let crc = 0;
