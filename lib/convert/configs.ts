@@ -21,7 +21,7 @@ function unetLike(s: Shapes, p: string): Record<string, unknown> {
   const block = downs.map((i) => dim(s, `${p}down_blocks.${i}.resnets.0.conv1.weight`, 0) ?? null);
   const resnets = indices(s, new RegExp(`^${p}down_blocks\\.0\\.resnets\\.(\\d+)\\.`)).length;
   let cross: number | undefined;
-  for (const [k, v] of s) if (k.startsWith(p) && k.endsWith('attn2.to_k.weight') && k.includes('down_blocks')) { cross = v[1]; break; }
+  for (const [k, v] of s) if (k.startsWith(`${p}down_blocks.`) && k.includes('.attentions.') && k.endsWith('attn2.to_k.weight')) { cross = v[1]; break; }
   const keys = [...s.keys()].filter((k) => k.startsWith(p));
   return {
     in_channels: dim(s, `${p}conv_in.weight`, 1),
@@ -49,9 +49,15 @@ export function detectConfig(component: string, s: Shapes): Record<string, unkno
       return { ...c, conditioning_in_channels: condIn };
     }
     case 'resampler': {
-      const out: Record<string, unknown> = { tensors: s.size };
-      for (const [k, v] of s) out[k.replace(/^resampler\./, '')] = v;
-      return out;
+      // context_embedding: Linear(in -> hidden), act, Linear(hidden -> tokens * dim); shapes as stored.
+      const shapes: Record<string, number[]> = {};
+      for (const [k, v] of s) if (k.startsWith('resampler.')) shapes[k.slice(10)] = v;
+      return {
+        input_dim: dim(s, 'resampler.context_embedding.0.weight', 1),
+        hidden_dim: dim(s, 'resampler.context_embedding.0.weight', 0),
+        output_features: dim(s, 'resampler.context_embedding.2.weight', 0),
+        shapes,
+      };
     }
     case 'text_encoder': {
       const p = 'text_encoder.text_model.';
@@ -91,7 +97,8 @@ export function detectConfig(component: string, s: Shapes): Record<string, unkno
     case 'enhancer': {
       const inputs = indices(s, /^enhancer\.input_blocks\.(\d+)\./);
       let ctx: number | undefined;
-      for (const [k, v] of s) if (k.startsWith('enhancer.input_blocks.') && k.endsWith('.1.transformer_blocks.0.attn2.to_k.weight')) { ctx = v[1]; break; }
+      // Spatial transformers sit at input_blocks.N.1 for N >= 1 (input_blocks.0.1 is the temporal one).
+      for (const [k, v] of s) if (/^enhancer\.input_blocks\.[1-9]\d*\.1\.transformer_blocks\.0\.attn2\.to_k\.weight$/.test(k)) { ctx = v[1]; break; }
       return {
         in_channels: dim(s, 'enhancer.input_blocks.0.0.weight', 1),
         model_channels: dim(s, 'enhancer.input_blocks.0.0.weight', 0),

@@ -196,6 +196,25 @@ stest('diffusers folder: unet/ text_encoder/ vae/ (.bin and .safetensors), token
   }
 });
 
+stest('MS-Vid2Vid-XL enhancer weights -> enhancer.safetensors (enhancer.* names, configs from shapes)', async (t) => {
+  const dir = tmp();
+  try {
+    const src = path.join(shared, 'golden', 'enhancer', 'weights.safetensors');
+    const out = path.join(dir, 'm');
+    const r = await convertModel({ input: src, output: out, dtype: 'f32', hash: false, onWarning: () => {} });
+    t.deepEqual(Object.keys(r.components), ['enhancer']);
+    const inp = await readAll(src);
+    const got = await readAll(path.join(out, 'enhancer.safetensors'));
+    t.is(got.size, inp.size);
+    for (const [k, v] of inp) t.true(got.get(`enhancer.${k}`)!.bytes.equals(v.bytes), k);
+    t.is(r.components.enhancer!.config.model_channels, inp.get('input_blocks.0.0.weight')!.shape[0]);
+    t.is(r.components.enhancer!.config.context_dim, 1024);
+    t.is(r.sources[0]!.sha256, undefined);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('unknown naming, unsafe pickle and missing input give typed errors', async (t) => {
   const dir = tmp();
   try {
