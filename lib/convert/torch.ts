@@ -320,6 +320,11 @@ export class TorchCheckpoint {
     const pkl = [...this.entries.keys()].find((k) => k.endsWith('/data.pkl') && k.split('/').length === 2) ?? (this.entries.has('data.pkl') ? 'data.pkl' : undefined);
     if (!pkl) throw formatError(this.file, 'zip archive without data.pkl: not a torch.save file');
     this.prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
+    const bo = this.entries.get(`${this.prefix}byteorder`);
+    if (bo && bo.uncompressedSize < 16) {
+      const order = (await readEntry(this.zf, bo, this.file)).toString('latin1').trim();
+      if (order !== 'little') throw new St2vError(`${this.file}: ${order}-endian checkpoints are not supported`, 'ERR_UNSUPPORTED');
+    }
     const bytes = await readEntry(this.zf, this.entries.get(pkl)!, this.file);
     const storages = new Map<string, TorchStorage>();
     this.root = unpickle(new BufferSource(bytes, 0, `${this.file}: ${pkl}`), {
