@@ -20,6 +20,7 @@
 #include "core/cpu.h"
 #include "eval/flow.h"
 #include "eval/mawe.h"
+#include "eval/raft.h"
 #include "eval/scenecut.h"
 #include "io/json.h"
 
@@ -345,4 +346,40 @@ TEST(EvalFlow, RecoversPanOfV06) {
         std::printf("[ flow ] v06 frames %d->%d: median dx = %.4f px (truth -2)\n", t, t + 1, med);
         EXPECT_NEAR(med, -2.0f, 0.1f) << "pair " << t;
     }
+}
+
+TEST(EvalRaft, TinyRandomModelMatchesTorchvision) {
+    // Fixture made by torchvision 0.14's RAFT classes (raft_large structure, small widths, random f16 weights,
+    // BatchNorm context encoder with random statistics): two 128x128 frames and the flow after 1 and 12 updates.
+    const fs::path dir = fs::path(__FILE__).parent_path().parent_path() / "eval" / "testdata";
+    if (!fs::exists(dir / "raft_tiny.safetensors")) GTEST_SKIP() << "fixture not found: " << dir;
+    auto model = eval::RaftModel::load((dir / "raft_tiny.safetensors").string());
+    const std::string io = read_text((dir / "raft_tiny_io.bin").string());
+    const int W = 128, H = 128;
+    const size_t fb = (size_t)W * H * 3, nf = (size_t)2 * W * H;
+    ASSERT_EQ(io.size(), 2 * fb + 2 * nf * 4);
+    const uint8_t* f0 = reinterpret_cast<const uint8_t*>(io.data());
+    const uint8_t* f1 = f0 + fb;
+    for (int updates : {1, 12}) {
+        std::vector<float> ref(nf), got(nf);
+        std::memcpy(ref.data(), io.data() + 2 * fb + (updates == 1 ? 0 : nf * 4), nf * 4);
+        model->flow(f0, f1, W, H, got.data(), updates);
+        double worst = 0;
+        size_t bad = 0;
+        for (size_t i = 0; i < nf; ++i) {
+            const double err = std::fabs(got[i] - ref[i]) / std::max(1.0, (double)std::fabs(ref[i]));
+            worst = std::max(worst, err);
+            if (err > 1e-4) ++bad;
+        }
+        std::printf("[ raft ] %d updates: worst rel err %.3g\n", updates, worst);
+        EXPECT_EQ(bad, 0u) << updates << " updates: worst " << worst;
+    }
+    // Bad geometry is a typed error, not a crash.
+    std::vector<float> out(2 * 100 * 100);
+    EXPECT_THROW(model->flow(f0, f1, 100, 100, out.data()), st2v::Error);
+}
+
+TEST(EvalRaft, MissingWeightIsTypedError) {
+    io::WeightStore ws;
+    EXPECT_THROW(eval::RaftModel::from_weights(ws), st2v::Error);
 }
