@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { St2vError } from '../errors.js';
 import { detectConfig, type Shapes } from './configs.js';
-import { FLOAT_DTYPES, convertChunk } from './dtype.js';
-import { type MappedTensor, detectNaming, mapNames, nameMapInfo } from './native.js';
+import { FLOAT_DTYPES } from './dtype.js';
+import { type MappedTensor, castBuffer, detectNaming, mapNames, nameMapInfo } from './native.js';
 import { SafetensorsWriter, type TensorDecl } from './safetensors.js';
 import { type SourceGroup, type SourceTensor, openSources } from './sources.js';
 import { DTYPE_SIZE, type TorchDType, numelOf } from './torch.js';
@@ -85,7 +85,7 @@ async function* mappedChunks(p: Planned): AsyncGenerator<Uint8Array> {
     }
     if (c.length > take) c = c.subarray(0, take);
     take -= c.length;
-    if (c.length > 0) yield p.dtype === p.src.dtype ? c : convertChunk(c, p.src.dtype, p.dtype);
+    if (c.length > 0) yield p.dtype === p.src.dtype ? c : await castBuffer(c, p.src.dtype, p.dtype);
     if (take === 0) break;
   }
   if (take !== 0) throw new St2vError(`tensor '${p.map.source}': source ended early`, 'ERR_FORMAT');

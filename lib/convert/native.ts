@@ -39,6 +39,7 @@ interface WeightsNative {
   detectNaming(keys: string[]): string;
   mapNames(naming: string, keys: [string, number[]][]): NameMapResult;
   readSafetensorsHeader(path: string): Promise<SafetensorsHeader>;
+  castBuffer(src: Uint8Array, from: string, to: string): Promise<Uint8Array>;
 }
 
 const native = (): WeightsNative => loadNative() as unknown as WeightsNative;
@@ -51,3 +52,6 @@ export const mapNames = (naming: string, keys: [string, number[]][]): NameMapRes
 /** Reads and validates a safetensors header (ERR_FORMAT naming the file and tensor on any inconsistency). */
 export const readSafetensorsHeader = (path: string): Promise<SafetensorsHeader> =>
   callNative(() => native().readSafetensorsHeader(path));
+/** Converts whole elements between f32/f16/bf16/f64 off the JS thread (round to nearest even; core/half.h). */
+export const castBuffer = (src: Uint8Array, from: string, to: string): Promise<Uint8Array> =>
+  callNative(() => native().castBuffer(src, from, to));

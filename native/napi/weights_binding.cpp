@@ -7,8 +7,10 @@
 //                                                  rowBegin, rowEnd}], dropped: string[], unmapped: string[]}
 //   await native.readSafetensorsHeader(path)   -> {dataStart, fileSize, metadata, entries: [{name, dtype, shape,
 //                                                  begin, end}]}   (validated: ERR_FORMAT / ERR_IO / ERR_NOT_FOUND)
+//   await native.castBuffer(src: Uint8Array, from, to) -> Uint8Array   (f32/f16/bf16/f64, round to nearest even)
 #include <napi.h>
 
+#include "io/dtype_cast.h"
 #include "io/name_map.h"
 #include "io/safetensors.h"
 #include "napi/common.h"
@@ -140,10 +142,46 @@ Napi::Value ReadSafetensorsHeader(const Napi::CallbackInfo& info) {
         });
 }
 
+Napi::Value CastBuffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    DType from = DType::F32, to = DType::F32;
+    size_t n = 0;
+    try {
+        ST2V_CHECK_ARG(info.Length() >= 3 && info[0].IsTypedArray() && info[1].IsString() && info[2].IsString(),
+                       "castBuffer(src, from, to): src must be a Uint8Array, from/to dtype names");
+        ST2V_CHECK_ARG(dtype_from_name(info[1].As<Napi::String>().Utf8Value(), &from) &&
+                           dtype_from_name(info[2].As<Napi::String>().Utf8Value(), &to),
+                       "castBuffer: unknown dtype");
+        ST2V_CHECK(io::is_float_dtype(from) && io::is_float_dtype(to), Code::kDtype,
+                   "castBuffer: %s -> %s is not a floating-point conversion", dtype_name(from), dtype_name(to));
+        Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+        ST2V_CHECK_ARG(ta.ByteLength() % dtype_size(from) == 0, "castBuffer: %zu bytes is not a whole number of %s",
+                       ta.ByteLength(), dtype_name(from));
+        n = ta.ByteLength() / dtype_size(from);
+    } catch (const Error& e) {
+        auto d = Napi::Promise::Deferred::New(env);
+        d.Reject(make_error(env, e.code(), e.what()).Value());
+        return d.Promise();
+    }
+    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+    const unsigned char* src = static_cast<const unsigned char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    Napi::ArrayBuffer out = Napi::ArrayBuffer::New(env, n * dtype_size(to));
+    unsigned char* dst = static_cast<unsigned char*>(out.Data());
+    auto ref = std::make_shared<Napi::Reference<Napi::ArrayBuffer>>(Napi::Persistent(out));
+    return run_async(
+        env, "st2v:cast", [src, dst, from, to, n] { io::cast_elements(src, from, dst, to, n); },
+        [ref](Napi::Env env) -> Napi::Value {
+            Napi::ArrayBuffer ab = ref->Value();
+            return Napi::Uint8Array::New(env, ab.ByteLength(), ab, 0);
+        },
+        {info[0]});
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
     exports.Set("nameMapInfo", Napi::Function::New(env, NameMapInfo, "nameMapInfo"));
     exports.Set("detectNaming", Napi::Function::New(env, DetectNaming, "detectNaming"));
     exports.Set("mapNames", Napi::Function::New(env, MapNames, "mapNames"));
+    exports.Set("castBuffer", Napi::Function::New(env, CastBuffer, "castBuffer"));
     exports.Set("readSafetensorsHeader", Napi::Function::New(env, ReadSafetensorsHeader, "readSafetensorsHeader"));
 }
 

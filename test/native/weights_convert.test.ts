@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { St2vError } from '../../lib/errors.js';
 import { convertModel } from '../../lib/convert/convert.js';
-import { f32BitsToF16 } from '../../lib/convert/dtype.js';
-import { readSafetensorsHeader } from '../../lib/convert/native.js';
+import { bf16ToF32, f16ToF32, f32BitsToBF16, f32BitsToF16 } from '../../lib/convert/dtype.js';
+import { castBuffer, readSafetensorsHeader } from '../../lib/convert/native.js';
 import { SafetensorsWriter } from '../../lib/convert/safetensors.js';
 import { writeTorchCheckpoint } from '../../lib/convert/torch_writer.js';
 import { register } from '../../lib/cli/commands/convert.js';
@@ -232,6 +232,40 @@ test('unknown naming, unsafe pickle and missing input give typed errors', async 
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('native castBuffer equals the reference conversions (every f16/bf16 value, 1M random f32 bit patterns)', async (t) => {
+  // every 16-bit pattern -> f32 (exact), then back (identity except NaN payloads)
+  const all = new Uint16Array(65536).map((_, i) => i);
+  for (const dt of ['f16', 'bf16'] as const) {
+    const ref = dt === 'f16' ? f16ToF32 : bf16ToF32;
+    const wide = new Float32Array((await castBuffer(new Uint8Array(all.buffer), dt, 'f32')).slice().buffer);
+    let bad = 0;
+    for (let i = 0; i < 65536; ++i) if (!Object.is(wide[i], ref(i)) && !(Number.isNaN(wide[i]) && Number.isNaN(ref(i)))) bad++;
+    t.is(bad, 0, `${dt} -> f32`);
+  }
+  const bits = new Uint32Array(1 << 20);
+  let x = 12345;
+  for (let i = 0; i < bits.length; ++i) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    bits[i] = x >>> 0;
+  }
+  const f = new Float32Array(bits.buffer);
+  for (const dt of ['f16', 'bf16'] as const) {
+    const ref = dt === 'f16' ? f32BitsToF16 : f32BitsToBF16;
+    const narrow = new Uint16Array((await castBuffer(new Uint8Array(bits.buffer), 'f32', dt)).slice().buffer);
+    let bad = 0;
+    for (let i = 0; i < bits.length; ++i) {
+      if (Number.isNaN(f[i])) {
+        if ((narrow[i]! & 0x7fff) <= (dt === 'f16' ? 0x7c00 : 0x7f80)) bad++;
+      } else if (narrow[i] !== ref(bits[i]!)) bad++;
+    }
+    t.is(bad, 0, `f32 -> ${dt}`);
+  }
+  const d = new Uint8Array(Float64Array.of(1.5, -1e300, 1 / 3).buffer);
+  t.deepEqual(Array.from(new Float32Array((await castBuffer(d, 'f64', 'f32')).slice().buffer)), Array.from(Float32Array.of(1.5, -Infinity, 1 / 3)));
+  const e = await t.throwsAsync(castBuffer(new Uint8Array(4), 'i32', 'f16'));
+  t.is((e as St2vError).code, 'ERR_DTYPE');
 });
 
 test('st2v convert --help explains inputs, outputs and options', (t) => {
