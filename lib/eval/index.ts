@@ -12,6 +12,7 @@
  * Validation happens here (TypeError / RangeError naming the option); compute happens in C++ on the
  * engine's thread pool, chunk by chunk, so memory stays bounded by one chunk.
  */
+import fs from 'node:fs';
 import { St2vError, callNative, callNativeSync } from '../errors.js';
 import { SCENECUT_VERSIONS, evalNative } from './native.js';
 import type { FlowOptions, ProcessingSize, ScenecutVersion } from './native.js';
@@ -45,7 +46,15 @@ export interface EvalOptions {
   maweC?: number;
   /** Side of the square frames the flow metrics work on (default 720, as the paper); 0 = native size. */
   flowSize?: number;
-  flow?: FlowOptions;
+  /** Classical estimator settings (ignored with raftWeights). */
+  flow?: Omit<FlowOptions, 'raft' | 'raftUpdates'>;
+  /**
+   * RAFT weights (safetensors with torchvision's raft_large state_dict names, e.g. converted from
+   * raft_large_C_T_SKHT_V2 with `st2v convert`): the flow metrics then use RAFT, the official mawe.py choice.
+   */
+  raftWeights?: string;
+  /** RAFT flow updates (default 12, as torchvision). */
+  raftUpdates?: number;
   /** Include per-frame / per-pair arrays in the result. */
   perFrame?: boolean;
   /** Frames per native call (memory bound). Default 32 for SCuts, 8 for flow. */
@@ -75,6 +84,8 @@ export interface ScutsResult {
 }
 
 export interface FlowMetricsResult {
+  /** Flow estimator used: the engine's classical one or RAFT from the given weights. */
+  flow: 'classical' | 'raft';
   variant: MaweVariant;
   c: number;
   size: number;
@@ -95,6 +106,8 @@ export interface EvalResult {
   fps: number;
   frames: number;
   scuts?: ScutsResult;
+  /** Flow estimator behind ofs / mawe. */
+  flowEstimator?: 'classical' | 'raft';
   ofs?: number;
   mawe?: FlowMetricsResult;
 }
@@ -128,6 +141,18 @@ function validate(opts: EvalOptions): Required<Pick<EvalOptions, 'metrics' | 'sc
       throw new RangeError(`flow.${k} is out of range`);
     }
     if ((k === 'warps' || k === 'iterations') && !Number.isInteger(v)) throw new RangeError(`flow.${k} must be an integer`);
+  }
+  if (opts.raftWeights !== undefined) {
+    if (typeof opts.raftWeights !== 'string' || opts.raftWeights.length === 0) throw new TypeError('raftWeights must be a path');
+    if (!fs.existsSync(opts.raftWeights)) {
+      throw new St2vError(`RAFT weights not found: ${opts.raftWeights}`, 'ERR_WEIGHTS_MISSING');
+    }
+    if (flowSize !== 0 && (flowSize % 8 !== 0 || flowSize < 128)) {
+      throw new RangeError('flowSize must be a multiple of 8 and >= 128 with RAFT');
+    }
+  }
+  if (opts.raftUpdates !== undefined && (!Number.isInteger(opts.raftUpdates) || opts.raftUpdates < 1 || opts.raftUpdates > 100)) {
+    throw new RangeError('raftUpdates must be an integer in 1..100');
   }
   if (metrics.includes('clip')) {
     throw new St2vError(
@@ -176,6 +201,7 @@ export async function evaluateVideo(file: string, opts: EvalOptions = {}): Promi
   if (wantFlow) {
     const f = await runFlow(file, info, v.maweVariant, v.maweC, v.flowSize, opts);
     result.frames = f.frames;
+    result.flowEstimator = f.result.flow;
     if (v.metrics.includes('ofs')) result.ofs = f.result.ofs;
     if (v.metrics.includes('mawe')) result.mawe = f.result;
   }
@@ -317,12 +343,15 @@ async function runFlow(
   let prev: Uint8Array | undefined;
   let frames = 0;
   const total = info.frames !== undefined ? Math.max(0, info.frames - 1) : undefined;
+  const flowOpts: FlowOptions = opts.raftWeights
+    ? { raft: opts.raftWeights, ...(opts.raftUpdates !== undefined ? { raftUpdates: opts.raftUpdates } : {}) }
+    : { ...(opts.flow ?? {}) };
   for await (const chunk of prefetch(decodeFrames(file, info, opts.chunkFrames ?? 8, opts.signal))) {
     const data = prev ? concat(prev, chunk.data) : chunk.data;
     const n = chunk.frames + (prev ? 1 : 0);
     frames += chunk.frames;
     if (n >= 2) {
-      const r = await callNative(() => native.evalMawePairs(data, n, info.width, info.height, { size: flowSize, ...(opts.flow ?? {}) }));
+      const r = await callNative(() => native.evalMawePairs(data, n, info.width, info.height, { size: flowSize, ...flowOpts }));
       motion.push(...r.motion);
       motionSq.push(...r.motionSq);
       warp.push(...r.warpErr);
@@ -337,6 +366,7 @@ async function runFlow(
     native.evalMaweSummary(Float64Array.from(motion), Float64Array.from(motionSq), Float64Array.from(warp), variant, c),
   );
   const result: FlowMetricsResult = {
+    flow: opts.raftWeights ? 'raft' : 'classical',
     variant,
     c,
     size: flowSize,

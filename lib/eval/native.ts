@@ -24,6 +24,10 @@ export interface FlowOptions {
   warps?: number;
   /** Relaxation sweeps per warp at the finest level. Default 15. */
   iterations?: number;
+  /** RAFT weights (safetensors, torchvision names): use RAFT instead of the classical estimator. */
+  raft?: string;
+  /** RAFT flow updates (torchvision default 12). */
+  raftUpdates?: number;
 }
 
 export interface PairMetrics {

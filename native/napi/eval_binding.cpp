@@ -5,9 +5,9 @@
 //       -> Promise<{hue, sat, lum, content: Float64Array(n-1)}>   (entry i: frames i -> i+1)
 //   evalScenecutDetect(content: Float64Array (per frame, [0] = 0), version) -> {cuts: number[], adaptiveRatio}
 //   evalFlow(frame0, frame1: Uint8Array rgb24, width, height, {alpha, omega, warps, iterations})
-//       -> Promise<Float32Array(2*h*w)>
+//       -> Promise<Float32Array(2*h*w)>; with {raft: weightsPath, raftUpdates} the RAFT model instead
 //   evalWarpMetrics(frame0, frame1, flow: Float32Array, width, height) -> {motion, motionSq, warpErr, hits}
-//   evalMawePairs(frames, n, width, height, {size, alpha, omega, warps, iterations})
+//   evalMawePairs(frames, n, width, height, {size, alpha, omega, warps, iterations, raft, raftUpdates})
 //       -> Promise<{motion, motionSq, warpErr, hits: Float64Array(n-1)}>   (frames resized to size x size)
 //   evalMaweSummary(motion, motionSq, warpErr: Float64Array, variant: 'code'|'paper', c) -> {mawe, ofs, warpError}
 //
@@ -18,12 +18,15 @@
 #include <napi.h>
 
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "core/status.h"
 #include "core/threadpool.h"
 #include "eval/flow.h"
 #include "eval/mawe.h"
+#include "eval/raft.h"
 #include "eval/scenecut.h"
 #include "napi/common.h"
 
@@ -80,6 +83,34 @@ eval::FlowOptions flow_opts(const Napi::Object& o) {
     ST2V_CHECK_ARG(f.warps >= 1 && f.warps <= 50, "flow option 'warps' must be in 1..50");
     ST2V_CHECK_ARG(f.iterations >= 1 && f.iterations <= 10000, "flow option 'iterations' must be in 1..10000");
     return f;
+}
+
+// RAFT models by weights path, loaded once (on a worker thread) and shared.
+std::shared_ptr<eval::RaftModel> raft_model(const std::string& path) {
+    static std::mutex mu;
+    static std::map<std::string, std::shared_ptr<eval::RaftModel>> cache;
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(path);
+    if (it != cache.end()) return it->second;
+    auto m = eval::RaftModel::load(path);
+    cache[path] = m;
+    return m;
+}
+
+struct FlowChoice {
+    eval::FlowOptions classical;
+    std::string raft;  // weights path; empty = classical estimator
+    int updates = 12;
+};
+
+FlowChoice flow_choice(const Napi::Object& o) {
+    FlowChoice c;
+    c.classical = flow_opts(o);
+    c.raft = get_string(o, "raft", "");
+    const double u = get_number(o, "raftUpdates", 12);
+    ST2V_CHECK_ARG(u >= 1 && u <= 100 && u == (double)(int)u, "option 'raftUpdates' must be an integer in 1..100");
+    c.updates = (int)u;
+    return c;
 }
 
 Napi::Float64Array f64_array(Napi::Env env, const std::vector<double>& v) {
@@ -167,11 +198,16 @@ Napi::Value Flow(const Napi::CallbackInfo& info) {
         const int w = int_arg(info, 2, "width", 1), h = int_arg(info, 3, "height", 1);
         check_frames(f0->size(), 1, w, h, "frame0");
         check_frames(f1->size(), 1, w, h, "frame1");
-        const auto fo = flow_opts(opts_arg(info, 4));
+        const FlowChoice fc = flow_choice(opts_arg(info, 4));
         auto flow = std::make_shared<std::vector<float>>((size_t)2 * w * h);
         return run_async(
             info.Env(), "st2v.evalFlow",
             [=]() {
+                if (!fc.raft.empty()) {
+                    raft_model(fc.raft)->flow(f0->data(), f1->data(), w, h, flow->data(), fc.updates);
+                    return;
+                }
+                const auto& fo = fc.classical;
                 std::vector<float> g0((size_t)w * h), g1((size_t)w * h);
                 eval::rgb_to_gray_f32(f0->data(), (int64_t)w * h, g0.data());
                 eval::rgb_to_gray_f32(f1->data(), (int64_t)w * h, g1.data());
@@ -217,11 +253,12 @@ Napi::Value MawePairs(const Napi::CallbackInfo& info) {
         ST2V_CHECK_ARG(sd >= 0 && sd <= 8192 && sd == (double)(int)sd, "option 'size' must be an integer in 0..8192");
         const int size = (int)sd;  // 0 = keep the input size
         const int W = size > 0 ? size : w, H = size > 0 ? size : h;
-        const auto fo = flow_opts(o);
+        const FlowChoice fc = flow_choice(o);
         auto out = std::make_shared<std::vector<eval::PairMetrics>>(n > 1 ? n - 1 : 0);
         return run_async(
             info.Env(), "st2v.evalMawePairs",
             [=]() {
+                std::shared_ptr<eval::RaftModel> raft = fc.raft.empty() ? nullptr : raft_model(fc.raft);
                 const size_t fb = (size_t)W * H * 3, in_fb = (size_t)w * h * 3;
                 std::vector<uint8_t> rs((size_t)n * fb);
                 std::vector<float> gray((size_t)n * W * H);
@@ -235,8 +272,11 @@ Napi::Value MawePairs(const Napi::CallbackInfo& info) {
                 parallel_for(n - 1, [&](int64_t b, int64_t e, int) {
                     std::vector<float> flow((size_t)2 * W * H);
                     for (int64_t t = b; t < e; ++t) {
-                        eval::dense_flow(gray.data() + (size_t)t * W * H, gray.data() + (size_t)(t + 1) * W * H, W, H,
-                                         flow.data(), fo);
+                        if (raft)
+                            raft->flow(rs.data() + t * fb, rs.data() + (t + 1) * fb, W, H, flow.data(), fc.updates);
+                        else
+                            eval::dense_flow(gray.data() + (size_t)t * W * H, gray.data() + (size_t)(t + 1) * W * H, W,
+                                             H, flow.data(), fc.classical);
                         (*out)[t] = eval::warp_pair_metrics(rs.data() + t * fb, rs.data() + (t + 1) * fb, flow.data(), W, H);
                     }
                 });

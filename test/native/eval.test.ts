@@ -209,3 +209,29 @@ test.serial('SCuts: aborting stops decoding with ERR_CANCELLED', async (t) => {
   );
   t.is((err as St2vError).code, 'ERR_CANCELLED');
 });
+
+test('RAFT: the tiny torchvision-made model gives the torchvision flow through the addon; MAWE can run on it', async (t) => {
+  const dir = path.join(root, 'native', 'eval', 'testdata');
+  const weights = path.join(dir, 'raft_tiny.safetensors');
+  const io = fs.readFileSync(path.join(dir, 'raft_tiny_io.bin'));
+  const W = 128, H = 128, fb = W * H * 3, nf = 2 * W * H;
+  const f0 = new Uint8Array(io.buffer, io.byteOffset, fb);
+  const f1 = new Uint8Array(io.buffer, io.byteOffset + fb, fb);
+  const ref = new Float32Array(io.buffer.slice(io.byteOffset + 2 * fb + nf * 4, io.byteOffset + 2 * fb + 2 * nf * 4));
+  const flow = await evalNative().evalFlow(f0, f1, W, H, { raft: weights });
+  let bad = 0;
+  for (let i = 0; i < nf; i++) if (Math.abs(flow[i]! - ref[i]!) > 1e-4 * Math.max(1, Math.abs(ref[i]!))) bad++;
+  t.is(bad, 0);
+  const missing = await t.throwsAsync(evaluateVideo('x.mp4', { metrics: ['mawe'], raftWeights: path.join(dir, 'nope.safetensors') }));
+  t.is((missing as St2vError).code, 'ERR_WEIGHTS_MISSING');
+  await t.throwsAsync(evaluateVideo('x.mp4', { metrics: ['mawe'], raftWeights: weights, flowSize: 100 }), { instanceOf: RangeError });
+  // Two 128x128 frames through the MAWE pipeline with RAFT.
+  const both = new Uint8Array(2 * fb);
+  both.set(f0, 0);
+  both.set(f1, fb);
+  const pairs = await evalNative().evalMawePairs(both, 2, W, H, { size: 0, raft: weights });
+  t.is(pairs.motion.length, 1);
+  let s = 0;
+  for (let i = 0; i < W * H; i++) s += Math.hypot(ref[i]!, ref[W * H + i]!);
+  t.true(Math.abs(pairs.motion[0]! - s / (W * H)) <= 1e-4 * Math.max(1, s / (W * H)));
+});

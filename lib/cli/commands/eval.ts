@@ -13,6 +13,8 @@ interface EvalCliOptions {
   maweVariant: 'code' | 'paper';
   maweC: string;
   flowSize: string;
+  raft?: string;
+  raftUpdates?: string;
   perFrame?: boolean;
   json?: boolean;
   progress: boolean;
@@ -45,7 +47,7 @@ function printHuman(r: EvalResult): void {
         `${s.count}${s.count ? ` at frames ${s.cuts.join(', ')}` : ''}`,
     );
   }
-  if (r.ofs !== undefined) out.push(`OFS (mean |flow| at ${r.mawe?.size ?? 720}x${r.mawe?.size ?? 720}, classical flow): ${fmt(r.ofs, 4)}`);
+  if (r.ofs !== undefined) out.push(`OFS (mean |flow|, ${r.flowEstimator === 'raft' ? 'RAFT' : 'classical'} flow): ${fmt(r.ofs, 4)}`);
   if (r.mawe) {
     const m = r.mawe;
     out.push(`warp error: ${fmt(m.warpError, 4)}`);
@@ -66,6 +68,8 @@ export function register(program: Command): void {
     .addOption(new Option('--mawe-variant <v>', 'official code (mean of per-pair ratios, c) or paper text (W / OFS)').choices(['code', 'paper']).default('code'))
     .option('--mawe-c <c>', 'MAWE constant of the official code', '9.5')
     .option('--flow-size <n>', 'side of the square frames the flow metrics use (0 = native size)', '720')
+    .option('--raft <weights>', "RAFT weights (safetensors, torchvision raft_large names) for the flow metrics instead of the classical estimator")
+    .option('--raft-updates <n>', 'RAFT flow updates', '12')
     .option('--per-frame', 'include per-frame / per-pair values (with --json)')
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress bar')
@@ -105,6 +109,7 @@ export function register(program: Command): void {
           maweVariant: o.maweVariant,
           maweC,
           flowSize,
+          ...(o.raft !== undefined ? { raftWeights: o.raft, raftUpdates: Number(o.raftUpdates ?? 12) } : {}),
           perFrame: Boolean(o.perFrame),
           onProgress,
           signal: ac.signal,
