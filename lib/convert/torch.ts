@@ -563,15 +563,20 @@ export function stateDict(root: unknown): [string, TorchTensor][] {
   return [...flattenTensors(sd)];
 }
 
-/** Every tensor under a value (dicts and lists/tuples walked, names joined with '.'). */
-export function* flattenTensors(v: unknown, prefix = ''): Generator<[string, TorchTensor]> {
+/** Every tensor under a value (dicts and lists/tuples walked, names joined with '.'; cycles and depth > 64 skipped). */
+export function* flattenTensors(v: unknown, prefix = '', seen = new Set<unknown>(), depth = 0): Generator<[string, TorchTensor]> {
   if (isTensor(v)) {
     yield [prefix, v];
-  } else if (v instanceof Map) {
-    for (const [k, x] of v) yield* flattenTensors(x, prefix ? `${prefix}.${String(k)}` : String(k));
-  } else if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; ++i) yield* flattenTensors(v[i], prefix ? `${prefix}.${i}` : String(i));
+    return;
   }
+  if (depth > 64 || typeof v !== 'object' || v === null || seen.has(v)) return;
+  seen.add(v);
+  if (v instanceof Map) {
+    for (const [k, x] of v) yield* flattenTensors(x, prefix ? `${prefix}.${String(k)}` : String(k), seen, depth + 1);
+  } else if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; ++i) yield* flattenTensors(v[i], prefix ? `${prefix}.${i}` : String(i), seen, depth + 1);
+  }
+  seen.delete(v);
 }
 
 export { PyDict, PyTuple };

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "io/binding.h"
+#include "io/dtype_cast.h"
 #include "io/json.h"
 #include "io/name_map.h"
 #include "io/safetensors.h"
@@ -509,4 +511,26 @@ TEST(WeightsNameMap, OpenClipBuildsImageAndTextEncoders) {
 TEST(WeightsNameMap, UnknownNamingAndUndetectableKeys) {
     expect_error([] { io::map_names("nope", {}); }, Code::kInvalidArgument, {"nope"});
     expect_error([] { io::map_names("", {{"foo.bar", Shape({1})}}); }, Code::kUnsupported, {"foo.bar"});
+}
+
+TEST(WeightsDtypeCast, RoundTripsAndRefusesIntegers) {
+    // every finite f16 survives f16 -> f32 -> f16; bf16 likewise
+    std::vector<uint16_t> h(65536), back(65536);
+    std::vector<float> f(65536);
+    for (int i = 0; i < 65536; ++i) h[i] = static_cast<uint16_t>(i);
+    for (DType t : {DType::F16, DType::BF16}) {
+        io::cast_elements(h.data(), t, f.data(), DType::F32, h.size());
+        io::cast_elements(f.data(), DType::F32, back.data(), t, f.size());
+        int bad = 0;
+        for (int i = 0; i < 65536; ++i)
+            if (!std::isnan(f[i]) && back[i] != h[i]) bad++;
+        EXPECT_EQ(bad, 0) << dtype_name(t);
+    }
+    double d[2] = {0.1, -3.0};
+    float o[2];
+    io::cast_elements(d, DType::F64, o, DType::F32, 2);
+    EXPECT_EQ(o[0], 0.1f);
+    EXPECT_EQ(o[1], -3.0f);
+    int32_t i32 = 1;
+    EXPECT_THROW(io::cast_elements(&i32, DType::I32, o, DType::F32, 1), Error);
 }
