@@ -1,5 +1,26 @@
-// GEMM dispatch. The portable path lives in ops_basic.cpp; SIMD paths are added here.
+// GEMM: BLIS-style packed driver with register-blocked microkernels chosen at run time.
+//
+//   AVX-512F : 6 x 32 tile (12 zmm accumulators)
+//   AVX2+FMA : 6 x 16 tile (12 ymm accumulators)
+//   portable : gemm_portable (linear_conv.cpp) for plain gemm(); a 4 x 8 C++ tile for the packed driver
+//
+// Loop nest (per thread): jc (NC) -> pc (KC, pack B kc x nc) -> ic (MC, pack A mc x kc) -> jr (NR) -> ir (MR).
+// Accumulators are named variables (g++ 12 spills arrays of vector accumulators to the stack). Each thread
+// owns a block of C (split along the longer of M/N in whole tiles) and packs its own panels, so there is no
+// synchronisation inside a call and the K summation order of every element is independent of the thread
+// count. The epilogue (alpha, accumulate, bias_row/bias_col, SiLU / erf-GELU) is fused into the tile stores.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
 #include "core/cpu.h"
+#include "core/half.h"
+#include "core/threadpool.h"
+#include "ops/gemm_internal.h"
 #include "ops/ops.h"
 
 namespace st2v::ops {
@@ -7,12 +28,324 @@ namespace st2v::ops {
 void gemm_portable(int64_t M, int64_t N, int64_t K, const MatRef& A, const MatRef& B, float* C, int64_t ldc,
                    const GemmEpilogue& ep);
 
+namespace detail {
+namespace {
+
+// ---- conversion ------------------------------------------------------------------------------------
+__attribute__((target("avx2,f16c"))) void f16_run_f16c(const uint16_t* s, int64_t n, float* d) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+    for (; i < n; ++i) d[i] = f16_to_f32(s[i]);
+}
+void bf16_run(const uint16_t* s, int64_t n, float* d) {
+    uint32_t* o = reinterpret_cast<uint32_t*>(d);
+    for (int64_t i = 0; i < n; ++i) o[i] = static_cast<uint32_t>(s[i]) << 16;
+}
+inline float load_elem(const void* p, DType t, int64_t i) {
+    switch (t) {
+        case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+        case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+        default: return static_cast<const float*>(p)[i];
+    }
+}
+inline const void* offset_ptr(const void* p, DType t, int64_t elems) {
+    return static_cast<const char*>(p) + elems * static_cast<int64_t>(dtype_size(t));
+}
+
+// ---- scratch -----------------------------------------------------------------------------------------
+struct FreeDeleter {
+    void operator()(float* p) const { std::free(p); }
+};
+struct Scratch {
+    std::unique_ptr<float, FreeDeleter> p;
+    size_t cap = 0;
+    float* get(size_t n) {
+        if (n > cap) {
+            size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+            void* q = std::aligned_alloc(64, bytes);
+            ST2V_CHECK(q != nullptr, Code::kOutOfMemory, "gemm: cannot allocate %zu bytes of scratch", bytes);
+            p.reset(static_cast<float*>(q));
+            cap = n;
+        }
+        return p.get();
+    }
+};
+thread_local Scratch t_pack_a, t_pack_b, t_tmp;
+
+// ---- epilogue ------------------------------------------------------------------------------------------
+inline float act_apply(float x, Act a) {
+    switch (a) {
+        case Act::kNone: return x;
+        case Act::kSilu: return x / (1.f + std::exp(-x));
+        case Act::kGelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+    }
+    return x;
+}
+// Bias and activation on a finished tile region (called once per element, after the last K block).
+void finish_region(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0, int64_t nr, const GemmEpilogue& ep) {
+    if (!ep.bias_col && !ep.bias_row && ep.act == Act::kNone) return;
+    for (int64_t i = 0; i < mr; ++i) {
+        float* r = C + (m0 + i) * ldc + n0;
+        const float br = ep.bias_row ? ep.bias_row[m0 + i] : 0.f;
+        if (ep.bias_col) {
+            const float* bc = ep.bias_col + n0;
+            for (int64_t j = 0; j < nr; ++j) r[j] += bc[j] + br;
+        } else if (br != 0.f) {
+            for (int64_t j = 0; j < nr; ++j) r[j] += br;
+        }
+        if (ep.act != Act::kNone)
+            for (int64_t j = 0; j < nr; ++j) r[j] = act_apply(r[j], ep.act);
+    }
+}
+
+// ---- microkernels: c (ldc) = alpha * acc (+ c if add) over a full MR x NR tile -----------------------
+using KernFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, int add);
+
+#define ST2V_ROW2(i)                                       \
+    t = _mm256_broadcast_ss(a + i);                        \
+    c##i##0 = _mm256_fmadd_ps(t, b0, c##i##0);             \
+    c##i##1 = _mm256_fmadd_ps(t, b1, c##i##1);
+#define ST2V_ST2(i)                                                                              \
+    {                                                                                            \
+        float* r = c + i * ldc;                                                                  \
+        if (add) {                                                                               \
+            _mm256_storeu_ps(r, _mm256_fmadd_ps(va, c##i##0, _mm256_loadu_ps(r)));               \
+            _mm256_storeu_ps(r + 8, _mm256_fmadd_ps(va, c##i##1, _mm256_loadu_ps(r + 8)));       \
+        } else {                                                                                 \
+            _mm256_storeu_ps(r, _mm256_mul_ps(va, c##i##0));                                     \
+            _mm256_storeu_ps(r + 8, _mm256_mul_ps(va, c##i##1));                                 \
+        }                                                                                        \
+    }
+
+__attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float* __restrict a,
+                                                        const float* __restrict b, float* c, int64_t ldc,
+                                                        float alpha, int add) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
+           c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
+           c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
+           c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; ++k) {
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 t;
+        ST2V_ROW2(0) ST2V_ROW2(1) ST2V_ROW2(2) ST2V_ROW2(3) ST2V_ROW2(4) ST2V_ROW2(5)
+        a += 6;
+        b += 16;
+    }
+    const __m256 va = _mm256_set1_ps(alpha);
+    ST2V_ST2(0) ST2V_ST2(1) ST2V_ST2(2) ST2V_ST2(3) ST2V_ST2(4) ST2V_ST2(5)
+}
+#undef ST2V_ROW2
+#undef ST2V_ST2
+
+#define ST2V_ROW2(i)                                       \
+    t = _mm512_set1_ps(a[i]);                              \
+    c##i##0 = _mm512_fmadd_ps(t, b0, c##i##0);             \
+    c##i##1 = _mm512_fmadd_ps(t, b1, c##i##1);
+#define ST2V_ST2(i)                                                                              \
+    {                                                                                            \
+        float* r = c + i * ldc;                                                                  \
+        if (add) {                                                                               \
+            _mm512_storeu_ps(r, _mm512_fmadd_ps(va, c##i##0, _mm512_loadu_ps(r)));               \
+            _mm512_storeu_ps(r + 16, _mm512_fmadd_ps(va, c##i##1, _mm512_loadu_ps(r + 16)));     \
+        } else {                                                                                 \
+            _mm512_storeu_ps(r, _mm512_mul_ps(va, c##i##0));                                     \
+            _mm512_storeu_ps(r + 16, _mm512_mul_ps(va, c##i##1));                                \
+        }                                                                                        \
+    }
+__attribute__((target("avx512f"))) void kern_avx512_6x32(int64_t kc, const float* __restrict a,
+                                                         const float* __restrict b, float* c, int64_t ldc,
+                                                         float alpha, int add) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(),
+           c11 = _mm512_setzero_ps(), c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(),
+           c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps(), c40 = _mm512_setzero_ps(),
+           c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; ++k) {
+        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __m512 t;
+        ST2V_ROW2(0) ST2V_ROW2(1) ST2V_ROW2(2) ST2V_ROW2(3) ST2V_ROW2(4) ST2V_ROW2(5)
+        a += 6;
+        b += 32;
+    }
+    const __m512 va = _mm512_set1_ps(alpha);
+    ST2V_ST2(0) ST2V_ST2(1) ST2V_ST2(2) ST2V_ST2(3) ST2V_ST2(4) ST2V_ST2(5)
+}
+#undef ST2V_ROW2
+#undef ST2V_ST2
+
+// Portable 4 x 8 tile (plain C++; the compiler vectorises the inner j loops with the baseline ISA).
+void kern_portable_4x8(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
+                       float alpha, int add) {
+    float acc[4][8] = {};
+    for (int64_t k = 0; k < kc; ++k) {
+        for (int i = 0; i < 4; ++i)
+            for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
+        a += 4;
+        b += 8;
+    }
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 8; ++j) c[i * ldc + j] = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
+}
+
+struct Config {
+    KernFn kern;
+    int MR, NR;
+    int64_t KC, MC, NC;
+};
+Config config_for(Isa isa) {
+    switch (isa) {
+        case Isa::kAvx512: return {kern_avx512_6x32, 6, 32, 256, 144, 3072};
+        case Isa::kAvx2: return {kern_avx2_6x16, 6, 16, 256, 144, 3072};
+        default: return {kern_portable_4x8, 4, 8, 256, 128, 2048};
+    }
+}
+
+// One thread's block of C: rows [m0, m1), cols [n0, n1).
+void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, PackSrc a, PackSrc b,
+                float* C, int64_t ldc, const GemmEpilogue& ep) {
+    const int MR = cf.MR, NR = cf.NR;
+    const int64_t KC = std::min<int64_t>(cf.KC, K);
+    const int64_t ncmax = std::min<int64_t>(cf.NC, ((n1 - n0 + NR - 1) / NR) * NR);
+    const int64_t mcmax = std::min<int64_t>(cf.MC, ((m1 - m0 + MR - 1) / MR) * MR);
+    float* pb = t_pack_b.get(static_cast<size_t>(KC * ncmax));
+    float* pa = t_pack_a.get(static_cast<size_t>(KC * mcmax));
+    float* tmp = t_tmp.get(static_cast<size_t>(MR * NR));
+    for (int64_t jc = n0; jc < n1; jc += cf.NC) {
+        const int64_t nc = std::min<int64_t>(cf.NC, n1 - jc);
+        for (int64_t pc = 0; pc < K; pc += KC) {
+            const int64_t kc = std::min<int64_t>(KC, K - pc);
+            const bool first = pc == 0, last = pc + kc == K;
+            for (int64_t jr = 0; jr < nc; jr += NR)
+                b.fn(b.ctx, jc + jr, std::min<int64_t>(NR, nc - jr), pc, kc, NR, pb + jr * kc);
+            for (int64_t ic = m0; ic < m1; ic += cf.MC) {
+                const int64_t mc = std::min<int64_t>(cf.MC, m1 - ic);
+                for (int64_t ir = 0; ir < mc; ir += MR)
+                    a.fn(a.ctx, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, MR, pa + ir * kc);
+                const int add = (!first || ep.accumulate) ? 1 : 0;
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    const int64_t nr = std::min<int64_t>(NR, nc - jr);
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int64_t mr = std::min<int64_t>(MR, mc - ir);
+                        float* ct = C + (ic + ir) * ldc + jc + jr;
+                        if (mr == MR && nr == NR) {
+                            cf.kern(kc, pa + ir * kc, pb + jr * kc, ct, ldc, ep.alpha, add);
+                        } else {
+                            cf.kern(kc, pa + ir * kc, pb + jr * kc, tmp, NR, ep.alpha, 0);
+                            for (int64_t i = 0; i < mr; ++i)
+                                for (int64_t j = 0; j < nr; ++j)
+                                    ct[i * ldc + j] = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
+                        }
+                        if (last) finish_region(C, ldc, ic + ir, mr, jc + jr, nr, ep);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void convert_run(const void* src, DType dt, int64_t n, float* dst) {
+    switch (dt) {
+        case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float)); return;
+        case DType::F16:
+            if (cpu_features().f16c && cpu_features().avx2) f16_run_f16c(static_cast<const uint16_t*>(src), n, dst);
+            else for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+            return;
+        case DType::BF16: bf16_run(static_cast<const uint16_t*>(src), n, dst); return;
+        default: ST2V_THROW(Code::kDtype, "gemm: operand dtype %s is not f32/f16/bf16", dtype_name(dt));
+    }
+}
+
+void pack_mat(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
+    const MatPack& m = *static_cast<const MatPack*>(ctx);
+    if (m.rstride == 1) {
+        // contiguous along rows: one run of nr per depth step
+        for (int64_t k = 0; k < kc; ++k) {
+            float* d = dst + k * R;
+            convert_run(offset_ptr(m.data, m.dtype, (k0 + k) * m.dstride + r0), m.dtype, nr, d);
+            for (int64_t i = nr; i < R; ++i) d[i] = 0.f;
+        }
+        return;
+    }
+    if (m.dstride == 1) {
+        // contiguous along depth: widen each row's run, then scatter it into the panel
+        float buf[512];
+        for (int64_t i = 0; i < nr; ++i) {
+            const void* src = offset_ptr(m.data, m.dtype, (r0 + i) * m.rstride + k0);
+            for (int64_t k = 0; k < kc; k += 512) {
+                const int64_t n = std::min<int64_t>(512, kc - k);
+                convert_run(offset_ptr(src, m.dtype, k), m.dtype, n, buf);
+                float* d = dst + k * R + i;
+                for (int64_t t = 0; t < n; ++t) d[t * R] = buf[t];
+            }
+        }
+        for (int64_t i = nr; i < R; ++i)
+            for (int64_t k = 0; k < kc; ++k) dst[k * R + i] = 0.f;
+        return;
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        float* d = dst + k * R;
+        for (int64_t i = 0; i < nr; ++i) d[i] = load_elem(m.data, m.dtype, (r0 + i) * m.rstride + (k0 + k) * m.dstride);
+        for (int64_t i = nr; i < R; ++i) d[i] = 0.f;
+    }
+}
+
+void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C, int64_t ldc,
+                 const GemmEpilogue& ep) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        // C = act(alpha * 0 (+ C) + bias)
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n)
+                if (!ep.accumulate) C[m * ldc + n] = 0.f;
+        finish_region(C, ldc, 0, M, 0, N, ep);
+        return;
+    }
+    const Config cf = config_for(active_isa());
+    ThreadPool& pool = current_pool();
+    const int64_t mt = (M + cf.MR - 1) / cf.MR, nt = (N + cf.NR - 1) / cf.NR;
+    int64_t parts = pool.size();
+    if (static_cast<double>(M) * N * K < 262144.0) parts = 1;
+    const bool split_n = nt >= mt;
+    parts = std::max<int64_t>(1, std::min<int64_t>(parts, split_n ? nt : mt));
+    const int64_t per = ((split_n ? nt : mt) + parts - 1) / parts;  // tiles per part
+    auto run_part = [&](int64_t p) {
+        if (split_n) {
+            const int64_t n0 = p * per * cf.NR, n1 = std::min<int64_t>(N, (p + 1) * per * cf.NR);
+            if (n0 < n1) gemm_block(cf, 0, M, n0, n1, K, a, b, C, ldc, ep);
+        } else {
+            const int64_t m0 = p * per * cf.MR, m1 = std::min<int64_t>(M, (p + 1) * per * cf.MR);
+            if (m0 < m1) gemm_block(cf, m0, m1, 0, N, K, a, b, C, ldc, ep);
+        }
+    };
+    if (parts == 1) {
+        run_part(0);
+        return;
+    }
+    pool.parallel_for(parts, [&](int64_t p0, int64_t p1, int) {
+        for (int64_t p = p0; p < p1; ++p) run_part(p);
+    }, 1);
+}
+
+}  // namespace detail
+
 void gemm(int64_t M, int64_t N, int64_t K, const MatRef& A, const MatRef& B, float* C, int64_t ldc,
           const GemmEpilogue& ep) {
     ST2V_CHECK_ARG(M >= 0 && N >= 0 && K >= 0, "gemm: negative size");
     ST2V_CHECK_ARG(C != nullptr || M * N == 0, "gemm: null output");
     if (M == 0 || N == 0) return;
-    gemm_portable(M, N, K, A, B, C, ldc, ep);
+    for (const MatRef* r : {&A, &B})
+        ST2V_CHECK(r->dtype == DType::F32 || r->dtype == DType::F16 || r->dtype == DType::BF16, Code::kDtype,
+                   "gemm: operand dtype %s is not f32/f16/bf16", dtype_name(r->dtype));
+    ST2V_CHECK_ARG(K == 0 || (A.data != nullptr && B.data != nullptr), "gemm: null operand");
+    if (active_isa() == Isa::kPortable) {
+        gemm_portable(M, N, K, A, B, C, ldc, ep);
+        return;
+    }
+    detail::MatPack pa{A.data, A.dtype, A.rs, A.cs};
+    detail::MatPack pb{B.data, B.dtype, B.cs, B.rs};  // B's rows are the N axis
+    detail::gemm_packed(M, N, K, {detail::pack_mat, &pa}, {detail::pack_mat, &pb}, C, ldc, ep);
 }
 
 }  // namespace st2v::ops

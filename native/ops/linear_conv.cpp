@@ -4,7 +4,9 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "core/cpu.h"
 #include "core/threadpool.h"
+#include "ops/gemm_internal.h"
 #include "ops/ops.h"
 
 namespace st2v::ops {
@@ -108,57 +110,117 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Convolutions are implicit GEMMs: A = weights [O, C*kh*kw] (packed/widened by the GEMM driver), B = the
+// im2col matrix [C*kh*kw, Ho*Wo], generated panel by panel inside B packing (never materialised).
+namespace {
+struct Im2col {
+    const float* x;  // one image [C, H, W]
+    int64_t H, W, Wo, kh, kw, stride, pt, pl;
+};
+void pack_im2col(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
+    const Im2col& g = *static_cast<const Im2col*>(ctx);
+    const int64_t khw = g.kh * g.kw;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+        const int64_t k = k0 + kk, c = k / khw, rem = k % khw, i = rem / g.kw, j = rem % g.kw;
+        const float* xc = g.x + c * g.H * g.W;
+        float* d = dst + kk * R;
+        int64_t n = r0, filled = 0;
+        while (filled < nr) {
+            const int64_t oh = n / g.Wo, ow = n % g.Wo, len = std::min(g.Wo - ow, nr - filled);
+            const int64_t ih = oh * g.stride - g.pt + i;
+            float* o = d + filled;
+            if (ih < 0 || ih >= g.H) {
+                for (int64_t t = 0; t < len; ++t) o[t] = 0.f;
+            } else {
+                const float* row = xc + ih * g.W;
+                const int64_t iw0 = ow * g.stride - g.pl + j;
+                if (g.stride == 1) {
+                    const int64_t t0 = std::min(len, std::max<int64_t>(0, -iw0));
+                    const int64_t t1 = std::max(t0, std::min(len, g.W - iw0));
+                    for (int64_t t = 0; t < t0; ++t) o[t] = 0.f;
+                    if (t1 > t0) std::memcpy(o + t0, row + iw0 + t0, static_cast<size_t>(t1 - t0) * sizeof(float));
+                    for (int64_t t = t1; t < len; ++t) o[t] = 0.f;
+                } else {
+                    for (int64_t t = 0; t < len; ++t) {
+                        const int64_t iw = iw0 + t * g.stride;
+                        o[t] = (iw >= 0 && iw < g.W) ? row[iw] : 0.f;
+                    }
+                }
+            }
+            filled += len;
+            n += len;
+        }
+        for (int64_t t = nr; t < R; ++t) d[t] = 0.f;
+    }
+}
+// Temporal conv: depth index = c*3 + t reads frame f + t - 1 of the same sample (zero outside).
+struct TimeCol {
+    const float* x;  // all frames [NF, C, S]
+    int64_t nf, f, frames, C, S;
+};
+void pack_timecol(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
+    const TimeCol& g = *static_cast<const TimeCol*>(ctx);
+    for (int64_t kk = 0; kk < kc; ++kk) {
+        const int64_t k = k0 + kk, c = k / 3, t = k % 3, src = g.f + t - 1;
+        float* d = dst + kk * R;
+        if (src < 0 || src >= g.frames) {
+            for (int64_t i = 0; i < R; ++i) d[i] = 0.f;
+            continue;
+        }
+        std::memcpy(d, g.x + ((g.nf + t - 1) * g.C + c) * g.S + r0, static_cast<size_t>(nr) * sizeof(float));
+        for (int64_t i = nr; i < R; ++i) d[i] = 0.f;
+    }
+}
+}  // namespace
+
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p) {
     check_dtype(x, DType::F32, "conv2d", "x");
     check_ndim(x, 4, "conv2d", "x");
     check_float_weight(w, "conv2d", "weight");
-    Tensor wc = w.contiguous();
     int64_t kh = 1, kw = 1;
     if (w.ndim() == 4) { kh = w.size(2); kw = w.size(3); }
     else ST2V_CHECK(w.ndim() == 2, Code::kShapeMismatch, "conv2d: weight must be [O, C, kh, kw], got %s", w.desc().c_str());
     const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = w.size(0);
     ST2V_CHECK(w.size(1) == C, Code::kShapeMismatch, "conv2d: input %s has %lld channels, weight %s expects %lld",
                x.desc().c_str(), (long long)C, w.desc().c_str(), (long long)w.size(1));
+    ST2V_CHECK(kh >= 1 && kw >= 1, Code::kShapeMismatch, "conv2d: empty kernel in weight %s", w.desc().c_str());
     ST2V_CHECK_ARG(p.stride >= 1 && p.pad_top >= 0 && p.pad_left >= 0 && p.pad_bottom >= 0 && p.pad_right >= 0,
                    "conv2d: bad stride/padding");
     const int64_t Ho = (H + p.pad_top + p.pad_bottom - kh) / p.stride + 1;
     const int64_t Wo = (W + p.pad_left + p.pad_right - kw) / p.stride + 1;
-    ST2V_CHECK(Ho > 0 && Wo > 0, Code::kShapeMismatch, "conv2d: input %s too small for kernel %lldx%lld",
-               x.desc().c_str(), (long long)kh, (long long)kw);
+    ST2V_CHECK(H + p.pad_top + p.pad_bottom >= kh && W + p.pad_left + p.pad_right >= kw && Ho > 0 && Wo > 0,
+               Code::kShapeMismatch, "conv2d: input %s too small for kernel %lldx%lld", x.desc().c_str(),
+               (long long)kh, (long long)kw);
     std::vector<float> bias = vec_f32(b, O, "conv2d", "bias");
+    Tensor wc = w.contiguous();
     Tensor xcont = x.contiguous();
     Tensor y = Tensor::empty({N, O, Ho, Wo});
     const int64_t Kdim = C * kh * kw, P = Ho * Wo;
-    const bool direct = kh == 1 && kw == 1 && p.stride == 1 && p.pad_top == 0 && p.pad_left == 0;
+    const bool direct = kh == 1 && kw == 1 && p.stride == 1 && p.pad_top == 0 && p.pad_left == 0 &&
+                        p.pad_bottom == 0 && p.pad_right == 0;
+    GemmEpilogue ep;
+    ep.bias_row = bias.empty() ? nullptr : bias.data();
     for (int64_t n = 0; n < N; ++n) {
         const float* xn = xcont.f32() + n * C * H * W;
         float* yn = y.f32() + n * O * P;
         MatRef A{wc.raw(), wc.dtype(), Kdim, 1};
-        GemmEpilogue ep;
-        ep.bias_row = bias.empty() ? nullptr : bias.data();
         if (direct) {
             MatRef B{xn, DType::F32, P, 1};
             gemm(O, P, Kdim, A, B, yn, P, ep);
             continue;
         }
-        Tensor col = Tensor::empty({Kdim, P});
-        float* cp = col.f32();
-        parallel_for(C, [&](int64_t c0, int64_t c1, int) {
-            for (int64_t c = c0; c < c1; ++c)
-                for (int64_t i = 0; i < kh; ++i)
-                    for (int64_t j = 0; j < kw; ++j) {
-                        float* row = cp + ((c * kh + i) * kw + j) * P;
-                        for (int64_t oh = 0; oh < Ho; ++oh) {
-                            int64_t ih = oh * p.stride - p.pad_top + i;
-                            for (int64_t ow = 0; ow < Wo; ++ow) {
-                                int64_t iw = ow * p.stride - p.pad_left + j;
-                                row[oh * Wo + ow] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? xn[(c * H + ih) * W + iw] : 0.f;
-                            }
-                        }
-                    }
-        });
-        MatRef B{cp, DType::F32, P, 1};
-        gemm(O, P, Kdim, A, B, yn, P, ep);
+        if (active_isa() == Isa::kPortable) {
+            // portable path: explicit im2col into scratch + the portable GEMM
+            Tensor col = Tensor::empty({Kdim, P});
+            Im2col g{xn, H, W, Wo, kh, kw, p.stride, p.pad_top, p.pad_left};
+            for (int64_t k = 0; k < Kdim; ++k) pack_im2col(&g, 0, P, k, 1, static_cast<int>(P), col.f32() + k * P);
+            MatRef B{col.f32(), DType::F32, P, 1};
+            gemm(O, P, Kdim, A, B, yn, P, ep);
+            continue;
+        }
+        detail::MatPack pa{wc.raw(), wc.dtype(), Kdim, 1};
+        Im2col g{xn, H, W, Wo, kh, kw, p.stride, p.pad_top, p.pad_left};
+        detail::gemm_packed(O, P, Kdim, {detail::pack_mat, &pa}, {pack_im2col, &g}, yn, P, ep);
     }
     return y;
 }
@@ -169,33 +231,20 @@ Tensor conv_temporal(const Tensor& x, int frames, const Tensor& w, const Tensor&
     check_float_weight(w, "conv_temporal", "weight");
     ST2V_CHECK_ARG(frames >= 1 && x.size(0) % frames == 0, "conv_temporal: batch %lld is not a multiple of frames %d",
                    (long long)x.size(0), frames);
-    const int64_t NF = x.size(0), C = x.size(1), S = x.size(2) * x.size(3), O = w.size(0);
-    ST2V_CHECK(w.numel() == O * C * 3 && w.size(1) == C, Code::kShapeMismatch,
+    const int64_t NF = x.size(0), C = x.size(1), S = x.size(2) * x.size(3), O = w.ndim() >= 1 ? w.size(0) : 0;
+    ST2V_CHECK(w.ndim() >= 3 && w.size(1) == C && w.size(2) == 3 && w.numel() == O * C * 3, Code::kShapeMismatch,
                "conv_temporal: weight %s does not fit input %s (want [O, %lld, 3, 1, 1])", w.desc().c_str(),
                x.desc().c_str(), (long long)C);
     std::vector<float> bias = vec_f32(b, O, "conv_temporal", "bias");
     Tensor xc = x.contiguous();
     Tensor wc = w.contiguous();
     Tensor y = Tensor::empty({NF, O, x.size(2), x.size(3)});
+    GemmEpilogue ep;
+    ep.bias_row = bias.empty() ? nullptr : bias.data();
+    detail::MatPack pa{wc.raw(), wc.dtype(), C * 3, 1};  // A[o, c*3 + t] = w[o, c, t]
     for (int64_t nf = 0; nf < NF; ++nf) {
-        const int64_t f = nf % frames;
-        float* yn = y.f32() + nf * O * S;
-        GemmEpilogue ep;
-        ep.bias_row = bias.empty() ? nullptr : bias.data();
-        bool first = true;
-        for (int k = 0; k < 3; ++k) {
-            int64_t src = f + k - 1;
-            if (src < 0 || src >= frames) continue;
-            const float* xn = xc.f32() + (nf + k - 1) * C * S;
-            // A[o, c] = w[o, c, k]: row stride C*3, col stride 3
-            MatRef A{static_cast<const char*>(wc.raw()) + k * static_cast<int64_t>(dtype_size(wc.dtype())), wc.dtype(), C * 3, 3};
-            MatRef B{xn, DType::F32, S, 1};
-            GemmEpilogue e2 = ep;
-            e2.accumulate = !first;
-            if (!first) e2.bias_row = nullptr;
-            gemm(O, S, C, A, B, yn, S, e2);
-            first = false;
-        }
+        TimeCol g{xc.f32(), nf, nf % frames, frames, C, S};
+        detail::gemm_packed(O, S, C * 3, {detail::pack_mat, &pa}, {pack_timecol, &g}, y.f32() + nf * O * S, S, ep);
     }
     return y;
 }
@@ -205,37 +254,14 @@ Tensor conv1d_same(const Tensor& x, const Tensor& w, const Tensor& b) {
     check_ndim(x, 3, "conv1d", "x");
     check_float_weight(w, "conv1d", "weight");
     check_ndim(w, 3, "conv1d", "weight");
-    const int64_t N = x.size(0), C = x.size(1), L = x.size(2), O = w.size(0), k = w.size(2);
+    const int64_t C = x.size(1), L = x.size(2), O = w.size(0), k = w.size(2);
     ST2V_CHECK(w.size(1) == C, Code::kShapeMismatch, "conv1d: weight %s does not fit input %s", w.desc().c_str(),
                x.desc().c_str());
     ST2V_CHECK_ARG(k % 2 == 1, "conv1d_same: kernel size must be odd");
-    std::vector<float> bias = vec_f32(b, O, "conv1d", "bias");
-    Tensor xc = x.contiguous();
-    Tensor y = Tensor::empty({N, O, L});
-    const int64_t pad = k / 2;
-    for (int64_t n = 0; n < N; ++n) {
-        const float* xn = xc.f32() + n * C * L;
-        float* yn = y.f32() + n * O * L;
-        bool first = true;
-        for (int64_t j = 0; j < k; ++j) {
-            int64_t shift = j - pad;  // y[o, l] += w[o, c, j] * x[c, l + shift]
-            int64_t l0 = std::max<int64_t>(0, -shift), l1 = std::min<int64_t>(L, L - shift);
-            if (!first && l1 <= l0) continue;
-            MatRef A{static_cast<const char*>(w.contiguous().raw()) + j * static_cast<int64_t>(dtype_size(w.dtype())), w.dtype(), C * k, k};
-            if (first) {
-                // initialise full output with bias, then accumulate the valid window
-                for (int64_t o = 0; o < O; ++o)
-                    for (int64_t l = 0; l < L; ++l) yn[o * L + l] = bias.empty() ? 0.f : bias[static_cast<size_t>(o)];
-                first = false;
-            }
-            if (l1 <= l0) continue;
-            MatRef B{xn + l0 + shift, DType::F32, L, 1};
-            GemmEpilogue ep;
-            ep.accumulate = true;
-            gemm(O, l1 - l0, C, A, B, yn + l0, L, ep);
-        }
-    }
-    return y;
+    Conv2dParams p;
+    p.pad_left = p.pad_right = static_cast<int>(k / 2);
+    Tensor y = conv2d(x.contiguous().reshape({x.size(0), C, 1, L}), w.contiguous().reshape({O, C, 1, k}), b, p);
+    return y.reshape({x.size(0), O, L});
 }
 
 }  // namespace st2v::ops

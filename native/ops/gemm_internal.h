@@ -1,0 +1,38 @@
+// Internal GEMM driver shared by gemm.cpp and the convolutions (not part of the public ops API).
+//
+// The driver is BLIS-style: C is computed in MR x NR register tiles from packed f32 panels. Operands are
+// produced by "packers": a packer writes rows [r0, r0+nr) (nr <= R; rows >= nr are zero-filled) of depth
+// [k0, k0+kc) into dst[k*R + i]. For A the rows are the M axis, for B the rows are the N axis; depth is K.
+// Packers are where f16/bf16 are widened and where strided/transposed operands and implicit im2col live.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "ops/ops.h"
+
+namespace st2v::ops::detail {
+
+using PackFn = void (*)(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst);
+struct PackSrc {
+    PackFn fn = nullptr;
+    const void* ctx = nullptr;
+};
+
+// A strided matrix as a packer source: element (row r, depth k) at data + r*rstride + k*dstride.
+struct MatPack {
+    const void* data;
+    DType dtype;
+    int64_t rstride, dstride;
+};
+void pack_mat(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst);
+
+// Widens n elements (contiguous) of dtype at src into dst (F16C / vector paths when the CPU has them).
+void convert_run(const void* src, DType dt, int64_t n, float* dst);
+
+// C[M, N] (row stride ldc) = epilogue(alpha * A * B) with A, B given by packers. Runs on the current pool.
+// The per-element K summation order does not depend on the thread count (results are bitwise
+// identical for any number of threads).
+void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C, int64_t ldc,
+                 const GemmEpilogue& ep);
+
+}  // namespace st2v::ops::detail

@@ -1,0 +1,307 @@
+// GEMM, linear and the convolutions against plain double-precision references, on every ISA level this
+// CPU supports (set_isa), with odd sizes, strided/transposed operands, f16/bf16 weights (the reference uses
+// the rounded weights, so the tolerance is the f32 one), the fused epilogue, and 1 vs 2 threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/half.h"
+#include "core/status.h"
+#include "core/threadpool.h"
+#include "ops/ops.h"
+
+using namespace st2v;
+using namespace st2v::ops;
+
+namespace {
+
+struct IsaGuard {
+    Isa prev = active_isa();
+    ~IsaGuard() { set_isa(prev); }
+};
+std::vector<Isa> isas() {
+    std::vector<Isa> v;
+    for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512})
+        if (static_cast<int>(i) <= static_cast<int>(max_supported_isa())) v.push_back(i);
+    return v;
+}
+
+std::vector<float> randv(size_t n, uint32_t seed) {
+    std::mt19937 g(seed);
+    std::uniform_real_distribution<float> d(-1.f, 1.f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(g);
+    return v;
+}
+// Stored weights in dtype dt (raw bits) plus their exact f32 values (what the reference must use).
+struct Stored {
+    std::vector<float> f32;      // rounded values
+    std::vector<uint16_t> half;  // bits when dt != F32
+    DType dt;
+    const void* data() const { return dt == DType::F32 ? static_cast<const void*>(f32.data()) : half.data(); }
+};
+Stored store(const std::vector<float>& v, DType dt) {
+    Stored s{v, {}, dt};
+    if (dt == DType::F32) return s;
+    s.half.resize(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+        s.half[i] = dt == DType::F16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
+        s.f32[i] = dt == DType::F16 ? f16_to_f32(s.half[i]) : bf16_to_f32(s.half[i]);
+    }
+    return s;
+}
+Tensor tensor_of(const Stored& s, const Shape& shape) { return Tensor::from_data(s.data(), shape, s.dt); }
+
+double act_ref(double x, Act a) {
+    if (a == Act::kSilu) return x / (1.0 + std::exp(-x));
+    if (a == Act::kGelu) return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+    return x;
+}
+// max |got - ref| / max(1, max |ref|)
+double rel_err(const float* got, const std::vector<double>& ref) {
+    double scale = 1, err = 0;
+    for (double r : ref) scale = std::max(scale, std::fabs(r));
+    for (size_t i = 0; i < ref.size(); ++i) err = std::max(err, std::fabs(got[i] - ref[i]));
+    return err / scale;
+}
+
+}  // namespace
+
+TEST(GemmConv, GemmMatchesDoubleReferenceAllIsasDtypesLayouts) {
+    IsaGuard guard;
+    const int64_t sizes[][3] = {{1, 1, 1}, {3, 7, 5}, {7, 33, 93}, {33, 77, 1}, {77, 93, 300}, {93, 1, 33},
+                                {13, 40, 600}, {150, 70, 17}};
+    uint32_t seed = 1;
+    for (Isa isa : isas()) {
+        ASSERT_TRUE(set_isa(isa));
+        for (auto& s : sizes) {
+            const int64_t M = s[0], N = s[1], K = s[2];
+            for (DType bdt : {DType::F32, DType::F16, DType::BF16}) {
+                for (int layout = 0; layout < 4; ++layout) {
+                    const bool at = layout & 1, bt = layout & 2;
+                    // A stored with padding (lda > K) to exercise strides; B as [K, N] or transposed [N, K]
+                    const int64_t lda = (at ? M : K) + 3, ldb = (bt ? K : N) + 2;
+                    std::vector<float> av = randv(static_cast<size_t>((at ? K : M) * lda), seed++);
+                    Stored bs = store(randv(static_cast<size_t>((bt ? N : K) * ldb), seed++), bdt);
+                    MatRef A{av.data(), DType::F32, at ? 1 : lda, at ? lda : 1};
+                    MatRef B{bs.data(), bdt, bt ? 1 : ldb, bt ? ldb : 1};
+                    std::vector<float> bias_c = randv(static_cast<size_t>(N), seed++), bias_r = randv(static_cast<size_t>(M), seed++);
+                    GemmEpilogue ep;
+                    ep.act = static_cast<Act>(layout % 3);
+                    ep.alpha = layout == 3 ? 0.5f : 1.f;
+                    ep.accumulate = layout == 2;
+                    ep.bias_col = layout != 1 ? bias_c.data() : nullptr;
+                    ep.bias_row = layout >= 1 ? bias_r.data() : nullptr;
+                    const int64_t ldc = N + 1;
+                    std::vector<float> c = randv(static_cast<size_t>(M * ldc), seed++);
+                    std::vector<double> ref(static_cast<size_t>(M * N));
+                    for (int64_t m = 0; m < M; ++m)
+                        for (int64_t n = 0; n < N; ++n) {
+                            double acc = 0;
+                            for (int64_t k = 0; k < K; ++k)
+                                acc += static_cast<double>(av[static_cast<size_t>(m * A.rs + k * A.cs)]) *
+                                       bs.f32[static_cast<size_t>(k * B.rs + n * B.cs)];
+                            double v = ep.alpha * acc;
+                            if (ep.accumulate) v += c[static_cast<size_t>(m * ldc + n)];
+                            if (ep.bias_col) v += ep.bias_col[n];
+                            if (ep.bias_row) v += ep.bias_row[m];
+                            ref[static_cast<size_t>(m * N + n)] = act_ref(v, ep.act);
+                        }
+                    gemm(M, N, K, A, B, c.data(), ldc, ep);
+                    std::vector<float> got(static_cast<size_t>(M * N));
+                    for (int64_t m = 0; m < M; ++m)
+                        for (int64_t n = 0; n < N; ++n) got[static_cast<size_t>(m * N + n)] = c[static_cast<size_t>(m * ldc + n)];
+                    const double e = rel_err(got.data(), ref);
+                    EXPECT_LE(e, 1e-5) << isa_name(isa) << " M=" << M << " N=" << N << " K=" << K << " B "
+                                       << dtype_name(bdt) << " layout " << layout;
+                }
+            }
+        }
+    }
+}
+
+TEST(GemmConv, GemmSameBitsForOneAndTwoThreads) {
+    const int64_t M = 61, N = 200, K = 517;
+    std::vector<float> a = randv(static_cast<size_t>(M * K), 7), b = randv(static_cast<size_t>(K * N), 8);
+    std::vector<float> c1(static_cast<size_t>(M * N)), c2(c1.size());
+    {
+        ThreadPool p1(1);
+        PoolScope s(&p1);
+        gemm(M, N, K, {a.data(), DType::F32, K, 1}, {b.data(), DType::F32, N, 1}, c1.data(), N);
+    }
+    {
+        ThreadPool p2(2);
+        PoolScope s(&p2);
+        gemm(M, N, K, {a.data(), DType::F32, K, 1}, {b.data(), DType::F32, N, 1}, c2.data(), N);
+    }
+    EXPECT_EQ(c1, c2);
+}
+
+TEST(GemmConv, LinearF16Bf16WeightsAndStridedInput) {
+    IsaGuard guard;
+    for (Isa isa : isas()) {
+        ASSERT_TRUE(set_isa(isa));
+        for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+            const int64_t rows = 7, in = 77, out = 33;
+            // x is a column slice of a wider tensor: rows strided by in + 5
+            Tensor xw = Tensor::from_data(randv(static_cast<size_t>(rows * (in + 5)), 11).data(), {rows, in + 5}, DType::F32);
+            Tensor x = xw.slice(1, 2, 2 + in);
+            Stored ws = store(randv(static_cast<size_t>(out * in), 12), dt);
+            Stored bsd = store(randv(static_cast<size_t>(out), 13), dt);
+            Tensor y = linear(x, tensor_of(ws, {out, in}), tensor_of(bsd, {out}), Act::kGelu);
+            ASSERT_EQ(y.shape(), Shape({rows, out}));
+            std::vector<double> ref(static_cast<size_t>(rows * out));
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t o = 0; o < out; ++o) {
+                    double acc = bsd.f32[static_cast<size_t>(o)];
+                    for (int64_t k = 0; k < in; ++k)
+                        acc += static_cast<double>(x.f32()[r * (in + 5) + k]) * ws.f32[static_cast<size_t>(o * in + k)];
+                    ref[static_cast<size_t>(r * out + o)] = act_ref(acc, Act::kGelu);
+                }
+            EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << isa_name(isa) << " " << dtype_name(dt);
+        }
+    }
+}
+
+namespace {
+std::vector<double> conv2d_ref(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
+                               int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+                               const Conv2dParams& p, int64_t* Ho_out, int64_t* Wo_out) {
+    const int64_t Ho = (H + p.pad_top + p.pad_bottom - kh) / p.stride + 1;
+    const int64_t Wo = (W + p.pad_left + p.pad_right - kw) / p.stride + 1;
+    *Ho_out = Ho;
+    *Wo_out = Wo;
+    std::vector<double> y(static_cast<size_t>(N * O * Ho * Wo));
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t o = 0; o < O; ++o)
+            for (int64_t oh = 0; oh < Ho; ++oh)
+                for (int64_t ow = 0; ow < Wo; ++ow) {
+                    double acc = b.empty() ? 0.0 : b[static_cast<size_t>(o)];
+                    for (int64_t c = 0; c < C; ++c)
+                        for (int64_t i = 0; i < kh; ++i)
+                            for (int64_t j = 0; j < kw; ++j) {
+                                const int64_t ih = oh * p.stride - p.pad_top + i, iw = ow * p.stride - p.pad_left + j;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                acc += static_cast<double>(x[static_cast<size_t>(((n * C + c) * H + ih) * W + iw)]) *
+                                       w[static_cast<size_t>(((o * C + c) * kh + i) * kw + j)];
+                            }
+                    y[static_cast<size_t>(((n * O + o) * Ho + oh) * Wo + ow)] = acc;
+                }
+    return y;
+}
+}  // namespace
+
+TEST(GemmConv, Conv2dMatchesDoubleReference) {
+    IsaGuard guard;
+    struct Case {
+        int64_t N, C, H, W, O, k;
+        Conv2dParams p;
+    };
+    Conv2dParams asym;
+    asym.pad_top = 0; asym.pad_left = 1; asym.pad_bottom = 1; asym.pad_right = 0; asym.stride = 2;
+    const Case cases[] = {
+        {1, 3, 7, 9, 5, 3, Conv2dParams::same(3)},     {2, 7, 33, 5, 17, 3, Conv2dParams::same(3)},
+        {1, 5, 9, 10, 7, 3, Conv2dParams::same(3, 2)}, {2, 4, 6, 7, 3, 3, asym},
+        {2, 33, 5, 7, 9, 1, Conv2dParams::same(1)},    {1, 6, 7, 7, 4, 1, Conv2dParams::same(1, 2)},
+        {1, 20, 16, 16, 40, 3, Conv2dParams::same(3)},
+    };
+    uint32_t seed = 100;
+    for (Isa isa : isas()) {
+        ASSERT_TRUE(set_isa(isa));
+        for (const Case& c : cases)
+            for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+                std::vector<float> x = randv(static_cast<size_t>(c.N * c.C * c.H * c.W), seed++);
+                Stored w = store(randv(static_cast<size_t>(c.O * c.C * c.k * c.k), seed++), dt);
+                std::vector<float> b = randv(static_cast<size_t>(c.O), seed++);
+                int64_t Ho, Wo;
+                std::vector<double> ref = conv2d_ref(x, w.f32, b, c.N, c.C, c.H, c.W, c.O, c.k, c.k, c.p, &Ho, &Wo);
+                Tensor y = conv2d(Tensor::from_data(x.data(), {c.N, c.C, c.H, c.W}, DType::F32),
+                                  tensor_of(w, {c.O, c.C, c.k, c.k}), Tensor::from_data(b.data(), {c.O}, DType::F32), c.p);
+                ASSERT_EQ(y.shape(), Shape({c.N, c.O, Ho, Wo}));
+                EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << isa_name(isa) << " " << dtype_name(dt) << " C=" << c.C
+                                                       << " H=" << c.H << " k=" << c.k << " s=" << c.p.stride;
+            }
+    }
+}
+
+TEST(GemmConv, ConvTemporalAndConv1dMatchDoubleReference) {
+    IsaGuard guard;
+    for (Isa isa : isas()) {
+        ASSERT_TRUE(set_isa(isa));
+        for (DType dt : {DType::F32, DType::F16}) {
+            // temporal: B=2 samples x F=3 frames, C=7 -> O=5, 3x5 spatial
+            const int64_t B = 2, F = 3, C = 7, O = 5, Hh = 3, Ww = 5, S = Hh * Ww;
+            std::vector<float> x = randv(static_cast<size_t>(B * F * C * S), 31);
+            Stored w = store(randv(static_cast<size_t>(O * C * 3), 32), dt);
+            std::vector<float> b = randv(static_cast<size_t>(O), 33);
+            Tensor y = conv_temporal(Tensor::from_data(x.data(), {B * F, C, Hh, Ww}, DType::F32), static_cast<int>(F),
+                                     tensor_of(w, {O, C, 3, 1, 1}), Tensor::from_data(b.data(), {O}, DType::F32));
+            std::vector<double> ref(static_cast<size_t>(B * F * O * S));
+            for (int64_t bb = 0; bb < B; ++bb)
+                for (int64_t f = 0; f < F; ++f)
+                    for (int64_t o = 0; o < O; ++o)
+                        for (int64_t s = 0; s < S; ++s) {
+                            double acc = b[static_cast<size_t>(o)];
+                            for (int64_t t = 0; t < 3; ++t) {
+                                const int64_t src = f + t - 1;
+                                if (src < 0 || src >= F) continue;
+                                for (int64_t c = 0; c < C; ++c)
+                                    acc += static_cast<double>(w.f32[static_cast<size_t>((o * C + c) * 3 + t)]) *
+                                           x[static_cast<size_t>(((bb * F + src) * C + c) * S + s)];
+                            }
+                            ref[static_cast<size_t>(((bb * F + f) * O + o) * S + s)] = acc;
+                        }
+            EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << "conv_temporal " << isa_name(isa) << " " << dtype_name(dt);
+
+            // conv1d same: N=2, C=5, L=33, O=4, k=5 (and k=1)
+            for (int64_t k : {1, 5}) {
+                const int64_t N = 2, Cc = 5, L = 33, Oo = 4, pad = k / 2;
+                std::vector<float> x1 = randv(static_cast<size_t>(N * Cc * L), 41);
+                Stored w1 = store(randv(static_cast<size_t>(Oo * Cc * k), 42), dt);
+                std::vector<float> b1 = randv(static_cast<size_t>(Oo), 43);
+                Tensor y1 = conv1d_same(Tensor::from_data(x1.data(), {N, Cc, L}, DType::F32), tensor_of(w1, {Oo, Cc, k}),
+                                        Tensor::from_data(b1.data(), {Oo}, DType::F32));
+                std::vector<double> r1(static_cast<size_t>(N * Oo * L));
+                for (int64_t n = 0; n < N; ++n)
+                    for (int64_t o = 0; o < Oo; ++o)
+                        for (int64_t l = 0; l < L; ++l) {
+                            double acc = b1[static_cast<size_t>(o)];
+                            for (int64_t c = 0; c < Cc; ++c)
+                                for (int64_t j = 0; j < k; ++j) {
+                                    const int64_t li = l + j - pad;
+                                    if (li < 0 || li >= L) continue;
+                                    acc += static_cast<double>(w1.f32[static_cast<size_t>((o * Cc + c) * k + j)]) *
+                                           x1[static_cast<size_t>((n * Cc + c) * L + li)];
+                                }
+                            r1[static_cast<size_t>((n * Oo + o) * L + l)] = acc;
+                        }
+                ASSERT_EQ(y1.shape(), Shape({N, Oo, L}));
+                EXPECT_LE(rel_err(y1.f32(), r1), 1e-5) << "conv1d k=" << k << " " << isa_name(isa) << " " << dtype_name(dt);
+            }
+        }
+    }
+}
+
+TEST(GemmConv, BadShapesAndDtypesThrowTypedErrors) {
+    auto code_of = [](auto fn) {
+        try {
+            fn();
+        } catch (const Error& e) {
+            return e.code();
+        }
+        return Code::kOk;
+    };
+    Tensor x = Tensor::zeros({1, 4, 5, 5});
+    EXPECT_EQ(code_of([&] { conv2d(x, Tensor::zeros({2, 3, 3, 3}), Tensor(), Conv2dParams::same(3)); }), Code::kShapeMismatch);
+    EXPECT_EQ(code_of([&] { conv2d(x, Tensor::zeros({2, 4, 3, 3}, DType::I32), Tensor(), Conv2dParams::same(3)); }), Code::kDtype);
+    EXPECT_EQ(code_of([&] { conv2d(x, Tensor::zeros({2, 4, 9, 9}), Tensor(), Conv2dParams()); }), Code::kShapeMismatch);
+    EXPECT_EQ(code_of([&] { conv_temporal(x, 3, Tensor::zeros({4, 4, 3, 1, 1}), Tensor()); }), Code::kInvalidArgument);
+    EXPECT_EQ(code_of([&] { linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 5}), Tensor()); }), Code::kShapeMismatch);
+    std::vector<float> a(4);
+    EXPECT_EQ(code_of([&] { gemm(2, 2, 1, {a.data(), DType::I32, 1, 1}, {a.data(), DType::F32, 2, 1}, a.data(), 2); }),
+              Code::kDtype);
+}
