@@ -210,3 +210,137 @@ TEST(RuntimeBlend, StreamingMergeEqualsWholeVideoAndOfficialLoop) {
     EXPECT_THROW(randomized_blend(chunks, std::vector<int64_t>{1, 2}, C, O), Error);
     EXPECT_THROW(randomized_blend(chunks, std::vector<int64_t>{1, 2, 3, O + 1}, C, O), Error);
 }
+
+// ------------------------------------------------------------------------------------- schedules/samplers
+#include "runtime/schedules.h"
+
+namespace {
+// max over elements of |a − b| / max(1, |b|)
+double max_rel_err(const Tensor& a, const Tensor& b) {
+    EXPECT_EQ(a.numel(), b.numel());
+    const Tensor ac = a.contiguous(), bc = b.contiguous();
+    double m = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+        const double x = ac.f32()[i], y = bc.f32()[i];
+        const double e = std::fabs(x - y) / std::max(1.0, std::fabs(y));
+        if (!(e <= m)) m = e;  // NaN-propagating
+    }
+    return m;
+}
+Tensor toy_eps(const Tensor& x, int64_t t) {  // tanh(0.1 x) + 0.01 t / 1000
+    Tensor o = Tensor::empty(x.shape());
+    const Tensor xc = x.contiguous();
+    const float add = static_cast<float>(0.01 * static_cast<double>(t) / 1000.0);
+    for (int64_t i = 0; i < x.numel(); ++i) o.f32()[i] = std::tanh(0.1f * xc.f32()[i]) + add;
+    return o;
+}
+}  // namespace
+
+TEST(RuntimeSchedules, ScaledLinearAlphasCumprodAsTorch) {
+    REQUIRE_GOLDEN("samplers");
+    Tensor ref = npy("samplers/common/alphas_cumprod.npy");
+    std::vector<float> acp = scaled_linear_alphas_cumprod();
+    ASSERT_EQ(static_cast<int64_t>(acp.size()), ref.numel());
+    Tensor got = Tensor::from_data(acp.data(), Shape{1000}, DType::F32);
+    EXPECT_EQ(bit_mismatches(got, ref), 0);
+    EXPECT_LE(max_rel_err(got, ref), 1e-7);
+}
+
+TEST(RuntimeSchedules, DdimLeadingTimesteps) {
+    DdimScheduler s;
+    s.set_timesteps(50);
+    ASSERT_EQ(s.timesteps().size(), 50u);
+    EXPECT_EQ(s.timesteps().front(), 981);
+    EXPECT_EQ(s.timesteps()[1], 961);
+    EXPECT_EQ(s.timesteps().back(), 1);
+    s.set_timesteps(4);
+    EXPECT_EQ(s.timesteps(), (std::vector<int64_t>{751, 501, 251, 1}));
+    EXPECT_THROW(s.set_timesteps(0), Error);
+}
+
+TEST(RuntimeSamplers, Ddim50StepsMatchesOfficialTrajectory) {
+    REQUIRE_GOLDEN("samplers/ddim_50");
+    Tensor xT = npy("samplers/ddim_50/x_T.npy"), z = npy("samplers/ddim_50/variance_noise.npy");
+    Tensor eps_ref = npy("samplers/ddim_50/eps.npy"), xs = npy("samplers/ddim_50/x_per_step.npy");
+    Tensor ts = npy("samplers/ddim_50/timesteps.npy");
+    // (a) the sampler alone: recorded model outputs and noise
+    // (b) end to end: toy denoiser, x_T and the noise from the PyTorch-compatible generator (seed 402)
+    for (int mode = 0; mode < 2; ++mode) {
+        TorchGenerator g(402);
+        Tensor x0 = mode == 0 ? xT : g.randn(xT.shape());
+        if (mode == 1) EXPECT_EQ(bit_mismatches(x0, xT), 0);
+        std::vector<double> errs;
+        int calls = 0;
+        Tensor out = ddim_sample(
+            x0, 50, 1.0f,
+            [&](const Tensor& x, int64_t t) {
+                EXPECT_EQ(t, int_at(ts, calls));
+                Tensor e = mode == 0 ? eps_ref.select(0, calls).contiguous() : toy_eps(x, t);
+                ++calls;
+                return e;
+            },
+            mode == 0 ? NoiseFn([&](int i, const Shape&) { return z.select(0, i).contiguous(); }) : torch_noise(g),
+            [&](int i, int64_t, const Tensor& x) {
+                errs.push_back(max_rel_err(x, xs.select(0, i)));
+                return true;
+            });
+        ASSERT_EQ(errs.size(), 50u);
+        double worst = 0;
+        for (double e : errs) worst = std::max(worst, e);
+        EXPECT_LE(worst, 1e-5) << "mode " << mode;
+        RecordProperty(mode == 0 ? "ddim50_recorded_max_rel" : "ddim50_seed_max_rel", std::to_string(worst));
+    }
+}
+
+TEST(RuntimeSamplers, DpmSolverPP2MMatchesOfficialTrajectories) {
+    REQUIRE_GOLDEN("samplers/dpmpp_20");
+    for (int steps : {20, 50}) {
+        const std::string d = "samplers/dpmpp_" + std::to_string(steps) + "/";
+        Tensor xT = npy(d + "x_T.npy"), xs = npy(d + "x_per_step.npy"), x0s = npy(d + "x0_pred.npy");
+        Tensor eps_ref = npy(d + "eps.npy"), ts = npy(d + "timesteps.npy"), sig = npy(d + "sigmas.npy");
+        const DpmSolverSchedule sch = dpmpp_schedule(steps);
+        for (int i = 0; i < steps; ++i) EXPECT_EQ(sch.timesteps[static_cast<size_t>(i)], int_at(ts, i)) << i;
+        Tensor sg = Tensor::from_data(sch.sigmas.data(), Shape{steps + 1}, DType::F32);
+        EXPECT_LE(max_rel_err(sg, sig), 1e-6);
+        TorchGenerator g(steps == 20 ? 401 : 400);
+        EXPECT_EQ(bit_mismatches(g.randn(xT.shape()), xT), 0) << "x_T from the seed";
+        for (int mode = 0; mode < 2; ++mode) {
+            double worst = 0, worst_x0 = 0;
+            int calls = 0;
+            Tensor out = dpmpp_2m_sample(
+                xT, steps,
+                [&](const Tensor& x, int64_t t) {
+                    return mode == 0 ? eps_ref.select(0, calls++).contiguous() : toy_eps(x, t);
+                },
+                [&](int i, int64_t, const Tensor& x) {
+                    worst = std::max(worst, max_rel_err(x, xs.select(0, i)));
+                    return true;
+                },
+                [&](int i, const Tensor& x0) { worst_x0 = std::max(worst_x0, max_rel_err(x0, x0s.select(0, i))); });
+            EXPECT_LE(worst, 1e-5) << steps << " steps, mode " << mode;
+            EXPECT_LE(worst_x0, 1e-5) << steps << " steps, mode " << mode;
+        }
+    }
+}
+
+TEST(RuntimeSamplers, DdimStepOfTheSt2vChunk) {
+    REQUIRE_GOLDEN("st2v/step");
+    Tensor xt = npy("st2v/step/x_t.npy"), eps = npy("st2v/step/eps_cfg.npy");
+    Tensor z = npy("st2v/step/var_noise.npy"), ref = npy("st2v/step/x_prev.npy");
+    DdimScheduler s;
+    s.set_timesteps(50);
+    EXPECT_EQ(s.prev_timestep(981), 961);
+    EXPECT_FLOAT_EQ(s.alphas_cumprod()[981], 0.005775496829301119f);
+    EXPECT_FLOAT_EQ(s.alphas_cumprod()[961], 0.007281722966581583f);
+    Tensor zv = frames_first_to_video(z, 1);
+    Tensor got = s.step(eps, 981, xt, 1.0f, &zv);
+    EXPECT_LE(max_rel_err(got, ref), 1e-4);
+}
+
+TEST(RuntimeSamplers, CfgCombineBatchOrderUncondCond) {
+    Tensor b = Tensor::empty(Shape{2, 3});
+    for (int i = 0; i < 6; ++i) b.f32()[i] = static_cast<float>(i);
+    Tensor o = cfg_combine_batch(b, 7.5f);
+    for (int i = 0; i < 3; ++i) EXPECT_FLOAT_EQ(o.f32()[i], i + 7.5f * 3.0f);
+    EXPECT_THROW(cfg_combine_batch(Tensor::empty(Shape{3, 2}), 7.5f), Error);
+}
