@@ -51,6 +51,8 @@ Conv load_conv(const io::WeightStore& ws, const std::string& name, int stride, i
     } else {
         c.b.assign(c.cout, 0.f);
     }
+    c.wt = Tensor::from_data(c.w.data(), Shape({(int64_t)c.cout, (int64_t)c.cin, (int64_t)c.kh, (int64_t)c.kw}), DType::F32);
+    c.bt = Tensor::from_data(c.b.data(), Shape({(int64_t)c.cout}), DType::F32);
     return c;
 }
 
@@ -102,6 +104,17 @@ RaftModel::Encoder load_encoder(const io::WeightStore& ws, const std::string& p)
 Map conv(const Map& x, const Conv& c) {
     ST2V_CHECK(x.c == c.cin, Code::kShapeMismatch, "RAFT conv: %d input channels, weights expect %d", x.c, c.cin);
     const int ho = (x.h + 2 * c.ph - c.kh) / c.stride + 1, wo = (x.w + 2 * c.pw - c.kw) / c.stride + 1;
+    if (c.kh == c.kw && (c.kh == 1 || c.kh == 3) && c.ph == c.kh / 2 && c.pw == c.kw / 2) {
+        // The engine's implicit-GEMM convolution (no im2col buffer).
+        Tensor xt = Tensor::borrow(const_cast<float*>(x.d.data()), Shape({1, (int64_t)x.c, (int64_t)x.h, (int64_t)x.w}),
+                                   DType::F32, nullptr);
+        ops::Conv2dParams p = ops::Conv2dParams::same(c.kh, c.stride);
+        Tensor yt = ops::conv2d(xt, c.wt, c.bt, p);
+        Map y((int)yt.size(1), (int)yt.size(2), (int)yt.size(3));
+        ST2V_CHECK(y.h == ho && y.w == wo, Code::kInternal, "RAFT conv: unexpected output size");
+        std::memcpy(y.d.data(), yt.raw(), y.d.size() * sizeof(float));
+        return y;
+    }
     Map y(c.cout, ho, wo);
     const int64_t K = (int64_t)c.cin * c.kh * c.kw, N = (int64_t)ho * wo;
     const bool direct = c.kh == 1 && c.kw == 1 && c.stride == 1 && c.ph == 0 && c.pw == 0;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
 #include "io/weights.h"
 
 namespace st2v::eval {
@@ -29,6 +30,7 @@ class RaftModel {
     struct Conv {
         int cout = 0, cin = 0, kh = 1, kw = 1, stride = 1, ph = 0, pw = 0;
         std::vector<float> w, b;  // w [cout, cin*kh*kw]
+        Tensor wt, bt;            // the same as tensors, for ops::conv2d
     };
     struct Norm {
         bool batch = false;  // false: InstanceNorm2d(affine=False)
