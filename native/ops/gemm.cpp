@@ -125,7 +125,13 @@ __attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float*
            c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
            c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
            c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int i = 0; i < 6; ++i) {  // C rows are far apart (ldc): fetch them while the k loop runs
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
+    }
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; ++k) {
+        _mm_prefetch(reinterpret_cast<const char*>(b + 256), _MM_HINT_T0);
         const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         __m256 t;
         ST2V_ROW2(0) ST2V_ROW2(1) ST2V_ROW2(2) ST2V_ROW2(3) ST2V_ROW2(4) ST2V_ROW2(5)
@@ -160,7 +166,13 @@ __attribute__((target("avx512f"))) void kern_avx512_6x32(int64_t kc, const float
            c11 = _mm512_setzero_ps(), c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(),
            c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps(), c40 = _mm512_setzero_ps(),
            c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    for (int i = 0; i < 6; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+    }
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; ++k) {
+        _mm_prefetch(reinterpret_cast<const char*>(b + 512), _MM_HINT_T0);
         const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         __m512 t;
         ST2V_ROW2(0) ST2V_ROW2(1) ST2V_ROW2(2) ST2V_ROW2(3) ST2V_ROW2(4) ST2V_ROW2(5)
