@@ -14,6 +14,8 @@ namespace {
 constexpr bool kLinspaceFma = true;
 inline float lmadd(float a, float b, float c) { return kLinspaceFma ? std::fma(a, b, c) : a * b + c; }
 
+}  // namespace
+
 std::vector<float> torch_linspace_f32(float start, float end, int64_t n) {
     std::vector<float> out(static_cast<size_t>(n));
     if (n == 1) {
@@ -36,6 +38,8 @@ std::vector<float> torch_linspace_f32(float start, float end, int64_t n) {
     for (; i < n; ++i) out[static_cast<size_t>(i)] = scalar(i);
     return out;
 }
+
+namespace {
 
 void check_f32_contig(const Tensor& t, const char* op, const char* what) {
     check_defined(t, op, what);

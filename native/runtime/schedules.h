@@ -25,6 +25,8 @@ struct BetaSchedule {
 };
 
 std::vector<float> scaled_linear_alphas_cumprod(const BetaSchedule& s = {});
+// torch.linspace(start, end, n) in float32 as torch 1.13's AVX2 CPU kernel computes it (bit-exact).
+std::vector<float> torch_linspace_f32(float start, float end, int64_t n);
 
 // denoise(x, t) -> model output (ε) for sample x at integer timestep t.
 using Denoise = std::function<Tensor(const Tensor& x, int64_t t)>;

@@ -344,3 +344,96 @@ TEST(RuntimeSamplers, CfgCombineBatchOrderUncondCond) {
     for (int i = 0; i < 3; ++i) EXPECT_FLOAT_EQ(o.f32()[i], i + 7.5f * 3.0f);
     EXPECT_THROW(cfg_combine_batch(Tensor::empty(Shape{3, 2}), 7.5f), Error);
 }
+
+// ----------------------------------------------------------------------------------------- enhancer SDE
+#include "runtime/enhancer_sampling.h"
+
+namespace {
+// toy v model of the goldens: tanh(a·x + y)·(1 + t/1000), y [B, C, 1, H, W] broadcast over frames
+Tensor toy_v(const Tensor& x, int64_t t, const Tensor& y, float a) {
+    const Tensor xc = x.contiguous(), yc = y.contiguous();
+    const int64_t B = x.size(0), C = x.size(1), F = x.size(2), HW = x.size(3) * x.size(4);
+    const float m = static_cast<float>(1.0 + static_cast<double>(t) / 1000.0);
+    Tensor o = Tensor::empty(x.shape());
+    for (int64_t bc = 0; bc < B * C; ++bc)
+        for (int64_t f = 0; f < F; ++f)
+            for (int64_t p = 0; p < HW; ++p) {
+                const int64_t i = (bc * F + f) * HW + p;
+                o.f32()[i] = std::tanh(a * xc.f32()[i] + yc.f32()[bc * HW + p]) * m;
+            }
+    return o;
+}
+std::vector<float> vec_of(const Tensor& t) {
+    const Tensor c = t.dtype() == DType::F32 ? t.contiguous() : t.to(DType::F32);
+    return std::vector<float>(c.f32(), c.f32() + c.numel());
+}
+}  // namespace
+
+TEST(RuntimeEnhancer, LogSnrCosineInterpScheduleAndSolverSigmas) {
+    REQUIRE_GOLDEN("st2v/blend");
+    EnhancerSchedule sch;
+    Tensor vp = Tensor::from_data(sch.vp_sigmas().data(), Shape{1000}, DType::F32);
+    EXPECT_LE(max_rel_err(vp, npy("st2v/blend/vp_sigmas.npy")), 1e-5);
+    EXPECT_FLOAT_EQ(sch.sigma(999), 1.0f);
+    EXPECT_NEAR(sch.alpha(599), 0.23347, 1e-5);
+    EXPECT_NEAR(sch.sigma(599), 0.97236, 1e-5);
+    std::vector<float> s = sch.solver_sigmas(30, 599, 0);
+    ASSERT_EQ(s.size(), 31u);
+    EXPECT_EQ(s.back(), 0.0f);
+    Tensor st = Tensor::from_data(s.data(), Shape{31}, DType::F32);
+    EXPECT_LE(max_rel_err(st, npy("st2v/blend/v_solver_sigmas.npy")), 1e-5);
+    EXPECT_EQ(sch.sigma_to_timestep(s[0]), 599);
+    if (fs::exists(golden("samplers/sde"))) {
+        EXPECT_LE(max_rel_err(st, npy("samplers/sde/solver_sigmas.npy")), 1e-5);
+        EXPECT_LE(max_rel_err(vp, npy("samplers/sde/vp_sigmas.npy")), 1e-5);
+    }
+}
+
+TEST(RuntimeEnhancer, BlendedModelFnMatchesOfficial2b) {
+    REQUIRE_GOLDEN("st2v/blend");
+    Tensor xt = npy("st2v/blend/v_xt.npy"), yc = npy("st2v/blend/v_y_cond.npy"), yu = npy("st2v/blend/v_y_uncond.npy");
+    Tensor ref = npy("st2v/blend/v_out.npy");
+    EnhancerSchedule sch;
+    PyRandom rng(1235);
+    std::vector<int64_t> offs;
+    const float sigma = 4.164773464202881f;
+    EXPECT_EQ(sch.sigma_to_timestep(sigma), 599);
+    Tensor got = enhancer_model_fn(
+        xt, sigma, sch, [&](const Tensor& x, int64_t t, bool cond) { return toy_v(x, t, cond ? yc : yu, 0.7f); }, rng,
+        EnhancerGuidance{}, &offs);
+    EXPECT_EQ(offs.size(), 2u);
+    EXPECT_LE(max_rel_err(got, ref), 1e-4);
+}
+
+TEST(RuntimeEnhancer, SdeDpmpp2MMatchesOfficialSolverRun) {
+    REQUIRE_GOLDEN("samplers/sde");
+    const std::string d = "samplers/sde/";
+    Tensor x0 = npy(d + "x0.npy"), eps = npy(d + "sdedit_eps.npy"), xt = npy(d + "x_t.npy");
+    Tensor yc = npy(d + "y_cond.npy"), yu = npy(d + "y_uncond.npy"), noise = npy(d + "noise.npy");
+    Tensor model_in = npy(d + "model_in.npy"), denoised = npy(d + "denoised.npy"), result = npy(d + "result.npy");
+    std::vector<float> step_sigma = vec_of(npy(d + "step_sigma.npy"));
+    EnhancerSchedule sch;
+    EXPECT_LE(max_rel_err(sch.diffuse(x0, eps, 599), xt), 1e-5);
+    const std::vector<float> sigmas = sch.solver_sigmas(30, 599, 0);
+    PyRandom rng(0);  // one chunk of 24: no split index is drawn
+    double worst_in = 0, worst_d = 0;
+    int noise_calls = 0;
+    Tensor out = sde_dpmpp_2m_sample(
+        xt, sigmas,
+        [&](const Tensor& x_in, float s, int i) {
+            EXPECT_NEAR(s, step_sigma[static_cast<size_t>(i)], 1e-5 * std::max(1.0f, s));
+            worst_in = std::max(worst_in, max_rel_err(x_in, model_in.select(0, i)));
+            Tensor D = enhancer_model_fn(
+                x_in, s, sch, [&](const Tensor& x, int64_t t, bool c) { return toy_v(x, t, c ? yc : yu, 0.5f); }, rng);
+            worst_d = std::max(worst_d, max_rel_err(D, denoised.select(0, i)));
+            return D;
+        },
+        [&](int i, const Shape&) {
+            ++noise_calls;
+            return noise.select(0, i).contiguous();
+        });
+    EXPECT_EQ(noise_calls, 29);
+    EXPECT_LE(worst_in, 1e-5);
+    EXPECT_LE(worst_d, 1e-5);
+    EXPECT_LE(max_rel_err(out, result), 1e-5);
+}
