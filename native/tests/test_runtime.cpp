@@ -268,7 +268,9 @@ TEST(RuntimeSamplers, Ddim50StepsMatchesOfficialTrajectory) {
     for (int mode = 0; mode < 2; ++mode) {
         TorchGenerator g(402);
         Tensor x0 = mode == 0 ? xT : g.randn(xT.shape());
-        if (mode == 1) EXPECT_EQ(bit_mismatches(x0, xT), 0);
+        if (mode == 1) {
+            EXPECT_EQ(bit_mismatches(x0, xT), 0);
+        }
         std::vector<double> errs;
         int calls = 0;
         Tensor out = ddim_sample(
