@@ -235,3 +235,30 @@ test('RAFT: the tiny torchvision-made model gives the torchvision flow through t
   for (let i = 0; i < W * H; i++) s += Math.hypot(ref[i]!, ref[W * H + i]!);
   t.true(Math.abs(pairs.motion[0]! - s / (W * H)) <= 1e-4 * Math.max(1, s / (W * H)));
 });
+
+test.serial('CLI: st2v eval prints SCuts as JSON and rejects unknown metrics', async (t) => {
+  const dir = videos(t);
+  if (!dir) return t.pass();
+  const { Command } = await import('commander');
+  const { register } = await import('../../lib/cli/commands/eval.js');
+  const program = new Command('st2v').exitOverride();
+  register(program);
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(['eval', path.join(dir, 'v10_rapid8_256_200.mp4'), '--metrics', 'scuts', '--scuts-version', '0.6.3', '--json', '--no-progress'], { from: 'user' });
+  } finally {
+    process.stdout.write = write;
+  }
+  const r = JSON.parse(out) as { frames: number; scuts: { cuts: number[]; count: number; version: string } };
+  t.is(r.frames, 200);
+  t.is(r.scuts.version, '0.6.3');
+  t.deepEqual(r.scuts.cuts, [15, 31, 47, 63, 79, 95, 111, 127, 143, 159, 175, 191]);
+  const p2 = new Command('st2v').exitOverride();
+  register(p2);
+  await t.throwsAsync(p2.parseAsync(['eval', 'x.mp4', '--metrics', 'scuts,nope'], { from: 'user' }), { instanceOf: RangeError });
+});
