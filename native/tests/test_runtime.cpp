@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "io/npy.h"
-#include "runtime/rng.h"
+#include "runtime/runtime.h"
 
 namespace fs = std::filesystem;
 using namespace st2v;
@@ -438,4 +438,21 @@ TEST(RuntimeEnhancer, SdeDpmpp2MMatchesOfficialSolverRun) {
     EXPECT_LE(worst_in, 1e-5);
     EXPECT_LE(worst_d, 1e-5);
     EXPECT_LE(max_rel_err(out, result), 1e-5);
+}
+
+TEST(RuntimeRng, St2vDdimNoiseFromSeed33) {
+    // The official stage-2 draw order with one generator: x_T = randn(1, 4, F, H, W), then per DDIM step
+    // randn(F, 4, H, W) in (B·F, C, H, W) order.
+    REQUIRE_GOLDEN("st2v/ddim");
+    Tensor xT = npy("st2v/ddim/x_T.npy"), z = npy("st2v/ddim/var_noises.npy");
+    TorchGenerator g(33);
+    EXPECT_EQ(bit_mismatches(g.randn(xT.shape()), xT), 0);
+    for (int64_t i = 0; i < z.size(0); ++i) {
+        Tensor zi = z.select(0, i);
+        EXPECT_EQ(bit_mismatches(g.randn(zi.shape()), zi), 0) << "step " << i;
+    }
+    Tensor ts = npy("st2v/ddim/timesteps.npy");
+    DdimScheduler s;
+    s.set_timesteps(static_cast<int>(ts.numel()));
+    for (int64_t i = 0; i < ts.numel(); ++i) EXPECT_EQ(s.timesteps()[static_cast<size_t>(i)], int_at(ts, i));
 }
