@@ -29,6 +29,18 @@ export interface NativeSystemInfo {
   cuda: { compiled: boolean; available: boolean; message: string };
 }
 
+/** One native bench measurement (native/bench/bench.h). gflops/gbps are 0 when not applicable. */
+export interface NativeBenchResult {
+  name: string;
+  gflops: number;
+  gbps: number;
+  /** Median seconds per repetition. */
+  seconds: number;
+  /** FLOPs (or bytes for bandwidth cases) per repetition. */
+  flops: number;
+  note: string;
+}
+
 export interface NativeModule {
   systemInfo(): NativeSystemInfo;
   errorCodes(): string[];
@@ -37,7 +49,11 @@ export interface NativeModule {
   /** Lowers the kernel ISA level (for tests); false if the CPU lacks it. */
   setIsa(isa: 'portable' | 'avx2' | 'avx512'): boolean;
   /** Runs one op (tests, benches): see native/napi/ops_binding.cpp for names and params. */
-  runOp(name: string, inputs: NativeTensor[], params?: Record<string, unknown>): Promise<NativeTensor>;
+  runOp(name: string, inputs: Array<NativeTensor | null | undefined>, params?: Record<string, unknown>): Promise<NativeTensor>;
+  /** Names of the registered native bench cases of a suite ('peak', 'ops', ...), in registration order. */
+  benchList(suite: string): string[];
+  /** Runs one native bench case on the current pool (medians of a few repetitions). */
+  benchRun(name: string): Promise<NativeBenchResult>;
   [key: string]: unknown;
 }
 

@@ -1,0 +1,114 @@
+/**
+ * `npm run bench -- ops [--json] [--save] [--threads N]`: the kernel suite.
+ *
+ * First the register-only FMA peak probes (native suite 'peak': AVX2 and, where the CPU has it, AVX-512;
+ * the peak is the highest), then the native 'ops' cases: gemm_f32_2048, gemm_f16_2048, gemm_f32_4096,
+ * conv3x3_16x320x32x32 first, then every other registered 'ops' case in registration order. Every FLOP
+ * case is reported as a ratio to the peak measured in this same run. Prints a table, or with --json
+ * exactly one JSON object on stdout; --save also writes it to bench/results/ops-<cpu>-<isa>-<date>.json.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { callNative } from '../errors.js';
+import { loadNative, packageRoot } from '../native/binding.js';
+import type { NativeBenchResult } from '../native/binding.js';
+
+const FIRST = ['gemm_f32_2048', 'gemm_f16_2048', 'gemm_f32_4096', 'conv3x3_16x320x32x32'];
+
+interface Row {
+  name: string;
+  gflops?: number;
+  gbps?: number;
+  ratio_to_peak?: number;
+  seconds: number;
+  note: string;
+}
+
+function parseArgs(argv: string[]): { json: boolean; save: boolean; threads?: number } {
+  const out: { json: boolean; save: boolean; threads?: number } = { json: false, save: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') out.json = true;
+    else if (a === '--save') out.save = true;
+    else if (a === '--threads') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 1 || n > 1024) throw new RangeError('--threads must be an integer in [1, 1024]');
+      out.threads = n;
+    } else throw new RangeError(`ops bench: unknown option '${a}' (options: --json, --save, --threads N)`);
+  }
+  return out;
+}
+
+const round = (x: number, d: number): number => Number(x.toFixed(d));
+
+export async function run(argv: string[]): Promise<void> {
+  const opts = parseArgs(argv);
+  const core = loadNative();
+  if (opts.threads !== undefined) core.setThreads(opts.threads);
+  const info = core.systemInfo();
+  const log = (s: string): void => {
+    if (!opts.json) console.log(s);
+    else process.stderr.write(`${s}\n`);
+  };
+  log(`cpu: ${info.cpu}  isa: ${info.isa}  threads: ${info.threads}  load avg: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+
+  const peaks: Array<{ name: string; gflops: number; note: string }> = [];
+  for (const name of core.benchList('peak')) {
+    const r: NativeBenchResult = await callNative(() => core.benchRun(name));
+    if (r.gflops > 0) peaks.push({ name, gflops: round(r.gflops, 1), note: r.note });
+    else log(`  ${name}: ${r.note}`);
+  }
+  if (peaks.length === 0) throw new Error('ops bench: no FMA peak probe ran (CPU without AVX2/FMA?)');
+  const peak = Math.max(...peaks.map((p) => p.gflops));
+  for (const p of peaks) log(`  ${p.name}: ${p.gflops} GFLOP/s (${p.note})`);
+
+  const listed = core.benchList('ops');
+  const order = [...FIRST.filter((n) => listed.includes(n)), ...listed.filter((n) => !FIRST.includes(n))];
+  const results: Row[] = [];
+  for (const name of order) {
+    const r: NativeBenchResult = await callNative(() => core.benchRun(name));
+    const row: Row = { name: r.name, seconds: r.seconds, note: r.note };
+    if (r.gflops > 0) {
+      row.gflops = round(r.gflops, 1);
+      row.ratio_to_peak = round(r.gflops / peak, 3);
+    } else if (r.gbps > 0) {
+      row.gbps = round(r.gbps, 1);
+    }
+    results.push(row);
+    if (!opts.json) log(`  ${name}: done`);
+  }
+
+  const report = {
+    peak_gflops: peak,
+    threads: info.threads,
+    isa: info.isa,
+    cpu: info.cpu,
+    peaks,
+    load_avg: os.loadavg().map((x) => round(x, 2)),
+    date: new Date().toISOString(),
+    results,
+  };
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  } else {
+    const table = results.map((r) => ({
+      case: r.name,
+      'GFLOP/s': r.gflops ?? '',
+      'GB/s': r.gbps ?? '',
+      'x peak': r.ratio_to_peak ?? '',
+      'median s': round(r.seconds, 4),
+      note: r.note,
+    }));
+    console.log(`FMA peak (max of probes): ${peak} GFLOP/s on ${info.threads} threads`);
+    console.table(table);
+  }
+  if (opts.save) {
+    const slug = `${info.cpu}-${info.isa}`.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+    const dir = path.join(packageRoot, 'bench', 'results');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `ops-${slug}-${report.date.slice(0, 10)}.json`);
+    fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+    log(`saved ${path.relative(packageRoot, file)}`);
+  }
+}
