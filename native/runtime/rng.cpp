@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <immintrin.h>
+
+#include "core/cpu.h"
 
 namespace st2v::runtime {
 
@@ -148,6 +151,94 @@ void cephes_sincosf(float xin, float* s, float* c) {
     *c = bitsf(fbits(cv) ^ sign_bit_cos);
 }
 
+// The same per-block math with AVX2/FMA intrinsics (used when the CPU has them; identical results: every
+// fused operation above is an explicit _mm256_fmadd/_fnmadd here, everything else rounds the same way).
+__attribute__((target("avx2,fma"))) void normal_fill_avx2_blocks(float* d, int64_t n_blocks) {
+    const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
+    const __m256 two_pi = _mm256_set1_ps(static_cast<float>(2.0f * 3.14159265358979323846));
+    const __m256 minus_two = _mm256_set1_ps(-2.0f);
+    const __m256 mnp = _mm256_castsi256_ps(_mm256_set1_epi32(0x00800000));
+    const __m256i inv_mant = _mm256_set1_epi32(~0x7f800000);
+    const __m256 sign_mask = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+    const __m256 inv_sign_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        float* p = d + 16 * b;
+        // log256_ps(1 - u)
+        __m256 x = _mm256_sub_ps(one, _mm256_loadu_ps(p));
+        const __m256 invalid = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OS);
+        x = _mm256_max_ps(x, mnp);
+        __m256i imm0 = _mm256_srli_epi32(_mm256_castps_si256(x), 23);
+        x = _mm256_and_ps(x, _mm256_castsi256_ps(inv_mant));
+        x = _mm256_or_ps(x, half);
+        imm0 = _mm256_sub_epi32(imm0, _mm256_set1_epi32(0x7f));
+        __m256 e = _mm256_add_ps(_mm256_cvtepi32_ps(imm0), one);
+        const __m256 mask = _mm256_cmp_ps(x, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OS);
+        const __m256 tmp0 = _mm256_and_ps(x, mask);
+        x = _mm256_sub_ps(x, one);
+        e = _mm256_sub_ps(e, _mm256_and_ps(one, mask));
+        x = _mm256_add_ps(x, tmp0);
+        const __m256 z = _mm256_mul_ps(x, x);
+        __m256 y = _mm256_set1_ps(7.0376836292E-2f);
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.1514610310E-1f));
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.1676998740E-1f));
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.2420140846E-1f));
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(+1.4249322787E-1f));
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-1.6668057665E-1f));
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(+2.0000714765E-1f));
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(-2.4999993993E-1f));
+        y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(+3.3333331174E-1f));
+        y = _mm256_mul_ps(y, x);
+        y = _mm256_fmadd_ps(y, z, _mm256_mul_ps(e, _mm256_set1_ps(-2.12194440e-4f)));
+        y = _mm256_fnmadd_ps(z, half, y);
+        x = _mm256_add_ps(x, y);
+        x = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), x);
+        const __m256 logv = _mm256_or_ps(x, invalid);
+        const __m256 radius = _mm256_sqrt_ps(_mm256_mul_ps(minus_two, logv));
+        // sincos256_ps(2π u2)
+        __m256 xs = _mm256_mul_ps(two_pi, _mm256_loadu_ps(p + 8));
+        __m256 sign_bit_sin = _mm256_and_ps(xs, sign_mask);
+        xs = _mm256_and_ps(xs, inv_sign_mask);
+        __m256 yy = _mm256_mul_ps(xs, _mm256_set1_ps(1.27323954473516f));
+        __m256i imm2 = _mm256_cvttps_epi32(yy);
+        imm2 = _mm256_add_epi32(imm2, _mm256_set1_epi32(1));
+        imm2 = _mm256_and_si256(imm2, _mm256_set1_epi32(~1));
+        yy = _mm256_cvtepi32_ps(imm2);
+        __m256i imm4 = imm2;
+        const __m256i swap = _mm256_slli_epi32(_mm256_and_si256(imm2, _mm256_set1_epi32(4)), 29);
+        const __m256 poly_mask = _mm256_castsi256_ps(
+            _mm256_cmpeq_epi32(_mm256_and_si256(imm2, _mm256_set1_epi32(2)), _mm256_setzero_si256()));
+        xs = _mm256_fmadd_ps(yy, _mm256_set1_ps(-0.78515625f), xs);
+        xs = _mm256_fmadd_ps(yy, _mm256_set1_ps(-2.4187564849853515625e-4f), xs);
+        xs = _mm256_fmadd_ps(yy, _mm256_set1_ps(-3.77489497744594108e-8f), xs);
+        imm4 = _mm256_sub_epi32(imm4, _mm256_set1_epi32(2));
+        imm4 = _mm256_andnot_si256(imm4, _mm256_set1_epi32(4));
+        const __m256 sign_bit_cos = _mm256_castsi256_ps(_mm256_slli_epi32(imm4, 29));
+        sign_bit_sin = _mm256_xor_ps(sign_bit_sin, _mm256_castsi256_ps(swap));
+        const __m256 zz = _mm256_mul_ps(xs, xs);
+        __m256 yc = _mm256_set1_ps(2.443315711809948E-005f);
+        yc = _mm256_fmadd_ps(yc, zz, _mm256_set1_ps(-1.388731625493765E-003f));
+        yc = _mm256_fmadd_ps(yc, zz, _mm256_set1_ps(4.166664568298827E-002f));
+        yc = _mm256_mul_ps(yc, zz);
+        yc = _mm256_fmsub_ps(yc, zz, _mm256_mul_ps(zz, half));
+        yc = _mm256_add_ps(yc, one);
+        __m256 ys = _mm256_set1_ps(-1.9515295891E-4f);
+        ys = _mm256_fmadd_ps(ys, zz, _mm256_set1_ps(8.3321608736E-3f));
+        ys = _mm256_fmadd_ps(ys, zz, _mm256_set1_ps(-1.6666654611E-1f));
+        ys = _mm256_mul_ps(ys, zz);
+        ys = _mm256_fmadd_ps(ys, xs, xs);
+        const __m256 sv = _mm256_blendv_ps(yc, ys, poly_mask);
+        const __m256 cv = _mm256_blendv_ps(ys, yc, poly_mask);
+        const __m256 sn = _mm256_xor_ps(sv, sign_bit_sin), cs = _mm256_xor_ps(cv, sign_bit_cos);
+        _mm256_storeu_ps(p, _mm256_mul_ps(radius, cs));
+        _mm256_storeu_ps(p + 8, _mm256_mul_ps(radius, sn));
+    }
+}
+
+bool use_avx2_blocks() {
+    static const bool ok = cpu_features().avx2 && cpu_features().fma;
+    return ok;
+}
+
 }  // namespace
 
 void torch_normal_fill_16(float* d, RandnPath path) {
@@ -212,7 +303,8 @@ void TorchGenerator::rand_fill(float* out, int64_t n) {
 void TorchGenerator::randn_fill(float* out, int64_t n) {
     if (n >= 16) {
         rand_fill(out, n);
-        for (int64_t i = 0; i + 16 <= n; i += 16) torch_normal_fill_16(out + i, path_);
+        if (path_ == RandnPath::kAvx2 && use_avx2_blocks()) normal_fill_avx2_blocks(out, n / 16);
+        else for (int64_t i = 0; i + 16 <= n; i += 16) torch_normal_fill_16(out + i, path_);
         if (n % 16 != 0) {
             float* tail = out + n - 16;
             rand_fill(tail, 16);
