@@ -41,6 +41,120 @@ export interface NativeBenchResult {
   note: string;
 }
 
+/**
+ * Engine binding contract (docs/native.md §"Engine binding"). One NativeEngine owns one loaded model and runs at
+ * most one generate() at a time (a second concurrent call rejects with ERR_BUSY; the TS Engine queues instead).
+ */
+export interface NativeEngineOptions {
+  /** Compute threads for this engine (0 or absent = the shared pool's size). */
+  threads?: number;
+}
+
+/** Options of NativeEngine.load. All optional; TS validates them. */
+export interface NativeLoadOptions {
+  /** Weight dtype to compute with ('auto' = as stored). */
+  dtype?: 'auto' | 'f32' | 'f16' | 'bf16';
+  /** Folder where the built-in default model's seeded weights are cached (only used when modelDir is null). */
+  cacheDir?: string;
+}
+
+/** What a loaded model is (from model.json, or the built-in default). */
+export interface NativeModelInfo {
+  /** 'default-tiny' for the built-in model, else the model folder's name/kind from model.json. */
+  name: string;
+  /** True for the built-in default model, whose weights are seeded random numbers (untrained). */
+  untrained: boolean;
+  /** Resolved model folder, or null for the built-in default when nothing is cached on disk. */
+  modelDir: string | null;
+  /** Output frame size of stage 2 (pixels). */
+  width: number;
+  height: number;
+  /** Frames produced by the first (stage-1) chunk. */
+  firstChunkFrames: number;
+  /** New frames produced by each extension chunk. */
+  chunkFrames: number;
+  /** Conditioning frames an extension chunk overlaps with the previous one. */
+  overlapFrames: number;
+  /** Default number of denoising steps. */
+  defaultSteps: number;
+  /** Components present (unet, cam, resampler, text_encoder, image_encoder, vae, enhancer). */
+  components: string[];
+  /** Dtype the weights are computed in. */
+  dtype: string;
+}
+
+/** Arguments of NativeEngine.generate; validated by lib/options.ts before they cross. */
+export interface NativeGenerateOptions {
+  prompt: string;
+  negativePrompt: string;
+  /** Total frames to produce (>= 1). The engine rounds nothing: it delivers exactly this many frames. */
+  frames: number;
+  /** Seed of the PyTorch-compatible generator (0 <= seed < 2^53). */
+  seed: number;
+  steps: number;
+  guidanceScale: number;
+}
+
+/** Milliseconds spent per stage for one chunk. Stages that did not run in that chunk are 0. */
+export interface NativeStageTimings {
+  textEncoder: number;
+  imageEncoder: number;
+  unet: number;
+  cam: number;
+  vaeDecode: number;
+  total: number;
+}
+
+/**
+ * One finished chunk: RGB uint8 frames, row-major (frames, height, width, 3). `data` is a fresh JS-owned buffer
+ * (transferable), `index` the video index of its first frame. Chunks arrive in order, without overlap, and
+ * sum to exactly `frames`.
+ */
+export interface NativeChunk {
+  data: Uint8Array;
+  index: number;
+  frames: number;
+  width: number;
+  height: number;
+  timings: NativeStageTimings;
+}
+
+/** Progress of the running generate(): `step` of `steps` denoising steps of chunk `chunk` (0-based) of `chunks`. */
+export interface NativeProgress {
+  stage: 'text' | 'stage1' | 'extend' | 'decode';
+  chunk: number;
+  chunks: number;
+  step: number;
+  steps: number;
+}
+
+export interface NativeGenerateSummary {
+  frames: number;
+  chunks: number;
+  /** Summed per-stage milliseconds over all chunks. */
+  timings: NativeStageTimings;
+}
+
+export interface NativeEngine {
+  /** Loads a model folder (from `st2v convert`), or the built-in default tiny model when modelDir is null. */
+  load(modelDir: string | null, opts: NativeLoadOptions): Promise<NativeModelInfo>;
+  /**
+   * Generates; onChunk is called on the JS thread (thread-safe function) as each chunk finishes, before the next
+   * chunk starts computing; onProgress after each denoising step. Resolves after the last onChunk call. Rejects
+   * with ERR_CANCELLED (checked at least once per denoising step) after cancel(), ERR_BUSY if already running,
+   * ERR_DISPOSED after dispose(). Activation memory is released before the promise settles.
+   */
+  generate(
+    opts: NativeGenerateOptions,
+    onChunk: (chunk: NativeChunk) => void,
+    onProgress: (p: NativeProgress) => void,
+  ): Promise<NativeGenerateSummary>;
+  /** Requests cancellation of the running generate() (no-op when idle). Returns at once. */
+  cancel(): void;
+  /** Cancels any running work, waits for it, frees the weights. Idempotent. */
+  dispose(): Promise<void>;
+}
+
 export interface NativeModule {
   systemInfo(): NativeSystemInfo;
   errorCodes(): string[];
@@ -54,6 +168,8 @@ export interface NativeModule {
   benchList(suite: string): string[];
   /** Runs one native bench case on the current pool (medians of a few repetitions). */
   benchRun(name: string): Promise<NativeBenchResult>;
+  /** Creates an engine (see NativeEngine). Absent until the native pipeline is built in. */
+  createEngine?: (opts: NativeEngineOptions) => NativeEngine;
   [key: string]: unknown;
 }
 

@@ -1,0 +1,259 @@
+/**
+ * The public Engine: loads a model once, then streams generated frames chunk by chunk. All compute runs in the
+ * native addon off the JS thread; this file validates, queues, converts errors and adapts callbacks to an
+ * AsyncIterable.
+ */
+import { St2vError, fromNative } from './errors.js';
+import {
+  loadNative,
+  type NativeChunk,
+  type NativeEngine,
+  type NativeEngineOptions,
+  type NativeGenerateSummary,
+  type NativeModelInfo,
+  type NativeProgress,
+  type NativeStageTimings,
+} from './native/binding.js';
+import { type GenerateOptions, type LoadOptions, checkModelDir, resolveGenerateOptions, resolveLoadOptions } from './options.js';
+import { ProgressTracker } from './progress.js';
+
+/** Per-stage milliseconds of one chunk (0 for stages that did not run in it). */
+export type StageTimings = NativeStageTimings;
+
+/** A loaded model's description. */
+export type ModelInfo = NativeModelInfo;
+
+/** One chunk of generated frames, as soon as it is decoded. */
+export interface FrameChunk {
+  /** RGB uint8 pixels, row-major (frames, height, width, 3). Owned by the caller (transferable). */
+  data: Uint8Array;
+  /** Video index of the first frame of this chunk. */
+  index: number;
+  /** Number of frames in this chunk. */
+  frames: number;
+  width: number;
+  height: number;
+  /** Milliseconds per stage spent on this chunk. */
+  timings: StageTimings;
+}
+
+/** The iterable returned by {@link Engine.generate}; `summary` is set once iteration completed. */
+export interface Generation extends AsyncIterable<FrameChunk> {
+  /** Totals over all chunks, available after the last chunk was consumed. */
+  readonly summary: NativeGenerateSummary | undefined;
+}
+
+type Factory = (opts: NativeEngineOptions) => NativeEngine;
+
+function nativeFactory(): Factory {
+  const create = loadNative().createEngine;
+  if (typeof create !== 'function') {
+    throw new St2vError(
+      'this build of the native addon has no generation engine (createEngine is missing); rebuild it with `npx cmake-js compile`',
+      'ERR_UNSUPPORTED',
+    );
+  }
+  return create;
+}
+
+let factoryOverride: Factory | undefined;
+
+/**
+ * Test seam: replaces the native engine factory used by {@link Engine.load} (undefined restores the addon's).
+ * Not part of the public API.
+ */
+export function setNativeEngineFactoryForTesting(factory: Factory | undefined): void {
+  factoryOverride = factory;
+}
+
+/** A FIFO mutex: one generation runs at a time per engine. */
+class Queue {
+  private tail: Promise<void> = Promise.resolve();
+  /** Resolves (with a release function) when every earlier acquirer has released. */
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const ready = this.tail.then(() => release);
+    this.tail = this.tail.then(() => mine);
+    return ready;
+  }
+  /** Resolves when everything queued so far has finished. */
+  drain(): Promise<void> {
+    return this.tail;
+  }
+}
+
+function cancelledError(signal: AbortSignal | undefined): St2vError {
+  const reason = signal?.reason as unknown;
+  return new St2vError('generation cancelled', 'ERR_CANCELLED', reason === undefined ? undefined : { cause: reason });
+}
+
+export class Engine implements AsyncDisposable {
+  private readonly queue = new Queue();
+  private disposed = false;
+  private disposing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly native: NativeEngine,
+    /** What was loaded. */
+    readonly model: ModelInfo,
+  ) {}
+
+  /**
+   * Loads a model folder written by `st2v convert`, or without one the built-in default tiny model (same
+   * architecture, small config, deterministic seeded weights: untrained, its videos are noise-like).
+   */
+  static async load(modelDir?: string | null, options?: LoadOptions): Promise<Engine> {
+    const dir = checkModelDir(modelDir);
+    const o = resolveLoadOptions(options);
+    const stack = new Error().stack;
+    const native = (factoryOverride ?? nativeFactory())({ threads: o.threads });
+    try {
+      const info = await native.load(dir, { dtype: o.dtype, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}) });
+      return new Engine(native, info);
+    } catch (err) {
+      await native.dispose().catch(() => undefined);
+      throw fromNative(err, stack);
+    }
+  }
+
+  /**
+   * Generates a video; frames arrive chunk by chunk as soon as each is decoded. Options are validated now
+   * (TypeError / RangeError); the work starts when iteration starts. Generations on one engine run one at a
+   * time, in the order their iteration started. Breaking out of the loop cancels the rest.
+   */
+  generate(options: GenerateOptions): Generation {
+    const o = resolveGenerateOptions(options);
+    if (this.disposed) throw new St2vError('the engine was disposed', 'ERR_DISPOSED');
+    const frames = o.frames ?? this.model.firstChunkFrames;
+    const steps = o.steps ?? this.model.defaultSteps;
+    const native = this.native;
+    let summary: NativeGenerateSummary | undefined;
+    const stack = new Error().stack;
+    const self = this;
+
+    async function* run(): AsyncGenerator<FrameChunk, void, undefined> {
+      if (o.signal?.aborted) throw cancelledError(o.signal);
+      if (self.disposed) throw new St2vError('the engine was disposed', 'ERR_DISPOSED');
+      // Wait for our turn, giving up early on abort.
+      let onAbortWait: (() => void) | undefined;
+      const turn = self.queue.acquire();
+      const release = await new Promise<() => void>((resolve, reject) => {
+        onAbortWait = () => {
+          void turn.then((r) => r());
+          reject(cancelledError(o.signal));
+        };
+        o.signal?.addEventListener('abort', onAbortWait, { once: true });
+        void turn.then(resolve);
+      }).finally(() => o.signal?.removeEventListener('abort', onAbortWait!));
+
+      const pending: FrameChunk[] = [];
+      let wake: (() => void) | undefined;
+      let settled = false;
+      let failure: unknown;
+      const notify = () => {
+        const w = wake;
+        wake = undefined;
+        w?.();
+      };
+      const tracker = new ProgressTracker(frames);
+      const onAbort = () => native.cancel();
+      let job: Promise<void> | undefined;
+      try {
+        if (self.disposed) throw new St2vError('the engine was disposed', 'ERR_DISPOSED');
+        if (o.signal?.aborted) throw cancelledError(o.signal);
+        o.signal?.addEventListener('abort', onAbort, { once: true });
+        job = native
+          .generate(
+            {
+              prompt: o.prompt,
+              negativePrompt: o.negativePrompt,
+              frames,
+              seed: o.seed,
+              steps,
+              guidanceScale: o.guidanceScale,
+            },
+            (c: NativeChunk) => {
+              tracker.framesDone += c.frames;
+              pending.push({ data: c.data, index: c.index, frames: c.frames, width: c.width, height: c.height, timings: c.timings });
+              notify();
+            },
+            (p: NativeProgress) => {
+              if (!o.onProgress) return;
+              try {
+                o.onProgress(tracker.update(p));
+              } catch (err) {
+                // A throwing callback cancels the generation and surfaces its error.
+                failure ??= err;
+                native.cancel();
+              }
+            },
+          )
+          .then(
+            (s) => {
+              summary = s;
+            },
+            (err: unknown) => {
+              const e = o.signal?.aborted && (err as { code?: string })?.code === 'ERR_CANCELLED' ? cancelledError(o.signal) : fromNative(err, stack);
+              failure ??= e;
+            },
+          )
+          .finally(() => {
+            settled = true;
+            notify();
+          });
+        for (;;) {
+          if (o.signal?.aborted) {
+            // Abort wins over chunks not yet consumed: wait for the native side to stop, then reject.
+            native.cancel();
+            await job;
+            throw cancelledError(o.signal);
+          }
+          const next = pending.shift();
+          if (next) {
+            yield next;
+            continue;
+          }
+          if (settled) break;
+          await new Promise<void>((r) => (wake = r));
+        }
+        if (failure !== undefined) throw failure;
+      } finally {
+        o.signal?.removeEventListener('abort', onAbort);
+        if (!settled) {
+          // The consumer stopped early (break / throw): cancel and wait until native work has stopped.
+          native.cancel();
+          await job;
+        }
+        release();
+      }
+    }
+
+    const iterable: Generation = {
+      [Symbol.asyncIterator]: () => run(),
+      get summary() {
+        return summary;
+      },
+    };
+    return iterable;
+  }
+
+  /** Cancels running and queued generations, waits for them, and frees the model. Idempotent. */
+  dispose(): Promise<void> {
+    if (!this.disposing) {
+      this.disposed = true;
+      this.native.cancel();
+      this.disposing = (async () => {
+        await this.queue.drain();
+        await this.native.dispose().catch((err: unknown) => {
+          throw fromNative(err);
+        });
+      })();
+    }
+    return this.disposing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}

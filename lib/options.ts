@@ -1,0 +1,163 @@
+/**
+ * Public option types of the Engine and their validation. Every check throws a TypeError (wrong type) or a
+ * RangeError (right type, out of range) whose message names the option, sharp-style:
+ * "Expected <what> for <name> but received <value>".
+ */
+import type { GenerateProgress } from './progress.js';
+
+/** Options of {@link Engine.load}. */
+export interface LoadOptions {
+  /** Compute threads of this engine; 0 uses every hardware thread. Defaults to `0`. */
+  threads?: number;
+  /** Dtype the weights are computed in; 'auto' keeps the stored dtype. Defaults to `'auto'`. */
+  dtype?: 'auto' | 'f32' | 'f16' | 'bf16';
+  /**
+   * Folder caching the built-in default model's seeded weights (only used without a model folder).
+   * Defaults to `$XDG_CACHE_HOME/streamingt2v` (or `~/.cache/streamingt2v`).
+   */
+  cacheDir?: string;
+}
+
+/** Options of {@link Engine.generate}. */
+export interface GenerateOptions {
+  /** The text describing the video (at most 77 CLIP tokens are used). Required. */
+  prompt: string;
+  /** What the video should not show (the unconditional branch of classifier-free guidance). Defaults to `''`. */
+  negativePrompt?: string;
+  /** Number of frames to produce, 1 to 100000. Defaults to `the model's first chunk length (16 for StreamingT2V)`. */
+  frames?: number;
+  /** Seed of the PyTorch-compatible random generator, an integer 0 to 2^53-1. Defaults to `33`. */
+  seed?: number;
+  /** Denoising steps per chunk, 1 to 1000. Defaults to `the model's default (50 for StreamingT2V)`. */
+  steps?: number;
+  /** Classifier-free guidance scale, 0 to 100 (1 disables the unconditional branch's effect). Defaults to `7.5`. */
+  guidanceScale?: number;
+  /** Aborting it rejects the iteration with St2vError ERR_CANCELLED within one denoising step. Defaults to `undefined`. */
+  signal?: AbortSignal;
+  /** Called after each denoising step (on the JS thread). Defaults to `undefined`. */
+  onProgress?: (progress: GenerateProgress) => void;
+}
+
+/** Fully validated generate options (defaults applied where the model does not decide them). */
+export interface ResolvedGenerateOptions {
+  prompt: string;
+  negativePrompt: string;
+  frames: number | undefined;
+  seed: number;
+  steps: number | undefined;
+  guidanceScale: number;
+  signal: AbortSignal | undefined;
+  onProgress: ((progress: GenerateProgress) => void) | undefined;
+}
+
+export const MAX_FRAMES = 100_000;
+export const MAX_STEPS = 1000;
+export const DEFAULT_SEED = 33;
+export const DEFAULT_GUIDANCE = 7.5;
+
+/** Renders a received value for an error message (short, never throws). */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+export function invalidType(what: string, name: string, value: unknown): TypeError {
+  return new TypeError(`Expected ${what} for ${name} but received ${describe(value)}`);
+}
+
+export function invalidRange(what: string, name: string, value: unknown): RangeError {
+  return new RangeError(`Expected ${what} for ${name} but received ${describe(value)}`);
+}
+
+/** An integer in [min, max]. */
+export function checkInteger(value: unknown, name: string, min: number, max: number): number {
+  const what = `an integer between ${min} and ${max}`;
+  if (typeof value !== 'number' || Number.isNaN(value)) throw invalidType(what, name, value);
+  if (!Number.isInteger(value) || value < min || value > max) throw invalidRange(what, name, value);
+  return value;
+}
+
+/** A finite number in [min, max]. */
+export function checkNumber(value: unknown, name: string, min: number, max: number): number {
+  const what = `a number between ${min} and ${max}`;
+  if (typeof value !== 'number' || Number.isNaN(value)) throw invalidType(what, name, value);
+  if (!Number.isFinite(value) || value < min || value > max) throw invalidRange(what, name, value);
+  return value;
+}
+
+export function checkString(value: unknown, name: string, { nonEmpty = false } = {}): string {
+  const what = nonEmpty ? 'a non-empty string' : 'a string';
+  if (typeof value !== 'string') throw invalidType(what, name, value);
+  if (nonEmpty && value.trim().length === 0) throw invalidRange(what, name, value);
+  if (value.includes('\0')) throw invalidRange(`${what} without NUL characters`, name, value);
+  return value;
+}
+
+function checkObject(value: unknown, name: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidType('an object', name, value);
+  return value as Record<string, unknown>;
+}
+
+function checkKnownKeys(obj: Record<string, unknown>, known: readonly string[], name: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!known.includes(k)) throw invalidRange(`one of ${known.join(', ')}`, `a key of ${name}`, k);
+  }
+}
+
+const LOAD_KEYS = ['threads', 'dtype', 'cacheDir'] as const;
+const DTYPES = ['auto', 'f32', 'f16', 'bf16'] as const;
+
+export interface ResolvedLoadOptions {
+  threads: number;
+  dtype: (typeof DTYPES)[number];
+  cacheDir: string | undefined;
+}
+
+export function resolveLoadOptions(options: unknown): ResolvedLoadOptions {
+  if (options === undefined) return { threads: 0, dtype: 'auto', cacheDir: undefined };
+  const o = checkObject(options, 'options');
+  checkKnownKeys(o, LOAD_KEYS, 'options');
+  const threads = o.threads === undefined ? 0 : checkInteger(o.threads, 'threads', 0, 1024);
+  let dtype: ResolvedLoadOptions['dtype'] = 'auto';
+  if (o.dtype !== undefined) {
+    if (typeof o.dtype !== 'string') throw invalidType(`one of ${DTYPES.join(', ')}`, 'dtype', o.dtype);
+    if (!(DTYPES as readonly string[]).includes(o.dtype)) throw invalidRange(`one of ${DTYPES.join(', ')}`, 'dtype', o.dtype);
+    dtype = o.dtype as ResolvedLoadOptions['dtype'];
+  }
+  const cacheDir = o.cacheDir === undefined ? undefined : checkString(o.cacheDir, 'cacheDir', { nonEmpty: true });
+  return { threads, dtype, cacheDir };
+}
+
+export function checkModelDir(modelDir: unknown): string | null {
+  if (modelDir === undefined || modelDir === null) return null;
+  return checkString(modelDir, 'modelDir', { nonEmpty: true });
+}
+
+const GENERATE_KEYS = ['prompt', 'negativePrompt', 'frames', 'seed', 'steps', 'guidanceScale', 'signal', 'onProgress'] as const;
+
+export function resolveGenerateOptions(options: unknown): ResolvedGenerateOptions {
+  const o = checkObject(options, 'options');
+  checkKnownKeys(o, GENERATE_KEYS, 'options');
+  const prompt = checkString(o.prompt, 'prompt', { nonEmpty: true });
+  const negativePrompt = o.negativePrompt === undefined ? '' : checkString(o.negativePrompt, 'negativePrompt');
+  const frames = o.frames === undefined ? undefined : checkInteger(o.frames, 'frames', 1, MAX_FRAMES);
+  const seed = o.seed === undefined ? DEFAULT_SEED : checkInteger(o.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
+  const steps = o.steps === undefined ? undefined : checkInteger(o.steps, 'steps', 1, MAX_STEPS);
+  const guidanceScale = o.guidanceScale === undefined ? DEFAULT_GUIDANCE : checkNumber(o.guidanceScale, 'guidanceScale', 0, 100);
+  let signal: AbortSignal | undefined;
+  if (o.signal !== undefined) {
+    if (!(o.signal instanceof AbortSignal)) throw invalidType('an AbortSignal', 'signal', o.signal);
+    signal = o.signal;
+  }
+  let onProgress: ResolvedGenerateOptions['onProgress'];
+  if (o.onProgress !== undefined) {
+    if (typeof o.onProgress !== 'function') throw invalidType('a function', 'onProgress', o.onProgress);
+    onProgress = o.onProgress as ResolvedGenerateOptions['onProgress'];
+  }
+  return { prompt, negativePrompt, frames, seed, steps, guidanceScale, signal, onProgress };
+}

@@ -1,0 +1,48 @@
+/** The shared piscina pool running lib/postprocess/worker.ts (frame conversion, resize and pad, PNG encoding). */
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { FramesTask, PngTask } from './worker.js';
+
+let pool: Piscina | undefined;
+
+/** The worker next to this module: worker.js in dist/, worker.ts when run from sources (tsx). */
+function workerFile(): string {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return fileURLToPath(new URL(`./worker${ext}`, import.meta.url));
+}
+
+/** Threads of the pool: half the hardware threads (the other half computes the next chunk), 1 to 4. */
+export function defaultPoolThreads(): number {
+  return Math.max(1, Math.min(4, Math.floor(os.availableParallelism() / 2)));
+}
+
+export function getPool(): Piscina {
+  pool ??= new Piscina({ filename: workerFile(), minThreads: 0, maxThreads: defaultPoolThreads(), idleTimeout: 2000 });
+  return pool;
+}
+
+/** Converts / resizes frames in the pool. The input buffer is transferred (unusable afterwards). */
+export async function processFrames(t: FramesTask): Promise<Uint8Array> {
+  const task = { ...t, data: ownBuffer(t.data) };
+  return (await getPool().run(task, { name: 'frames', transferList: [task.data.buffer as ArrayBuffer] })) as Uint8Array;
+}
+
+/** A view that owns its whole ArrayBuffer (so transferring it moves nothing else); copies otherwise. */
+function ownBuffer<T extends Uint8Array | Float32Array>(a: T): T {
+  if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer) return a;
+  return a.slice() as T;
+}
+
+/** PNG-encodes frames in the pool (input transferred). */
+export async function encodePngFrames(t: PngTask): Promise<Uint8Array[]> {
+  const task = { ...t, data: ownBuffer(t.data) };
+  return (await getPool().run(task, { name: 'png', transferList: [task.data.buffer as ArrayBuffer] })) as Uint8Array[];
+}
+
+/** Stops the pool's threads (lets the process exit). A later call creates a new pool. */
+export async function closePool(): Promise<void> {
+  const p = pool;
+  pool = undefined;
+  await p?.close();
+}
