@@ -1,8 +1,18 @@
 // Normalisation, attention and elementwise ops.
+//
+// Every op has a portable scalar path (the readable reference; attention_portable below is the plain
+// softmax(QK^T)V per query row) and SIMD kernels compiled once per ISA level from ops/simd_math_kernels.h
+// (AVX2+FMA and AVX-512, per-function target attributes), picked at run time with active_isa().
+// Work is split statically over the current pool, so results are bitwise deterministic for a given thread
+// count and ISA.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
+#include "core/cpu.h"
 #include "core/half.h"
 #include "core/threadpool.h"
 #include "ops/ops.h"
@@ -35,14 +45,121 @@ std::vector<float> vec_f32(const Tensor& t, int64_t n, const char* op, const cha
     for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = load_w(c.raw(), c.dtype(), i);
     return v;
 }
-inline float act_apply(float x, Act a) {
-    switch (a) {
-        case Act::kNone: return x;
-        case Act::kSilu: return x / (1.f + std::exp(-x));
-        case Act::kGelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+}  // namespace
+
+namespace {
+// One attention call: heads read in place from strided [B, L, H*D] views; output [B, Lq, H*Dv] contiguous.
+struct AttnArgs {
+    const float *q, *k, *v;
+    float* o;
+    int64_t B, Lq, Lk, H, D, Dv, BQ;
+    int64_t qsb, qsl, ksb, ksl, vsb, vsl;  // batch / row strides (elements)
+    float scale;
+};
+constexpr int64_t kAttnBQ = 48;  // query rows per tile (a multiple of both microkernel heights, 6 and 8)
+
+struct Kernels {
+    void (*attn)(const AttnArgs&, int64_t, int64_t);  // null: use attention_portable
+    void (*sum_shifted)(const float*, int64_t, float, double*, double*);
+    void (*affine_act)(const float*, float*, int64_t, float, float, float, bool);
+    void (*ln_row)(const float*, float*, int64_t, const float*, const float*, float);
+    void (*silu)(const float*, float*, int64_t);
+    void (*gelu)(const float*, float*, int64_t);
+    void (*geglu)(const float*, float*, int64_t);
+    void (*add)(const float*, const float*, float*, int64_t);
+    void (*mul)(const float*, const float*, float*, int64_t);
+    void (*scale)(const float*, float, float*, int64_t);
+    void (*axpby)(const float*, float, const float*, float, float*, int64_t);
+    void (*dup2)(const float*, float*, int64_t);
+};
+
+namespace k_avx2 {
+#define ST2V_SIMD_LEVEL 1
+#include "ops/simd_math.h"
+#include "ops/simd_math_kernels.h"
+#undef ST2V_SIMD_LEVEL
+#undef ST2V_TGT
+#undef PRIM
+}  // namespace k_avx2
+
+// g++ 12's avx512fintrin.h reductions trip -Wmaybe-uninitialized (their internal _mm512_undefined_ps).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace k_avx512 {
+#define ST2V_SIMD_LEVEL 2
+#include "ops/simd_math.h"
+#include "ops/simd_math_kernels.h"
+#undef ST2V_SIMD_LEVEL
+#undef ST2V_TGT
+#undef PRIM
+}  // namespace k_avx512
+#pragma GCC diagnostic pop
+
+// Portable scalar kernels (same contracts; statistics accumulated in double).
+namespace k_portable {
+inline float silu1(float v) { return v / (1.f + std::exp(-v)); }
+inline float gelu1(float v) { return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f)); }
+void sum_shifted(const float* x, int64_t n, float shift, double* s1, double* s2) {
+    double a = 0, b = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const double d = static_cast<double>(x[i]) - shift;
+        a += d;
+        b += d * d;
     }
-    return x;
+    *s1 += a;
+    *s2 += b;
 }
+void affine_act(const float* x, float* y, int64_t n, float mean, float a, float b, bool silu) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float v = (x[i] - mean) * a + b;
+        y[i] = silu ? silu1(v) : v;
+    }
+}
+void ln_row(const float* x, float* y, int64_t C, const float* g, const float* bt, float eps) {
+    double sum = 0;
+    for (int64_t c = 0; c < C; ++c) sum += x[c];
+    const double mean = sum / static_cast<double>(C);
+    double sq = 0;
+    for (int64_t c = 0; c < C; ++c) sq += (x[c] - mean) * (x[c] - mean);
+    const float rstd = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(C) + eps));
+    const float m = static_cast<float>(mean);
+    for (int64_t c = 0; c < C; ++c) {
+        float v = (x[c] - m) * rstd;
+        if (g) v *= g[c];
+        if (bt) v += bt[c];
+        y[c] = v;
+    }
+}
+void silu_n(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = silu1(x[i]); }
+void gelu_n(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = gelu1(x[i]); }
+void geglu_row(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = x[i] * gelu1(x[n + i]); }
+void add_n(const float* a, const float* b, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i]; }
+void mul_n(const float* a, const float* b, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i]; }
+void scale_n(const float* x, float s, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s; }
+void axpby_n(const float* x, float a, const float* y0, float b, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = a * x[i] + b * y0[i];
+}
+void dup2_n(const float* src, float* dst, int64_t n) { for (int64_t i = 0; i < n; ++i) dst[2 * i] = dst[2 * i + 1] = src[i]; }
+}  // namespace k_portable
+
+#define ST2V_KTABLE(ns, attn_fn)                                                                     \
+    Kernels {                                                                                        \
+        attn_fn, ns::sum_shifted, ns::affine_act, ns::ln_row, ns::silu_n, ns::gelu_n, ns::geglu_row, \
+            ns::add_n, ns::mul_n, ns::scale_n, ns::axpby_n, ns::dup2_n                               \
+    }
+const Kernels& kernels() {
+    static const Kernels portable = ST2V_KTABLE(k_portable, nullptr);
+    static const Kernels avx2 = ST2V_KTABLE(k_avx2, k_avx2::attn_range);
+    static const Kernels avx512 = ST2V_KTABLE(k_avx512, k_avx512::attn_range);
+    switch (active_isa()) {
+        case Isa::kAvx512: return avx512;
+        case Isa::kAvx2: return avx2;
+        default: return portable;
+    }
+}
+#undef ST2V_KTABLE
+
+constexpr int64_t kEwGrain = 16384;  // elements worth a thread for elementwise ops
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
@@ -51,42 +168,40 @@ Tensor group_norm(const Tensor& x, int frames, int groups, const Tensor& gamma, 
     check_dtype(x, DType::F32, "group_norm", "x");
     ST2V_CHECK(x.ndim() >= 2, Code::kShapeMismatch, "group_norm: input must be at least 2-d, got %s", x.desc().c_str());
     const int64_t NF = x.size(0), C = x.size(1);
-    const int64_t S = C ? x.numel() / (NF * C) : 0;
     ST2V_CHECK_ARG(groups >= 1 && C % groups == 0, "group_norm: %lld channels not divisible by %d groups", (long long)C,
                    groups);
     ST2V_CHECK_ARG(frames >= 1 && NF % frames == 0, "group_norm: batch %lld not a multiple of frames %d", (long long)NF,
                    frames);
+    ST2V_CHECK_ARG(std::isfinite(eps) && eps >= 0.f, "group_norm: eps must be finite and >= 0");
+    const int64_t S = (NF && C) ? x.numel() / (NF * C) : 0;
     std::vector<float> g = vec_f32(gamma, C, "group_norm", "weight");
     std::vector<float> bt = vec_f32(beta, C, "group_norm", "bias");
     Tensor xc = x.contiguous();
     Tensor y = Tensor::empty(x.shape());
+    if (x.numel() == 0) return y;
     const int64_t B = NF / frames, cpg = C / groups;
     const float* xp = xc.f32();
     float* yp = y.f32();
+    const Kernels& K = kernels();
     parallel_for(B * groups, [&](int64_t i0, int64_t i1, int) {
         for (int64_t i = i0; i < i1; ++i) {
             const int64_t b = i / groups, gi = i % groups;
-            double sum = 0, sq = 0;
-            for (int64_t f = 0; f < frames; ++f) {
-                const float* base = xp + ((b * frames + f) * C + gi * cpg) * S;
-                for (int64_t j = 0; j < cpg * S; ++j) { double v = base[j]; sum += v; sq += v * v; }
-            }
+            const float shift = xp[(b * frames * C + gi * cpg) * S];
+            double s1 = 0, s2 = 0;
+            for (int64_t f = 0; f < frames; ++f)
+                K.sum_shifted(xp + ((b * frames + f) * C + gi * cpg) * S, cpg * S, shift, &s1, &s2);
             const double n = static_cast<double>(frames * cpg * S);
-            const double mean = sum / n;
-            double var = sq / n - mean * mean;
+            const double dm = s1 / n;
+            double var = s2 / n - dm * dm;
             if (var < 0) var = 0;
             const float rstd = static_cast<float>(1.0 / std::sqrt(var + eps));
-            const float m = static_cast<float>(mean);
+            const float mean = static_cast<float>(shift + dm);
             for (int64_t f = 0; f < frames; ++f)
                 for (int64_t c = gi * cpg; c < (gi + 1) * cpg; ++c) {
                     const float sc = rstd * (g.empty() ? 1.f : g[static_cast<size_t>(c)]);
                     const float sh = bt.empty() ? 0.f : bt[static_cast<size_t>(c)];
-                    const float* src = xp + ((b * frames + f) * C + c) * S;
-                    float* dst = yp + ((b * frames + f) * C + c) * S;
-                    for (int64_t s = 0; s < S; ++s) {
-                        float v = (src[s] - m) * sc + sh;
-                        dst[s] = silu ? v / (1.f + std::exp(-v)) : v;
-                    }
+                    const int64_t off = ((b * frames + f) * C + c) * S;
+                    K.affine_act(xp + off, yp + off, S, mean, sc, sh, silu);
                 }
         }
     });
@@ -96,40 +211,29 @@ Tensor group_norm(const Tensor& x, int frames, int groups, const Tensor& gamma, 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
     check_dtype(x, DType::F32, "layer_norm", "x");
     ST2V_CHECK(x.ndim() >= 1, Code::kShapeMismatch, "layer_norm: input must be at least 1-d");
+    ST2V_CHECK_ARG(std::isfinite(eps) && eps >= 0.f, "layer_norm: eps must be finite and >= 0");
     const int64_t C = x.size(-1), R = C ? x.numel() / C : 0;
     std::vector<float> g = vec_f32(gamma, C, "layer_norm", "weight");
     std::vector<float> bt = vec_f32(beta, C, "layer_norm", "bias");
     Tensor xc = x.contiguous();
     Tensor y = Tensor::empty(x.shape());
+    if (R == 0) return y;
     const float* xp = xc.f32();
     float* yp = y.f32();
+    const float* gp = g.empty() ? nullptr : g.data();
+    const float* bp = bt.empty() ? nullptr : bt.data();
+    const Kernels& K = kernels();
     parallel_for(R, [&](int64_t r0, int64_t r1, int) {
-        for (int64_t r = r0; r < r1; ++r) {
-            const float* a = xp + r * C;
-            double sum = 0, sq = 0;
-            for (int64_t c = 0; c < C; ++c) { sum += a[c]; sq += double(a[c]) * a[c]; }
-            double mean = sum / C, var = sq / C - mean * mean;
-            if (var < 0) var = 0;
-            float rstd = static_cast<float>(1.0 / std::sqrt(var + eps)), m = static_cast<float>(mean);
-            for (int64_t c = 0; c < C; ++c) {
-                float v = (a[c] - m) * rstd;
-                if (!g.empty()) v *= g[static_cast<size_t>(c)];
-                if (!bt.empty()) v += bt[static_cast<size_t>(c)];
-                yp[r * C + c] = v;
-            }
-        }
-    }, 16);
+        for (int64_t r = r0; r < r1; ++r) K.ln_row(xp + r * C, yp + r * C, C, gp, bp, eps);
+    }, std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)));
     return y;
 }
 
 // ---------------------------------------------------------------------------------------------------
 Tensor attention_portable(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale);
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
-    return attention_portable(q, k, v, heads, scale);
-}
-
-Tensor attention_portable(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+namespace {
+void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads) {
     const char* op = "attention";
     check_dtype(q, DType::F32, op, "q");
     check_dtype(k, DType::F32, op, "k");
@@ -137,15 +241,40 @@ Tensor attention_portable(const Tensor& q, const Tensor& k, const Tensor& v, int
     check_ndim(q, 3, op, "q");
     check_ndim(k, 3, op, "k");
     check_ndim(v, 3, op, "v");
-    const int64_t B = q.size(0), Lq = q.size(1), Lk = k.size(1);
+    const int64_t B = q.size(0), Lk = k.size(1);
     ST2V_CHECK_ARG(heads >= 1, "attention: heads must be >= 1");
     ST2V_CHECK(k.size(0) == B && v.size(0) == B && v.size(1) == Lk, Code::kShapeMismatch,
                "attention: q %s, k %s, v %s do not agree", q.desc().c_str(), k.desc().c_str(), v.desc().c_str());
     ST2V_CHECK(q.size(2) == k.size(2) && q.size(2) % heads == 0 && v.size(2) % heads == 0, Code::kShapeMismatch,
                "attention: q %s / k %s widths must match and divide by %d heads", q.desc().c_str(), k.desc().c_str(),
                heads);
+    ST2V_CHECK(Lk >= 1 || q.size(1) == 0 || B == 0, Code::kShapeMismatch, "attention: no keys (k %s)",
+               k.desc().c_str());
     ST2V_CHECK(q.stride(2) == 1 && k.stride(2) == 1 && v.stride(2) == 1, Code::kInvalidArgument,
                "attention: last dim of q/k/v must be contiguous");
+}
+}  // namespace
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+    const Kernels& K = kernels();
+    if (!K.attn) return attention_portable(q, k, v, heads, scale);
+    check_attention(q, k, v, heads);
+    ST2V_CHECK_ARG(std::isfinite(scale), "attention: scale must be finite");
+    const int64_t B = q.size(0), Lq = q.size(1), Lk = k.size(1);
+    const int64_t D = q.size(2) / heads, Dv = v.size(2) / heads;
+    Tensor o = Tensor::empty({B, Lq, heads * Dv});
+    if (B == 0 || Lq == 0 || Dv == 0) return o;
+    AttnArgs a{q.f32(), k.f32(), v.f32(), o.f32(), B, Lq, Lk, heads, D, Dv, kAttnBQ,
+               q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), scale};
+    const int64_t nqb = (Lq + std::min(kAttnBQ, Lq) - 1) / std::min(kAttnBQ, Lq);
+    auto fn = K.attn;
+    parallel_for(B * heads * nqb, [&](int64_t t0, int64_t t1, int) { fn(a, t0, t1); }, 1);
+    return o;
+}
+
+Tensor attention_portable(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+    check_attention(q, k, v, heads);
+    const int64_t B = q.size(0), Lq = q.size(1), Lk = k.size(1);
     const int64_t D = q.size(2) / heads, Dv = v.size(2) / heads;
     Tensor o = Tensor::empty({B, Lq, heads * Dv});
     const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32();
@@ -181,14 +310,14 @@ Tensor attention_portable(const Tensor& q, const Tensor& k, const Tensor& v, int
 
 // ---------------------------------------------------------------------------------------------------
 namespace {
-template <typename F>
-Tensor unary(const Tensor& x, const char* name, F f) {
+using UnaryFn = void (*)(const float*, float*, int64_t);
+Tensor unary(const Tensor& x, const char* name, UnaryFn f) {
     check_dtype(x, DType::F32, name, "x");
     Tensor xc = x.contiguous();
     Tensor y = Tensor::empty(x.shape());
     const float* a = xc.f32();
     float* o = y.f32();
-    parallel_for(x.numel(), [&](int64_t i0, int64_t i1, int) { for (int64_t i = i0; i < i1; ++i) o[i] = f(a[i]); }, 4096);
+    parallel_for(x.numel(), [&](int64_t i0, int64_t i1, int) { f(a + i0, o + i0, i1 - i0); }, kEwGrain);
     return y;
 }
 // b broadcast over a: b's shape must equal a suffix of a's shape (or be identical).
@@ -203,13 +332,33 @@ int64_t broadcast_inner(const Tensor& a, const Tensor& b, const char* op) {
                    b.desc().c_str(), a.desc().c_str());
     return b.numel();
 }
+// y[i] = f(a[i], b[i % inner]) for i < n, split over the pool.
+void binary_bcast(const float* a, const float* b, float* y, int64_t n, int64_t inner,
+                  void (*f)(const float*, const float*, float*, int64_t)) {
+    if (n == 0 || inner == 0) return;
+    parallel_for(n, [&](int64_t i0, int64_t i1, int) {
+        int64_t i = i0;
+        while (i < i1) {
+            const int64_t j = i % inner, len = std::min(i1 - i, inner - j);
+            f(a + i, b + j, y + i, len);
+            i += len;
+        }
+    }, kEwGrain);
+}
 }  // namespace
 
-Tensor silu(const Tensor& x) { return unary(x, "silu", [](float v) { return v / (1.f + std::exp(-v)); }); }
-Tensor gelu(const Tensor& x) {
-    return unary(x, "gelu", [](float v) { return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f)); });
+Tensor silu(const Tensor& x) { return unary(x, "silu", kernels().silu); }
+Tensor gelu(const Tensor& x) { return unary(x, "gelu", kernels().gelu); }
+Tensor scale(const Tensor& x, float s) {
+    check_dtype(x, DType::F32, "scale", "x");
+    Tensor xc = x.contiguous();
+    Tensor y = Tensor::empty(x.shape());
+    const float* a = xc.f32();
+    float* o = y.f32();
+    auto f = kernels().scale;
+    parallel_for(x.numel(), [&](int64_t i0, int64_t i1, int) { f(a + i0, s, o + i0, i1 - i0); }, kEwGrain);
+    return y;
 }
-Tensor scale(const Tensor& x, float s) { return unary(x, "scale", [s](float v) { return v * s; }); }
 
 Tensor geglu(const Tensor& x) {
     check_dtype(x, DType::F32, "geglu", "x");
@@ -220,41 +369,37 @@ Tensor geglu(const Tensor& x) {
     std::vector<int64_t> s = x.shape().vec();
     s.back() = C;
     Tensor y = Tensor::empty(Shape(s));
+    if (R == 0 || C == 0) return y;
     const float* a = xc.f32();
     float* o = y.f32();
+    auto f = kernels().geglu;
     parallel_for(R, [&](int64_t r0, int64_t r1, int) {
-        for (int64_t r = r0; r < r1; ++r)
-            for (int64_t c = 0; c < C; ++c) {
-                float g = a[r * C2 + C + c];
-                o[r * C + c] = a[r * C2 + c] * (0.5f * g * (1.f + std::erf(g * 0.70710678118654752f)));
-            }
-    }, 16);
+        for (int64_t r = r0; r < r1; ++r) f(a + r * C2, o + r * C, C);
+    }, std::max<int64_t>(1, kEwGrain / C));
     return y;
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {
-    Tensor y = a.clone();
-    add_(y, b);
+    const int64_t inner = broadcast_inner(a, b, "add");
+    Tensor ac = a.contiguous(), bc = b.contiguous();
+    Tensor y = Tensor::empty(a.shape());
+    binary_bcast(ac.f32(), bc.f32(), y.f32(), a.numel(), inner, kernels().add);
     return y;
 }
 
 void add_(Tensor& a, const Tensor& b) {
-    int64_t inner = broadcast_inner(a, b, "add");
+    const int64_t inner = broadcast_inner(a, b, "add");
     ST2V_CHECK(a.is_contiguous(), Code::kInvalidArgument, "add_: destination must be contiguous");
     Tensor bc = b.contiguous();
-    float* o = a.f32();
-    const float* q = bc.f32();
-    const int64_t n = a.numel();
-    parallel_for(n, [&](int64_t i0, int64_t i1, int) { for (int64_t i = i0; i < i1; ++i) o[i] += q[i % inner]; }, 4096);
+    // b may alias a (a += a): the kernels read each element before writing it, so that is safe.
+    binary_bcast(a.f32(), bc.f32(), a.f32(), a.numel(), inner, kernels().add);
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-    int64_t inner = broadcast_inner(a, b, "mul");
-    Tensor y = a.clone();
-    Tensor bc = b.contiguous();
-    float* o = y.f32();
-    const float* q = bc.f32();
-    parallel_for(y.numel(), [&](int64_t i0, int64_t i1, int) { for (int64_t i = i0; i < i1; ++i) o[i] *= q[i % inner]; }, 4096);
+    const int64_t inner = broadcast_inner(a, b, "mul");
+    Tensor ac = a.contiguous(), bc = b.contiguous();
+    Tensor y = Tensor::empty(a.shape());
+    binary_bcast(ac.f32(), bc.f32(), y.f32(), a.numel(), inner, kernels().mul);
     return y;
 }
 
@@ -266,7 +411,8 @@ Tensor axpby(const Tensor& x, float a, const Tensor& y, float b) {
     Tensor o = Tensor::empty(x.shape());
     const float *p = xc.f32(), *q = yc.f32();
     float* r = o.f32();
-    parallel_for(x.numel(), [&](int64_t i0, int64_t i1, int) { for (int64_t i = i0; i < i1; ++i) r[i] = a * p[i] + b * q[i]; }, 4096);
+    auto f = kernels().axpby;
+    parallel_for(x.numel(), [&](int64_t i0, int64_t i1, int) { f(p + i0, a, q + i0, b, r + i0, i1 - i0); }, kEwGrain);
     return o;
 }
 
@@ -305,13 +451,17 @@ Tensor upsample_nearest2x(const Tensor& x) {
     const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
     Tensor xc = x.contiguous();
     Tensor y = Tensor::empty({N, C, 2 * H, 2 * W});
+    if (y.numel() == 0) return y;
     const float* a = xc.f32();
     float* o = y.f32();
-    parallel_for(N * C, [&](int64_t i0, int64_t i1, int) {
-        for (int64_t i = i0; i < i1; ++i)
-            for (int64_t h = 0; h < 2 * H; ++h)
-                for (int64_t w = 0; w < 2 * W; ++w) o[(i * 2 * H + h) * 2 * W + w] = a[(i * H + h / 2) * W + w / 2];
-    });
+    auto f = kernels().dup2;
+    parallel_for(N * C * H, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {  // source row i -> output rows 2i, 2i + 1
+            float* d = o + 2 * i * 2 * W;
+            f(a + i * W, d, W);
+            std::memcpy(d + 2 * W, d, static_cast<size_t>(2 * W) * sizeof(float));
+        }
+    }, std::max<int64_t>(1, 4096 / std::max<int64_t>(W, 1)));
     return y;
 }
 

@@ -1,0 +1,144 @@
+// SIMD primitives for one ISA level, included (without include guard) inside a per-ISA namespace by
+// ops/norm_attn_elementwise.cpp with ST2V_SIMD_LEVEL = 1 (AVX2 + FMA, 8 lanes) or 2 (AVX-512F/BW/VL/DQ,
+// 16 lanes). Every function carries the level's __attribute__((target(...))) (the build never uses
+// -march), so the same generic kernels in ops/simd_math_kernels.h compile once per level and are picked at
+// run time with active_isa(). <immintrin.h> must be included before.
+//
+// Provides: V (vector type), W (lanes), MR (rows of the register-blocked attention microkernel), loads /
+// stores with a lane count (tails), arithmetic, horizontal sum/max, and the transcendental functions
+//   vexp  — Cody-Waite range reduction + degree-6 polynomial (Cephes expf coefficients), ~1 ulp on
+//           [-87.3, 88]; inputs are clamped to that range (exp(-inf) -> 1.2e-38, not 0: harmless in sums).
+//   verf  — odd rational approximation x*P(x^2)/Q(x^2) on [-4, 4] (clamped; |erf(4) - 1| < 2e-8),
+//           max abs error ~1e-7 against std::erf (checked by the tests).
+#ifndef ST2V_SIMD_LEVEL
+#error "define ST2V_SIMD_LEVEL before including ops/simd_math.h"
+#endif
+
+#if ST2V_SIMD_LEVEL == 1
+#define ST2V_TGT __attribute__((target("avx2,fma,f16c")))
+#define PRIM ST2V_TGT __attribute__((always_inline)) static inline
+typedef __m256 V;
+constexpr int W = 8;
+constexpr int MR = 6;
+alignas(64) static const int32_t kTailTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+PRIM __m256i tailmask(int n) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kTailTable + 8 - n)); }
+PRIM V vzero() { return _mm256_setzero_ps(); }
+PRIM V vset1(float x) { return _mm256_set1_ps(x); }
+PRIM V vload(const float* p) { return _mm256_loadu_ps(p); }
+PRIM void vstore(float* p, V v) { _mm256_storeu_ps(p, v); }
+PRIM V vloadn(const float* p, int n) { return _mm256_maskload_ps(p, tailmask(n)); }
+PRIM void vstoren(float* p, V v, int n) { _mm256_maskstore_ps(p, tailmask(n), v); }
+PRIM V vkeep(V v, int n) { return _mm256_and_ps(v, _mm256_castsi256_ps(tailmask(n))); }
+PRIM V vloadn_fill(const float* p, int n, float fill) {
+    const __m256i m = tailmask(n);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+PRIM V vadd(V a, V b) { return _mm256_add_ps(a, b); }
+PRIM V vsub(V a, V b) { return _mm256_sub_ps(a, b); }
+PRIM V vmul(V a, V b) { return _mm256_mul_ps(a, b); }
+PRIM V vdiv(V a, V b) { return _mm256_div_ps(a, b); }
+PRIM V vmax(V a, V b) { return _mm256_max_ps(a, b); }
+PRIM V vmin(V a, V b) { return _mm256_min_ps(a, b); }
+PRIM V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }    // a*b + c
+PRIM V vfnma(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }  // c - a*b
+PRIM V vround(V x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+PRIM V vpow2i(V n) {  // 2^n for integral n in [-126, 127]
+    __m256i i = _mm256_cvtps_epi32(n);
+    i = _mm256_slli_epi32(_mm256_add_epi32(i, _mm256_set1_epi32(127)), 23);
+    return _mm256_castsi256_ps(i);
+}
+PRIM float vhsum(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+PRIM float vhmax(V v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+// lo = x0 x0 x1 x1 .. x3 x3, hi = x4 x4 .. x7 x7
+PRIM void vdup2(V x, V* lo, V* hi) {
+    const V l = _mm256_unpacklo_ps(x, x), h = _mm256_unpackhi_ps(x, x);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+#elif ST2V_SIMD_LEVEL == 2
+#define ST2V_TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#define PRIM ST2V_TGT __attribute__((always_inline)) static inline
+typedef __m512 V;
+constexpr int W = 16;
+constexpr int MR = 8;
+PRIM __mmask16 tailmask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+PRIM V vzero() { return _mm512_setzero_ps(); }
+PRIM V vset1(float x) { return _mm512_set1_ps(x); }
+PRIM V vload(const float* p) { return _mm512_loadu_ps(p); }
+PRIM void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
+PRIM V vloadn(const float* p, int n) { return _mm512_maskz_loadu_ps(tailmask(n), p); }
+PRIM void vstoren(float* p, V v, int n) { _mm512_mask_storeu_ps(p, tailmask(n), v); }
+PRIM V vkeep(V v, int n) { return _mm512_maskz_mov_ps(tailmask(n), v); }
+PRIM V vloadn_fill(const float* p, int n, float fill) { return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), tailmask(n), p); }
+PRIM V vadd(V a, V b) { return _mm512_add_ps(a, b); }
+PRIM V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
+PRIM V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
+PRIM V vdiv(V a, V b) { return _mm512_div_ps(a, b); }
+PRIM V vmax(V a, V b) { return _mm512_max_ps(a, b); }
+PRIM V vmin(V a, V b) { return _mm512_min_ps(a, b); }
+PRIM V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+PRIM V vfnma(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }
+PRIM V vround(V x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+PRIM V vpow2i(V n) {
+    __m512i i = _mm512_cvtps_epi32(n);
+    i = _mm512_slli_epi32(_mm512_add_epi32(i, _mm512_set1_epi32(127)), 23);
+    return _mm512_castsi512_ps(i);
+}
+PRIM float vhsum(V v) { return _mm512_reduce_add_ps(v); }
+PRIM float vhmax(V v) { return _mm512_reduce_max_ps(v); }
+PRIM void vdup2(V x, V* lo, V* hi) {
+    *lo = _mm512_permutexvar_ps(_mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0), x);
+    *hi = _mm512_permutexvar_ps(_mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8), x);
+}
+#else
+#error "unknown ST2V_SIMD_LEVEL"
+#endif
+
+PRIM V vexp(V x) {
+    x = vmin(vmax(x, vset1(-87.33654f)), vset1(88.0f));
+    const V n = vround(vmul(x, vset1(1.44269504088896341f)));
+    V r = vfnma(n, vset1(0.693359375f), x);  // ln2 split (Cody-Waite)
+    r = vfnma(n, vset1(-2.12194440e-4f), r);
+    V p = vset1(1.9875691500e-4f);
+    p = vfma(p, r, vset1(1.3981999507e-3f));
+    p = vfma(p, r, vset1(8.3334519073e-3f));
+    p = vfma(p, r, vset1(4.1665795894e-2f));
+    p = vfma(p, r, vset1(1.6666665459e-1f));
+    p = vfma(p, r, vset1(5.0000001201e-1f));
+    const V r2 = vmul(r, r);
+    p = vfma(p, r2, vadd(r, vset1(1.f)));
+    return vmul(p, vpow2i(n));
+}
+PRIM V vsilu(V x) { return vdiv(x, vadd(vset1(1.f), vexp(vsub(vzero(), x)))); }
+PRIM V verf(V x) {
+    x = vmin(vmax(x, vset1(-4.f)), vset1(4.f));
+    const V x2 = vmul(x, x);
+    V p = vset1(-2.72614225801306e-10f);
+    p = vfma(x2, p, vset1(2.77068142495902e-08f));
+    p = vfma(x2, p, vset1(-2.10102402082508e-06f));
+    p = vfma(x2, p, vset1(-5.69250639462346e-05f));
+    p = vfma(x2, p, vset1(-7.34990630326855e-04f));
+    p = vfma(x2, p, vset1(-2.95459980854025e-03f));
+    p = vfma(x2, p, vset1(-1.60960333262415e-02f));
+    p = vmul(x, p);
+    V q = vset1(-1.45660718464996e-05f);
+    q = vfma(x2, q, vset1(-2.13374055278905e-04f));
+    q = vfma(x2, q, vset1(-1.68282697438203e-03f));
+    q = vfma(x2, q, vset1(-7.37332916720468e-03f));
+    q = vfma(x2, q, vset1(-1.42647390514189e-02f));
+    return vdiv(p, q);
+}
+PRIM V vgelu(V x) {  // exact (erf) GELU
+    const V e = verf(vmul(x, vset1(0.70710678118654752f)));
+    return vmul(vmul(vset1(0.5f), x), vadd(vset1(1.f), e));
+}
