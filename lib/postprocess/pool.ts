@@ -1,15 +1,27 @@
 /** The shared piscina pool running lib/postprocess/worker.ts (frame conversion, resize and pad, PNG encoding). */
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { FramesTask, PngTask } from './worker.js';
 
 let pool: Piscina | undefined;
 
-/** The worker next to this module: worker.js in dist/, worker.ts when run from sources (tsx). */
+/**
+ * The worker next to this module: worker.js in dist/. When run from sources (tests under tsx), worker threads do
+ * not inherit tsx's loader, so a small bootstrap registers it and re-exports worker.ts's handlers.
+ */
 function workerFile(): string {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  return fileURLToPath(new URL(`./worker${ext}`, import.meta.url));
+  if (!import.meta.url.endsWith('.ts')) return fileURLToPath(new URL('./worker.js', import.meta.url));
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const target = new URL('./worker.ts', import.meta.url).href;
+  const src =
+    `import { register } from ${JSON.stringify(tsxApi)};\nregister();\n` +
+    `const m = await import(${JSON.stringify(target)});\nexport const frames = m.frames;\nexport const png = m.png;\n`;
+  const file = path.join(os.tmpdir(), `st2v-pool-bootstrap-${process.pid}.mjs`);
+  fs.writeFileSync(file, src);
+  return file;
 }
 
 /** Threads of the pool: half the hardware threads (the other half computes the next chunk), 1 to 4. */
