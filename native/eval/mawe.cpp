@@ -15,15 +15,22 @@ struct Tap {
     float l0, l1;
 };
 std::vector<Tap> torch_linear_taps(int in, int out) {
+    // As torch's CPU upsample_bilinear2d (checked bit-exact against torch 1.13 on AVX2): the scale is a float
+    // (in / out), the source index is computed in double, the weights are rounded to float; an axis whose
+    // size does not change is copied.
     std::vector<Tap> t(out);
     const float scale = (float)in / (float)out;
     for (int d = 0; d < out; ++d) {
-        float src = scale * (d + 0.5f) - 0.5f;
+        if (in == out) {
+            t[d] = {d, d, 1.f, 0.f};
+            continue;
+        }
+        double src = (double)scale * (d + 0.5) - 0.5;
         if (src < 0) src = 0;
         const int i0 = (int)src;
         const int p = i0 < in - 1 ? 1 : 0;
-        const float l1 = src - (float)i0;
-        t[d] = {i0, i0 + p, 1.f - l1, l1};
+        const double l1 = src - (double)i0;
+        t[d] = {i0, i0 + p, (float)(1.0 - l1), (float)l1};
     }
     return t;
 }
@@ -40,9 +47,10 @@ void resize_bilinear_torch_u8c3(const uint8_t* src, int sw, int sh, uint8_t* dst
         for (int x = 0; x < dw; ++x) {
             const Tap& tx = xs[x];
             for (int c = 0; c < 3; ++c) {
-                const float a = tx.l0 * r0[3 * tx.i0 + c] + tx.l1 * r0[3 * tx.i1 + c];
-                const float b = tx.l0 * r1[3 * tx.i0 + c] + tx.l1 * r1[3 * tx.i1 + c];
-                const float v = ty.l0 * a + ty.l1 * b;
+                // torch's kernel evaluates x0 * w0 + x1 * w1 as fma(x0, w0, x1 * w1) (rows, then columns).
+                const float a = std::fma((float)r0[3 * tx.i0 + c], tx.l0, (float)r0[3 * tx.i1 + c] * tx.l1);
+                const float b = std::fma((float)r1[3 * tx.i0 + c], tx.l0, (float)r1[3 * tx.i1 + c] * tx.l1);
+                const float v = std::fma(a, ty.l0, b * ty.l1);
                 o[3 * x + c] = (uint8_t)std::clamp(std::nearbyint(v), 0.f, 255.f);
             }
         }

@@ -7,7 +7,8 @@
 namespace st2v::eval {
 
 // torchvision F.resize(uint8, antialias=False): bilinear, align_corners=False, computed in float32 and
-// rounded half-to-even back to uint8. Packed 3-channel images.
+// rounded half-to-even back to uint8, bit-exact with torch 1.13's CPU kernel on AVX2 (fixture test).
+// Packed 3-channel images.
 void resize_bilinear_torch_u8c3(const uint8_t* src, int sw, int sh, uint8_t* dst, int dw, int dh);
 
 struct PairMetrics {

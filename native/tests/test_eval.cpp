@@ -313,6 +313,30 @@ TEST(EvalMawe, GoldenWarpCases) {
     EXPECT_TRUE(close_rel(s.mawe, ref.find("mawe_over_finite_cases_1to5")->as_double(), 1e-6));
 }
 
+TEST(EvalMawe, TorchvisionResizeMatchesFixture) {
+    // F.resize(uint8, antialias=False) outputs made by torchvision 0.14 (testdata/make_resize_ref.py).
+    const fs::path p = fs::path(__FILE__).parent_path().parent_path() / "eval" / "testdata" / "resize_ref.bin";
+    if (!fs::exists(p)) GTEST_SKIP() << "fixture not found: " << p;
+    const std::string d = read_text(p.string());
+    size_t off = 0;
+    int cases = 0;
+    while (off + 16 <= d.size()) {
+        int32_t g[4];
+        std::memcpy(g, d.data() + off, 16);
+        off += 16;
+        const size_t sb = (size_t)g[0] * g[1] * 3, db = (size_t)g[2] * g[3] * 3;
+        ASSERT_LE(off + sb + db, d.size());
+        std::vector<uint8_t> out(db);
+        eval::resize_bilinear_torch_u8c3(reinterpret_cast<const uint8_t*>(d.data() + off), g[0], g[1], out.data(), g[2], g[3]);
+        int diff = 0;
+        for (size_t i = 0; i < db; ++i) diff += out[i] != (uint8_t)d[off + sb + i];
+        EXPECT_EQ(diff, 0) << g[0] << "x" << g[1] << " -> " << g[2] << "x" << g[3];
+        off += sb + db;
+        ++cases;
+    }
+    EXPECT_EQ(cases, 4);
+}
+
 TEST(EvalMawe, TorchBilinearResizeIdentityAndConstant) {
     std::vector<uint8_t> img(8 * 6 * 3);
     for (size_t i = 0; i < img.size(); ++i) img[i] = (uint8_t)(i * 7);
