@@ -69,6 +69,26 @@ void randomized_blend(const float* const* chunks, const int64_t* seam_r, const C
     });
 }
 
+void blend_write_chunk(const float* chunk_x0, int64_t k, int64_t r_k, int64_t r_next, const ChunkPlan& plan, int64_t B,
+                       int64_t Ch, int64_t HW, float* out) {
+    ST2V_CHECK_ARG(k >= 0 && k < plan.n_chunks, "blend: chunk index %lld outside [0, %lld)", static_cast<long long>(k),
+                   static_cast<long long>(plan.n_chunks));
+    const int64_t C = plan.chunk, stride = plan.chunk - plan.overlap, L = plan.length;
+    const int64_t rk = k == 0 ? 0 : r_k;
+    const bool last = k == plan.n_chunks - 1;
+    ST2V_CHECK_ARG(rk >= 0 && rk <= plan.overlap, "blend: split index %lld outside [0, %lld]", static_cast<long long>(rk),
+                   static_cast<long long>(plan.overlap));
+    ST2V_CHECK_ARG(last || (r_next >= 0 && r_next <= plan.overlap), "blend: next split index %lld outside [0, %lld]",
+                   static_cast<long long>(r_next), static_cast<long long>(plan.overlap));
+    const int64_t f0 = k * stride + rk;
+    const int64_t f1 = last ? k * stride + C : (k + 1) * stride + r_next;
+    const int64_t local0 = f0 - k * stride, n = f1 - f0;
+    parallel_for(B * Ch, [&](int64_t lo, int64_t hi, int) {
+        for (int64_t bc = lo; bc < hi; ++bc)
+            std::memcpy(out + (bc * L + f0) * HW, chunk_x0 + (bc * C + local0) * HW, static_cast<size_t>(n * HW) * sizeof(float));
+    });
+}
+
 void randomized_blend_reference(const float* const* chunks, const int64_t* seam_r, const ChunkPlan& plan, int64_t B,
                                 int64_t Ch, int64_t HW, float* out) {
     std::vector<int64_t> r;

@@ -47,6 +47,13 @@ Tensor randomized_blend(const std::vector<Tensor>& chunk_x0, const std::vector<i
 Tensor randomized_blend(const Tensor& stacked, const std::vector<int64_t>& seam_r, int64_t chunk = 24,
                         int64_t overlap = 8);
 
+// Streaming write of one chunk straight into the whole-video output: chunk k (contiguous [B, Ch, C, H, W])
+// writes the frames it owns, [start_k + r_k, start_{k+1} + r_{k+1}) (to start_k + C for the last chunk).
+// r_k is chunk k's split index (ignored for k = 0), r_next the next seam's (ignored for the last chunk).
+// Calling it for k = 0..n−1 gives exactly randomized_blend() while holding one chunk at a time.
+void blend_write_chunk(const float* chunk_x0, int64_t k, int64_t r_k, int64_t r_next, const ChunkPlan& plan, int64_t B,
+                       int64_t Ch, int64_t HW, float* out);
+
 // Element-wise reference (blend_math::source_index per element, no threading) used by tests.
 void randomized_blend_reference(const float* const* chunks, const int64_t* seam_r, const ChunkPlan& plan, int64_t B,
                                 int64_t Ch, int64_t HW, float* out);

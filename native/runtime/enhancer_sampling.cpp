@@ -158,18 +158,26 @@ Tensor enhancer_model_fn(const Tensor& xt, float sigma, const EnhancerSchedule& 
                    static_cast<long long>(plan.length));
     const int64_t t = sch.sigma_to_timestep(sigma);
     const float a_t = sch.alpha(t), s_t = sch.sigma(t);
-    std::vector<Tensor> x0s;
+    // One chunk at a time: the split index of seam k+1 is drawn right after chunk k is denoised (the same
+    // sequence of Python random draws as the official, which draws it after denoising chunk k+1: the
+    // denoiser draws nothing), so chunk k's owned frames can be written at once and the chunk dropped.
+    const int64_t B = xt.size(0), Ch = xt.size(1), HW = xt.size(3) * xt.size(4);
+    Tensor out = Tensor::empty(xt.shape());
     std::vector<int64_t> r;
+    int64_t r_k = 0;
     for (int64_t k = 0; k < plan.n_chunks; ++k) {
         const Tensor xc = xt.slice(2, plan.start(k), plan.start(k) + g.chunk).contiguous();
         Tensor vc = v_model(xc, t, true);
         Tensor vu = v_model(xc, t, false);
-        Tensor out = cfg_rescale(vu, vc, g.guide_scale, g.guide_rescale);
-        x0s.push_back(v_to_x0(xc, out, a_t, s_t));
-        if (k > 0) r.push_back(rng.randint(0, g.overlap - 1));
+        Tensor cfg = cfg_rescale(vu, vc, g.guide_scale, g.guide_rescale);
+        const Tensor x0 = v_to_x0(xc, cfg, a_t, s_t);
+        const int64_t r_next = k + 1 < plan.n_chunks ? rng.randint(0, g.overlap - 1) : 0;
+        if (k + 1 < plan.n_chunks) r.push_back(r_next);
+        blend_write_chunk(x0.f32(), k, r_k, r_next, plan, B, Ch, HW, out.f32());
+        r_k = r_next;
     }
     if (offsets_out) *offsets_out = r;
-    return randomized_blend(x0s, r, g.chunk, g.overlap);
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------- solver

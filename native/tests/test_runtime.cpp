@@ -193,6 +193,12 @@ TEST(RuntimeBlend, StreamingMergeEqualsWholeVideoAndOfficialLoop) {
             want.slice(2, s + rk, s + C).copy_from(chunks[static_cast<size_t>(k)].slice(2, rk, C));
         }
         EXPECT_EQ(bit_mismatches(got, want), 0) << "trial " << trial;
+        // chunk by chunk into the whole-video buffer
+        Tensor direct = Tensor::full(want.shape(), -1.0f);
+        for (int64_t k = 0; k < n; ++k)
+            blend_write_chunk(chunks[static_cast<size_t>(k)].f32(), k, k == 0 ? 0 : r[static_cast<size_t>(k - 1)],
+                              k + 1 < n ? r[static_cast<size_t>(k)] : 0, plan_chunks(L, C, O), B, Ch, H * W, direct.f32());
+        EXPECT_EQ(bit_mismatches(direct, want), 0) << "trial " << trial;
         BlendStream st(C, O);
         Tensor streamed = Tensor::empty(want.shape());
         int64_t at = 0;
