@@ -85,6 +85,7 @@ namespace k_avx2 {
 // g++ 12's avx512fintrin.h reductions trip -Wmaybe-uninitialized (their internal _mm512_undefined_ps).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 namespace k_avx512 {
 #define ST2V_SIMD_LEVEL 2
 #include "ops/simd_math.h"
