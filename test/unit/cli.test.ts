@@ -1,0 +1,95 @@
+// The st2v CLI: --help of every command (a child process, as a user runs it), one-line errors with codes and no
+// stack trace, and `generate` end to end in-process against the fake native engine (plain progress lines when
+// stderr is not a TTY, an MP4 with the requested frames).
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../lib/cli/main.js';
+import { setNativeEngineFactoryForTesting } from '../../lib/engine.js';
+import { createFakeEngine } from '../helpers/fake_engine.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'st2v-cli-'));
+const hasFfmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
+
+test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function cli(args: string[]) {
+  return spawnSync(process.execPath, ['--import=tsx', path.join(root, 'lib', 'cli', 'main.ts'), ...args], { encoding: 'utf8', cwd: root, timeout: 60_000 });
+}
+
+/** Runs main() in-process, capturing stdout/stderr. */
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const ow = process.stdout.write.bind(process.stdout);
+  const ew = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string | Uint8Array) => ((stdout += String(s)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string | Uint8Array) => ((stderr += String(s)), true)) as typeof process.stderr.write;
+  const prevExit = process.exitCode;
+  try {
+    const code = await main(args);
+    return { code, stdout, stderr };
+  } finally {
+    process.stdout.write = ow;
+    process.stderr.write = ew;
+    process.exitCode = prevExit;
+  }
+}
+
+test('st2v --help lists every command; each command has its own --help', (t) => {
+  const r = cli(['--help']);
+  t.is(r.status, 0, r.stderr);
+  for (const c of ['generate', 'info', 'bench', 'convert', 'verify', 'eval', 'enhance']) t.regex(r.stdout, new RegExp(`^  ${c}\\b`, 'm'), c);
+  const g = cli(['generate', '--help']);
+  t.is(g.status, 0);
+  for (const o of ['--output', '--frames', '--model', '--seed', '--steps', '--threads', '--guidance', '--negative', '--format']) t.true(g.stdout.includes(o), o);
+  t.regex(g.stdout, /UNTRAINED/);
+});
+
+test('a bad argument prints one line naming it and exits 1 without a stack trace', (t) => {
+  const r = cli(['generate', 'a red ball', '-o', path.join(tmp, 'x.mp4'), '--frames', 'many']);
+  t.is(r.status, 1);
+  t.regex(r.stderr, /Expected an integer for --frames/);
+  t.notRegex(r.stderr, /\n\s+at /);
+});
+
+test.serial('St2vError prints "st2v: <message> (<code>)" and exits 1', async (t) => {
+  const r = await run(['info', '--model', path.join(tmp, 'nope')]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /^st2v: no model\.json in .*nope .*\(ERR_NOT_FOUND\)\n$/);
+});
+
+test.serial('a range error from the API is one line too', async (t) => {
+  const fake = createFakeEngine();
+  setNativeEngineFactoryForTesting(() => fake.engine);
+  try {
+    const r = await run(['generate', 'x', '-o', path.join(tmp, 'y.png'), '--format', 'png', '--frames', '0']);
+    t.is(r.code, 1);
+    t.regex(r.stderr, /st2v: Expected an integer between 1 and 100000 for frames but received 0\n$/);
+    t.true(fake.stats.disposed, 'the engine was disposed after the error');
+  } finally {
+    setNativeEngineFactoryForTesting(undefined);
+  }
+});
+
+(hasFfmpeg ? test.serial : test.skip)('generate writes an MP4 with the requested frames and plain progress lines off a TTY', async (t) => {
+  const fake = createFakeEngine({ width: 16, height: 12, firstChunkFrames: 4, chunkFrames: 3, stepMs: 1 });
+  setNativeEngineFactoryForTesting(() => fake.engine);
+  const out = path.join(tmp, 'ball.mp4');
+  try {
+    const r = await run(['generate', 'a red ball', '-o', out, '--frames', '10', '--steps', '5', '--seed', '7']);
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stdout, /wrote .*ball\.mp4: 10 frames 16x12/);
+    t.regex(r.stderr, /model: fake \(built-in, UNTRAINED/);
+    t.regex(r.stderr, /^chunk 1\/3 \(stage 1\) step 1\/5, 0\/10 frames/m);
+    t.regex(r.stderr, /^chunk 3\/3 \(extend\) step 5\/5, 7\/10 frames, [\d.]+ frames\/s, ETA 0s$/m);
+    const p = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_name,pix_fmt,nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' });
+    t.is(p.stdout.trim(), 'h264,yuv420p,10');
+  } finally {
+    setNativeEngineFactoryForTesting(undefined);
+  }
+});
