@@ -1,0 +1,132 @@
+// The StreamingT2V networks: UNet3DConditionModel (base_model., with APM mixing and the CAM mergers),
+// the CAM ControlNet branch (unet.), and the APM resampler (resampler.). Mirrors the official module tree
+// (t2v_enhanced/model/diffusers_conditional/models/controlnet/ on branch StreamingModelscope) and binds the
+// official checkpoint names. Configs are detected from weight shapes only.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/t2v/blocks.h"
+
+namespace st2v::t2v {
+
+struct UNetConfig {
+    int in_channels = 4, out_channels = 4;
+    std::vector<int64_t> block_out_channels;  // e.g. 320, 640, 1280, 1280
+    std::vector<bool> down_has_attn;          // CrossAttnDownBlock3D or DownBlock3D per level
+    int layers_per_block = 2;
+    int head_dim = 64;                        // attention_head_dim: head SIZE of spatial/temporal transformers
+    int64_t context_dim = 1024;
+    int64_t time_embed_dim = 1280;
+    bool apm = false;                         // attn2.conv / conv_ln / alpha present
+    bool cam_mergers = false;                 // cross_attention_merger_* present
+    std::string str() const;
+    // Reads the config of the UNet3D under `prefix` (e.g. "base_model." or "unet.") from shapes.
+    static UNetConfig detect(const io::WeightStore& w, const std::string& prefix);
+};
+
+struct DownLevel {
+    std::vector<ResnetBlock> resnets;
+    std::vector<TemporalConv> temp_convs;
+    std::vector<SpatialTransformer> attentions;
+    std::vector<TemporalTransformer> temp_attentions;
+    bool has_down = false;
+    Conv2d down;
+};
+using UpLevel = DownLevel;  // same members; `down` is the upsampler conv
+
+// CAM merger (CN/conditioning.py CrossAttention): h + proj_out(attn(proj_in(GN(h)), cam)).
+struct Merger {
+    Norm norm;
+    Linear proj_in, proj_out;
+    Attention attn;
+    void bind(const Binder& p);
+    // h [B*F, C, H, W], r [B*Fc, C, H, W]
+    Tensor operator()(const Tensor& h, const Tensor& r, int frames, int cond_frames) const;
+};
+
+struct TimeEmbedding {
+    Linear l1, l2;
+    int dim = 320;
+    void bind(const Binder& p);
+    // t -> SiLU(emb) repeated per frame: [B*F, E] (the only way the blocks use it).
+    Tensor silu_emb(float t, int64_t batch, int frames) const;
+};
+
+// The encoder half shared by the base UNet and the CAM branch.
+struct Encoder {
+    UNetConfig cfg;
+    Conv2d conv_in;
+    TemporalTransformer transformer_in;
+    TimeEmbedding time;
+    std::vector<DownLevel> down;
+    // mid
+    ResnetBlock mid_res[2];
+    TemporalConv mid_tc[2];
+    SpatialTransformer mid_attn;
+    TemporalTransformer mid_tattn;
+    void bind(const Binder& p, const UNetConfig& cfg);
+    // Runs the down path from `h` (already conv_in + transformer_in [+ cond]); returns the 3*L skips (incl. h).
+    std::vector<Tensor> run_down(Tensor h, const Tensor& temb, const Tensor& ctx, int frames) const;
+    Tensor run_mid(Tensor h, const Tensor& temb, const Tensor& ctx, int frames) const;
+};
+
+struct CamResiduals {
+    std::vector<Tensor> down;  // one per skip, [B*Fc, C, H, W]
+    Tensor mid;
+};
+
+class UNet3D {
+  public:
+    UNet3D(const io::WeightStore& w, const std::string& prefix);  // prefix "base_model." (or "" for a plain UNet)
+    const UNetConfig& config() const { return enc_.cfg; }
+    // x [B, 4, F, h, w]; ctx [B, T, D] (T = 77, or 77 + 16 with APM); cam = null for no CAM.
+    Tensor forward(const Tensor& x, float t, const Tensor& ctx, const CamResiduals* cam) const;
+    const std::vector<std::string>& bound_keys() const { return keys_; }
+
+  private:
+    Encoder enc_;
+    std::vector<UpLevel> up_;
+    std::vector<Merger> mergers_;
+    Merger merger_mid_;
+    Norm norm_out_;
+    Conv2d conv_out_;
+    std::vector<std::string> keys_;
+};
+
+// CAM: ControlNet branch incl. E_cond (controlnet_cond_embedding).
+class CamNet {
+  public:
+    CamNet(const io::WeightStore& w, const std::string& prefix);  // "unet."
+    const UNetConfig& config() const { return enc_.cfg; }
+    // E_cond on conditioning frames [N, 3, Hp, Wp] in [-1, 1] -> [N, C0, h, w].
+    Tensor encode_cond(const Tensor& frames) const;
+    // x [B, 4, F, h, w] (only its first Fc frames are used); ctx [B, >=77, D] (text part used);
+    // cond [B*Fc, 3, Hp, Wp]. Returns the skip residuals and the mid residual.
+    CamResiduals forward(const Tensor& x, float t, const Tensor& ctx, const Tensor& cond, int cond_frames,
+                         Tensor* e_cond_out = nullptr) const;
+    const std::vector<std::string>& bound_keys() const { return keys_; }
+
+  private:
+    Encoder enc_;
+    Conv2d ce_in_, ce_out_;
+    std::vector<Conv2d> ce_blocks_;
+    std::vector<std::string> keys_;
+};
+
+// APM resampler: [N, E] image embeddings (N = B * frames) -> [B, 16, D].
+class Resampler {
+  public:
+    Resampler(const io::WeightStore& w, const std::string& prefix, int64_t context_dim = 1024);  // "resampler."
+    Tensor forward(const Tensor& emb, int frames = 1) const;
+    int64_t tokens() const { return l2_.out() / ctx_dim_; }
+    const std::vector<std::string>& bound_keys() const { return keys_; }
+
+  private:
+    Linear l1_, l2_;
+    int64_t ctx_dim_ = 1024;
+    std::vector<std::string> keys_;
+};
+
+}  // namespace st2v::t2v
