@@ -6,6 +6,12 @@
  * conv3x3_16x320x32x32 first, then every other registered 'ops' case in registration order. Every FLOP
  * case is reported as a ratio to the peak measured in this same run. Prints a table, or with --json
  * exactly one JSON object on stdout; --save also writes it to bench/results/ops-<cpu>-<isa>-<date>.json.
+ *
+ * ratio_to_peak is wall-clock GFLOP/s over the probed peak (the figure the targets are stated in). On a
+ * shared machine both can lose cores to other processes, so each row also carries cpu_per_wall (process
+ * CPU seconds / wall seconds: ~threads when the case had the cores to itself) and ratio_to_peak_cpu
+ * (FLOPs per CPU-second of the case over FLOPs per CPU-second of the peak probe: the kernel's efficiency
+ * independent of how many cores it actually got).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +27,8 @@ interface Row {
   gflops?: number;
   gbps?: number;
   ratio_to_peak?: number;
+  ratio_to_peak_cpu?: number;
+  cpu_per_wall?: number;
   seconds: number;
   note: string;
 }
@@ -53,14 +61,16 @@ export async function run(argv: string[]): Promise<void> {
   };
   log(`cpu: ${info.cpu}  isa: ${info.isa}  threads: ${info.threads}  load avg: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 
-  const peaks: Array<{ name: string; gflops: number; note: string }> = [];
+  const peaks: Array<{ name: string; gflops: number; gflops_per_cpu_s: number; note: string }> = [];
   for (const name of core.benchList('peak')) {
     const r: NativeBenchResult = await callNative(() => core.benchRun(name));
-    if (r.gflops > 0) peaks.push({ name, gflops: round(r.gflops, 1), note: r.note });
+    const perCpu = r.cpuSeconds > 0 ? r.flops / r.cpuSeconds / 1e9 : 0;
+    if (r.gflops > 0) peaks.push({ name, gflops: round(r.gflops, 1), gflops_per_cpu_s: round(perCpu, 1), note: r.note });
     else log(`  ${name}: ${r.note}`);
   }
   if (peaks.length === 0) throw new Error('ops bench: no FMA peak probe ran (CPU without AVX2/FMA?)');
   const peak = Math.max(...peaks.map((p) => p.gflops));
+  const peakPerCpu = Math.max(...peaks.map((p) => p.gflops_per_cpu_s));
   for (const p of peaks) log(`  ${p.name}: ${p.gflops} GFLOP/s (${p.note})`);
 
   const listed = core.benchList('ops');
@@ -72,7 +82,9 @@ export async function run(argv: string[]): Promise<void> {
     if (r.gflops > 0) {
       row.gflops = round(r.gflops, 1);
       row.ratio_to_peak = round(r.gflops / peak, 3);
-    } else if (r.gbps > 0) {
+      if (r.cpuSeconds > 0 && peakPerCpu > 0) row.ratio_to_peak_cpu = round(r.flops / r.cpuSeconds / 1e9 / peakPerCpu, 3);
+    }
+    if (r.cpuSeconds > 0) row.cpu_per_wall = round(r.cpuSeconds / r.seconds, 2); else if (r.gbps > 0) {
       row.gbps = round(r.gbps, 1);
     }
     results.push(row);
@@ -97,10 +109,11 @@ export async function run(argv: string[]): Promise<void> {
       'GFLOP/s': r.gflops ?? '',
       'GB/s': r.gbps ?? '',
       'x peak': r.ratio_to_peak ?? '',
+      'x peak (cpu)': r.ratio_to_peak_cpu ?? '',
+      'cpu/wall': r.cpu_per_wall ?? '',
       'median s': round(r.seconds, 4),
-      note: r.note,
     }));
-    console.log(`FMA peak (max of probes): ${peak} GFLOP/s on ${info.threads} threads`);
+    console.log(`FMA peak (max of probes): ${peak} GFLOP/s on ${info.threads} threads (${peakPerCpu} GFLOP per CPU-second)`);
     console.table(table);
   }
   if (opts.save) {

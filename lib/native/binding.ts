@@ -39,6 +39,8 @@ export interface NativeBenchResult {
   /** FLOPs (or bytes for bandwidth cases) per repetition. */
   flops: number;
   note: string;
+  /** Median process CPU seconds per repetition (0 when the case does not measure it). */
+  cpuSeconds: number;
 }
 
 /**

@@ -16,6 +16,8 @@ struct Result {
     double seconds = 0;      // median seconds per repetition
     double flops = 0;        // FLOPs per repetition (or bytes for bandwidth cases)
     std::string note;
+    double cpu_seconds = 0;  // median process CPU seconds per repetition (0 = not measured); cpu/threads
+                             // vs wall shows how much of the machine the case really had (shared hosts)
 };
 
 using BenchFn = Result (*)();

@@ -66,12 +66,13 @@ Result flop_result(const char* name, double flops, const Timing& t, const std::s
     r.seconds = t.median;
     r.flops = flops;
     r.gflops = flops / t.median * 1e-9;
+    r.cpu_seconds = t.cpu_median;
     r.note = note_of(t, extra);
     return r;
 }
 
 // ---- FMA peak: 12 independent accumulator chains per thread, registers only ----------------------------
-constexpr int64_t kPeakIters = 4000000;
+constexpr int64_t kPeakIters = 16000000;  // ~30 ms per thread per repetition
 
 __attribute__((target("avx2,fma"), noinline)) float peak_chains_avx2(int64_t iters) {
     __m256 a0 = _mm256_set1_ps(0.1f), a1 = _mm256_set1_ps(0.2f), a2 = _mm256_set1_ps(0.3f), a3 = _mm256_set1_ps(0.4f),
@@ -125,7 +126,7 @@ Result peak_case(const char* name, Isa need, float (*chains)(int64_t), int lanes
     }
     ThreadPool& pool = current_pool();
     const int T = pool.size();
-    Timing t = time_it(1, 5, [&] {
+    Timing t = time_it(1, 7, [&] {
         pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
             for (int64_t i = b; i < e; ++i) g_sink.store(chains(kPeakIters), std::memory_order_relaxed);
         }, 1);

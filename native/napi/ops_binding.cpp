@@ -19,7 +19,7 @@
 //                     A [M, K] ([K, M] when transA), B [K, N] ([N, K] when transB), f32/f16/bf16; out [M, N]
 //                     (with accumulate, C [M, N] is the value accumulated onto)
 //   benchList(suite) -> string[]                   names of the registered bench cases of a suite
-//   benchRun(name)   -> Promise<{name, gflops, gbps, seconds, flops, note}>
+//   benchRun(name)   -> Promise<{name, gflops, gbps, seconds, flops, note, cpuSeconds}>
 //
 // Bad names, shapes, dtypes and params reject with ERR_INVALID_ARG / ERR_SHAPE_MISMATCH / ERR_DTYPE.
 #include <napi.h>
@@ -284,6 +284,7 @@ Napi::Value BenchRun(const Napi::CallbackInfo& info) {
             o.Set("seconds", Napi::Number::New(e, res->seconds));
             o.Set("flops", Napi::Number::New(e, res->flops));
             o.Set("note", Napi::String::New(e, res->note));
+            o.Set("cpuSeconds", Napi::Number::New(e, res->cpu_seconds));
             return o;
         });
 }

@@ -138,7 +138,8 @@ void pack_im2col(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc
                     const int64_t t0 = std::min(len, std::max<int64_t>(0, -iw0));
                     const int64_t t1 = std::max(t0, std::min(len, g.W - iw0));
                     for (int64_t t = 0; t < t0; ++t) o[t] = 0.f;
-                    if (t1 > t0) std::memcpy(o + t0, row + iw0 + t0, static_cast<size_t>(t1 - t0) * sizeof(float));
+                    const float* src = row + iw0;
+                    for (int64_t t = t0; t < t1; ++t) o[t] = src[t];  // short runs: a loop beats a memcpy call
                     for (int64_t t = t1; t < len; ++t) o[t] = 0.f;
                 } else {
                     for (int64_t t = 0; t < len; ++t) {
