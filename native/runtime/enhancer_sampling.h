@@ -56,9 +56,10 @@ struct EnhancerGuidance {
 using VModelFn = std::function<Tensor(const Tensor& x, int64_t t, bool cond)>;
 
 // The official model_fn(xt, sigma) of GaussianDiffusion_SDEdit.sample with randomized blending: t =
-// round(sigma_to_t(sigma)); per chunk (left to right) CFG + rescale + v→x0; then one split index per seam
-// from `rng` (randint(0, O−1)) and the fused blend. xt is [B, C, L, H, W] with L = plan_chunks(L).length.
-// offsets_out (optional) receives the drawn split indices.
+// round(sigma_to_t(sigma)); per chunk (left to right) CFG + rescale + v→x0, one split index per seam from
+// `rng` (randint(0, O−1), seams left to right), and each chunk's owned frames written straight into the
+// output (blend_write_chunk: one chunk x0 alive at a time; equal to randomized_blend over all chunks).
+// xt is [B, C, L, H, W] with L = plan_chunks(L).length. offsets_out (optional) receives the split indices.
 Tensor enhancer_model_fn(const Tensor& xt, float sigma, const EnhancerSchedule& sch, const VModelFn& v_model,
                          PyRandom& rng, const EnhancerGuidance& g = {}, std::vector<int64_t>* offsets_out = nullptr);
 

@@ -523,3 +523,30 @@ TEST(RuntimeEnhancer, Official30StepSampleReplaysWithRecordedUNetOutputs) {
     EXPECT_LE(err, 1e-5);
     std::printf("[ enhancer replay ] model_in %.3g, blended x0 %.3g, result %.3g (max rel err)\n", worst_in, worst_x0, err);
 }
+
+TEST(RuntimeRng, PythonRandomMatchesCPython) {
+    // Values printed by CPython 3 (random.seed(s); random(); 5 x randint(0, 7); getrandbits(40); randint(-3, 10**6)).
+    struct Case {
+        int64_t seed;
+        double r;
+        int64_t ints[5];
+        uint64_t bits40;
+        int64_t wide;
+    };
+    const Case cases[] = {
+        {0, 0.8444218515250481, {6, 0, 4, 7, 6}, 862937245619ull, 870160},
+        {42, 0.6394267984578837, {0, 4, 3, 3, 2}, 114832269481ull, 709567},
+        {12345678901ll, 0.9460118159397316, {5, 6, 5, 1, 2}, 1069314901142ull, 966385},
+        {-7, 0.32383276483316237, {2, 6, 0, 1, 1}, 641520749048ull, 60813},
+    };
+    for (const Case& c : cases) {
+        PyRandom rng(c.seed);
+        EXPECT_EQ(rng.random(), c.r) << c.seed;
+        for (int64_t v : c.ints) EXPECT_EQ(rng.randint(0, 7), v) << c.seed;
+        EXPECT_EQ(rng.getrandbits(40), c.bits40) << c.seed;
+        EXPECT_EQ(rng.randint(-3, 1000000), c.wide) << c.seed;
+    }
+    PyRandom rng(1);
+    EXPECT_THROW(rng.randint(2, 1), Error);
+    EXPECT_THROW(rng.getrandbits(0), Error);
+}
