@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench/bench.h"
+#include "core/arena.h"
 #include "core/cpu.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
@@ -38,6 +39,9 @@ struct Timed {
 };
 template <typename F>
 Timed timed(int warmup, int reps, F&& fn) {
+    // Outputs come from an Arena, as in the pipeline (no fresh pages per repetition).
+    Arena arena;
+    ArenaScope scope(&arena);
     for (int i = 0; i < warmup; ++i) fn();
     std::vector<double> t, ct;
     double wall = 0;

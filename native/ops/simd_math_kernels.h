@@ -67,22 +67,41 @@ ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
         const int64_t bh = t / nqb, qb = t % nqb, b = bh / a.H, h = bh % a.H;
         if (bh != cur) {
             cur = bh;
+            if (h == 0 && b + 1 < a.B && (Lq + 2 * Lk) * a.H * std::max(D, Dv) <= 16384) {
+                // small problems (temporal attention): start the DRAM reads of the next batch entry now
+                for (int64_t i = 0; i < Lq; ++i)
+                    for (int64_t c = 0; c < a.H * D; c += 16) _mm_prefetch(reinterpret_cast<const char*>(a.q + (b + 1) * a.qsb + i * a.qsl + c), _MM_HINT_T0);
+                for (int64_t j = 0; j < Lk; ++j) {
+                    for (int64_t c = 0; c < a.H * D; c += 16) _mm_prefetch(reinterpret_cast<const char*>(a.k + (b + 1) * a.ksb + j * a.ksl + c), _MM_HINT_T0);
+                    for (int64_t c = 0; c < a.H * Dv; c += 16) _mm_prefetch(reinterpret_cast<const char*>(a.v + (b + 1) * a.vsb + j * a.vsl + c), _MM_HINT_T0);
+                }
+            }
             std::memset(kp.data(), 0, kp.size() * sizeof(float));
             std::memset(vp.data(), 0, vp.size() * sizeof(float));
-            for (int64_t j = 0; j < Lk; ++j) {
+            int64_t j = 0;
+            if (D % 8 == 0)  // 8 keys x 8 dims at a time through register transposes
+                for (; j + 8 <= Lk && (j % BK) + 8 <= BK; j += 8)
+                    for (int64_t d = 0; d < D; d += 8)
+                        transpose8x8(a.k + b * a.ksb + j * a.ksl + h * D + d, a.ksl,
+                                     kp.data() + (j / BK) * D * BK + d * BK + (j % BK), BK);
+            for (; j < Lk; ++j) {
                 const float* kr = a.k + b * a.ksb + j * a.ksl + h * D;
                 float* dst = kp.data() + (j / BK) * D * BK + (j % BK);
                 for (int64_t d = 0; d < D; ++d) dst[d * BK] = kr[d];
+            }
+            for (j = 0; j < Lk; ++j)
                 std::memcpy(vp.data() + j * Dvp, a.v + b * a.vsb + j * a.vsl + h * Dv,
                             static_cast<size_t>(Dv) * sizeof(float));
-            }
         }
         const int64_t q0 = qb * BQ, nq = std::min(BQ, Lq - q0);
         for (int64_t i = 0; i < BQp; ++i) {
-            if (i < nq)
-                std::memcpy(qp.data() + i * D, a.q + b * a.qsb + (q0 + i) * a.qsl + h * D,
-                            static_cast<size_t>(D) * sizeof(float));
-            else
+            if (i < nq) {  // Q pre-scaled: S = (scale Q) K^T
+                const float* src = a.q + b * a.qsb + (q0 + i) * a.qsl + h * D;
+                float* dst = qp.data() + i * D;
+                int64_t d = 0;
+                for (; d + W <= D; d += W) vstore(dst + d, vmul(vload(src + d), sc));
+                if (d < D) vstoren(dst + d, vmul(vloadn(src + d, static_cast<int>(D - d)), sc), static_cast<int>(D - d));
+            } else
                 std::memset(qp.data() + i * D, 0, static_cast<size_t>(D) * sizeof(float));
         }
         std::fill(m.begin(), m.end(), -INFINITY);
@@ -98,16 +117,8 @@ ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
                 float* sr = s.data() + i * BK;
                 V mxv = vset1(-INFINITY);
                 int64_t j = 0;
-                for (; j + W <= kv; j += W) {
-                    const V x = vmul(vload(sr + j), sc);
-                    vstore(sr + j, x);
-                    mxv = vmax(mxv, x);
-                }
-                if (j < kv) {
-                    const int n = static_cast<int>(kv - j);
-                    vstore(sr + j, vmul(vload(sr + j), sc));
-                    mxv = vmax(mxv, vloadn_fill(sr + j, n, -INFINITY));
-                }
+                for (; j + W <= kv; j += W) mxv = vmax(mxv, vload(sr + j));
+                if (j < kv) mxv = vmax(mxv, vloadn_fill(sr + j, static_cast<int>(kv - j), -INFINITY));
                 const float mold = m[static_cast<size_t>(i)];
                 const float mnew = std::max(mold, vhmax(mxv));
                 const V mv = vset1(mnew);
