@@ -1,0 +1,24 @@
+// The embedded default model (see default_model.cpp).
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace st2v::engine {
+
+struct TinyConfig {
+    std::vector<int64_t> channels{32, 64};          // UNet block_out_channels
+    int64_t head_dim = 32;                          // attention_head_dim (head size)
+    int64_t context_dim = 64;                       // text width = cross-attention width
+    std::vector<int64_t> cond_channels{16, 16, 32, 32};  // E_cond widths (3 stride-2 steps: pixels / 8)
+    int64_t resampler_inner = 64;
+    int64_t image_dim = 64;                         // pooled image embedding width
+    uint64_t seed = 20240406;
+};
+
+// (name, shape) of every UNet / CAM / resampler tensor of a tiny StreamingT2V, official key names.
+std::vector<std::pair<std::string, Shape>> tiny_unet_keys(const TinyConfig& c);
+
+}  // namespace st2v::engine
