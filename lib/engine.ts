@@ -3,6 +3,7 @@
  * native addon off the JS thread; this file validates, queues, converts errors and adapts callbacks to an
  * AsyncIterable.
  */
+import path from 'node:path';
 import { St2vError, fromNative } from './errors.js';
 import {
   loadNative,
@@ -109,7 +110,7 @@ export class Engine implements AsyncDisposable {
     const stack = new Error().stack;
     const native = (factoryOverride ?? nativeFactory())({ threads: o.threads });
     try {
-      const info = await native.load(dir, { dtype: o.dtype, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}) });
+      const info = await native.load(dir === null ? null : path.resolve(dir), { dtype: o.dtype, cacheDir: o.cacheDir });
       return new Engine(native, info);
     } catch (err) {
       await native.dispose().catch(() => undefined);

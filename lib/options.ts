@@ -3,6 +3,8 @@
  * RangeError (right type, out of range) whose message names the option, sharp-style:
  * "Expected <what> for <name> but received <value>".
  */
+import os from 'node:os';
+import path from 'node:path';
 import type { GenerateProgress } from './progress.js';
 
 /** Options of {@link Engine.load}. */
@@ -115,11 +117,17 @@ const DTYPES = ['auto', 'f32', 'f16', 'bf16'] as const;
 export interface ResolvedLoadOptions {
   threads: number;
   dtype: (typeof DTYPES)[number];
-  cacheDir: string | undefined;
+  cacheDir: string;
+}
+
+/** `$XDG_CACHE_HOME/streamingt2v`, else `~/.cache/streamingt2v`. */
+export function defaultCacheDir(): string {
+  const xdg = process.env.XDG_CACHE_HOME;
+  return xdg && path.isAbsolute(xdg) ? path.join(xdg, 'streamingt2v') : path.join(os.homedir(), '.cache', 'streamingt2v');
 }
 
 export function resolveLoadOptions(options: unknown): ResolvedLoadOptions {
-  if (options === undefined) return { threads: 0, dtype: 'auto', cacheDir: undefined };
+  if (options === undefined) return { threads: 0, dtype: 'auto', cacheDir: defaultCacheDir() };
   const o = checkObject(options, 'options');
   checkKnownKeys(o, LOAD_KEYS, 'options');
   const threads = o.threads === undefined ? 0 : checkInteger(o.threads, 'threads', 0, 1024);
@@ -129,7 +137,7 @@ export function resolveLoadOptions(options: unknown): ResolvedLoadOptions {
     if (!(DTYPES as readonly string[]).includes(o.dtype)) throw invalidRange(`one of ${DTYPES.join(', ')}`, 'dtype', o.dtype);
     dtype = o.dtype as ResolvedLoadOptions['dtype'];
   }
-  const cacheDir = o.cacheDir === undefined ? undefined : checkString(o.cacheDir, 'cacheDir', { nonEmpty: true });
+  const cacheDir = o.cacheDir === undefined ? defaultCacheDir() : path.resolve(checkString(o.cacheDir, 'cacheDir', { nonEmpty: true }));
   return { threads, dtype, cacheDir };
 }
 

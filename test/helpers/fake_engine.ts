@@ -35,6 +35,8 @@ export interface FakeStats {
   order: string[];
   disposed: boolean;
   cancels: number;
+  /** Arguments of each load() call. */
+  loads: Array<[string | null, unknown]>;
 }
 
 export function pixel(seed: number, frame: number, offset: number): number {
@@ -51,7 +53,7 @@ export function createFakeEngine(opts: FakeOptions = {}): { engine: NativeEngine
   const height = opts.height ?? 6;
   const first = opts.firstChunkFrames ?? 4;
   const ext = opts.chunkFrames ?? 3;
-  const stats: FakeStats = { started: 0, maxConcurrent: 0, stepsAfterCancel: [], order: [], disposed: false, cancels: 0 };
+  const stats: FakeStats = { started: 0, maxConcurrent: 0, stepsAfterCancel: [], order: [], disposed: false, cancels: 0, loads: [] };
   let running = 0;
   let cancelRequested = false;
   let loaded = false;
@@ -71,7 +73,8 @@ export function createFakeEngine(opts: FakeOptions = {}): { engine: NativeEngine
   };
 
   const engine: NativeEngine = {
-    async load(_dir, _o) {
+    async load(dir, o) {
+      stats.loads.push([dir, o]);
       await sleep(1);
       if (opts.loadError) throw Object.assign(new Error(opts.loadError.message), { code: opts.loadError.code });
       loaded = true;

@@ -1,6 +1,7 @@
 // The public Engine against a fake native engine (test/helpers/fake_engine.ts): validation, streaming order,
 // cancellation, FIFO queueing, dispose, progress and event-loop responsiveness of the TypeScript layer.
 import test from 'ava';
+import path from 'node:path';
 import { Engine, setNativeEngineFactoryForTesting, type FrameChunk } from '../../lib/engine.js';
 import { St2vError } from '../../lib/errors.js';
 import type { GenerateProgress } from '../../lib/progress.js';
@@ -225,4 +226,25 @@ test('the event loop keeps ticking while chunks are generated and consumed', asy
   t.true(ms >= 60);
   t.true(ticks >= 4, `timer fired ${ticks} times in ${ms.toFixed(0)} ms`);
   await engine.dispose();
+});
+
+test.serial('load passes an absolute model folder and the default cache folder to the native engine', async (t) => {
+  const fake = createFakeEngine();
+  setNativeEngineFactoryForTesting(() => fake.engine);
+  const prev = process.env.XDG_CACHE_HOME;
+  process.env.XDG_CACHE_HOME = '/tmp/st2v-xdg';
+  try {
+    const a = await Engine.load();
+    await a.dispose();
+    const b = await Engine.load('models/x', { dtype: 'f32', cacheDir: 'rel-cache' });
+    await b.dispose();
+  } finally {
+    if (prev === undefined) delete process.env.XDG_CACHE_HOME;
+    else process.env.XDG_CACHE_HOME = prev;
+    setNativeEngineFactoryForTesting(undefined);
+  }
+  t.deepEqual(fake.stats.loads, [
+    [null, { dtype: 'auto', cacheDir: '/tmp/st2v-xdg/streamingt2v' }],
+    [path.resolve('models/x'), { dtype: 'f32', cacheDir: path.resolve('rel-cache') }],
+  ]);
 });
