@@ -139,6 +139,14 @@ NoiseFn torch_noise(TorchGenerator& g) {
     return [&g](int, const Shape& shape) { return g.randn(shape); };
 }
 
+NoiseFn torch_video_noise(TorchGenerator& g) {
+    return [&g](int, const Shape& shape) {
+        if (shape.ndim() != 5) return g.randn(shape);
+        const Tensor z = g.randn(Shape{shape[0] * shape[2], shape[1], shape[3], shape[4]});
+        return frames_first_to_video(z, shape[0]);
+    };
+}
+
 Tensor frames_first_to_video(const Tensor& z, int64_t batch) {
     check_ndim(z, 4, "frames_first_to_video", "noise");
     ST2V_CHECK_ARG(batch >= 1 && z.size(0) % batch == 0, "frames_first_to_video: %lld frames not divisible by batch %lld",

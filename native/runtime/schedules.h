@@ -56,8 +56,12 @@ class DdimScheduler {
 Tensor ddim_sample(const Tensor& x_T, int steps, float eta, const Denoise& denoise, const NoiseFn& noise,
                    const StepCallback& on_step = {});
 
-// Noise of a torch generator, as the official pipeline draws it (one randn per call in call order).
+// Noise of a torch generator, one randn(shape) per call in call order.
 NoiseFn torch_noise(TorchGenerator& g);
+// The official stage-2 DDIM variance noise for a channels-first video sample [B, C, F, H, W]: each call
+// draws randn(B·F, C, H, W) (frames folded into the batch) and returns it as [B, C, F, H, W]. Other ranks
+// draw randn(shape). With x_T = g.randn({1, 4, F, H, W}) first, this is the official draw order (§9).
+NoiseFn torch_video_noise(TorchGenerator& g);
 // [B*F, C, H, W] (frames folded into the batch) -> [B, C, F, H, W]: the official draws the DDIM variance noise
 // per frame (randn(F, 4, H, W)) while the latents are channels-first video.
 Tensor frames_first_to_video(const Tensor& z, int64_t batch);

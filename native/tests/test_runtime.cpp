@@ -457,6 +457,15 @@ TEST(RuntimeRng, St2vDdimNoiseFromSeed33) {
         Tensor zi = z.select(0, i);
         EXPECT_EQ(bit_mismatches(g.randn(zi.shape()), zi), 0) << "step " << i;
     }
+    // the same through the sampler's noise callback, in the latents' [B, C, F, H, W] layout
+    TorchGenerator g2(33);
+    g2.randn(xT.shape());
+    NoiseFn nf = torch_video_noise(g2);
+    for (int64_t i = 0; i < z.size(0); ++i) {
+        Tensor got = nf(static_cast<int>(i), xT.shape());
+        EXPECT_EQ(got.shape(), xT.shape());
+        EXPECT_EQ(bit_mismatches(got, frames_first_to_video(z.select(0, i).contiguous(), 1)), 0) << "step " << i;
+    }
     Tensor ts = npy("st2v/ddim/timesteps.npy");
     DdimScheduler s;
     s.set_timesteps(static_cast<int>(ts.numel()));
