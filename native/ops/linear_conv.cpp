@@ -119,39 +119,53 @@ struct Im2col {
 };
 void pack_im2col(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
     const Im2col& g = *static_cast<const Im2col*>(ctx);
-    const int64_t khw = g.kh * g.kw;
+    // The panel's columns split into runs that stay in one output row; computed once for all depth rows.
+    struct Seg {
+        int64_t off, oh, ow, len;
+    };
+    Seg seg[64];
+    int ns = 0;
+    for (int64_t n = r0, filled = 0; filled < nr && ns < 64; ++ns) {
+        const int64_t oh = n / g.Wo, ow = n % g.Wo, len = std::min(g.Wo - ow, nr - filled);
+        seg[ns] = {filled, oh, ow, len};
+        filled += len;
+        n += len;
+    }
+    ST2V_CHECK(seg[ns - 1].off + seg[ns - 1].len == nr, Code::kInternal, "conv2d: im2col panel of %lld columns too wide",
+               (long long)nr);
+    int64_t c = k0 / (g.kh * g.kw), i = (k0 / g.kw) % g.kh, j = k0 % g.kw;
     for (int64_t kk = 0; kk < kc; ++kk) {
-        const int64_t k = k0 + kk, c = k / khw, rem = k % khw, i = rem / g.kw, j = rem % g.kw;
         const float* xc = g.x + c * g.H * g.W;
         float* d = dst + kk * R;
-        int64_t n = r0, filled = 0;
-        while (filled < nr) {
-            const int64_t oh = n / g.Wo, ow = n % g.Wo, len = std::min(g.Wo - ow, nr - filled);
-            const int64_t ih = oh * g.stride - g.pt + i;
-            float* o = d + filled;
+        for (int q = 0; q < ns; ++q) {
+            const Seg& sg = seg[q];
+            const int64_t ih = sg.oh * g.stride - g.pt + i, len = sg.len;
+            float* o = d + sg.off;
             if (ih < 0 || ih >= g.H) {
                 for (int64_t t = 0; t < len; ++t) o[t] = 0.f;
+                continue;
+            }
+            const float* row = xc + ih * g.W;
+            const int64_t iw0 = sg.ow * g.stride - g.pl + j;
+            if (g.stride == 1) {
+                const int64_t t0 = std::min(len, std::max<int64_t>(0, -iw0));
+                const int64_t t1 = std::max(t0, std::min(len, g.W - iw0));
+                for (int64_t t = 0; t < t0; ++t) o[t] = 0.f;
+                const float* src = row + iw0;
+                for (int64_t t = t0; t < t1; ++t) o[t] = src[t];  // short runs: a loop beats a memcpy call
+                for (int64_t t = t1; t < len; ++t) o[t] = 0.f;
             } else {
-                const float* row = xc + ih * g.W;
-                const int64_t iw0 = ow * g.stride - g.pl + j;
-                if (g.stride == 1) {
-                    const int64_t t0 = std::min(len, std::max<int64_t>(0, -iw0));
-                    const int64_t t1 = std::max(t0, std::min(len, g.W - iw0));
-                    for (int64_t t = 0; t < t0; ++t) o[t] = 0.f;
-                    const float* src = row + iw0;
-                    for (int64_t t = t0; t < t1; ++t) o[t] = src[t];  // short runs: a loop beats a memcpy call
-                    for (int64_t t = t1; t < len; ++t) o[t] = 0.f;
-                } else {
-                    for (int64_t t = 0; t < len; ++t) {
-                        const int64_t iw = iw0 + t * g.stride;
-                        o[t] = (iw >= 0 && iw < g.W) ? row[iw] : 0.f;
-                    }
+                for (int64_t t = 0; t < len; ++t) {
+                    const int64_t iw = iw0 + t * g.stride;
+                    o[t] = (iw >= 0 && iw < g.W) ? row[iw] : 0.f;
                 }
             }
-            filled += len;
-            n += len;
         }
         for (int64_t t = nr; t < R; ++t) d[t] = 0.f;
+        if (++j == g.kw) {
+            j = 0;
+            if (++i == g.kh) { i = 0; ++c; }
+        }
     }
 }
 // Temporal conv: depth index = c*3 + t reads frame f + t - 1 of the same sample (zero outside).
@@ -214,7 +228,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
             // portable path: explicit im2col into scratch + the portable GEMM
             Tensor col = Tensor::empty({Kdim, P});
             Im2col g{xn, H, W, Wo, kh, kw, p.stride, p.pad_top, p.pad_left};
-            for (int64_t k = 0; k < Kdim; ++k) pack_im2col(&g, 0, P, k, 1, static_cast<int>(P), col.f32() + k * P);
+            for (int64_t k = 0; k < Kdim; ++k)
+                for (int64_t oh = 0; oh < Ho; ++oh)  // one output row per call (the packer handles <= 64 runs)
+                    pack_im2col(&g, oh * Wo, Wo, k, 1, static_cast<int>(Wo), col.f32() + k * P + oh * Wo);
             MatRef B{col.f32(), DType::F32, P, 1};
             gemm(O, P, Kdim, A, B, yn, P, ep);
             continue;
