@@ -13,6 +13,7 @@ interface Suite {
 const SUITES: Record<string, () => Promise<Suite>> = {
   ops: () => import('./ops.js'),
   eval: () => import('./eval.js'),
+  step: () => import('./step.js'),
 };
 
 function usage(): string {

@@ -1,0 +1,140 @@
+// The StreamingT2V model for TypeScript (typed in lib/native/binding.ts):
+//
+//   await native.verifyReference(dir: string)
+//       -> {groups: string[], cases: [{name, maxAbs, maxRef, maxRel, tol, pass, shape: number[], note}]}
+//   Runs every registered verify case group (models/common/verify_registry.h) on the reference dump at dir.
+//
+//   await native.benchStep({dtype: 'f32' | 'f16' | 'bf16', seed, preset: 'mid' | 'tiny', frames, condFrames,
+//                           latent, ctxTokens})
+//       -> {config, params, weightBytes, buildSeconds, seconds, flops, gflops, peakRssBytes}
+//   One denoising step (CAM + base UNet, CFG batch 2) on a random-weight model; peak RSS of the process.
+#include <napi.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <memory>
+
+#include "models/common/verify_registry.h"
+#include "models/streamingt2v/config.h"
+#include "napi/common.h"
+#include "ops/ops.h"
+
+namespace st2v::napi {
+namespace {
+
+Napi::Value VerifyReference(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+        ST2V_CHECK_ARG(info.Length() >= 1 && info[0].IsString(), "verifyReference: dir must be a string");
+        const std::string dir = info[0].As<Napi::String>().Utf8Value();
+        auto res = std::make_shared<std::vector<verify::CaseResult>>();
+        auto groups = std::make_shared<std::vector<std::string>>(verify::registered_groups());
+        return run_async(
+            info.Env(), "st2v.verifyReference", [=]() { *res = verify::run_verify(dir); },
+            [=](Napi::Env env) -> Napi::Value {
+                Napi::Object o = Napi::Object::New(env);
+                Napi::Array g = Napi::Array::New(env, groups->size());
+                for (size_t i = 0; i < groups->size(); ++i) g.Set(static_cast<uint32_t>(i), (*groups)[i]);
+                Napi::Array cases = Napi::Array::New(env, res->size());
+                for (size_t i = 0; i < res->size(); ++i) {
+                    const verify::CaseResult& r = (*res)[i];
+                    Napi::Object c = Napi::Object::New(env);
+                    c.Set("name", r.name);
+                    c.Set("maxAbs", r.max_abs);
+                    c.Set("maxRef", r.max_ref);
+                    c.Set("maxRel", r.max_rel);
+                    c.Set("tol", r.tol);
+                    c.Set("pass", r.pass);
+                    Napi::Array s = Napi::Array::New(env, r.shape.size());
+                    for (size_t k = 0; k < r.shape.size(); ++k) s.Set(static_cast<uint32_t>(k), static_cast<double>(r.shape[k]));
+                    c.Set("shape", s);
+                    c.Set("note", r.note);
+                    cases.Set(static_cast<uint32_t>(i), c);
+                }
+                o.Set("groups", g);
+                o.Set("cases", cases);
+                return o;
+            });
+    });
+}
+
+struct StepBench {
+    std::string config;
+    double params = 0, weight_bytes = 0, build_s = 0, seconds = 0, flops = 0, peak_rss = 0;
+};
+
+Napi::Value BenchStep(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+        Napi::Object o = info.Length() >= 1 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(info.Env());
+        const std::string dts = get_string(o, "dtype", "f32");
+        ST2V_CHECK_ARG(dts == "f32" || dts == "f16" || dts == "bf16", "benchStep: dtype must be f32, f16 or bf16");
+        const DType dt = dts == "f32" ? DType::F32 : dts == "f16" ? DType::F16 : DType::BF16;
+        const std::string preset = get_string(o, "preset", "mid");
+        ST2V_CHECK_ARG(preset == "mid" || preset == "tiny", "benchStep: preset must be 'mid' or 'tiny'");
+        const double seed = get_number(o, "seed", 1);
+        const int64_t F = static_cast<int64_t>(get_number(o, "frames", 16));
+        const int64_t Fc = static_cast<int64_t>(get_number(o, "condFrames", 8));
+        const int64_t lat = static_cast<int64_t>(get_number(o, "latent", 32));
+        ST2V_CHECK_ARG(F >= 1 && F <= 64 && Fc >= 1 && Fc <= F && lat >= 1 && lat <= 128,
+                       "benchStep: need 1 <= condFrames <= frames <= 64 and 1 <= latent <= 128");
+        auto res = std::make_shared<StepBench>();
+        return run_async(
+            info.Env(), "st2v.benchStep",
+            [=]() {
+                using clk = std::chrono::steady_clock;
+                t2v::St2vConfig c = preset == "mid" ? t2v::St2vConfig::mid() : t2v::St2vConfig::tiny();
+                res->config = c.str();
+                auto t0 = clk::now();
+                io::WeightStore w = t2v::make_random_weights(c, static_cast<uint64_t>(seed), dt);
+                t2v::UNet3D unet(w, c.base_prefix);
+                t2v::CamNet cam(w, "unet.");
+                res->build_s = std::chrono::duration<double>(clk::now() - t0).count();
+                for (const std::string& n : w.names()) res->params += static_cast<double>(w.get(n).numel());
+                res->weight_bytes = static_cast<double>(w.bytes());
+                const int64_t B = 2, T = c.text_tokens + c.image_tokens, D = c.unet.context_dim;
+                Tensor x = Tensor::empty({1, 4, F, lat, lat});
+                Tensor ctx = Tensor::empty({B, T, D});
+                Tensor cond = Tensor::empty({B * Fc, 3, 8 * lat, 8 * lat});
+                uint64_t st = 12345;
+                auto fill = [&](Tensor& t, float s) {
+                    for (int64_t i = 0; i < t.numel(); ++i) {
+                        st = st * 6364136223846793005ull + 1442695040888963407ull;
+                        t.f32()[i] = s * (static_cast<float>(st >> 40) / 16777216.f * 2.f - 1.f);
+                    }
+                };
+                fill(x, 1.f);
+                fill(ctx, 1.f);
+                fill(cond, 1.f);
+                Tensor X = ops::concat({x, x}, 0);
+                auto t1 = clk::now();
+                t2v::CamResiduals r = cam.forward(X, 500.f, ctx, cond, static_cast<int>(Fc));
+                Tensor eps = unet.forward(X, 500.f, ctx, &r);
+                res->seconds = std::chrono::duration<double>(clk::now() - t1).count();
+                res->flops = t2v::step_flops(c, B, F, Fc, lat, lat, T);
+                struct rusage ru {};
+                getrusage(RUSAGE_SELF, &ru);
+                res->peak_rss = static_cast<double>(ru.ru_maxrss) * 1024.0;
+            },
+            [=](Napi::Env env) -> Napi::Value {
+                Napi::Object out = Napi::Object::New(env);
+                out.Set("config", res->config);
+                out.Set("params", res->params);
+                out.Set("weightBytes", res->weight_bytes);
+                out.Set("buildSeconds", res->build_s);
+                out.Set("seconds", res->seconds);
+                out.Set("flops", res->flops);
+                out.Set("gflops", res->flops / res->seconds / 1e9);
+                out.Set("peakRssBytes", res->peak_rss);
+                return out;
+            });
+    });
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+    exports.Set("benchStep", Napi::Function::New(env, BenchStep, "benchStep"));
+    exports.Set("verifyReference", Napi::Function::New(env, VerifyReference, "verifyReference"));
+}
+
+Registrar reg(Init);
+
+}  // namespace
+}  // namespace st2v::napi
