@@ -7,6 +7,7 @@ import { Piscina } from 'piscina';
 import type { FramesTask, PngTask } from './worker.js';
 
 let pool: Piscina | undefined;
+let bootstrapFile: string | undefined;
 
 /**
  * The worker next to this module: worker.js in dist/. When run from sources (tests under tsx), worker threads do
@@ -21,6 +22,7 @@ function workerFile(): string {
     `const m = await import(${JSON.stringify(target)});\nexport const frames = m.frames;\nexport const png = m.png;\n`;
   const file = path.join(os.tmpdir(), `st2v-pool-bootstrap-${process.pid}.mjs`);
   fs.writeFileSync(file, src);
+  bootstrapFile = file;
   return file;
 }
 
@@ -57,4 +59,6 @@ export async function closePool(): Promise<void> {
   const p = pool;
   pool = undefined;
   await p?.close();
+  if (bootstrapFile) fs.rmSync(bootstrapFile, { force: true });
+  bootstrapFile = undefined;
 }
