@@ -57,6 +57,7 @@ struct AttnArgs {
     float scale;
 };
 constexpr int64_t kAttnBQ = 48;  // query rows per tile (a multiple of both microkernel heights, 6 and 8)
+constexpr int64_t kAttnBK = 128;  // keys per tile (K^T and V blocks of 32 KiB at d 64; 64 and 256 measured slower)
 
 struct Kernels {
     void (*attn)(const AttnArgs&, int64_t, int64_t);  // null: use attention_portable

@@ -1,3 +1,4 @@
+
 // Generic SIMD kernels of ops/norm_attn_elementwise.cpp, written once against the primitives of
 // ops/simd_math.h and compiled once per ISA level (included without include guard inside the level's
 // namespace, after simd_math.h). Needs AttnArgs and <cmath>/<cstring>/<vector>/<algorithm>.
@@ -55,7 +56,7 @@ ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
     const int64_t NR = 2 * W;
     const int64_t BQ = std::min<int64_t>(a.BQ, Lq);
     const int64_t BQp = (BQ + MR - 1) / MR * MR;
-    const int64_t BK = std::min<int64_t>(128, (Lk + NR - 1) / NR * NR);
+    const int64_t BK = std::min<int64_t>(kAttnBK, (Lk + NR - 1) / NR * NR);
     const int64_t nkb = (Lk + BK - 1) / BK, nqb = (Lq + BQ - 1) / BQ;
     const int64_t Dvp = (Dv + NR - 1) / NR * NR;
     std::vector<float> kp(static_cast<size_t>(nkb * D * BK)), vp(static_cast<size_t>(nkb * BK * Dvp));
