@@ -371,6 +371,31 @@ void pack_mat(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, i
     }
 }
 
+void gemm_a_blocking(int64_t K, int* MR, int64_t* KC) {
+    const Config cf = config_for(active_isa());
+    *MR = cf.MR;
+    *KC = std::min<int64_t>(cf.KC, std::max<int64_t>(K, 1));
+}
+
+void prepack_a(int64_t M, int64_t K, const PackSrc& a, PrepackedA* out) {
+    gemm_a_blocking(K, &out->MR, &out->KC);
+    const int MR = out->MR;
+    out->Mpad = (M + MR - 1) / MR * MR;
+    out->buf.assign(static_cast<size_t>(out->Mpad * K), 0.f);
+    for (int64_t pc = 0; pc < K; pc += out->KC) {
+        const int64_t kc = std::min<int64_t>(out->KC, K - pc);
+        for (int64_t r0 = 0; r0 < M; r0 += MR)
+            a.fn(a.ctx, r0, std::min<int64_t>(MR, M - r0), pc, kc, MR, out->buf.data() + pc * out->Mpad + r0 * kc);
+    }
+}
+
+void pack_prepacked(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
+    const PrepackedA& p = *static_cast<const PrepackedA*>(ctx);
+    ST2V_CHECK(R == p.MR && r0 % p.MR == 0 && k0 % p.KC == 0, Code::kInternal,
+               "gemm: prepacked A used with another blocking (ISA changed?)");
+    std::memcpy(dst, p.buf.data() + k0 * p.Mpad + r0 * kc, static_cast<size_t>(kc * R) * sizeof(float));
+}
+
 void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C, int64_t ldc,
                  const GemmEpilogue& ep) {
     if (M <= 0 || N <= 0) return;

@@ -6,6 +6,7 @@
 // Packers are where f16/bf16 are widened and where strided/transposed operands and implicit im2col live.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 #include "ops/ops.h"
@@ -28,6 +29,18 @@ void pack_mat(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, i
 
 // Widens n elements (contiguous) of dtype at src into dst (F16C / vector paths when the CPU has them).
 void convert_run(const void* src, DType dt, int64_t n, float* dst);
+
+// The active microkernel's row-panel height MR and depth block KC for a problem of depth K.
+void gemm_a_blocking(int64_t K, int* MR, int64_t* KC);
+// Packs all of A [M, K] once in the driver's panel order (for reuse over many GEMMs with the same A, e.g.
+// conv weights over a batch): returns the buffer (ceil(M/MR)*MR * K floats) and a packer reading it.
+struct PrepackedA {
+    std::vector<float> buf;
+    int MR = 0;
+    int64_t KC = 0, Mpad = 0;
+};
+void prepack_a(int64_t M, int64_t K, const PackSrc& a, PrepackedA* out);
+void pack_prepacked(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst);
 
 // C[M, N] (row stride ldc) = epilogue(alpha * A * B) with A, B given by packers. Runs on the current pool.
 // The per-element K summation order does not depend on the thread count (results are bitwise

@@ -215,6 +215,13 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
                         p.pad_bottom == 0 && p.pad_right == 0;
     GemmEpilogue ep;
     ep.bias_row = bias.empty() ? nullptr : bias.data();
+    // Weights packed (and widened) once for the whole batch.
+    detail::MatPack pa{wc.raw(), wc.dtype(), Kdim, 1};
+    detail::PrepackedA wpack;
+    const bool implicit = !direct && active_isa() != Isa::kPortable;
+    if (implicit && N > 1) detail::prepack_a(O, Kdim, {detail::pack_mat, &pa}, &wpack);
+    const detail::PackSrc asrc = implicit && N > 1 ? detail::PackSrc{detail::pack_prepacked, &wpack}
+                                                   : detail::PackSrc{detail::pack_mat, &pa};
     for (int64_t n = 0; n < N; ++n) {
         const float* xn = xcont.f32() + n * C * H * W;
         float* yn = y.f32() + n * O * P;
@@ -235,9 +242,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
             gemm(O, P, Kdim, A, B, yn, P, ep);
             continue;
         }
-        detail::MatPack pa{wc.raw(), wc.dtype(), Kdim, 1};
         Im2col g{xn, H, W, Wo, kh, kw, p.stride, p.pad_top, p.pad_left};
-        detail::gemm_packed(O, P, Kdim, {detail::pack_mat, &pa}, {pack_im2col, &g}, yn, P, ep);
+        detail::gemm_packed(O, P, Kdim, asrc, {pack_im2col, &g}, yn, P, ep);
     }
     return y;
 }
@@ -259,9 +265,14 @@ Tensor conv_temporal(const Tensor& x, int frames, const Tensor& w, const Tensor&
     GemmEpilogue ep;
     ep.bias_row = bias.empty() ? nullptr : bias.data();
     detail::MatPack pa{wc.raw(), wc.dtype(), C * 3, 1};  // A[o, c*3 + t] = w[o, c, t]
+    detail::PrepackedA wpack;
+    const bool prepack = NF > 1 && active_isa() != Isa::kPortable;
+    if (prepack) detail::prepack_a(O, C * 3, {detail::pack_mat, &pa}, &wpack);
+    const detail::PackSrc asrc = prepack ? detail::PackSrc{detail::pack_prepacked, &wpack}
+                                         : detail::PackSrc{detail::pack_mat, &pa};
     for (int64_t nf = 0; nf < NF; ++nf) {
         TimeCol g{xc.f32(), nf, nf % frames, frames, C, S};
-        detail::gemm_packed(O, S, C * 3, {detail::pack_mat, &pa}, {pack_timecol, &g}, y.f32() + nf * O * S, S, ep);
+        detail::gemm_packed(O, S, C * 3, asrc, {pack_timecol, &g}, y.f32() + nf * O * S, S, ep);
     }
     return y;
 }

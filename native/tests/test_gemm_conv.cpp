@@ -207,7 +207,8 @@ TEST(GemmConv, Conv2dMatchesDoubleReference) {
         {1, 3, 7, 9, 5, 3, Conv2dParams::same(3)},     {2, 7, 33, 5, 17, 3, Conv2dParams::same(3)},
         {1, 5, 9, 10, 7, 3, Conv2dParams::same(3, 2)}, {2, 4, 6, 7, 3, 3, asym},
         {2, 33, 5, 7, 9, 1, Conv2dParams::same(1)},    {1, 6, 7, 7, 4, 1, Conv2dParams::same(1, 2)},
-        {1, 20, 16, 16, 40, 3, Conv2dParams::same(3)},
+        {1, 20, 16, 16, 40, 3, Conv2dParams::same(3)}, {3, 64, 5, 6, 13, 3, Conv2dParams::same(3)},
+        {2, 70, 4, 9, 200, 3, Conv2dParams::same(3, 2)},
     };
     uint32_t seed = 100;
     for (Isa isa : isas()) {
@@ -234,7 +235,7 @@ TEST(GemmConv, ConvTemporalAndConv1dMatchDoubleReference) {
         ASSERT_TRUE(set_isa(isa));
         for (DType dt : {DType::F32, DType::F16}) {
             // temporal: B=2 samples x F=3 frames, C=7 -> O=5, 3x5 spatial
-            const int64_t B = 2, F = 3, C = 7, O = 5, Hh = 3, Ww = 5, S = Hh * Ww;
+            const int64_t B = 2, F = 3, C = 190, O = 15, Hh = 3, Ww = 5, S = Hh * Ww;  // C*3 > one K block
             std::vector<float> x = randv(static_cast<size_t>(B * F * C * S), 31);
             Stored w = store(randv(static_cast<size_t>(O * C * 3), 32), dt);
             std::vector<float> b = randv(static_cast<size_t>(O), 33);
