@@ -36,10 +36,21 @@ export function getPool(): Piscina {
   return pool;
 }
 
+/** Runs a task with its frame buffer transferred; a buffer that cannot be transferred (external memory) is copied. */
+async function runMoved<T extends FramesTask>(name: string, t: T): Promise<unknown> {
+  const task = { ...t, data: ownBuffer(t.data) };
+  try {
+    return await getPool().run(task, { name, transferList: [task.data.buffer as ArrayBuffer] });
+  } catch (err) {
+    if ((err as Error)?.name !== 'DataCloneError') throw err;
+    const copy = { ...t, data: t.data.slice() };
+    return await getPool().run(copy, { name, transferList: [copy.data.buffer as ArrayBuffer] });
+  }
+}
+
 /** Converts / resizes frames in the pool. The input buffer is transferred (unusable afterwards). */
 export async function processFrames(t: FramesTask): Promise<Uint8Array> {
-  const task = { ...t, data: ownBuffer(t.data) };
-  return (await getPool().run(task, { name: 'frames', transferList: [task.data.buffer as ArrayBuffer] })) as Uint8Array;
+  return (await runMoved('frames', t)) as Uint8Array;
 }
 
 /** A view that owns its whole ArrayBuffer (so transferring it moves nothing else); copies otherwise. */
@@ -50,8 +61,7 @@ function ownBuffer<T extends Uint8Array | Float32Array>(a: T): T {
 
 /** PNG-encodes frames in the pool (input transferred). */
 export async function encodePngFrames(t: PngTask): Promise<Uint8Array[]> {
-  const task = { ...t, data: ownBuffer(t.data) };
-  return (await getPool().run(task, { name: 'png', transferList: [task.data.buffer as ArrayBuffer] })) as Uint8Array[];
+  return (await runMoved('png', t)) as Uint8Array[];
 }
 
 /** Stops the pool's threads (lets the process exit). A later call creates a new pool. */

@@ -163,3 +163,18 @@ test('bad writeVideo options are TypeError / RangeError naming the option', asyn
   await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: 'a.mp4', format: 'avi' as never }), { instanceOf: RangeError, message: /one of mp4, gif, png for format but received "avi"/ });
   await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: 'a.mp4', fps: 0 }), { instanceOf: RangeError, message: /for fps/ });
 });
+
+test('frame buffers are transferred to the pool (detached here); views into larger buffers are copied first', async (t) => {
+  const { processFrames } = await import('../../lib/postprocess/pool.js');
+  const whole = frames(2, 6, 4);
+  const want = whole.slice();
+  const out = await processFrames({ data: whole, frames: 2, width: 6, height: 4, resize: null });
+  t.is(whole.byteLength, 0, 'the input was moved, not copied');
+  t.deepEqual(out, want);
+  const big = new Uint8Array(10 + want.length);
+  big.set(want, 10);
+  const view = big.subarray(10);
+  const out2 = await processFrames({ data: view, frames: 2, width: 6, height: 4, resize: null });
+  t.is(big.byteLength, 10 + want.length, 'the larger buffer stays usable');
+  t.deepEqual(out2, want);
+});
