@@ -1,0 +1,67 @@
+// Encoders and VAE (issue 6) against golden/vae, golden/clip and golden/st2v/ddim.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/arena.h"
+#include "io/npy.h"
+#include "io/weights.h"
+#include "models/clip/weights_util.h"
+#include "models/vae/vae.h"
+
+using namespace st2v;
+
+namespace {
+std::string shared() {
+    const char* e = std::getenv("ST2V_SHARED");
+    return std::string(e ? e : "../shared");
+}
+bool have_golden() { return std::filesystem::exists(shared() + "/golden/vae/manifest.json"); }
+Tensor vnpy(const std::string& n) { return io::read_npy(shared() + "/golden/vae/io/" + n + ".npy"); }
+
+double max_abs(const Tensor& a, const Tensor& b) {
+    EXPECT_EQ(a.shape(), b.shape()) << a.desc() << " vs " << b.desc();
+    Tensor x = a.contiguous(), y = b.contiguous();
+    double worst = 0;
+    for (int64_t i = 0; i < std::min(x.numel(), y.numel()); ++i)
+        worst = std::max(worst, std::fabs(double(x.f32()[i]) - y.f32()[i]));
+    return worst;
+}
+
+void check_vae(const std::string& file) {
+    io::WeightStore w = enc::load_canonical(shared() + "/golden/vae/" + file);
+    vae::AutoencoderKL m(w);
+    EXPECT_EQ(m.config().block_out, (std::vector<int64_t>{32, 64}));
+    EXPECT_EQ(m.config().layers_per_block, 2);
+    std::vector<std::pair<std::string, Tensor>> inter;
+    Tensor h = m.encoder(vnpy("image"), &inter);
+    EXPECT_LE(max_abs(h, vnpy("enc_h")), 1e-4) << file;
+    for (auto& kv : inter) EXPECT_LE(max_abs(kv.second, vnpy("inter_" + kv.first)), 1e-4) << file << " " << kv.first;
+    vae::Posterior p = m.encode(vnpy("image"));
+    EXPECT_LE(max_abs(p.moments, vnpy("moments")), 1e-4);
+    EXPECT_LE(max_abs(p.mean, vnpy("post_mean")), 1e-4);
+    EXPECT_LE(max_abs(p.logvar, vnpy("post_logvar")), 1e-4);
+    EXPECT_LE(max_abs(p.std, vnpy("post_std")), 1e-4);
+    Tensor s = vae::AutoencoderKL::sample(p, vnpy("sample_noise"));
+    EXPECT_LE(max_abs(s, vnpy("post_sample")), 1e-4);
+    inter.clear();
+    EXPECT_LE(max_abs(m.decode(p.mean, &inter), vnpy("dec_of_mean")), 1e-4);
+    for (auto& kv : inter) EXPECT_LE(max_abs(kv.second, vnpy("inter_" + kv.first)), 1e-4) << file << " " << kv.first;
+    EXPECT_LE(max_abs(m.decode(vnpy("z_in")), vnpy("dec_of_z")), 1e-4);
+}
+}  // namespace
+
+TEST(EncodersVae, DiffusersNamesMatchGolden) {
+    if (!have_golden()) GTEST_SKIP() << "golden data not found (ST2V_SHARED)";
+    check_vae("vae_diffusers.safetensors");
+}
+TEST(EncodersVae, LegacyAttentionNamesMatchGolden) {
+    if (!have_golden()) GTEST_SKIP() << "golden data not found (ST2V_SHARED)";
+    check_vae("vae_diffusers_legacy_attn.safetensors");
+}
+TEST(EncodersVae, LdmNamesMatchGolden) {
+    if (!have_golden()) GTEST_SKIP() << "golden data not found (ST2V_SHARED)";
+    check_vae("vae_ldm.safetensors");
+}
