@@ -235,7 +235,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 Tensor attention_portable(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale);
 
 namespace {
-void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads) {
+void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
     const char* op = "attention";
     check_dtype(q, DType::F32, op, "q");
     check_dtype(k, DType::F32, op, "k");
@@ -245,6 +245,7 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int head
     check_ndim(v, 3, op, "v");
     const int64_t B = q.size(0), Lk = k.size(1);
     ST2V_CHECK_ARG(heads >= 1, "attention: heads must be >= 1");
+    ST2V_CHECK_ARG(std::isfinite(scale), "attention: scale must be finite");
     ST2V_CHECK(k.size(0) == B && v.size(0) == B && v.size(1) == Lk, Code::kShapeMismatch,
                "attention: q %s, k %s, v %s do not agree", q.desc().c_str(), k.desc().c_str(), v.desc().c_str());
     ST2V_CHECK(q.size(2) == k.size(2) && q.size(2) % heads == 0 && v.size(2) % heads == 0, Code::kShapeMismatch,
@@ -260,8 +261,7 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int head
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
     const Kernels& K = kernels();
     if (!K.attn) return attention_portable(q, k, v, heads, scale);
-    check_attention(q, k, v, heads);
-    ST2V_CHECK_ARG(std::isfinite(scale), "attention: scale must be finite");
+    check_attention(q, k, v, heads, scale);
     const int64_t B = q.size(0), Lq = q.size(1), Lk = k.size(1);
     const int64_t D = q.size(2) / heads, Dv = v.size(2) / heads;
     Tensor o = Tensor::empty({B, Lq, heads * Dv});
@@ -275,7 +275,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
 }
 
 Tensor attention_portable(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
-    check_attention(q, k, v, heads);
+    check_attention(q, k, v, heads, scale);
     const int64_t B = q.size(0), Lq = q.size(1), Lk = k.size(1);
     const int64_t D = q.size(2) / heads, Dv = v.size(2) / heads;
     Tensor o = Tensor::empty({B, Lq, heads * Dv});

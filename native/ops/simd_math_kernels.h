@@ -77,8 +77,7 @@ ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
                     for (int64_t c = 0; c < a.H * Dv; c += 16) _mm_prefetch(reinterpret_cast<const char*>(a.v + (b + 1) * a.vsb + j * a.vsl + c), _MM_HINT_T0);
                 }
             }
-            std::memset(kp.data(), 0, kp.size() * sizeof(float));
-            std::memset(vp.data(), 0, vp.size() * sizeof(float));
+            // kp/vp padding (keys >= Lk, columns >= Dv) is never written: it stays zero from construction.
             int64_t j = 0;
             if (D % 8 == 0)  // 8 keys x 8 dims at a time through register transposes
                 for (; j + 8 <= Lk && (j % BK) + 8 <= BK; j += 8)
@@ -107,7 +106,6 @@ ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
         }
         std::fill(m.begin(), m.end(), -INFINITY);
         std::fill(l.begin(), l.end(), 0.f);
-        std::memset(o.data(), 0, o.size() * sizeof(float));
         for (int64_t kb = 0; kb < nkb; ++kb) {
             const int64_t kv = std::min(BK, Lk - kb * BK);
             const float* kblk = kp.data() + kb * D * BK;
@@ -146,7 +144,7 @@ ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
             const float* vblk = vp.data() + kb * BK * Dvp;
             for (int64_t ig = 0; ig < BQp; ig += MR)
                 for (int64_t jc = 0; jc < Dvp; jc += NR)
-                    attn_mk(kv, s.data() + ig * BK, BK, vblk + jc, Dvp, o.data() + ig * Dvp + jc, Dvp, true);
+                    attn_mk(kv, s.data() + ig * BK, BK, vblk + jc, Dvp, o.data() + ig * Dvp + jc, Dvp, kb > 0);
         }
         for (int64_t i = 0; i < nq; ++i) {
             const V inv = vset1(1.f / l[static_cast<size_t>(i)]);

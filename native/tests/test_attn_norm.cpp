@@ -173,6 +173,7 @@ TEST(AttnNorm, AttentionBadInputThrowsTypedErrors) {
         expect_code(Code::kShapeMismatch, [&] { attention(q, k, v, 3, 1.f); });
         expect_code(Code::kShapeMismatch, [&] { attention(q.reshape({8, 8}), k, v, 2, 1.f); });
         expect_code(Code::kInvalidArgument, [&] { attention(q, k, v, 0, 1.f); });
+        expect_code(Code::kInvalidArgument, [&] { attention(q, k, v, 2, INFINITY); });
         expect_code(Code::kInvalidArgument,
                     [&] { attention(Tensor::zeros({2, 8, 4}).transpose(1, 2), k, v, 2, 1.f); });
     }
