@@ -29,7 +29,14 @@ async function main(argv: string[]): Promise<void> {
   }
   const load = Object.hasOwn(SUITES, name) ? SUITES[name] : undefined;
   if (!load) throw new RangeError(`unknown bench suite '${name}' (available: ${Object.keys(SUITES).join(', ')})`);
-  const suite = await load();
+  let suite: Suite;
+  try {
+    suite = await load();
+  } catch (err) {
+    throw new Error(`bench suite '${name}' failed to load (is it built? npm run build:ts): ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   if (typeof suite.run !== 'function') throw new TypeError(`bench suite '${name}' does not export run(argv)`);
   await suite.run(argv.slice(1));
 }

@@ -84,9 +84,8 @@ export async function run(argv: string[]): Promise<void> {
       row.ratio_to_peak = round(r.gflops / peak, 3);
       if (r.cpuSeconds > 0 && peakPerCpu > 0) row.ratio_to_peak_cpu = round(r.flops / r.cpuSeconds / 1e9 / peakPerCpu, 3);
     }
-    if (r.cpuSeconds > 0) row.cpu_per_wall = round(r.cpuSeconds / r.seconds, 2); else if (r.gbps > 0) {
-      row.gbps = round(r.gbps, 1);
-    }
+    if (r.gbps > 0) row.gbps = round(r.gbps, 1);
+    if (r.cpuSeconds > 0) row.cpu_per_wall = round(r.cpuSeconds / r.seconds, 2);
     results.push(row);
     if (!opts.json) log(`  ${name}: done`);
   }
