@@ -226,3 +226,31 @@ TEST(St2vModel, FullSizeKeyManifestBindsStrictly) {
     }
     std::filesystem::remove(path);
 }
+
+// The same random model in f16 weights (rounded from the same draws) runs CAM + UNet and stays close to f32.
+TEST(St2vModel, RandomTinyModelF16WeightsMatchF32) {
+    St2vConfig c = St2vConfig::tiny();
+    io::WeightStore w32 = t2v::make_random_weights(c, 11, DType::F32);
+    io::WeightStore w16 = t2v::make_random_weights(c, 11, DType::F16);
+    const int F = 4, Fc = 2;
+    Tensor x = Tensor::empty({2, 4, F, 4, 4});
+    Tensor ctx = Tensor::empty({2, 93, 1024});
+    Tensor cond = Tensor::empty({2 * Fc, 3, 32, 32});
+    for (Tensor* t : {&x, &ctx, &cond})
+        for (int64_t i = 0; i < t->numel(); ++i) t->f32()[i] = std::sin(0.37f * static_cast<float>(i));
+    auto run = [&](const io::WeightStore& w) {
+        t2v::CamNet cam(w, "unet.");
+        t2v::UNet3D unet(w, "base_model.");
+        t2v::CamResiduals r = cam.forward(x, 700.f, ctx, cond, Fc);
+        return unet.forward(x, 700.f, ctx, &r);
+    };
+    Tensor a = run(w32), b = run(w16);
+    ASSERT_EQ(a.shape().vec(), b.shape().vec());
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+        ASSERT_TRUE(std::isfinite(b.f32()[i]));
+        num += (double(a.f32()[i]) - b.f32()[i]) * (double(a.f32()[i]) - b.f32()[i]);
+        den += double(a.f32()[i]) * a.f32()[i];
+    }
+    EXPECT_LT(std::sqrt(num / den), 1e-2);  // f16 weight rounding (2^-11 relative) through ~60 layers
+}
