@@ -8,6 +8,7 @@
 #include "core/arena.h"
 #include "io/npy.h"
 #include "io/weights.h"
+#include "models/clip/verify.h"
 #include "models/clip/weights_util.h"
 #include "models/vae/vae.h"
 
@@ -64,4 +65,16 @@ TEST(EncodersVae, LegacyAttentionNamesMatchGolden) {
 TEST(EncodersVae, LdmNamesMatchGolden) {
     if (!have_golden()) GTEST_SKIP() << "golden data not found (ST2V_SHARED)";
     check_vae("vae_ldm.safetensors");
+}
+
+TEST(EncodersVerify, EveryGoldenCaseWithin1e4) {
+    if (!have_golden()) GTEST_SKIP() << "golden data not found (ST2V_SHARED)";
+    std::vector<enc::CaseResult> r = enc::verify_encoders(shared());
+    EXPECT_GE(r.size(), 40u);
+    for (const auto& c : r) {
+        EXPECT_FALSE(c.skipped) << c.name << ": " << c.note;
+        if (c.skipped) continue;
+        EXPECT_TRUE(c.pass) << c.name << " max_abs " << c.max_abs << " max_rel " << c.max_rel << " " << c.note;
+        printf("  %-48s max_abs %.3g\n", c.name.c_str(), c.max_abs);
+    }
 }

@@ -14,7 +14,9 @@ std::string S(int64_t i) { return std::to_string(i); }
 const Tensor& AutoencoderKL::W(const std::string& n) const { return w_.get(prefix_ + n); }
 const Tensor* AutoencoderKL::F(const std::string& n) const { return w_.find(prefix_ + n); }
 
-AutoencoderKL::AutoencoderKL(const io::WeightStore& w, const std::string& prefix) : w_(w), prefix_(prefix) {
+AutoencoderKL::AutoencoderKL(const io::WeightStore& w, const std::string& prefix, int groups) : w_(w), prefix_(prefix) {
+    ST2V_CHECK_ARG(groups >= 1, "vae: groups %d must be >= 1", groups);
+    cfg_.groups = groups;
     // Block widths from encoder.down_blocks.{i}.resnets.0.conv1.weight; layers from resnets count.
     for (int i = 0;; ++i) {
         const Tensor* t = F("encoder.down_blocks." + S(i) + ".resnets.0.conv1.weight");
@@ -29,8 +31,9 @@ AutoencoderKL::AutoencoderKL(const io::WeightStore& w, const std::string& prefix
     cfg_.in_channels = W("encoder.conv_in.weight").size(1);
     cfg_.out_channels = W("decoder.conv_out.weight").size(0);
     cfg_.latent_channels = W("post_quant_conv.weight").size(0);
-    const int64_t c0 = cfg_.block_out[0];
-    ST2V_CHECK(c0 % 32 == 0, Code::kShapeMismatch, "vae: width %lld is not a multiple of 32 groups", (long long)c0);
+    for (int64_t c : cfg_.block_out)
+        ST2V_CHECK(c % groups == 0, Code::kShapeMismatch, "vae: width %lld is not a multiple of %d groups", (long long)c,
+                   groups);
 }
 
 Tensor AutoencoderKL::conv(const Tensor& x, const std::string& name, int k, int stride, bool asym) const {

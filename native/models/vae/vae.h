@@ -37,7 +37,8 @@ struct TileOptions {
 class AutoencoderKL {
   public:
     // `prefix` e.g. "vae." (canonical) or "" for a store already relative to the VAE.
-    AutoencoderKL(const io::WeightStore& w, const std::string& prefix = "vae.");
+    // `groups`: GroupNorm groups (not visible in the weights; 32 for every SD VAE, the tiny st2v golden uses 8).
+    AutoencoderKL(const io::WeightStore& w, const std::string& prefix = "vae.", int groups = 32);
     const Config& config() const { return cfg_; }
     int64_t factor() const { return int64_t(1) << (cfg_.block_out.size() - 1); }
 
