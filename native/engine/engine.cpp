@@ -1,0 +1,203 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "engine/model.h"
+#include "runtime/rng.h"
+#include "runtime/schedules.h"
+
+namespace st2v::engine {
+
+namespace {
+double now_ms() {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// [B*F, C, h, w] frame-major <-> [B, C, F, h, w]
+Tensor to_bcfhw(const Tensor& x, int64_t frames) {
+    const int64_t BF = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+    return x.reshape({BF / frames, frames, C, H, W}).permute({0, 2, 1, 3, 4}).contiguous();
+}
+Tensor to_bfchw(const Tensor& x) {  // [B, C, F, h, w] -> [B*F, C, h, w]
+    const int64_t B = x.size(0), C = x.size(1), F = x.size(2), H = x.size(3), W = x.size(4);
+    return x.permute({0, 2, 1, 3, 4}).contiguous().reshape({B * F, C, H, W});
+}
+
+// Decoded frames [N, 3, H, W] (about [-1, 1]) -> clamp((x + 1) / 2, 0, 1) in place.
+void to_unit_range(Tensor& img) {
+    float* p = img.f32();
+    const int64_t n = img.numel();
+    parallel_for(n, [&](int64_t a, int64_t b, int) {
+        for (int64_t i = a; i < b; ++i) p[i] = std::min(1.f, std::max(0.f, p[i] * 0.5f + 0.5f));
+    }, 1 << 14);
+}
+
+// [N, 3, H, W] in [0, 1] -> RGB u8 N x H x W x 3 (round half up, as (x * 255).round()).
+std::vector<uint8_t> to_rgb8(const Tensor& img, int64_t first, int64_t count) {
+    const int64_t H = img.size(2), W = img.size(3), HW = H * W;
+    std::vector<uint8_t> out(static_cast<size_t>(count * HW * 3));
+    const float* p = img.f32();
+    parallel_for(count, [&](int64_t a, int64_t b, int) {
+        for (int64_t f = a; f < b; ++f)
+            for (int c = 0; c < 3; ++c) {
+                const float* src = p + ((first + f) * 3 + c) * HW;
+                uint8_t* dst = out.data() + f * HW * 3 + c;
+                for (int64_t i = 0; i < HW; ++i) dst[i * 3] = static_cast<uint8_t>(std::lround(src[i] * 255.f));
+            }
+    });
+    return out;
+}
+
+Tensor repeat_batch(const Tensor& x, int times) {
+    std::vector<Tensor> v(static_cast<size_t>(times), x);
+    return ops::concat(v, 0);
+}
+}  // namespace
+
+Engine::Engine(int threads) : pool_(threads) {}
+Engine::~Engine() = default;
+
+Engine::BusyGuard::BusyGuard(Engine& e) : e_(e) {
+    bool expected = false;
+    ST2V_CHECK(e.busy_.compare_exchange_strong(expected, true), Code::kBusy,
+               "the engine is busy with another operation (one at a time per engine)");
+    e.op_mu_.lock();
+    e.cancel_.store(false);
+}
+Engine::BusyGuard::~BusyGuard() {
+    e_.op_mu_.unlock();
+    e_.busy_.store(false);
+}
+
+void Engine::release() {
+    cancel_.store(true);
+    std::lock_guard<std::mutex> lk(op_mu_);  // waits for a running operation to stop
+    model_.reset();
+    arena_.trim();
+}
+
+ModelInfo Engine::load(const std::string& dir, const LoadOptions& opts) {
+    PoolScope ps(&pool_);
+    model_.reset();
+    arena_.trim();
+    model_ = dir.empty() ? make_default_model() : load_model_dir(dir, opts);
+    return model_->info;
+}
+
+Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chunk&&)>& on_chunk,
+                         const std::function<void(const Progress&)>& on_progress) {
+    ST2V_CHECK(model_ != nullptr, Code::kInvalidArgument, "generate: no model loaded (call load() first)");
+    Model& m = *model_;
+    const ModelInfo& mi = m.info;
+    ST2V_CHECK(mi.has_extension, Code::kUnsupported, "generate: the model has no StreamingT2V extension (CAM + APM)");
+    ST2V_CHECK(mi.has_base, Code::kUnsupported,
+               "generate: the model has no stage-1 base model to make the first chunk");
+    const int F = mi.chunk_frames, Fc = mi.cond_frames, step_new = F - Fc;
+    ST2V_CHECK_ARG(o.frames >= F, "generate: frames must be >= %d (one chunk)", F);
+    const int chunks = 1 + (o.frames - F) / step_new;  // 16 + 8 (n - 1), rounded down
+    auto cancelled = [&] { if (cancel_.load()) ST2V_THROW(Code::kCancelled, "generation cancelled"); };
+
+    PoolScope ps(&pool_);
+    ArenaScope as(&arena_);
+    arena_.reset_peak();
+    Summary sum;
+    const double t_start = now_ms();
+
+    // ---- text (once per video) ----
+    double t0 = now_ms();
+    on_progress({"text", 0, chunks, 0, 1});
+    Tensor text_pos = m.encode_text(o.prompt_ids);   // [1, 77, D]
+    Tensor text_neg = m.encode_text(o.negative_ids); // [1, 77, D]
+    Tensor ctx77 = ops::concat({text_neg, text_pos}, 0);  // [2, 77, D], CFG order [uncond, cond]
+    const double ms_text = now_ms() - t0;
+    cancelled();
+
+    const int64_t h = mi.height / 8, w = mi.width / 8;
+    // ---- chunk 0: stage-1 base model (DPM-Solver++ 2M, its own CPU generator seeded with `seed`) ----
+    Tensor prev;  // previous chunk's decoded frames [F, 3, H, W] in [0, 1]
+    {
+        Chunk c;
+        runtime::TorchGenerator gen(o.seed);
+        Tensor x = to_bfchw(gen.randn({1, mi.latent_channels, F, h, w}));  // [F, 4, h, w]
+        double tu = 0;
+        int i = 0;
+        x = runtime::dpmpp_2m_sample(x, o.base_steps, [&](const Tensor& xf, int64_t t) {
+            cancelled();
+            on_progress({"base", 0, chunks, ++i, o.base_steps});
+            double a = now_ms();
+            Tensor X = repeat_batch(to_bcfhw(xf, F), 2);  // [2, 4, F, h, w]
+            Tensor eps = runtime::cfg_combine_batch(m.eps_base(X, static_cast<float>(t), ctx77), o.base_guidance);
+            tu += now_ms() - a;
+            return to_bfchw(eps);  // [F, 4, h, w]
+        });
+        cancelled();
+        double a = now_ms();
+        on_progress({"decode", 0, chunks, 0, 1});
+        prev = m.decode(ops::scale(x, 1.f / m.vae_scale()));  // [F, 3, H, W]
+        to_unit_range(prev);
+        c.ms_decode = now_ms() - a;
+        c.ms_unet = tu;
+        c.ms_text = ms_text;
+        c.rgb = to_rgb8(prev, 0, F);
+        c.index = 0;
+        c.frames = F;
+        c.height = static_cast<int>(prev.size(2));
+        c.width = static_cast<int>(prev.size(3));
+        c.ms_total = now_ms() - t_start;
+        on_chunk(std::move(c));
+        sum.frames += F;
+    }
+
+    // ---- APM: anchor = frame 0 of chunk 0 (in [-1, 1]); uncond uses the all-zeros image ----
+    Tensor anchor = ops::scale(ops::add(prev.slice(0, 0, 1).contiguous(), Tensor::full({1, 3, prev.size(2), prev.size(3)}, -0.5f)), 2.f);
+    Tensor img_tok = m.resample(m.encode_image(anchor));                         // [1, 16, D]
+    Tensor img_unc = m.resample(m.encode_image(Tensor::zeros(anchor.shape())));  // [1, 16, D]
+    Tensor ctx = ops::concat({ops::concat({text_neg, img_unc}, 1), ops::concat({text_pos, img_tok}, 1)}, 0);  // [2, 93, D]
+
+    // ---- extension chunks (one CPU generator for the whole video, as the official stage 2) ----
+    runtime::TorchGenerator gen(o.seed);
+    for (int k = 1; k < chunks; ++k) {
+        cancelled();
+        const double tc = now_ms();
+        Chunk c;
+        // CAM input: previous chunk's last Fc frames in [-1, 1], for both CFG halves.
+        Tensor cond = ops::scale(ops::add(prev.slice(0, F - Fc, F).contiguous(),
+                                          Tensor::full({Fc, 3, prev.size(2), prev.size(3)}, -0.5f)), 2.f);
+        Tensor cond2 = repeat_batch(cond, 2);  // [2 * Fc, 3, H, W]
+        Tensor x = to_bfchw(gen.randn({1, mi.latent_channels, F, h, w}));  // [F, 4, h, w]
+        int i = 0;
+        x = runtime::ddim_sample(
+            x, o.steps, o.eta,
+            [&](const Tensor& xf, int64_t t) {
+                cancelled();
+                on_progress({"extend", k, chunks, ++i, o.steps});
+                Tensor X = repeat_batch(to_bcfhw(xf, F), 2);  // [2, 4, F, h, w]
+                Tensor eps = m.eps_extension(X, static_cast<float>(t), ctx, cond2, &c.ms_cam, &c.ms_unet);
+                return to_bfchw(runtime::cfg_combine_batch(eps, o.guidance));  // [F, 4, h, w]
+            },
+            runtime::torch_noise(gen));
+        cancelled();
+        double a = now_ms();
+        on_progress({"decode", k, chunks, 0, 1});
+        Tensor frames = m.decode(ops::scale(x, 1.f / m.vae_scale()));  // [F, 3, H, W]
+        to_unit_range(frames);
+        c.ms_decode = now_ms() - a;
+        c.rgb = to_rgb8(frames, Fc, step_new);  // keep the new frames Fc..F-1
+        c.index = F + (k - 1) * step_new;
+        c.frames = step_new;
+        c.height = static_cast<int>(frames.size(2));
+        c.width = static_cast<int>(frames.size(3));
+        c.ms_total = now_ms() - tc;
+        prev = frames;
+        on_chunk(std::move(c));
+        sum.frames += step_new;
+    }
+    sum.chunks = chunks;
+    sum.ms_total = now_ms() - t_start;
+    sum.peak_arena_bytes = arena_.peak_bytes();
+    return sum;
+}
+
+}  // namespace st2v::engine

@@ -1,0 +1,108 @@
+// st2v::engine::Engine — the object behind the JS `NativeEngine`: owns a compute pool, an activation
+// arena, the loaded model and the generation loop. Plain C++ (no N-API); native/napi/engine_binding.cpp
+// wraps it.
+//
+// Threading: load() and generate() run on a libuv worker thread (AsyncWorker); the compute runs on the
+// engine's own ThreadPool. One operation at a time: a second concurrent call fails with ERR_BUSY
+// (the TypeScript Engine queues calls, so users normally never see it). cancel() may be called from
+// any thread; the generation loop checks it between denoising steps and between chunks and then
+// throws ERR_CANCELLED. Memory: the arena holds the activations of one chunk; nothing grows with
+// the number of chunks (only the previous chunk's frames and the anchor embedding are kept).
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/tensor.h"
+#include "core/threadpool.h"
+#include "ops/ops.h"
+
+namespace st2v::engine {
+
+struct LoadOptions {
+    std::string dtype = "auto";  // weights kept as stored ("auto"), or converted to f32/f16/bf16
+    bool strict = true;
+};
+
+struct ModelInfo {
+    std::string name;           // "default-tiny" or the folder name
+    std::string description;
+    bool has_base = false;      // a stage-1 model (plain UNet3D) is available
+    bool has_extension = false; // CAM + APM extension model
+    bool untrained = false;     // the embedded default: random weights
+    int latent_channels = 4;
+    int height = 0, width = 0;  // pixel size of generated frames
+    int chunk_frames = 16, cond_frames = 8;
+    size_t weight_bytes = 0;
+    std::vector<std::string> components;
+};
+
+struct GenerateOptions {
+    std::vector<int32_t> prompt_ids;    // tokenised prompt (77 ids), from the TypeScript tokenizer
+    std::vector<int32_t> negative_ids;  // tokenised negative prompt (77 ids)
+    int frames = 24;                    // total output frames: 16 + 8 (n - 1), rounded down to that grid
+    uint64_t seed = 33;
+    int steps = 50;                     // stage-2 DDIM steps
+    float guidance = 7.5f;              // stage-2 CFG
+    float eta = 1.0f;
+    int base_steps = 50;                // stage-1 DPM-Solver++ steps
+    float base_guidance = 9.0f;
+};
+
+struct Chunk {
+    std::vector<uint8_t> rgb;  // frames x H x W x 3
+    int index = 0;             // first frame index in the video
+    int frames = 0, height = 0, width = 0;
+    double ms_unet = 0, ms_cam = 0, ms_text = 0, ms_decode = 0, ms_total = 0;
+};
+
+struct Progress {
+    const char* stage = "";  // "text", "base", "extend", "decode"
+    int chunk = 0, chunks = 0, step = 0, steps = 0;
+};
+
+struct Summary {
+    int frames = 0, chunks = 0;
+    double ms_total = 0;
+    size_t peak_arena_bytes = 0;
+};
+
+class Model;  // defined in model.h (the loaded networks)
+
+class Engine {
+  public:
+    explicit Engine(int threads);
+    ~Engine();
+
+    ModelInfo load(const std::string& model_dir, const LoadOptions& opts);  // "" = embedded default
+    Summary generate(const GenerateOptions& opts, const std::function<void(Chunk&&)>& on_chunk,
+                     const std::function<void(const Progress&)>& on_progress);
+    void cancel() { cancel_.store(true); }
+    void release();  // frees the model and cached activation memory
+
+    // Guards one operation at a time (ERR_BUSY for a second one).
+    class BusyGuard {
+      public:
+        explicit BusyGuard(Engine& e);
+        ~BusyGuard();
+      private:
+        Engine& e_;
+    };
+
+    size_t arena_peak() const { return arena_.peak_bytes(); }
+    size_t arena_cached() const { return arena_.bytes_cached(); }
+
+  private:
+    ThreadPool pool_;
+    Arena arena_;
+    std::atomic<bool> cancel_{false};
+    std::atomic<bool> busy_{false};
+    std::mutex op_mu_;
+    std::unique_ptr<Model> model_;
+};
+
+}  // namespace st2v::engine

@@ -1,0 +1,115 @@
+// engine::Model over the canonical weight names: t2v::UNet3D (base_model., with APM + CAM mergers),
+// t2v::CamNet (unet.), t2v::Resampler (resampler.), the text and image encoders and the VAE.
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/default_model.h"
+#include "engine/encoders.h"
+#include "engine/model.h"
+#include "io/safetensors.h"
+#include "models/t2v/unet3d.h"
+#include "models/vae/vae.h"
+
+namespace st2v::engine {
+
+namespace {
+double now_ms() {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+class StreamingT2VModel : public Model {
+  public:
+    StreamingT2VModel(io::WeightStore w, int latent_size) : w_(std::move(w)) {
+        unet_ = std::make_unique<t2v::UNet3D>(w_, "base_model.");
+        const t2v::UNetConfig& uc = unet_->config();
+        info.has_extension = uc.apm && uc.cam_mergers && !w_.names_with_prefix("unet.").empty() &&
+                             !w_.names_with_prefix("resampler.").empty();
+        // Stage 1 uses the same network without CAM and APM (the ModelScope base has the same layers); a
+        // separate "base." UNet would take precedence when a converted model carries one.
+        info.has_base = true;
+        if (info.has_extension) {
+            cam_ = std::make_unique<t2v::CamNet>(w_, "unet.");
+            res_ = std::make_unique<t2v::Resampler>(w_, "resampler.", uc.context_dim);
+        }
+        text_ = std::make_unique<TextEncoder>(w_, "text_encoder.text_model.");
+        image_ = std::make_unique<ImageEncoder>(w_, "image_encoder.model.visual.");
+        vae_ = std::make_unique<vae::AutoencoderKL>(w_, "vae.");
+        info.weight_bytes = w_.bytes();
+        info.latent_channels = uc.in_channels;
+        info.chunk_frames = 16;
+        info.cond_frames = 8;
+        const int64_t f = vae_->factor();
+        info.height = info.width = static_cast<int>(latent_size * f);  // 32x32 latents = 256x256 for the real model
+        for (const char* c : {"unet", "cam", "resampler", "text_encoder", "image_encoder", "vae"}) info.components.push_back(c);
+    }
+
+    Tensor encode_text(const std::vector<int32_t>& ids) override { return text_->forward(ids); }
+    Tensor encode_image(const Tensor& frame) override { return image_->forward(frame); }
+    Tensor resample(const Tensor& e) override { return res_->forward(e); }
+    Tensor eps_extension(const Tensor& x, float t, const Tensor& ctx, const Tensor& cond, double* ms_cam,
+                         double* ms_unet) override {
+        double a = now_ms();
+        const int Fc = static_cast<int>(cond.size(0) / x.size(0));
+        t2v::CamResiduals r = cam_->forward(x, t, ctx, cond, Fc);
+        double b = now_ms();
+        Tensor eps = unet_->forward(x, t, ctx, &r);
+        if (ms_cam) *ms_cam += b - a;
+        if (ms_unet) *ms_unet += now_ms() - b;
+        return eps;
+    }
+    Tensor eps_base(const Tensor& x, float t, const Tensor& ctx) override {
+        // The plain base model sees text tokens only and no CAM; with APM weights present the image tokens of the
+        // zero image are not available yet at stage 1, so the text tokens are used as the official stage 1 does.
+        return base_forward(x, t, ctx);
+    }
+    Tensor decode(const Tensor& z) override { return vae_->decode(z); }
+    float vae_scale() const override { return vae_->config().scaling_factor; }
+
+  private:
+    Tensor base_forward(const Tensor& x, float t, const Tensor& ctx77) {
+        // An extension UNet with APM expects 93 tokens; stage 1 of the official pipeline is the plain ModelScope
+        // UNet (77 tokens). Without a separate base UNet we pad with the resampled zero-image tokens.
+        const t2v::UNetConfig& uc = unet_->config();
+        if (!uc.apm) return unet_->forward(x, t, ctx77, nullptr);
+        if (!zero_tokens_.defined()) {
+            Tensor zero = Tensor::zeros({1, 3, info.height, info.width});
+            zero_tokens_ = res_->forward(image_->forward(zero));  // [1, 16, D]
+        }
+        std::vector<Tensor> zs(static_cast<size_t>(ctx77.size(0)), zero_tokens_);
+        Tensor ctx = ops::concat({ctx77, ops::concat(zs, 0)}, 1);
+        return unet_->forward(x, t, ctx, nullptr);
+    }
+    io::WeightStore w_;
+    std::unique_ptr<t2v::UNet3D> unet_;
+    std::unique_ptr<t2v::CamNet> cam_;
+    std::unique_ptr<t2v::Resampler> res_;
+    std::unique_ptr<TextEncoder> text_;
+    std::unique_ptr<ImageEncoder> image_;
+    std::unique_ptr<vae::AutoencoderKL> vae_;
+    Tensor zero_tokens_;
+};
+}  // namespace
+
+std::unique_ptr<Model> load_model_dir(const std::string& dir, const LoadOptions& opts) {
+    namespace fs = std::filesystem;
+    ST2V_CHECK(fs::is_directory(dir), Code::kNotFound, "model folder not found: %s", dir.c_str());
+    io::WeightStore w = io::load_safetensors(dir);  // every *.safetensors of the folder, canonical names
+    auto m = std::make_unique<StreamingT2VModel>(std::move(w), 32);
+    m->info.name = fs::path(dir).filename().string();
+    m->info.description = "converted StreamingT2V model";
+    (void)opts;
+    return m;
+}
+
+std::unique_ptr<Model> make_default_model() {
+    TinyConfig c;
+    auto m = std::make_unique<StreamingT2VModel>(make_tiny_weights(c), 16);  // 128x128 frames
+    m->info.name = "default-tiny";
+    m->info.description = "built-in tiny StreamingT2V of the real architecture with seeded random (untrained) weights";
+    m->info.untrained = true;
+    return m;
+}
+
+}  // namespace st2v::engine
