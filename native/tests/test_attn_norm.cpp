@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -326,6 +328,26 @@ TEST(AttnNorm, ErfAccuracyOverRange) {
         for (size_t i = 0; i < x.size(); ++i)
             worst = std::max(worst, std::fabs(y[i] - gelu_d(x[i])) / std::max(1.0, std::fabs(static_cast<double>(x[i]))));
         EXPECT_LE(worst, 3e-7) << isa_name(isa);
+        std::printf("gelu max abs error / max(1, |x|) (%s): %.3g\n", isa_name(isa), worst);
+    }
+}
+
+TEST(AttnNorm, ExpAccuracyThroughSilu) {
+    // For x << 0, silu(x) = x e^x / (1 + e^x): its relative error is the vector exp's (plus one division).
+    std::vector<float> x;
+    for (int i = -870000; i <= 200000; ++i) x.push_back(static_cast<float>(i) * 1e-4f);
+    IsaGuard guard;
+    for (Isa isa : isas()) {
+        ASSERT_TRUE(set_isa(isa));
+        auto y = values(silu(tens(x, {static_cast<int64_t>(x.size())})));
+        double worst = 0;
+        for (size_t i = 0; i < x.size(); ++i) {
+            const double r = silu_d(x[i]);
+            if (r != 0) worst = std::max(worst, std::fabs(y[i] - r) / std::fabs(r));
+        }
+        EXPECT_LE(worst, 4.5e-7) << isa_name(isa);  // ~4 ulp
+        RecordProperty(std::string("silu_max_rel_err_") + isa_name(isa), std::to_string(worst));
+        std::printf("silu max relative error (%s): %.3g\n", isa_name(isa), worst);
     }
 }
 
