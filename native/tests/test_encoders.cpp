@@ -78,3 +78,42 @@ TEST(EncodersVerify, EveryGoldenCaseWithin1e4) {
         printf("  %-48s max_abs %.3g\n", c.name.c_str(), c.max_abs);
     }
 }
+
+// Tiled decode of a 90x160 latent (the enhancer's 1280x720 frames) vs the untiled decode, with the tiny golden VAE
+// (SD-2.1 structure, factor 2). Peak activation memory is measured with st2v::tensor_bytes_peak().
+// NOT YET MET (issue 6): "within 1e-3 of the untiled decode". The diffusers tiling scheme implemented here
+// normalises each tile with its own GroupNorm statistics and attends within the tile, so it differs from the
+// untiled decode by O(1) on this random-weight VAE (measured 4.58 vs max |x| 6.08). Meeting 1e-3 needs global
+// GroupNorm statistics / global mid-block attention across tiles. The test asserts the memory bound and that
+// the tiled output is finite and fully written; the difference is printed.
+TEST(EncodersVae, TiledDecode90x160UsesQuarterMemory) {
+    if (!have_golden()) GTEST_SKIP() << "golden data not found (ST2V_SHARED)";
+    vae::AutoencoderKL m(enc::load_canonical(shared() + "/golden/vae/vae_diffusers.safetensors"));
+    // A smooth latent (low-frequency mixture), as real latents are spatially correlated.
+    Tensor z = Tensor::empty(Shape({1, 4, 90, 160}));
+    for (int64_t c = 0; c < 4; ++c)
+        for (int64_t y = 0; y < 90; ++y)
+            for (int64_t x = 0; x < 160; ++x)
+                z.f32()[(c * 90 + y) * 160 + x] =
+                    std::sin(0.07 * x + 0.9 * c) * std::cos(0.05 * y - 0.4 * c) + 0.3 * std::sin(0.013 * (x + y) * (c + 1));
+    const size_t base = tensor_bytes_live();
+    tensor_bytes_reset_peak();
+    Tensor full = m.decode(z);
+    const size_t peak_full = tensor_bytes_peak() - base;
+    const size_t base2 = tensor_bytes_live();
+    tensor_bytes_reset_peak();
+    vae::TileOptions o;
+    o.latent_tile = 32;
+    o.overlap = 0.25f;
+    Tensor tiled = m.decode_tiled(z, o);
+    const size_t peak_tiled = tensor_bytes_peak() - base2;
+    const double d = max_abs(tiled, full);
+    double mx = 0;
+    for (int64_t i = 0; i < full.numel(); ++i) mx = std::max(mx, std::fabs(double(full.f32()[i])));
+    printf("  max |untiled| %.3g\n", mx);
+    printf("  tiled vs untiled max_abs %.3g; peak activation bytes untiled %zu tiled %zu (ratio %.3f)\n", d, peak_full,
+           peak_tiled, double(peak_tiled) / double(peak_full));
+    EXPECT_TRUE(std::isfinite(d));
+    EXPECT_EQ(tiled.shape(), full.shape());
+    EXPECT_LE(peak_tiled * 4, peak_full);
+}
