@@ -169,6 +169,12 @@ Result gemm_case(const char* name, int64_t S, DType dt, int reps) {
 Result gemm_f32_2048() { return gemm_case("gemm_f32_2048", 2048, DType::F32, 5); }
 Result gemm_f16_2048() { return gemm_case("gemm_f16_2048", 2048, DType::F16, 5); }
 Result gemm_f32_4096() { return gemm_case("gemm_f32_4096", 4096, DType::F32, 3); }
+// The same GEMM on a one-thread pool: gemm_f32_2048 / this = the thread scaling, measured in the same run.
+Result gemm_f32_2048_1thread() {
+    ThreadPool one(1);
+    PoolScope scope(&one);
+    return gemm_case("gemm_f32_2048_1thread", 2048, DType::F32, 3);
+}
 
 // ---- conv3x3 16x320x32x32, 320 -> 320, pad 1 ---------------------------------------------------------
 Result conv3x3_case() {
@@ -189,6 +195,7 @@ ST2V_BENCH("ops", "gemm_f32_2048", gemm_f32_2048);
 ST2V_BENCH("ops", "gemm_f16_2048", gemm_f16_2048);
 ST2V_BENCH("ops", "gemm_f32_4096", gemm_f32_4096);
 ST2V_BENCH("ops", "conv3x3_16x320x32x32", conv3x3_case);
+ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);
 
 }  // namespace
 }  // namespace st2v::bench
