@@ -90,8 +90,12 @@ export async function run(argv: string[]): Promise<void> {
     if (!opts.json) log(`  ${name}: done`);
   }
 
+  const g2 = results.find((r) => r.name === 'gemm_f32_2048')?.gflops;
+  const g1 = results.find((r) => r.name === 'gemm_f32_2048_1thread')?.gflops;
   const report = {
     peak_gflops: peak,
+    /** gemm_f32_2048 on the pool / on one thread (wall clock; ~threads when the cores were free). */
+    thread_scaling_gemm_2048: g1 && g2 ? round(g2 / g1, 2) : null,
     threads: info.threads,
     isa: info.isa,
     cpu: info.cpu,
