@@ -1,6 +1,7 @@
 // MS-Vid2Vid-XL enhancer network (Vid2VidSDUNet) against the official outputs in golden/enhancer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 
 #include "io/npy.h"
 #include "io/weights.h"
+#include "models/common/verify_registry.h"
 #include "models/enhancer/verify.h"
 #include "models/enhancer/vid2vid_unet.h"
 
@@ -101,4 +103,21 @@ TEST(Enhancer, BadInputsThrowTypedErrors) {
     // unexpected key -> strict load fails
     w.add("input_blocks.1.0.bogus.weight", Tensor::full({1}, 0.f));
     EXPECT_THROW(enhancer::Vid2VidUNet{w}, Error);
+}
+
+TEST(Enhancer, VerifyRegistryHasTheEnhancerGroups) {
+    const std::vector<std::string> g = verify::registered_groups();
+    EXPECT_NE(std::find(g.begin(), g.end(), "enhancer_fwd"), g.end());
+    EXPECT_NE(std::find(g.begin(), g.end(), "enhancer_sample"), g.end());
+    if (!have_golden()) GTEST_SKIP() << "golden data not found (ST2V_SHARED)";
+    const char* slow = std::getenv("ST2V_SLOW_TESTS");
+    if (!slow || std::string(slow) != "1") GTEST_SKIP() << "st2v verify on golden/enhancer runs the 30-step sample: set ST2V_SLOW_TESTS=1";
+    const std::vector<verify::CaseResult> res = verify::run_verify(golden());
+    int n_enh = 0;
+    for (const auto& r : res) {
+        if (r.name.rfind("enhancer_", 0) != 0) continue;
+        ++n_enh;
+        EXPECT_TRUE(r.pass) << r.name << ": " << r.max_rel << " " << r.note;
+    }
+    EXPECT_EQ(n_enh, 21 + 5);  // fwd: 19 blocks + out, fwd_b2 out; sample: 5 results
 }
