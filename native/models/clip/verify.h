@@ -1,21 +1,22 @@
-// Golden verification cases of issue 6 (VAE, CLIP text/image towers, st2v ddim video): used by the gtests and
-// exposed to `st2v verify` through the binding (verifyEncoders).
+// Golden verification cases of issue 6 (VAE, CLIP text/image towers, the st2v ddim video decoded by the VAE).
+// They are registered with `st2v verify` (models/common/verify_registry.h, group "encoders") and also callable
+// directly. Each function adds nothing when its files are absent from the dump.
 #pragma once
 #include <string>
 #include <vector>
 
+#include "models/common/verify_registry.h"
+
 namespace st2v::enc {
 
-struct CaseResult {
-    std::string name;
-    double max_abs = 0;     // max |ours - ref|
-    double max_rel = 0;     // max |ours - ref| / max(1, |ref|)
-    bool pass = false;      // max_rel <= 1e-4
-    bool skipped = false;   // reference files absent
-    std::string note;
-};
-
-// Runs every case whose reference files exist under `shared` (the folder holding golden/).
-std::vector<CaseResult> verify_encoders(const std::string& shared);
+// golden/vae format: io/*.npy + vae_diffusers / vae_diffusers_legacy_attn / vae_ldm .safetensors (each naming).
+void vae_cases(const std::string& dir, std::vector<verify::CaseResult>& out);
+// golden/clip format: openclip_tiny.safetensors + hf_text/, enh_text/, apm_image/.
+void clip_cases(const std::string& dir, std::vector<verify::CaseResult>& out);
+// golden/st2v format: video = clamp(decode(latents_final / scaling) * 0.5 + 0.5, 0, 1) with vae_tiny.safetensors
+// (GroupNorm groups from manifest vae_tiny_config.norm_num_groups).
+void video_cases(const std::string& dir, std::vector<verify::CaseResult>& out);
+// All three on shared/golden/{vae,clip,st2v}.
+std::vector<verify::CaseResult> verify_encoders(const std::string& shared);
 
 }  // namespace st2v::enc
