@@ -121,3 +121,21 @@ TEST(Enhancer, VerifyRegistryHasTheEnhancerGroups) {
     }
     EXPECT_EQ(n_enh, 21 + 5);  // fwd: 19 blocks + out, fwd_b2 out; sample: 5 results
 }
+
+TEST(Enhancer, HalfWeightsTrackFloatWeights) {
+    // The bench model stores f16 weights (as the real run); same draws in f32 give the reference.
+    io::WeightStore w32 = enhancer::random_vid2vid_weights(32, {1, 2}, 1, 32, 1, 64, 5, DType::F32);
+    io::WeightStore w16 = enhancer::random_vid2vid_weights(32, {1, 2}, 1, 32, 1, 64, 5, DType::F16);
+    enhancer::Vid2VidUNet n32(w32), n16(w16);
+    Tensor x = Tensor::empty({1, 4, 4, 6, 8});
+    for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::sin(0.37f * static_cast<float>(i));
+    Tensor y = Tensor::full({1, 3, 64}, 0.2f);
+    Tensor a = n32.forward(x, {321.f}, y), b = n16.forward(x, {321.f}, y);
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+        worst = std::max(worst, std::fabs(double(a.f32()[i]) - b.f32()[i]));
+        scale = std::max(scale, std::fabs(double(a.f32()[i])));
+    }
+    EXPECT_GT(scale, 0.0);
+    EXPECT_LE(worst, 1e-2 * std::max(1.0, scale));  // f16 rounding of the weights only (|rel| 2^-11 each)
+}
