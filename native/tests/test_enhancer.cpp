@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 
 #include "io/npy.h"
@@ -138,4 +140,48 @@ TEST(Enhancer, HalfWeightsTrackFloatWeights) {
     }
     EXPECT_GT(scale, 0.0);
     EXPECT_LE(worst, 1e-2 * std::max(1.0, scale));  // f16 rounding of the weights only (|rel| 2^-11 each)
+}
+
+// The real checkpoint's 1,480 keys and shapes (docs/enhancer-state-dict-keys.tsv) bind strictly and give the
+// documented configuration. Tensors are borrowed views of one small buffer: binding reads shapes only.
+TEST(Enhancer, FullSizeKeyManifestBindsStrictly) {
+    const char* e = std::getenv("ST2V_SHARED");
+    const std::string tsv = std::string(e ? e : "../shared") + "/docs/enhancer-state-dict-keys.tsv";
+    if (!std::filesystem::exists(tsv)) GTEST_SKIP() << "key manifest not found (set ST2V_SHARED)";
+    std::ifstream in(tsv);
+    std::string line;
+    std::getline(in, line);  // header
+    static float dummy[16] = {0};
+    io::WeightStore w;
+    while (std::getline(in, line)) {
+        if (line.empty()) continue;
+        std::istringstream ls(line);
+        std::string name, shape;
+        std::getline(ls, name, '\t');
+        std::getline(ls, shape, '\t');
+        std::vector<int64_t> dims;
+        std::istringstream ss(shape);
+        std::string d;
+        while (std::getline(ss, d, 'x')) dims.push_back(std::stoll(d));
+        w.add(name, Tensor::borrow(dummy, Shape(dims), DType::F32, nullptr));
+    }
+    ASSERT_EQ(w.size(), 1480u);
+    enhancer::Vid2VidUNet net(w);
+    const auto& c = net.config();
+    EXPECT_EQ(net.bound_tensors(), 1480u);
+    EXPECT_EQ(c.dim, 320);
+    EXPECT_EQ(c.embed_dim, 1280);
+    EXPECT_EQ(c.head_dim, 64);
+    EXPECT_EQ(c.context_dim, 1024);
+    EXPECT_EQ(c.num_res_blocks, 2);
+    ASSERT_EQ(c.level_channels.size(), 4u);
+    const int64_t want[4] = {320, 640, 1280, 1280};
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(c.level_channels[static_cast<size_t>(i)], want[i]);
+        EXPECT_EQ(c.level_attn[static_cast<size_t>(i)], i < 3);
+    }
+    // the canonical converted naming (io/name_map: "enhancer." + key) binds the same way
+    io::WeightStore wp;
+    for (const std::string& n : w.names()) wp.add("enhancer." + n, w.get(n));
+    EXPECT_EQ(enhancer::Vid2VidUNet(wp, "enhancer.").bound_tensors(), 1480u);
 }
