@@ -53,7 +53,9 @@ class Dump {
     // manifest.weights.file (default weights.safetensors) under dir.
     bool has_weights() const;
     const io::WeightStore& weights();
-    // Results one group computes and another reuses (e.g. "step/eps_cfg" for the sampler cases).
+    // Results one group computes and another reuses. The "step" group (order 100) leaves "step/eps" (the
+    // CFG-batch UNet output [B, 4, F, h, w]) and "step/eps_cfg" ([b, 4, F, h, w], guidance from
+    // scalars step.guidance_scale) here for later groups (e.g. the DDIM x_prev case, order > 100).
     std::map<std::string, Tensor>& cache() { return cache_; }
 
   private:
