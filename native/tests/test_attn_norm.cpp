@@ -159,6 +159,7 @@ TEST(AttnNorm, AttentionMatchesDoubleReferenceOnOddShapesAndViews) {
         {1, 100, 33, 1, 33, 7, 3.f},   // D != Dv, peaky softmax
         {2, 49, 145, 1, 8, 24, 4.f},
         {1, 3, 1, 2, 16, 16, 1.f},
+        {1, 50, 1000, 1, 64, 64, 2.f},  // 8 key tiles: running max / rescale across many tiles
     };
     uint32_t seed = 10;
     for (const AttnCase& c : cases) run_attention_case(c, seed += 7);
