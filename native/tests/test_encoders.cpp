@@ -121,3 +121,19 @@ TEST(EncodersVae, TiledDecode90x160UsesQuarterMemory) {
     EXPECT_EQ(tiled.shape(), full.shape());
     EXPECT_LE(peak_tiled * 4, peak_full);
 }
+
+TEST(EncodersVae, RandomVaeRoundTripShapesAndTiledEncode) {
+    vae::AutoencoderKL m(vae::make_random_vae({32, 64}, 1, 3));
+    EXPECT_EQ(m.factor(), 2);
+    Tensor x = Tensor::full(Shape({1, 3, 40, 72}), 0.25f);
+    vae::Posterior p = m.encode(x);
+    EXPECT_EQ(p.mean.shape(), Shape({1, 4, 20, 36}));
+    vae::TileOptions o;
+    o.latent_tile = 8;
+    vae::Posterior pt = m.encode_tiled(x, o);
+    EXPECT_EQ(pt.mean.shape(), p.mean.shape());
+    EXPECT_EQ(m.decode_tiled(p.mean, o).shape(), Shape({1, 3, 40, 72}));
+    EXPECT_THROW(m.decode(Tensor::zeros(Shape({1, 3, 8, 8}))), st2v::Error);
+    o.overlap = 1.5f;
+    EXPECT_THROW(m.decode_tiled(p.mean, o), st2v::Error);
+}

@@ -6,6 +6,7 @@
 // weights). Load any supported naming with enc::load_canonical(). The config (block widths, layers per block,
 // latent channels) is detected from the weight shapes.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -70,5 +71,9 @@ class AutoencoderKL {
     std::string prefix_;
     Config cfg_;
 };
+
+// A random-weight AutoencoderKL in canonical "vae." names (norms w = 1 + 0.1N, b = 0.05N; convs N(0, 1/fan_in)),
+// latent 4, for benches and tests. Defined in vae_bench.cpp.
+io::WeightStore make_random_vae(const std::vector<int64_t>& block_out, int layers, uint32_t seed);
 
 }  // namespace st2v::vae
