@@ -95,8 +95,9 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
     ST2V_CHECK(mi.has_base, Code::kUnsupported,
                "generate: the model has no stage-1 base model to make the first chunk");
     const int F = mi.chunk_frames, Fc = mi.cond_frames, step_new = F - Fc;
-    ST2V_CHECK_ARG(o.frames >= F, "generate: frames must be >= %d (one chunk)", F);
-    const int chunks = 1 + (o.frames - F) / step_new;  // 16 + 8 (n - 1), rounded down
+    ST2V_CHECK_ARG(o.frames >= 1, "generate: frames must be >= 1");
+    // 16 + 8 (n - 1) frames are made; the last chunk is cut so that exactly o.frames are delivered.
+    const int chunks = o.frames <= F ? 1 : 1 + (o.frames - F + step_new - 1) / step_new;
     auto cancelled = [&] { if (cancel_.load()) ST2V_THROW(Code::kCancelled, "generation cancelled"); };
 
     PoolScope ps(&pool_);
@@ -108,8 +109,8 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
     // ---- text (once per video) ----
     double t0 = now_ms();
     on_progress({"text", 0, chunks, 0, 1});
-    Tensor text_pos = m.encode_text(o.prompt_ids);   // [1, 77, D]
-    Tensor text_neg = m.encode_text(o.negative_ids); // [1, 77, D]
+    Tensor text_pos = m.encode_text(o.prompt_ids.empty() ? m.tokenize(o.prompt) : o.prompt_ids);     // [1, 77, D]
+    Tensor text_neg = m.encode_text(o.negative_ids.empty() ? m.tokenize(o.negative) : o.negative_ids);  // [1, 77, D]
     Tensor ctx77 = ops::concat({text_neg, text_pos}, 0);  // [2, 77, D], CFG order [uncond, cond]
     const double ms_text = now_ms() - t0;
     cancelled();
@@ -125,7 +126,7 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
         int i = 0;
         x = runtime::dpmpp_2m_sample(x, o.base_steps, [&](const Tensor& xf, int64_t t) {
             cancelled();
-            on_progress({"base", 0, chunks, ++i, o.base_steps});
+            on_progress({"stage1", 0, chunks, ++i, o.base_steps});
             double a = now_ms();
             Tensor X = repeat_batch(to_bcfhw(xf, F), 2);  // [2, 4, F, h, w]
             Tensor eps = runtime::cfg_combine_batch(m.eps_base(X, static_cast<float>(t), ctx77), o.base_guidance);
@@ -140,20 +141,32 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
         c.ms_decode = now_ms() - a;
         c.ms_unet = tu;
         c.ms_text = ms_text;
-        c.rgb = to_rgb8(prev, 0, F);
+        const int keep = std::min(F, o.frames);
+        c.rgb = to_rgb8(prev, 0, keep);
         c.index = 0;
-        c.frames = F;
+        c.frames = keep;
         c.height = static_cast<int>(prev.size(2));
         c.width = static_cast<int>(prev.size(3));
         c.ms_total = now_ms() - t_start;
+        sum.ms_text += c.ms_text;
+        sum.ms_unet += c.ms_unet;
+        sum.ms_decode += c.ms_decode;
         on_chunk(std::move(c));
-        sum.frames += F;
+        sum.frames += keep;
     }
 
     // ---- APM: anchor = frame 0 of chunk 0 (in [-1, 1]); uncond uses the all-zeros image ----
     Tensor anchor = ops::scale(ops::add(prev.slice(0, 0, 1).contiguous(), Tensor::full({1, 3, prev.size(2), prev.size(3)}, -0.5f)), 2.f);
-    Tensor img_tok = m.resample(m.encode_image(anchor));                         // [1, 16, D]
-    Tensor img_unc = m.resample(m.encode_image(Tensor::zeros(anchor.shape())));  // [1, 16, D]
+    double t_img = now_ms();
+    Tensor img_tok = chunks > 1 ? m.resample(m.encode_image(anchor)) : Tensor();                         // [1, 16, D]
+    Tensor img_unc = chunks > 1 ? m.resample(m.encode_image(Tensor::zeros(anchor.shape()))) : Tensor();  // [1, 16, D]
+    const double ms_image = now_ms() - t_img;
+    if (chunks == 1) {
+        sum.chunks = 1;
+        sum.ms_total = now_ms() - t_start;
+        sum.peak_arena_bytes = arena_.peak_bytes();
+        return sum;
+    }
     Tensor ctx = ops::concat({ops::concat({text_neg, img_unc}, 1), ops::concat({text_pos, img_tok}, 1)}, 0);  // [2, 93, D]
 
     // ---- extension chunks (one CPU generator for the whole video, as the official stage 2) ----
@@ -184,15 +197,22 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
         Tensor frames = m.decode(ops::scale(x, 1.f / m.vae_scale()));  // [F, 3, H, W]
         to_unit_range(frames);
         c.ms_decode = now_ms() - a;
-        c.rgb = to_rgb8(frames, Fc, step_new);  // keep the new frames Fc..F-1
-        c.index = F + (k - 1) * step_new;
-        c.frames = step_new;
+        const int index = F + (k - 1) * step_new;
+        const int keep = std::min(step_new, o.frames - index);
+        c.rgb = to_rgb8(frames, Fc, keep);  // the new frames Fc.. of the chunk
+        c.index = index;
+        c.frames = keep;
+        if (k == 1) c.ms_image = ms_image;
         c.height = static_cast<int>(frames.size(2));
         c.width = static_cast<int>(frames.size(3));
         c.ms_total = now_ms() - tc;
         prev = frames;
+        sum.ms_image += c.ms_image;
+        sum.ms_unet += c.ms_unet;
+        sum.ms_cam += c.ms_cam;
+        sum.ms_decode += c.ms_decode;
         on_chunk(std::move(c));
-        sum.frames += step_new;
+        sum.frames += keep;
     }
     sum.chunks = chunks;
     sum.ms_total = now_ms() - t_start;

@@ -42,9 +42,10 @@ struct ModelInfo {
 };
 
 struct GenerateOptions {
-    std::vector<int32_t> prompt_ids;    // tokenised prompt (77 ids), from the TypeScript tokenizer
-    std::vector<int32_t> negative_ids;  // tokenised negative prompt (77 ids)
-    int frames = 24;                    // total output frames: 16 + 8 (n - 1), rounded down to that grid
+    std::vector<int32_t> prompt_ids;    // tokenised prompt (77 ids); empty = tokenise `prompt` with the model's tokenizer
+    std::vector<int32_t> negative_ids;
+    std::string prompt, negative;
+    int frames = 24;                    // exactly this many frames are delivered (16 + 8 (n - 1) made, last cut)
     uint64_t seed = 33;
     int steps = 50;                     // stage-2 DDIM steps
     float guidance = 7.5f;              // stage-2 CFG
@@ -57,17 +58,17 @@ struct Chunk {
     std::vector<uint8_t> rgb;  // frames x H x W x 3
     int index = 0;             // first frame index in the video
     int frames = 0, height = 0, width = 0;
-    double ms_unet = 0, ms_cam = 0, ms_text = 0, ms_decode = 0, ms_total = 0;
+    double ms_unet = 0, ms_cam = 0, ms_text = 0, ms_image = 0, ms_decode = 0, ms_total = 0;
 };
 
 struct Progress {
-    const char* stage = "";  // "text", "base", "extend", "decode"
+    const char* stage = "";  // "text", "stage1", "extend", "decode"
     int chunk = 0, chunks = 0, step = 0, steps = 0;
 };
 
 struct Summary {
     int frames = 0, chunks = 0;
-    double ms_total = 0;
+    double ms_total = 0, ms_text = 0, ms_image = 0, ms_unet = 0, ms_cam = 0, ms_decode = 0;  // summed over chunks
     size_t peak_arena_bytes = 0;
 };
 

@@ -1,5 +1,6 @@
 // engine::Model over the canonical weight names: t2v::UNet3D (base_model., with APM + CAM mergers),
 // t2v::CamNet (unet.), t2v::Resampler (resampler.), the text and image encoders and the VAE.
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -91,6 +92,29 @@ class StreamingT2VModel : public Model {
     Tensor zero_tokens_;
 };
 }  // namespace
+
+std::vector<int32_t> Model::tokenize(const std::string& text) const {
+    ST2V_CHECK(info.untrained, Code::kUnsupported,
+               "this model's BPE tokenizer runs in TypeScript: pass token ids (promptIds / negativeIds)");
+    const int32_t sot = 512, eot = 513;
+    std::vector<int32_t> ids{sot};
+    std::string t;
+    bool space = true;
+    for (unsigned char ch : text) {  // lower-case, collapse whitespace
+        if (std::isspace(ch)) { if (!space) t.push_back(' '); space = true; continue; }
+        t.push_back(static_cast<char>(std::tolower(ch)));
+        space = false;
+    }
+    while (!t.empty() && t.back() == ' ') t.pop_back();
+    for (size_t i = 0; i < t.size() && ids.size() < 76; ++i) {
+        if (t[i] == ' ') continue;
+        const bool word_end = i + 1 == t.size() || t[i + 1] == ' ';
+        ids.push_back(static_cast<int32_t>(static_cast<unsigned char>(t[i])) + (word_end ? 256 : 0));
+    }
+    ids.push_back(eot);
+    ids.resize(77, eot);
+    return ids;
+}
 
 std::unique_ptr<Model> load_model_dir(const std::string& dir, const LoadOptions& opts) {
     namespace fs = std::filesystem;

@@ -15,6 +15,10 @@ class Model {
     virtual ~Model() = default;
     ModelInfo info;
 
+    // Token ids (77) for a prompt with the model's own tokenizer. The default model has a byte-level
+    // vocabulary (sot, one token per byte, word-final bytes marked as CLIP's "</w>", eot); converted real
+    // models are tokenised in TypeScript with their BPE files and pass ids instead.
+    virtual std::vector<int32_t> tokenize(const std::string& text) const;
     // CLIP text tokens for 77 ids: [1, 77, D].
     virtual Tensor encode_text(const std::vector<int32_t>& ids) = 0;
     // APM: pooled image embedding of one frame [1, 3, H, W] in [-1, 1] -> [1, E]; resampler -> [1, 16, D].
