@@ -7,9 +7,9 @@
 #include <fstream>
 
 #include "engine/default_model.h"
-#include "engine/encoders.h"
 #include "engine/model.h"
 #include "io/safetensors.h"
+#include "models/clip/clip.h"
 #include "models/t2v/unet3d.h"
 #include "models/vae/vae.h"
 
@@ -34,8 +34,8 @@ class StreamingT2VModel : public Model {
             cam_ = std::make_unique<t2v::CamNet>(w_, "unet.");
             res_ = std::make_unique<t2v::Resampler>(w_, "resampler.", uc.context_dim);
         }
-        text_ = std::make_unique<TextEncoder>(w_, "text_encoder.text_model.");
-        image_ = std::make_unique<ImageEncoder>(w_, "image_encoder.model.visual.");
+        text_ = std::make_unique<enc::ClipTextModel>(w_, "text_encoder.text_model.");
+        image_ = std::make_unique<enc::OpenClipImageTower>(w_, "image_encoder.model.visual.");
         vae_ = std::make_unique<vae::AutoencoderKL>(w_, "vae.");
         info.weight_bytes = w_.bytes();
         info.latent_channels = uc.in_channels;
@@ -46,7 +46,9 @@ class StreamingT2VModel : public Model {
         for (const char* c : {"unet", "cam", "resampler", "text_encoder", "image_encoder", "vae"}) info.components.push_back(c);
     }
 
-    Tensor encode_text(const std::vector<int32_t>& ids) override { return text_->forward(ids); }
+    Tensor encode_text(const std::vector<int32_t>& ids) override {
+        return text_->forward(Tensor::from_data(ids.data(), {1, static_cast<int64_t>(ids.size())}, DType::I32));
+    }
     Tensor encode_image(const Tensor& frame) override { return image_->forward(frame); }
     Tensor resample(const Tensor& e) override { return res_->forward(e); }
     Tensor eps_extension(const Tensor& x, float t, const Tensor& ctx, const Tensor& cond, double* ms_cam,
@@ -86,8 +88,8 @@ class StreamingT2VModel : public Model {
     std::unique_ptr<t2v::UNet3D> unet_;
     std::unique_ptr<t2v::CamNet> cam_;
     std::unique_ptr<t2v::Resampler> res_;
-    std::unique_ptr<TextEncoder> text_;
-    std::unique_ptr<ImageEncoder> image_;
+    std::unique_ptr<enc::ClipTextModel> text_;
+    std::unique_ptr<enc::OpenClipImageTower> image_;
     std::unique_ptr<vae::AutoencoderKL> vae_;
     Tensor zero_tokens_;
 };
