@@ -8,6 +8,7 @@
 // stores with a lane count (tails), arithmetic, horizontal sum/max, and the transcendental functions
 //   vexp  — Cody-Waite range reduction + degree-6 polynomial (Cephes expf coefficients), ~1 ulp on
 //           [-87.3, 88]; inputs are clamped to that range (exp(-inf) -> 1.2e-38, not 0: harmless in sums).
+//   vexp2_nonpos — 2^t for t <= 0 (attention softmax in base 2), ~2e-7 relative.
 //   verf  — odd rational approximation x*P(x^2)/Q(x^2) on [-4, 4] (clamped; |erf(4) - 1| < 2e-8),
 //           max abs error ~1e-7 against std::erf (checked by the tests).
 #ifndef ST2V_SIMD_LEVEL
@@ -46,6 +47,10 @@ PRIM V vpow2i(V n) {  // 2^n for integral n in [-126, 127]
     __m256i i = _mm256_cvtps_epi32(n);
     i = _mm256_slli_epi32(_mm256_add_epi32(i, _mm256_set1_epi32(127)), 23);
     return _mm256_castsi256_ps(i);
+}
+PRIM V vldexp(V p, V n) {  // p * 2^n for integral n, by adding n to the exponent field (no overflow checks)
+    return _mm256_castsi256_ps(
+        _mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23)));
 }
 PRIM float vhsum(V v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -94,6 +99,10 @@ PRIM V vpow2i(V n) {
     i = _mm512_slli_epi32(_mm512_add_epi32(i, _mm512_set1_epi32(127)), 23);
     return _mm512_castsi512_ps(i);
 }
+PRIM V vldexp(V p, V n) {
+    return _mm512_castsi512_ps(
+        _mm512_add_epi32(_mm512_castps_si512(p), _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23)));
+}
 PRIM float vhsum(V v) { return _mm512_reduce_add_ps(v); }
 PRIM float vhmax(V v) { return _mm512_reduce_max_ps(v); }
 PRIM void vdup2(V x, V* lo, V* hi) {
@@ -141,6 +150,22 @@ PRIM V vexp(V x) {
     const V r2 = vmul(r, r);
     p = vfma(p, r2, vadd(r, vset1(1.f)));
     return vmul(p, vpow2i(n));
+}
+// 2^t for t <= 0 (the softmax of the attention kernel works in base 2): t clamped to -125, n = round(t),
+// f = t - n in [-0.5, 0.5] exactly, 2^f = 1 + f*P(f) (Cephes exp2f coefficients, ~2e-7 relative), then
+// the exponent field += n. Results below 2^-125 come out as ~2^-125 instead of 0: harmless in sums.
+PRIM V vexp2_nonpos(V t) {
+    t = vmax(t, vset1(-125.f));
+    const V n = vround(t);
+    const V f = vsub(t, n);
+    V p = vset1(1.535336188319500e-4f);
+    p = vfma(p, f, vset1(1.339887440266574e-3f));
+    p = vfma(p, f, vset1(9.618437357674640e-3f));
+    p = vfma(p, f, vset1(5.550332471162809e-2f));
+    p = vfma(p, f, vset1(2.402264791363012e-1f));
+    p = vfma(p, f, vset1(6.931472028550421e-1f));
+    p = vfma(p, f, vset1(1.f));
+    return vldexp(p, n);
 }
 PRIM V vsilu(V x) { return vdiv(x, vadd(vset1(1.f), vexp(vsub(vzero(), x)))); }
 PRIM V verf(V x) {
