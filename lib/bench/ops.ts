@@ -11,7 +11,9 @@
  * shared machine both can lose cores to other processes, so each row also carries cpu_per_wall (process
  * CPU seconds / wall seconds: ~threads when the case had the cores to itself) and ratio_to_peak_cpu
  * (FLOPs per CPU-second of the case over FLOPs per CPU-second of the peak probe: the kernel's efficiency
- * independent of how many cores it actually got).
+ * independent of how many cores it actually got) and gflops_per_cpu_s (FLOPs / process CPU-seconds of the
+ * case / 1e9: per-core throughput; on an otherwise idle machine the wall-clock GFLOP/s is about threads x
+ * this figure — an expectation, not a measurement, which is why it is labelled separately).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,6 +30,8 @@ interface Row {
   gbps?: number;
   ratio_to_peak?: number;
   ratio_to_peak_cpu?: number;
+  /** FLOPs per process CPU-second of this case (1e9): per-core throughput, insensitive to shared-machine load. */
+  gflops_per_cpu_s?: number;
   cpu_per_wall?: number;
   seconds: number;
   note: string;
@@ -82,6 +86,7 @@ export async function run(argv: string[]): Promise<void> {
     if (r.gflops > 0) {
       row.gflops = round(r.gflops, 1);
       row.ratio_to_peak = round(r.gflops / peak, 3);
+      if (r.cpuSeconds > 0) row.gflops_per_cpu_s = round(r.flops / r.cpuSeconds / 1e9, 1);
       if (r.cpuSeconds > 0 && peakPerCpu > 0) row.ratio_to_peak_cpu = round(r.flops / r.cpuSeconds / 1e9 / peakPerCpu, 3);
     }
     if (r.gbps > 0) row.gbps = round(r.gbps, 1);
@@ -113,6 +118,7 @@ export async function run(argv: string[]): Promise<void> {
       'GB/s': r.gbps ?? '',
       'x peak': r.ratio_to_peak ?? '',
       'x peak (cpu)': r.ratio_to_peak_cpu ?? '',
+      'GFLOP/cpu-s': r.gflops_per_cpu_s ?? '',
       'cpu/wall': r.cpu_per_wall ?? '',
       'median s': round(r.seconds, 4),
     }));

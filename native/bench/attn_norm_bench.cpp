@@ -86,6 +86,7 @@ Result attention_case(const char* name, int64_t B, int64_t Lq, int64_t Lk, int h
     Result r;
     r.name = name;
     r.seconds = t.median;
+    r.cpu_seconds = t.cpu_median;
     r.flops = 4.0 * static_cast<double>(B * heads) * static_cast<double>(Lq) * static_cast<double>(Lk) *
               static_cast<double>(D);
     r.gflops = r.flops / t.median * 1e-9;
@@ -111,6 +112,7 @@ Result groupnorm_silu() {
     Result r;
     r.name = "groupnorm_silu_16x320x32x32";
     r.seconds = t.median;
+    r.cpu_seconds = t.cpu_median;
     r.flops = 2.0 * 4.0 * static_cast<double>(N * C * H * W);  // bytes: read x + write y
     r.gbps = r.flops / t.median * 1e-9;
     r.note = note(t, "32 groups per frame, fused SiLU, bytes = read + write (stats pass re-reads x: +50% traffic)");
