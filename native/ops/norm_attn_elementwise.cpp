@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include "core/half.h"
 #include "core/threadpool.h"
 #include "ops/ops.h"
+#include "ops/simd_math_testing.h"
 #include "ops/weight_util.h"
 
 namespace st2v::ops {
@@ -90,6 +92,17 @@ namespace k_avx512 {
 }  // namespace k_avx512
 #pragma GCC diagnostic pop
 
+namespace k_emu16 {  // tests only: the AVX-512 geometry on AVX2 (ops/simd_math_testing.h)
+#define ST2V_SIMD_LEVEL 3
+#include "ops/simd_math.h"
+#include "ops/simd_math_kernels.h"
+#undef ST2V_SIMD_LEVEL
+#undef ST2V_TGT
+#undef PRIM
+}  // namespace k_emu16
+
+std::atomic<bool> g_emulated_wide{false};
+
 // Portable scalar kernels (same contracts; statistics accumulated in double).
 namespace k_portable {
 inline float silu1(float v) { return v / (1.f + std::exp(-v)); }
@@ -146,9 +159,10 @@ const Kernels& kernels() {
     static const Kernels portable = ST2V_KTABLE(k_portable, nullptr);
     static const Kernels avx2 = ST2V_KTABLE(k_avx2, k_avx2::attn_range);
     static const Kernels avx512 = ST2V_KTABLE(k_avx512, k_avx512::attn_range);
+    static const Kernels emu16 = ST2V_KTABLE(k_emu16, k_emu16::attn_range);
     switch (active_isa()) {
         case Isa::kAvx512: return avx512;
-        case Isa::kAvx2: return avx2;
+        case Isa::kAvx2: return g_emulated_wide.load(std::memory_order_relaxed) ? emu16 : avx2;
         default: return portable;
     }
 }
@@ -156,6 +170,10 @@ const Kernels& kernels() {
 
 constexpr int64_t kEwGrain = 16384;  // elements worth a thread for elementwise ops
 }  // namespace
+
+namespace detail {
+bool set_emulated_wide_kernels(bool on) { return g_emulated_wide.exchange(on); }
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------------
 Tensor group_norm(const Tensor& x, int frames, int groups, const Tensor& gamma, const Tensor& beta, float eps,
@@ -484,18 +502,24 @@ float torch_expf(float d) {
 }
 }  // namespace
 
-Tensor timestep_embedding(const std::vector<float>& t, int dim, bool flip_sin_to_cos, float shift, float max_period) {
-    ST2V_CHECK_ARG(dim >= 2, "timestep_embedding: dim must be >= 2");
+std::vector<float> timestep_frequencies(int dim, float shift, float max_period) {
     const int half = dim / 2;
-    Tensor y = Tensor::zeros({static_cast<int64_t>(t.size()), dim});
-    float* o = y.f32();
     // Same float32 operation order as diffusers get_timestep_embedding.
-    std::vector<float> freq(static_cast<size_t>(half));
+    std::vector<float> freq(static_cast<size_t>(half > 0 ? half : 0));
     for (int i = 0; i < half; ++i) {
         float e = -std::log(max_period) * static_cast<float>(i);
         e = e / (static_cast<float>(half) - shift);
         freq[static_cast<size_t>(i)] = torch_expf(e);
     }
+    return freq;
+}
+
+Tensor timestep_embedding(const std::vector<float>& t, int dim, bool flip_sin_to_cos, float shift, float max_period) {
+    ST2V_CHECK_ARG(dim >= 2, "timestep_embedding: dim must be >= 2");
+    const int half = dim / 2;
+    Tensor y = Tensor::zeros({static_cast<int64_t>(t.size()), dim});
+    float* o = y.f32();
+    const std::vector<float> freq = timestep_frequencies(dim, shift, max_period);
     for (size_t r = 0; r < t.size(); ++r) {
         for (int i = 0; i < half; ++i) {
             float a = t[r] * freq[static_cast<size_t>(i)];

@@ -1,8 +1,9 @@
 // SIMD primitives for one ISA level, included (without include guard) inside a per-ISA namespace by
 // ops/norm_attn_elementwise.cpp with ST2V_SIMD_LEVEL = 1 (AVX2 + FMA, 8 lanes) or 2 (AVX-512F/BW/VL/DQ,
-// 16 lanes). Every function carries the level's __attribute__((target(...))) (the build never uses
-// -march), so the same generic kernels in ops/simd_math_kernels.h compile once per level and are picked at
-// run time with active_isa(). <immintrin.h> must be included before.
+// 16 lanes), and 3 (tests only: 16 lanes as AVX2 pairs, the AVX-512 geometry on AVX2 CPUs). Every
+// function carries the level's __attribute__((target(...))) (the build never uses -march), so the same
+// generic kernels in ops/simd_math_kernels.h compile once per level and are picked at run time with
+// active_isa(). <immintrin.h> must be included before.
 //
 // Provides: V (vector type), W (lanes), MR (rows of the register-blocked attention microkernel), loads /
 // stores with a lane count (tails), arithmetic, horizontal sum/max, and the transcendental functions
@@ -109,6 +110,96 @@ PRIM void vdup2(V x, V* lo, V* hi) {
     *lo = _mm512_permutexvar_ps(_mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0), x);
     *hi = _mm512_permutexvar_ps(_mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8), x);
 }
+#elif ST2V_SIMD_LEVEL == 3
+// Test-only level: 16 lanes as a pair of AVX2 vectors and MR 8, i.e. the geometry of the AVX-512 kernels
+// (W 16, 2W-wide attention strips, 8-row panels, 16-lane tails) on CPUs without AVX-512, so that the generic
+// kernel code of that geometry is exercised by the tests everywhere (ops/simd_math_testing.h). Never picked
+// for real work.
+#define ST2V_TGT __attribute__((target("avx2,fma,f16c")))
+#define PRIM ST2V_TGT __attribute__((always_inline)) static inline
+struct V {
+    __m256 lo, hi;
+};
+constexpr int W = 16;
+constexpr int MR = 8;
+alignas(64) static const int32_t kTailTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+PRIM __m256i tailmask8(int n) {
+    n = n < 0 ? 0 : (n > 8 ? 8 : n);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kTailTable + 8 - n));
+}
+#define ST2V_V2(expr_lo, expr_hi) V{expr_lo, expr_hi}
+PRIM V vzero() { return ST2V_V2(_mm256_setzero_ps(), _mm256_setzero_ps()); }
+PRIM V vset1(float x) { return ST2V_V2(_mm256_set1_ps(x), _mm256_set1_ps(x)); }
+PRIM V vload(const float* p) { return ST2V_V2(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)); }
+PRIM void vstore(float* p, V v) {
+    _mm256_storeu_ps(p, v.lo);
+    _mm256_storeu_ps(p + 8, v.hi);
+}
+PRIM V vloadn(const float* p, int n) {
+    return ST2V_V2(_mm256_maskload_ps(p, tailmask8(n)), _mm256_maskload_ps(p + 8, tailmask8(n - 8)));
+}
+PRIM void vstoren(float* p, V v, int n) {
+    _mm256_maskstore_ps(p, tailmask8(n), v.lo);
+    _mm256_maskstore_ps(p + 8, tailmask8(n - 8), v.hi);
+}
+PRIM V vkeep(V v, int n) {
+    return ST2V_V2(_mm256_and_ps(v.lo, _mm256_castsi256_ps(tailmask8(n))),
+                   _mm256_and_ps(v.hi, _mm256_castsi256_ps(tailmask8(n - 8))));
+}
+PRIM V vloadn_fill(const float* p, int n, float fill) {
+    const __m256i m0 = tailmask8(n), m1 = tailmask8(n - 8);
+    const __m256 f = _mm256_set1_ps(fill);
+    return ST2V_V2(_mm256_blendv_ps(f, _mm256_maskload_ps(p, m0), _mm256_castsi256_ps(m0)),
+                   _mm256_blendv_ps(f, _mm256_maskload_ps(p + 8, m1), _mm256_castsi256_ps(m1)));
+}
+PRIM V vadd(V a, V b) { return ST2V_V2(_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)); }
+PRIM V vsub(V a, V b) { return ST2V_V2(_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)); }
+PRIM V vmul(V a, V b) { return ST2V_V2(_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)); }
+PRIM V vdiv(V a, V b) { return ST2V_V2(_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)); }
+PRIM V vmax(V a, V b) { return ST2V_V2(_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)); }
+PRIM V vmin(V a, V b) { return ST2V_V2(_mm256_min_ps(a.lo, b.lo), _mm256_min_ps(a.hi, b.hi)); }
+PRIM V vfma(V a, V b, V c) { return ST2V_V2(_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)); }
+PRIM V vfnma(V a, V b, V c) {
+    return ST2V_V2(_mm256_fnmadd_ps(a.lo, b.lo, c.lo), _mm256_fnmadd_ps(a.hi, b.hi, c.hi));
+}
+PRIM V vround(V x) {
+    return ST2V_V2(_mm256_round_ps(x.lo, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                   _mm256_round_ps(x.hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+PRIM __m256 pow2i8(__m256 n) {
+    __m256i i = _mm256_cvtps_epi32(n);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(i, _mm256_set1_epi32(127)), 23));
+}
+PRIM V vpow2i(V n) { return ST2V_V2(pow2i8(n.lo), pow2i8(n.hi)); }
+PRIM __m256 ldexp8(__m256 p, __m256 n) {
+    return _mm256_castsi256_ps(
+        _mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23)));
+}
+PRIM V vldexp(V p, V n) { return ST2V_V2(ldexp8(p.lo, n.lo), ldexp8(p.hi, n.hi)); }
+PRIM float vhsum(V v) {
+    const __m256 x = _mm256_add_ps(v.lo, v.hi);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+PRIM float vhmax(V v) {
+    const __m256 x = _mm256_max_ps(v.lo, v.hi);
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+PRIM void dup2_8(__m256 x, __m256* lo, __m256* hi) {
+    const __m256 l = _mm256_unpacklo_ps(x, x), h = _mm256_unpackhi_ps(x, x);
+    *lo = _mm256_permute2f128_ps(l, h, 0x20);
+    *hi = _mm256_permute2f128_ps(l, h, 0x31);
+}
+PRIM void vdup2(V x, V* lo, V* hi) {  // lo = x0 x0 .. x7 x7, hi = x8 x8 .. x15 x15
+    dup2_8(x.lo, &lo->lo, &lo->hi);
+    dup2_8(x.hi, &hi->lo, &hi->hi);
+}
+#undef ST2V_V2
 #else
 #error "unknown ST2V_SIMD_LEVEL"
 #endif

@@ -1,5 +1,6 @@
 // Attention, GroupNorm/LayerNorm and the elementwise ops against double-precision references, on every
-// ISA level this CPU supports (set_isa, restored after), with odd sizes, Lq != Lk, strided q/k/v views and
+// ISA level this CPU supports (set_isa, restored after; plus the AVX-512 kernels' W 16 / MR 8 code emulated
+// on AVX2 where the CPU lacks AVX-512), with odd sizes, Lq != Lk, strided q/k/v views and
 // multi-tile problems; 1 and 2 threads (bitwise determinism per thread count); typed errors on bad input.
 #include <gtest/gtest.h>
 
@@ -16,20 +17,38 @@
 #include "core/status.h"
 #include "core/threadpool.h"
 #include "ops/ops.h"
+#include "ops/simd_math_testing.h"
 
 using namespace st2v;
 using namespace st2v::ops;
 
 namespace {
 
+// A kernel level under test: an ISA, or (emu) the AVX-512 kernels' generic code (W 16, MR 8) run on AVX2
+// pairs (ops/simd_math_testing.h), so that the AVX-512 geometry is checked on CPUs without AVX-512 too.
+struct Level {
+    Isa isa;
+    bool emu;
+    const char* name() const { return emu ? "avx2-emulating-avx512-geometry" : isa_name(isa); }
+};
+const char* g_level_name = "";
+bool use(const Level& l) {
+    detail::set_emulated_wide_kernels(l.emu);
+    g_level_name = l.name();
+    return set_isa(l.isa);
+}
 struct IsaGuard {
     Isa prev = active_isa();
-    ~IsaGuard() { set_isa(prev); }
+    ~IsaGuard() {
+        set_isa(prev);
+        detail::set_emulated_wide_kernels(false);
+    }
 };
-std::vector<Isa> isas() {
-    std::vector<Isa> v;
+std::vector<Level> levels() {
+    std::vector<Level> v;
     for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512})
-        if (static_cast<int>(i) <= static_cast<int>(max_supported_isa())) v.push_back(i);
+        if (static_cast<int>(i) <= static_cast<int>(max_supported_isa())) v.push_back({i, false});
+    if (static_cast<int>(max_supported_isa()) >= static_cast<int>(Isa::kAvx2)) v.push_back({Isa::kAvx2, true});
     return v;
 }
 
@@ -60,7 +79,7 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& ref,
         if (!(e <= err)) { err = e; worst = i; }
     }
     EXPECT_LE(err, tol_rel * scale) << what << ": worst at " << worst << " got " << got[worst] << " ref "
-                                    << ref[worst] << " (isa " << isa_name(active_isa()) << ")";
+                                    << ref[worst] << " (kernels " << g_level_name << ")";
 }
 
 template <typename F>
@@ -126,8 +145,8 @@ void run_attention_case(const AttnCase& c, uint32_t seed) {
     const float scale = 1.f / std::sqrt(static_cast<float>(c.D));
     const std::vector<double> ref = attention_ref(q, k, v, c.H, scale);
     IsaGuard guard;
-    for (Isa isa : isas()) {
-        ASSERT_TRUE(set_isa(isa));
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
         ThreadPool p1(1), p2(2);
         std::vector<float> r1, r2;
         {
@@ -168,8 +187,8 @@ TEST(AttnNorm, AttentionMatchesDoubleReferenceOnOddShapesAndViews) {
 TEST(AttnNorm, AttentionBadInputThrowsTypedErrors) {
     Tensor q = Tensor::zeros({2, 4, 8}), k = Tensor::zeros({2, 5, 8}), v = Tensor::zeros({2, 5, 8});
     IsaGuard guard;
-    for (Isa isa : isas()) {
-        ASSERT_TRUE(set_isa(isa));
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
         expect_code(Code::kDtype, [&] { attention(q.to(DType::F16), k, v, 2, 1.f); });
         expect_code(Code::kShapeMismatch, [&] { attention(q, Tensor::zeros({2, 5, 6}), v, 2, 1.f); });
         expect_code(Code::kShapeMismatch, [&] { attention(q, k, Tensor::zeros({2, 4, 8}), 2, 1.f); });
@@ -232,8 +251,8 @@ TEST(AttnNorm, GroupNormPerFrameAndAcrossFramesWithSilu) {
         Tensor gt = Tensor::from_data(gh.data(), {c.C}, DType::F16), bt = tens(b, {c.C});
         for (bool silu_on : {false, true}) {
             const auto ref = group_norm_ref(x, NF, c.C, S, c.F, c.groups, g, b, c.eps, silu_on);
-            for (Isa isa : isas()) {
-                ASSERT_TRUE(set_isa(isa));
+            for (Level isa : levels()) {
+                ASSERT_TRUE(use(isa));
                 Tensor y = group_norm(xt, c.F, c.groups, gt, bt, c.eps, silu_on);
                 ASSERT_EQ(y.shape(), xt.shape());
                 expect_close(values(y), ref, 1e-5, silu_on ? "group_norm+silu" : "group_norm");
@@ -263,8 +282,8 @@ TEST(AttnNorm, LayerNormRows) {
                     ref[static_cast<size_t>(r * C + c)] = v;
                 }
             }
-            for (Isa isa : isas()) {
-                ASSERT_TRUE(set_isa(isa));
+            for (Level isa : levels()) {
+                ASSERT_TRUE(use(isa));
                 Tensor y = affine ? layer_norm(tens(x, {R, C}), tens(g, {C}), tens(b, {C}), 1e-5f)
                                   : layer_norm(tens(x, {R, C}), Tensor(), Tensor(), 1e-5f);
                 expect_close(values(y), ref, 1e-5, "layer_norm");
@@ -302,13 +321,13 @@ TEST(AttnNorm, ActivationsAndGeglu) {
             for (int64_t c = 0; c < n; ++c)
                 rgg[static_cast<size_t>(r * n + c)] =
                     x2[static_cast<size_t>(r * 2 * n + c)] * gelu_d(x2[static_cast<size_t>(r * 2 * n + n + c)]);
-        for (Isa isa : isas()) {
-            ASSERT_TRUE(set_isa(isa));
+        for (Level isa : levels()) {
+            ASSERT_TRUE(use(isa));
             // per element: |err| <= 1e-6 * max(1, |ref|) (the vector erf is accurate to ~1e-7 absolute)
             auto ys = values(silu(tens(x, {n}))), yg = values(gelu(tens(x, {n})));
             for (size_t i = 0; i < x.size(); ++i) {
-                EXPECT_NEAR(ys[i], rs[i], 1e-6 * std::max(1.0, std::fabs(rs[i]))) << "silu x=" << x[i] << " " << isa_name(isa);
-                EXPECT_NEAR(yg[i], rg[i], 1e-6 * std::max(1.0, std::fabs(rg[i]))) << "gelu x=" << x[i] << " " << isa_name(isa);
+                EXPECT_NEAR(ys[i], rs[i], 1e-6 * std::max(1.0, std::fabs(rs[i]))) << "silu x=" << x[i] << " " << isa.name();
+                EXPECT_NEAR(yg[i], rg[i], 1e-6 * std::max(1.0, std::fabs(rg[i]))) << "gelu x=" << x[i] << " " << isa.name();
             }
             Tensor yy = geglu(tens(x2, {3, 2 * n}));
             ASSERT_EQ(yy.shape(), Shape({3, n}));
@@ -322,14 +341,14 @@ TEST(AttnNorm, ErfAccuracyOverRange) {
     std::vector<float> x;
     for (int i = -60000; i <= 60000; ++i) x.push_back(static_cast<float>(i) * 1e-4f);
     IsaGuard guard;
-    for (Isa isa : isas()) {
-        ASSERT_TRUE(set_isa(isa));
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
         auto y = values(gelu(tens(x, {static_cast<int64_t>(x.size())})));
         double worst = 0;
         for (size_t i = 0; i < x.size(); ++i)
             worst = std::max(worst, std::fabs(y[i] - gelu_d(x[i])) / std::max(1.0, std::fabs(static_cast<double>(x[i]))));
-        EXPECT_LE(worst, 3e-7) << isa_name(isa);
-        std::printf("gelu max abs error / max(1, |x|) (%s): %.3g\n", isa_name(isa), worst);
+        EXPECT_LE(worst, 3e-7) << isa.name();
+        std::printf("gelu max abs error / max(1, |x|) (%s): %.3g\n", isa.name(), worst);
     }
 }
 
@@ -338,17 +357,17 @@ TEST(AttnNorm, ExpAccuracyThroughSilu) {
     std::vector<float> x;
     for (int i = -870000; i <= 200000; ++i) x.push_back(static_cast<float>(i) * 1e-4f);
     IsaGuard guard;
-    for (Isa isa : isas()) {
-        ASSERT_TRUE(set_isa(isa));
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
         auto y = values(silu(tens(x, {static_cast<int64_t>(x.size())})));
         double worst = 0;
         for (size_t i = 0; i < x.size(); ++i) {
             const double r = silu_d(x[i]);
             if (r != 0) worst = std::max(worst, std::fabs(y[i] - r) / std::fabs(r));
         }
-        EXPECT_LE(worst, 4.5e-7) << isa_name(isa);  // ~4 ulp
-        RecordProperty(std::string("silu_max_rel_err_") + isa_name(isa), std::to_string(worst));
-        std::printf("silu max relative error (%s): %.3g\n", isa_name(isa), worst);
+        EXPECT_LE(worst, 4.5e-7) << isa.name();  // ~4 ulp
+        RecordProperty(std::string("silu_max_rel_err_") + isa.name(), std::to_string(worst));
+        std::printf("silu max relative error (%s): %.3g\n", isa.name(), worst);
     }
 }
 
@@ -368,8 +387,8 @@ TEST(AttnNorm, BinaryOpsBroadcastScaleAxpbyUpsample) {
             rax[i] = 1.5 * a[i] - 0.25 * full[i];
         }
         Tensor at = tens(a, {outer, 1, inner}), bt = tens(b, {1, inner}), ft = tens(full, {outer, 1, inner});
-        for (Isa isa : isas()) {
-            ASSERT_TRUE(set_isa(isa));
+        for (Level isa : levels()) {
+            ASSERT_TRUE(use(isa));
             expect_close(values(add(at, bt)), radd, 1e-6, "add broadcast");
             expect_close(values(mul(at, bt)), rmul, 1e-6, "mul broadcast");
             expect_close(values(add(at, ft)), rfull, 1e-6, "add same shape");
@@ -394,8 +413,8 @@ TEST(AttnNorm, BinaryOpsBroadcastScaleAxpbyUpsample) {
             for (int64_t h = 0; h < 2 * H; ++h)
                 for (int64_t w = 0; w < 2 * W; ++w)
                     ref[static_cast<size_t>((i * 2 * H + h) * 2 * W + w)] = x[static_cast<size_t>((i * H + h / 2) * W + w / 2)];
-        for (Isa isa : isas()) {
-            ASSERT_TRUE(set_isa(isa));
+        for (Level isa : levels()) {
+            ASSERT_TRUE(use(isa));
             Tensor y = upsample_nearest2x(tens(x, {N, C, H, W}));
             ASSERT_EQ(y.shape(), Shape({N, C, 2 * H, 2 * W}));
             expect_close(values(y), ref, 0.0, "upsample_nearest2x");

@@ -1,0 +1,16 @@
+// Test hook of ops/norm_attn_elementwise.cpp (not part of the ops API).
+//
+// The AVX-512 kernels cannot run on CPUs without AVX-512 (the Zen 3 development machines). Their code is the
+// generic code of ops/simd_math_kernels.h / simd_math_attention.h compiled for W = 16 lanes and MR = 8 rows;
+// with this hook on, and the active ISA AVX2, the norm/attention/elementwise ops use that same generic code
+// compiled for W = 16 / MR = 8 on pairs of AVX2 vectors (ST2V_SIMD_LEVEL 3), so the tests check the AVX-512
+// geometry (16-lane tails, 32-key strips, 8-row panels) on any AVX2 machine. Only the thin AVX-512 primitive
+// wrappers of ops/simd_math.h stay untested there.
+#pragma once
+
+namespace st2v::ops::detail {
+
+// Process-wide; for tests only (slow: 32 ymm accumulators spill). Returns the previous setting.
+bool set_emulated_wide_kernels(bool on);
+
+}  // namespace st2v::ops::detail
