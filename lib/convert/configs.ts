@@ -109,6 +109,12 @@ export function detectConfig(component: string, s: Shapes): Record<string, unkno
         time_embed_dim: dim(s, 'enhancer.time_embed.0.weight', 0),
       };
     }
+    case 'text_last_block':
+      // The last OpenCLIP text block (HF layer names), used only by the CLIP score's full encode_text.
+      return {
+        hidden_size: dim(s, 'text_last_block.layer_norm1.weight', 0),
+        intermediate_size: dim(s, 'text_last_block.mlp.fc1.weight', 0),
+      };
     default:
       return {};
   }

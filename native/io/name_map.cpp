@@ -42,7 +42,7 @@ const std::vector<std::pair<std::string, std::string>>& prefix_components() {
         {"base_model.", "unet"},       {"unet.", "cam"},
         {"resampler.", "resampler"},   {"text_encoder.", "text_encoder"},
         {"image_encoder.", "image_encoder"}, {"vae.", "vae"},
-        {"enhancer.", "enhancer"},
+        {"enhancer.", "enhancer"},     {"text_last_block.", "text_last_block"},
     };
     return v;
 }
@@ -172,11 +172,10 @@ void map_openclip(Mapper& m, const std::vector<std::pair<std::string, Shape>>& k
         const std::string& src = k.first;
         const Shape& sh = k.second;
         if (match(src, "transformer.resblocks.#.*", &c)) {
-            if (num(c[0]) == layers - 1) {
-                m.r.dropped.push_back(src);  // the last text block: unused (penultimate-layer features)
-                continue;
-            }
-            const std::string L = T + "encoder.layers." + c[0] + ".";
+            // The last text block is unused by StreamingT2V and the enhancer (penultimate-layer features) and
+            // absent from streaming_t2v.ckpt; the CLIP score needs it: its own component, HF layer names.
+            const std::string L =
+                num(c[0]) == layers - 1 ? std::string("text_last_block.") : T + "encoder.layers." + c[0] + ".";
             const std::string& rest = c[1];
             std::vector<std::string> c2;
             if (rest == "attn.in_proj_weight" || rest == "attn.in_proj_bias") {
@@ -224,7 +223,8 @@ const std::vector<std::string>& namings() {
 }
 
 const std::vector<std::string>& components() {
-    static const std::vector<std::string> v = {"unet", "cam", "resampler", "text_encoder", "image_encoder", "vae", "enhancer"};
+    static const std::vector<std::string> v = {"unet",     "cam",      "resampler",      "text_encoder", "image_encoder",
+                                               "vae",      "enhancer", "text_last_block"};
     return v;
 }
 

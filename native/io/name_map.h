@@ -10,6 +10,9 @@
 //   image_encoder  image_encoder.model.*        open_clip names (the OpenCLIP model minus transformer.*)
 //   vae            vae.*                        diffusers AutoencoderKL names (to_q/to_k/to_v/to_out.0)
 //   enhancer       enhancer.*                   MS-Vid2Vid-XL UNet names as in non_ema_0035000.pth (no prefix there)
+//   text_last_block text_last_block.*           the LAST OpenCLIP text block in HF layer names (layer_norm1,
+//                                               self_attn.{q,k,v,out}_proj, layer_norm2, mlp.fc1/fc2): not in
+//                                               streaming_t2v.ckpt; only the CLIP score (full encode_text) uses it
 //
 // Source namings (detect_naming() picks one from the key set):
 //   "streamingt2v"   official checkpoint (identity; component from the prefix)
@@ -19,8 +22,9 @@
 //   "ldm_vae"        LDM / SD AutoencoderKL (encoder.down.{i}.block.{j}, attn_1.{q,k,v,proj_out} as 1x1 convs),
 //                    optionally under first_stage_model. (a whole SD checkpoint: other keys are ignored) -> vae.*
 //   "openclip"       open_clip_pytorch_model.bin: visual.* and the text-side leftovers -> image_encoder.model.*,
-//                    the text tower -> text_encoder.text_model.* (HF names; in_proj split in q/k/v rows; the last
-//                    resblock is dropped: StreamingT2V and the enhancer use the first L-1 of L blocks)
+//                    the text tower -> text_encoder.text_model.* (HF names; in_proj split in q/k/v rows; only the
+//                    first L-1 of L blocks: StreamingT2V and the enhancer use those) and the last block ->
+//                    text_last_block.* (same HF layer names; for the CLIP score)
 //   "enhancer"       MS-Vid2Vid-XL non_ema_*.pth                                         -> enhancer.*
 #pragma once
 #include <cstdint>
@@ -35,7 +39,7 @@ namespace st2v::io {
 struct MappedTensor {
     std::string source;     // key in the source checkpoint
     std::string target;     // canonical name
-    std::string component;  // unet, cam, resampler, text_encoder, image_encoder, vae, enhancer
+    std::string component;  // unet, cam, resampler, text_encoder, image_encoder, vae, enhancer, text_last_block
     Shape shape;            // target shape
     // How the target is made from the source: "copy" (same shape), "reshape" (same elements, new shape),
     // "rows" (rows [row_begin, row_end) of dim 0; the other dims unchanged).

@@ -490,8 +490,15 @@ TEST(WeightsNameMap, OpenClipBuildsImageAndTextEncoders) {
                     "image encoder");
     expect_same_map(targets(r, "text_encoder"), as_map(keys_of_json(c + "/streamingt2v_text_encoder_tiny.keys.json")),
                     "text encoder");
-    // Last block dropped (the 24th of 24), nothing else.
-    for (const auto& d : r.dropped) EXPECT_EQ(d.rfind("transformer.resblocks.23.", 0), 0u) << d;
+    // The last block (the 24th of 24) -> text_last_block.* (the CLIP score's full text tower); nothing dropped.
+    for (const auto& d : r.dropped) EXPECT_EQ(d, "attn_mask") << d;
+    size_t last = 0;
+    for (const auto& m : r.mapped)
+        if (m.component == "text_last_block") {
+            ++last;
+            EXPECT_EQ(m.source.rfind("transformer.resblocks.23.", 0), 0u) << m.source;
+        }
+    EXPECT_EQ(last, 16u);
     // HF names -> the same canonical text encoder.
     KeyList hf = keys_of_json(c + "/hf_text_encoder_tiny.keys.json");
     io::NameMapResult rh = io::map_names("", hf);

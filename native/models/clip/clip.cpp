@@ -50,7 +50,8 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, int h
 }  // namespace
 
 // ---- text -------------------------------------------------------------------------------------------------
-ClipTextModel::ClipTextModel(const io::WeightStore& w, const std::string& prefix, int heads) : w_(w), prefix_(prefix) {
+ClipTextModel::ClipTextModel(const io::WeightStore& w, const std::string& prefix, int heads, const std::string& last_block)
+    : w_(w), prefix_(prefix) {
     const Tensor& tok = W("embeddings.token_embedding.weight");
     const Tensor& pos = W("embeddings.position_embedding.weight");
     check_ndim(tok, 2, "clip_text", "token_embedding");
@@ -60,8 +61,22 @@ ClipTextModel::ClipTextModel(const io::WeightStore& w, const std::string& prefix
     positions_ = pos.size(0);
     ST2V_CHECK(pos.size(1) == width_, Code::kShapeMismatch, "clip_text: position_embedding %s vs width %lld",
                pos.shape().str().c_str(), (long long)width_);
-    while (w_.has(prefix_ + "encoder.layers." + S(layers_) + ".layer_norm1.weight")) ++layers_;
+    while (w_.has(prefix_ + "encoder.layers." + S(layers_) + ".layer_norm1.weight"))
+        block_prefixes_.push_back(prefix_ + "encoder.layers." + S(layers_++) + ".");
     ST2V_CHECK(layers_ > 0, Code::kWeightsMissing, "clip_text: no encoder.layers under '%s'", prefix.c_str());
+    if (!last_block.empty()) {
+        for (const char* n : {"layer_norm1.weight", "self_attn.q_proj.weight", "self_attn.out_proj.weight",
+                              "layer_norm2.weight", "mlp.fc1.weight", "mlp.fc2.weight"})
+            ST2V_CHECK(w_.has(last_block + n), Code::kWeightsMissing,
+                       "clip_text: the last text block '%s*' is missing (no '%s%s'); the full OpenCLIP text tower "
+                       "comes from open_clip weights converted with st2v convert (component text_last_block)",
+                       last_block.c_str(), last_block.c_str(), n);
+        const Tensor& ln = w_.get(last_block + "layer_norm1.weight");
+        ST2V_CHECK(ln.numel() == width_, Code::kShapeMismatch, "clip_text: %slayer_norm1.weight %s vs width %lld",
+                   last_block.c_str(), ln.shape().str().c_str(), (long long)width_);
+        block_prefixes_.push_back(last_block);
+        ++layers_;
+    }
     heads_ = heads > 0 ? heads : heads_by_convention(width_, false);
     ST2V_CHECK_ARG(width_ % heads_ == 0, "clip_text: width %lld not divisible by %d heads", (long long)width_, heads_);
 }
@@ -92,17 +107,17 @@ Tensor ClipTextModel::forward(const Tensor& ids_in) const {
     const float eps = 1e-5f;
     const int64_t D = width_ / heads_;
     const float scale = 1.f / std::sqrt(static_cast<float>(D));
-    for (int l = 0; l < layers_; ++l) {
-        const std::string p = "encoder.layers." + S(l) + ".";
-        Tensor h = ops::layer_norm(x, W(p + "layer_norm1.weight"), W(p + "layer_norm1.bias"), eps);
-        Tensor q = ops::linear(h, W(p + "self_attn.q_proj.weight"), W(p + "self_attn.q_proj.bias"));
-        Tensor k = ops::linear(h, W(p + "self_attn.k_proj.weight"), W(p + "self_attn.k_proj.bias"));
-        Tensor v = ops::linear(h, W(p + "self_attn.v_proj.weight"), W(p + "self_attn.v_proj.bias"));
+    for (const std::string& p : block_prefixes_) {
+        auto B = [&](const char* n) -> const Tensor& { return w_.get(p + n); };
+        Tensor h = ops::layer_norm(x, B("layer_norm1.weight"), B("layer_norm1.bias"), eps);
+        Tensor q = ops::linear(h, B("self_attn.q_proj.weight"), B("self_attn.q_proj.bias"));
+        Tensor k = ops::linear(h, B("self_attn.k_proj.weight"), B("self_attn.k_proj.bias"));
+        Tensor v = ops::linear(h, B("self_attn.v_proj.weight"), B("self_attn.v_proj.bias"));
         Tensor a = causal_attention(q, k, v, heads_, scale);
-        ops::add_(x, ops::linear(a, W(p + "self_attn.out_proj.weight"), W(p + "self_attn.out_proj.bias")));
-        h = ops::layer_norm(x, W(p + "layer_norm2.weight"), W(p + "layer_norm2.bias"), eps);
-        h = ops::linear(h, W(p + "mlp.fc1.weight"), W(p + "mlp.fc1.bias"), ops::Act::kGelu);
-        ops::add_(x, ops::linear(h, W(p + "mlp.fc2.weight"), W(p + "mlp.fc2.bias")));
+        ops::add_(x, ops::linear(a, B("self_attn.out_proj.weight"), B("self_attn.out_proj.bias")));
+        h = ops::layer_norm(x, B("layer_norm2.weight"), B("layer_norm2.bias"), eps);
+        h = ops::linear(h, B("mlp.fc1.weight"), B("mlp.fc1.bias"), ops::Act::kGelu);
+        ops::add_(x, ops::linear(h, B("mlp.fc2.weight"), B("mlp.fc2.bias")));
     }
     return ops::layer_norm(x, W("final_layer_norm.weight"), W("final_layer_norm.bias"), eps);
 }
@@ -233,10 +248,19 @@ OpenClipImageTower::OpenClipImageTower(const io::WeightStore& w, const std::stri
 
 Tensor OpenClipImageTower::forward(const Tensor& x, ImageTowerTrace* tr) const {
     check_ndim(x, 4, "openclip_visual", "x");
-    const int64_t N = x.size(0);
     Tensor r = kornia_resize_bicubic_aa(x, image_, image_);
     Tensor pre = clip_normalize_from_pm1(r);
     if (tr) { tr->resized = r; tr->preprocessed = pre; }
+    return forward_preprocessed(pre, tr);
+}
+
+Tensor OpenClipImageTower::forward_preprocessed(const Tensor& pre_in, ImageTowerTrace* tr) const {
+    check_ndim(pre_in, 4, "openclip_visual", "pixels");
+    ST2V_CHECK(pre_in.size(1) == 3 && pre_in.size(2) == image_ && pre_in.size(3) == image_, Code::kShapeMismatch,
+               "openclip_visual: pixels %s, want [N, 3, %lld, %lld]", pre_in.desc().c_str(), (long long)image_,
+               (long long)image_);
+    Tensor pre = pre_in.contiguous().to(DType::F32);
+    const int64_t N = pre.size(0);
     // Patch embedding (conv, stride = kernel = patch, no bias) as im2col + GEMM.
     const int64_t P = patch_, G = grid_, K = 3 * P * P;
     Tensor cols = Tensor::empty(Shape({N, G * G, K}));

@@ -9,25 +9,31 @@
 // ViT-H image tower (width 1280), and 16 for tiny test widths (< 256). Pass heads > 0 to override.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "io/weights.h"
 
 namespace st2v::enc {
 
 // Exact-erf GELU MLPs, LayerNorm eps 1e-5, pre-LN blocks, causal self-attention, 77 positions.
+// `last_block`: prefix of one more block in the same HF layer names (e.g. "text_last_block.", see io/name_map.h),
+// run after encoder.layers.* and before final_layer_norm: with the OpenCLIP text tower that makes the FULL tower of
+// open_clip's encode_text (all L blocks + ln_final) instead of the penultimate-layer one. Missing -> ERR_WEIGHTS_MISSING.
 class ClipTextModel {
   public:
-    ClipTextModel(const io::WeightStore& w, const std::string& prefix = "text_encoder.text_model.", int heads = 0);
+    ClipTextModel(const io::WeightStore& w, const std::string& prefix = "text_encoder.text_model.", int heads = 0,
+                  const std::string& last_block = "");
     // ids [B, L] (i64 or i32, L <= positions) -> last_hidden_state [B, L, width] (after final_layer_norm).
     Tensor forward(const Tensor& ids) const;
     int64_t width() const { return width_; }
-    int layers() const { return layers_; }
+    int layers() const { return layers_; }  // blocks run, including `last_block`
     int heads() const { return heads_; }
 
   private:
     const Tensor& W(const std::string& n) const { return w_.get(prefix_ + n); }
     io::WeightStore w_;
     std::string prefix_;
+    std::vector<std::string> block_prefixes_;  // full prefix of each block, in order
     int64_t width_ = 0, positions_ = 0, vocab_ = 0;
     int layers_ = 0, heads_ = 0;
 };
@@ -41,6 +47,9 @@ class OpenClipImageTower {
   public:
     OpenClipImageTower(const io::WeightStore& w, const std::string& prefix = "image_encoder.model.visual.", int heads = 0);
     Tensor forward(const Tensor& x, ImageTowerTrace* trace = nullptr) const;
+    // The tower on already preprocessed pixels [N, 3, image_size, image_size] (normalised with CLIP mean/std),
+    // e.g. open_clip's own image transform (models/clip/clip_score.h) -> pooled [N, embed].
+    Tensor forward_preprocessed(const Tensor& pre, ImageTowerTrace* trace = nullptr) const;
     int64_t width() const { return width_; }
     int layers() const { return layers_; }
     int heads() const { return heads_; }
