@@ -93,5 +93,7 @@ Tensor upsample_nearest2x(const Tensor& x);                          // [N, C, H
 // (half - shift)), emb = [sin, cos] or [cos, sin] when flip_sin_to_cos (the UNet uses flip = true, shift 0).
 Tensor timestep_embedding(const std::vector<float>& t, int dim, bool flip_sin_to_cos = true,
                           float downscale_freq_shift = 0.f, float max_period = 10000.f);
+// The frequency table of timestep_embedding (dim/2 values, PyTorch's float32 exp), shared with the CUDA kernel.
+std::vector<float> timestep_frequencies(int dim, float downscale_freq_shift = 0.f, float max_period = 10000.f);
 
 }  // namespace st2v::ops

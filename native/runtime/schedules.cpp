@@ -1,4 +1,5 @@
 #include "runtime/schedules.h"
+#include "backend/kernel_math.h"
 
 #include <cmath>
 
@@ -85,12 +86,7 @@ Tensor DdimScheduler::step(const Tensor& eps, int64_t t, const Tensor& x, float 
     const int64_t prev = prev_timestep(t);
     const float a_t = acp_[static_cast<size_t>(t)];
     const float a_prev = prev >= 0 ? acp_[static_cast<size_t>(prev)] : acp_[0];  // set_alpha_to_one = false
-    const float beta_t = 1.0f - a_t;
-    const float sqrt_beta_t = std::sqrt(beta_t), sqrt_a_t = std::sqrt(a_t), sqrt_a_prev = std::sqrt(a_prev);
-    const float beta_prev = 1.0f - a_prev;
-    const float variance = (beta_prev / beta_t) * (1.0f - a_t / a_prev);
-    const float std_dev = eta * std::sqrt(variance);
-    const float dir_coef = std::sqrt(1.0f - a_prev - std_dev * std_dev);
+    const kmath::DdimCoefs coefs = kmath::ddim_coefs(a_t, a_prev, eta);  // shared with the CUDA kernel
     const bool noisy = eta > 0.0f;
     Tensor zc;
     if (noisy) {
@@ -107,12 +103,7 @@ Tensor DdimScheduler::step(const Tensor& eps, int64_t t, const Tensor& x, float 
     const float* zp = noisy ? zc.f32() : nullptr;
     float* o = out.f32();
     const int64_t n = x.numel();
-    for (int64_t i = 0; i < n; ++i) {
-        const float x0 = (xp[i] - sqrt_beta_t * ep[i]) / sqrt_a_t;
-        float v = sqrt_a_prev * x0 + dir_coef * ep[i];
-        if (noisy) v = v + std_dev * zp[i];
-        o[i] = v;
-    }
+    for (int64_t i = 0; i < n; ++i) o[i] = kmath::ddim_update(xp[i], ep[i], noisy ? zp[i] : 0.0f, coefs, noisy);
     return out;
 }
 
@@ -208,7 +199,7 @@ Tensor dpmpp_2m_sample(const Tensor& x_T, int steps, const Denoise& denoise, con
             const float* xp = x.f32();
             const float* ep = eps.f32();
             float* o = x0.f32();
-            for (int64_t k = 0; k < n; ++k) o[k] = (xp[k] - cur.sigma * ep[k]) / cur.alpha;
+            for (int64_t k = 0; k < n; ++k) o[k] = kmath::dpm_x0(xp[k], ep[k], cur.sigma, cur.alpha);
         }
         if (on_x0) on_x0(i, x0);
         const bool lower_order_final = i == steps - 1;  // final_sigmas_type zero
@@ -229,18 +220,14 @@ Tensor dpmpp_2m_sample(const Tensor& x_T, int steps, const Denoise& denoise, con
         const float* d0 = x0.f32();
         float* o = xn.f32();
         if (lower_order_nums < 1 || lower_order_final) {
-            for (int64_t k = 0; k < n; ++k) o[k] = coef_x * xp[k] - coef_d * d0[k];
+            for (int64_t k = 0; k < n; ++k) o[k] = kmath::dpm_first_order(xp[k], d0[k], coef_x, coef_d);
         } else {
             const AlphaSigma prev = alpha_sigma(sch.sigmas[static_cast<size_t>(i - 1)]);
             const float h0 = cur.lambda - prev.lambda;
             const float r0 = h0 / h;
             const float inv_r0 = 1.0f / r0;
-            const float half_coef = 0.5f * coef_d;
             const float* d1p = prev_x0.f32();
-            for (int64_t k = 0; k < n; ++k) {
-                const float d1 = inv_r0 * (d0[k] - d1p[k]);
-                o[k] = coef_x * xp[k] - coef_d * d0[k] - half_coef * d1;
-            }
+            for (int64_t k = 0; k < n; ++k) o[k] = kmath::dpm_second_order(xp[k], d0[k], d1p[k], coef_x, coef_d, inv_r0);
         }
         (void)s_cur;
         if (lower_order_nums < 2) ++lower_order_nums;
@@ -262,7 +249,7 @@ Tensor cfg_combine(const Tensor& uncond, const Tensor& cond, float scale) {
     const float* up = u.f32();
     const float* cp = c.f32();
     float* o = out.f32();
-    for (int64_t i = 0; i < u.numel(); ++i) o[i] = up[i] + scale * (cp[i] - up[i]);
+    for (int64_t i = 0; i < u.numel(); ++i) o[i] = kmath::cfg(up[i], cp[i], scale);
     return out;
 }
 

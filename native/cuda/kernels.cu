@@ -1,0 +1,372 @@
+// The CUDA backend's own kernels (fp32). The per-element formulas come from backend/kernel_math.h and
+// runtime/blend_math.h, the same inline functions the CPU backend calls. Reductions accumulate in double like
+// the CPU (shifted sums for the norms), so the two backends agree far below the 1e-4 parity bound.
+#include <cuda_runtime.h>
+#include <math.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/kernel_math.h"
+#include "cuda/context.h"
+#include "runtime/blend_math.h"
+
+namespace st2v::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+inline unsigned grid_for(int64_t n, int threads = kThreads) {
+    int64_t b = (n + threads - 1) / threads;
+    return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 1 << 20));
+}
+
+#define GRID_STRIDE(i, n) \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+__global__ void silu_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
+    GRID_STRIDE(i, n) y[i] = kmath::silu(x[i]);
+}
+__global__ void gelu_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
+    GRID_STRIDE(i, n) y[i] = kmath::gelu_erf(x[i]);
+}
+__global__ void geglu_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t rows, int64_t C) {
+    GRID_STRIDE(i, rows * C) {
+        const int64_t r = i / C, c = i % C;
+        y[i] = kmath::geglu(x[r * 2 * C + c], x[r * 2 * C + C + c]);
+    }
+}
+__global__ void axpby_kernel(const float* x, float a, const float* y2, float b, float* out, int64_t n) {
+    GRID_STRIDE(i, n) out[i] = a * x[i] + b * y2[i];
+}
+// C[m, n] = act(C[m, n] + bias[n]) on a row-major matrix with leading dimension ldc.
+__global__ void bias_act_kernel(float* c, int64_t ldc, int64_t M, int64_t N, const float* bias, int act) {
+    GRID_STRIDE(i, M * N) {
+        const int64_t m = i / N, n = i % N;
+        float v = c[m * ldc + n];
+        if (bias) v += bias[n];
+        if (act == ST2V_ACT_SILU) v = kmath::silu(v);
+        else if (act == ST2V_ACT_GELU) v = kmath::gelu_erf(v);
+        c[m * ldc + n] = v;
+    }
+}
+
+// Block-wide sum of two doubles (blockDim.x a multiple of 32, <= 1024).
+__device__ void block_sum2(double& a, double& b) {
+    __shared__ double sa[32], sb[32];
+    for (int o = 16; o > 0; o >>= 1) {
+        a += __shfl_xor_sync(0xffffffffu, a, o);
+        b += __shfl_xor_sync(0xffffffffu, b, o);
+    }
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    __syncthreads();  // sa/sb may still be read by a previous call
+    if (lane == 0) { sa[w] = a; sb[w] = b; }
+    __syncthreads();
+    a = lane < nw ? sa[lane] : 0.0;
+    b = lane < nw ? sb[lane] : 0.0;
+    for (int o = 16; o > 0; o >>= 1) {
+        a += __shfl_xor_sync(0xffffffffu, a, o);
+        b += __shfl_xor_sync(0xffffffffu, b, o);
+    }
+}
+
+// One block per (sample b, group g). x [B*frames, C, S]; the group's elements are, for each frame f,
+// the contiguous run ((b*frames + f)*C + g*cpg)*S .. + cpg*S. Shifted sums in double, as the CPU op.
+__global__ void group_norm_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t C, int64_t S, int frames,
+                                  int groups, const float* __restrict__ gamma, const float* __restrict__ beta, float eps,
+                                  int silu) {
+    const int64_t b = blockIdx.x / groups, g = blockIdx.x % groups, cpg = C / groups;
+    const int64_t run = cpg * S, total = run * frames;
+    const float shift = x[(b * frames * C + g * cpg) * S];
+    double s1 = 0, s2 = 0;
+    for (int64_t j = threadIdx.x; j < total; j += blockDim.x) {
+        const int64_t f = j / run, k = j % run;
+        const double d = static_cast<double>(x[((b * frames + f) * C + g * cpg) * S + k]) - shift;
+        s1 += d;
+        s2 += d * d;
+    }
+    block_sum2(s1, s2);
+    const double n = static_cast<double>(total);
+    const double dm = s1 / n;
+    double var = s2 / n - dm * dm;
+    if (var < 0) var = 0;
+    const float rstd = static_cast<float>(1.0 / sqrt(var + eps));
+    const float mean = static_cast<float>(shift + dm);
+    for (int64_t j = threadIdx.x; j < total; j += blockDim.x) {
+        const int64_t f = j / run, k = j % run, c = g * cpg + k / S;
+        const int64_t off = ((b * frames + f) * C + g * cpg) * S + k;
+        const float sc = rstd * (gamma ? gamma[c] : 1.0f);
+        const float sh = beta ? beta[c] : 0.0f;
+        y[off] = kmath::norm_affine(x[off], mean, sc, sh, silu != 0);
+    }
+}
+
+// One block per row; two-pass mean/variance in double (as the CPU's ln_row).
+__global__ void layer_norm_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t C,
+                                  const float* __restrict__ gamma, const float* __restrict__ beta, float eps) {
+    const float* xr = x + blockIdx.x * C;
+    float* yr = y + blockIdx.x * C;
+    double s = 0, unused = 0;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) s += xr[c];
+    block_sum2(s, unused);
+    const double mean = s / static_cast<double>(C);
+    double sq = 0;
+    unused = 0;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        const double d = xr[c] - mean;
+        sq += d * d;
+    }
+    block_sum2(sq, unused);
+    const float rstd = static_cast<float>(1.0 / sqrt(sq / static_cast<double>(C) + eps));
+    const float m = static_cast<float>(mean);
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        float v = (xr[c] - m) * rstd;
+        if (gamma) v *= gamma[c];
+        if (beta) v += beta[c];
+        yr[c] = v;
+    }
+}
+
+__global__ void timestep_kernel(const float* t, int64_t n, const float* freq, int half, int flip, float* out) {
+    const int dim = 2 * half;
+    GRID_STRIDE(i, n * dim) {
+        const int64_t r = i / dim;
+        out[i] = kmath::timestep_emb(t[r], freq, half, static_cast<int>(i % dim), flip != 0);
+    }
+}
+
+__global__ void cfg_kernel(const float* u, const float* c, float scale, float* out, int64_t n) {
+    GRID_STRIDE(i, n) out[i] = kmath::cfg(u[i], c[i], scale);
+}
+
+__global__ void ddim_kernel(const float* x, const float* eps, const float* noise, kmath::DdimCoefs k, float* out,
+                            int64_t n) {
+    const bool noisy = noise != nullptr;
+    GRID_STRIDE(i, n) out[i] = kmath::ddim_update(x[i], eps[i], noisy ? noise[i] : 0.0f, k, noisy);
+}
+
+__global__ void dpm_kernel(const float* x, const float* eps, const float* prev_x0, float sigma, float alpha,
+                           float coef_x, float coef_d, float inv_r0, float* x0_out, float* out, int64_t n) {
+    GRID_STRIDE(i, n) {
+        const float d0 = kmath::dpm_x0(x[i], eps[i], sigma, alpha);
+        const float xi = x[i];
+        x0_out[i] = d0;
+        out[i] = prev_x0 ? kmath::dpm_second_order(xi, d0, prev_x0[i], coef_x, coef_d, inv_r0)
+                         : kmath::dpm_first_order(xi, d0, coef_x, coef_d);
+    }
+}
+
+// Each output element is written once, from its owner chunk (blend_math.h). tables: n_chunks chunk pointers,
+// then n_chunks split indices.
+__global__ void blend_kernel(const float* const* chunks, const int64_t* r, int64_t n_chunks, int64_t B, int64_t Ch,
+                             int64_t L, int64_t HW, int64_t chunk, int64_t overlap, float* out) {
+    GRID_STRIDE(i, B * Ch * L * HW) {
+        int64_t k = -1;
+        const int64_t src = runtime::blend_math::source_index(i, B, Ch, L, HW, n_chunks, chunk, overlap, r, &k);
+        out[i] = k < 0 ? 0.0f : chunks[k][src];
+    }
+}
+
+// ---- attention: online softmax (flash-attention style), fp32 accumulate ----
+// A block of kWarps warps handles kWarps query rows of one (batch, head); each lane owns DPL output columns
+// (lane + 32*i). Keys/values stream through shared memory in tiles of 32; lane j scores key j of the tile.
+constexpr int kWarps = 8;
+template <int DPL>
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(st2v_attention_args a) {
+    constexpr int KT = 32;
+    const int Dm = DPL * 32;  // padded head width
+    extern __shared__ float smem[];
+    float* ks = smem;                        // [KT][Dm + 1]
+    float* vs = ks + KT * (Dm + 1);          // [KT][Dm]
+    float* qs = vs + KT * Dm;                // [kWarps][Dm]
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const int h = blockIdx.y;
+    const int64_t b = blockIdx.z;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + w;
+    const bool active = row < a.Lq;
+    const int D = a.D, Dv = a.Dv;
+    float* q = qs + w * Dm;
+    for (int d = lane; d < Dm; d += 32)
+        q[d] = (active && d < D) ? a.d_q[b * a.q_bs + row * a.q_rs + static_cast<int64_t>(h) * D + d] * a.scale : 0.f;
+    float o[DPL];
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) o[i] = 0.f;
+    float m = -INFINITY, l = 0.f;
+    for (int64_t k0 = 0; k0 < a.Lk; k0 += KT) {
+        __syncthreads();  // previous tile consumed
+        for (int idx = threadIdx.x; idx < KT * Dm; idx += blockDim.x) {
+            const int j = idx / Dm, d = idx % Dm;
+            const int64_t key = k0 + j;
+            const bool in = key < a.Lk;
+            ks[j * (Dm + 1) + d] =
+                (in && d < D) ? a.d_k[b * a.k_bs + key * a.k_rs + static_cast<int64_t>(h) * D + d] : 0.f;
+            vs[j * Dm + d] = (in && d < Dv) ? a.d_v[b * a.v_bs + key * a.v_rs + static_cast<int64_t>(h) * Dv + d] : 0.f;
+        }
+        __syncthreads();
+        if (!active) continue;
+        float s = -INFINITY;
+        if (k0 + lane < a.Lk) {
+            s = 0.f;
+            const float* kr = ks + lane * (Dm + 1);
+            for (int d = 0; d < D; ++d) s += q[d] * kr[d];
+        }
+        float tmax = s;
+        for (int off = 16; off > 0; off >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, off));
+        const float m_new = fmaxf(m, tmax);  // finite: the tile holds at least one key
+        const float p = (k0 + lane < a.Lk) ? expf(s - m_new) : 0.f;
+        float psum = p;
+        for (int off = 16; off > 0; off >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, off);
+        const float corr = expf(m - m_new);  // 0 on the first tile (m = -inf)
+        l = l * corr + psum;
+        m = m_new;
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) o[i] *= corr;
+        for (int j = 0; j < KT; ++j) {
+            const float pj = __shfl_sync(0xffffffffu, p, j);
+            const float* vr = vs + j * Dm;
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) o[i] += pj * vr[lane + 32 * i];
+        }
+    }
+    if (!active) return;
+    const float inv = 1.f / l;
+    float* orow = a.d_o + (b * a.Lq + row) * static_cast<int64_t>(a.H) * Dv + static_cast<int64_t>(h) * Dv;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) {
+        const int d = lane + 32 * i;
+        if (d < Dv) orow[d] = o[i] * inv;
+    }
+}
+
+template <int DPL>
+st2v_status launch_attention(const st2v_attention_args* a) {
+    constexpr int Dm = DPL * 32;
+    const size_t smem = sizeof(float) * (32 * (Dm + 1) + 32 * Dm + kWarps * Dm);
+    ST2V_CU(cudaFuncSetAttribute(attention_kernel<DPL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(smem)));
+    dim3 grid(static_cast<unsigned>((a->Lq + kWarps - 1) / kWarps), static_cast<unsigned>(a->H),
+              static_cast<unsigned>(a->B));
+    attention_kernel<DPL><<<grid, kWarps * 32, smem, ctx().stream>>>(*a);
+    ST2V_CU_LAUNCHED("attention_kernel");
+    return ST2V_OK;
+}
+
+}  // namespace
+
+st2v_status k_silu(const float* x, float* y, int64_t n) {
+    if (n == 0) return ST2V_OK;
+    silu_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, y, n);
+    ST2V_CU_LAUNCHED("silu_kernel");
+    return ST2V_OK;
+}
+st2v_status k_gelu(const float* x, float* y, int64_t n) {
+    if (n == 0) return ST2V_OK;
+    gelu_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, y, n);
+    ST2V_CU_LAUNCHED("gelu_kernel");
+    return ST2V_OK;
+}
+st2v_status k_geglu(const float* x, float* y, int64_t rows, int64_t C) {
+    if (rows * C == 0) return ST2V_OK;
+    geglu_kernel<<<grid_for(rows * C), kThreads, 0, ctx().stream>>>(x, y, rows, C);
+    ST2V_CU_LAUNCHED("geglu_kernel");
+    return ST2V_OK;
+}
+st2v_status k_axpby(const float* x, float a, const float* y2, float b, float* out, int64_t n) {
+    if (n == 0) return ST2V_OK;
+    axpby_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, a, y2, b, out, n);
+    ST2V_CU_LAUNCHED("axpby_kernel");
+    return ST2V_OK;
+}
+st2v_status k_bias_act(float* c, int64_t ldc, int64_t M, int64_t N, const float* bias, int act) {
+    if (M * N == 0) return ST2V_OK;
+    bias_act_kernel<<<grid_for(M * N), kThreads, 0, ctx().stream>>>(c, ldc, M, N, bias, act);
+    ST2V_CU_LAUNCHED("bias_act_kernel");
+    return ST2V_OK;
+}
+st2v_status k_group_norm(const float* x, float* y, int64_t NF, int64_t C, int64_t S, int frames, int groups,
+                         const float* gamma, const float* beta, float eps, int silu) {
+    if (groups < 1 || frames < 1 || C % groups != 0 || NF % frames != 0)
+        return fail(ST2V_E_INVALID_ARG, "group_norm: %lld channels / %d groups, batch %lld / %d frames do not divide",
+                    (long long)C, groups, (long long)NF, frames);
+    const int64_t blocks = NF / frames * groups;
+    if (blocks == 0 || S == 0) return ST2V_OK;
+    if (blocks > 0x7fffffff) return fail(ST2V_E_UNSUPPORTED, "group_norm: %lld groups in one call", (long long)blocks);
+    group_norm_kernel<<<static_cast<unsigned>(blocks), 512, 0, ctx().stream>>>(x, y, C, S, frames, groups, gamma, beta,
+                                                                               eps, silu);
+    ST2V_CU_LAUNCHED("group_norm_kernel");
+    return ST2V_OK;
+}
+st2v_status k_layer_norm(const float* x, float* y, int64_t rows, int64_t C, const float* gamma, const float* beta,
+                         float eps) {
+    if (rows == 0 || C == 0) return ST2V_OK;
+    if (rows > 0x7fffffff) return fail(ST2V_E_UNSUPPORTED, "layer_norm: %lld rows in one call", (long long)rows);
+    const int threads = C >= 1024 ? 256 : 128;
+    layer_norm_kernel<<<static_cast<unsigned>(rows), threads, 0, ctx().stream>>>(x, y, C, gamma, beta, eps);
+    ST2V_CU_LAUNCHED("layer_norm_kernel");
+    return ST2V_OK;
+}
+st2v_status k_timestep_embedding(const float* t, int64_t n, const float* freq, int half, int flip, float* out) {
+    if (n == 0 || half == 0) return ST2V_OK;
+    timestep_kernel<<<grid_for(n * 2 * half), kThreads, 0, ctx().stream>>>(t, n, freq, half, flip, out);
+    ST2V_CU_LAUNCHED("timestep_kernel");
+    return ST2V_OK;
+}
+st2v_status k_cfg_combine(const float* u, const float* c, float scale, float* out, int64_t n) {
+    if (n == 0) return ST2V_OK;
+    cfg_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(u, c, scale, out, n);
+    ST2V_CU_LAUNCHED("cfg_kernel");
+    return ST2V_OK;
+}
+st2v_status k_ddim_step(const float* x, const float* eps, const float* noise, const float* coefs5, float* out,
+                        int64_t n) {
+    kmath::DdimCoefs k;
+    k.sqrt_beta_t = coefs5[0];
+    k.sqrt_a_t = coefs5[1];
+    k.sqrt_a_prev = coefs5[2];
+    k.dir_coef = coefs5[3];
+    k.std_dev = coefs5[4];
+    if (k.std_dev != 0.0f && !noise) return fail(ST2V_E_INVALID_ARG, "ddim_step: std_dev > 0 needs variance noise");
+    if (n == 0) return ST2V_OK;
+    ddim_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, eps, k.std_dev != 0.0f ? noise : nullptr, k, out, n);
+    ST2V_CU_LAUNCHED("ddim_kernel");
+    return ST2V_OK;
+}
+st2v_status k_dpmpp_2m_step(const float* x, const float* eps, const float* prev_x0, const float* c, float* x0,
+                            float* out, int64_t n) {
+    if (n == 0) return ST2V_OK;
+    dpm_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, eps, prev_x0, c[0], c[1], c[2], c[3], c[4], x0, out, n);
+    ST2V_CU_LAUNCHED("dpm_kernel");
+    return ST2V_OK;
+}
+st2v_status k_blend_merge(const float* const* chunk_ptrs, int64_t n_chunks, int64_t B, int64_t Ch, int64_t L,
+                          int64_t HW, int64_t chunk, int64_t overlap, const int64_t* r, float* out) {
+    if (n_chunks < 1 || chunk < 1 || overlap < 0 || overlap >= chunk)
+        return fail(ST2V_E_INVALID_ARG, "blend_merge: %lld chunks of %lld frames with overlap %lld", (long long)n_chunks,
+                    (long long)chunk, (long long)overlap);
+    const int64_t total = B * Ch * L * HW;
+    if (total == 0) return ST2V_OK;
+    const size_t bytes = static_cast<size_t>(n_chunks) * (sizeof(void*) + sizeof(int64_t));
+    void* tab = nullptr;
+    if (st2v_status s = scratch(bytes, &tab)) return s;
+    // Host tables -> scratch (pageable source: the copy is staged before the call returns).
+    ST2V_CU(cudaMemcpyAsync(tab, chunk_ptrs, n_chunks * sizeof(void*), cudaMemcpyHostToDevice, ctx().stream));
+    int64_t* rd = reinterpret_cast<int64_t*>(static_cast<char*>(tab) + n_chunks * sizeof(void*));
+    ST2V_CU(cudaMemcpyAsync(rd, r, n_chunks * sizeof(int64_t), cudaMemcpyHostToDevice, ctx().stream));
+    blend_kernel<<<grid_for(total), kThreads, 0, ctx().stream>>>(static_cast<const float* const*>(tab), rd, n_chunks,
+                                                                 B, Ch, L, HW, chunk, overlap, out);
+    ST2V_CU_LAUNCHED("blend_kernel");
+    return ST2V_OK;
+}
+st2v_status k_attention(const st2v_attention_args* a) {
+    if (a->B < 1 || a->Lq < 1 || a->Lk < 1 || a->H < 1 || a->D < 1 || a->Dv < 1)
+        return fail(ST2V_E_INVALID_ARG, "attention: empty or negative sizes");
+    if (a->B > 65535 || a->H > 65535 || (a->Lq + kWarps - 1) / kWarps > 0x7fffffff)
+        return fail(ST2V_E_UNSUPPORTED, "attention: grid too large (B %lld, H %d)", (long long)a->B, a->H);
+    const int Dm = std::max(a->D, a->Dv);
+    if (Dm <= 64) return launch_attention<2>(a);
+    if (Dm <= 128) return launch_attention<4>(a);
+    if (Dm <= 256) return launch_attention<8>(a);
+    return fail(ST2V_E_UNSUPPORTED, "attention: head width %d > 256", Dm);
+}
+
+}  // namespace st2v::cuda

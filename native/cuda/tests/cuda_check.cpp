@@ -1,0 +1,391 @@
+// cuda_check: runs every op of the CUDA backend against the CPU backend on seeded random data and prints one
+// JSON line per case: {"op", "shape", "max_abs", "ref_max_abs", "tol", "pass", "ms"} (ms: median CUDA time of
+// one call, synchronised, host clock). The last line is a summary {"summary": true, ...}. Exit code 0 when
+// every case passes, 1 when one fails, 2 when the CUDA backend is not available (ERR_NO_CUDA, printed as JSON).
+//
+//   cuda_check [--quick] [--reps N]
+//
+// Tolerances: fp32 ops 1e-4 * max(1, max|ref|) (the project's parity bound); the bf16 GEMM 2e-2 * max|ref|.
+// Built only with the CUDA part (ST2V_CUDA); run on a GPU machine by scripts/gpu-check.sh.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/kernel_math.h"
+#include "core/half.h"
+#include "core/tensor.h"
+#include "ops/ops.h"
+#include "runtime/blend.h"
+#include "runtime/rng.h"
+#include "runtime/schedules.h"
+
+using namespace st2v;
+using backend::DeviceBuffer;
+
+namespace {
+
+int g_reps = 5;
+int g_failed = 0, g_passed = 0;
+double g_worst_fp32 = 0;  // worst max_abs / max(1, ref) over fp32 cases
+
+runtime::TorchGenerator g_gen(1234);
+
+Tensor randn(const Shape& s, float scale = 1.f) {
+    Tensor t = g_gen.randn(s);
+    if (scale != 1.f)
+        for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] *= scale;
+    return t;
+}
+
+DeviceBuffer up(const Tensor& t) {
+    DeviceBuffer b(std::max<size_t>(t.nbytes(), 4));
+    b.upload(t.contiguous().raw(), t.nbytes());
+    return b;
+}
+DeviceBuffer up(const std::vector<float>& v) {
+    DeviceBuffer b(std::max<size_t>(v.size() * 4, 4));
+    b.upload(v.data(), v.size() * 4);
+    return b;
+}
+std::vector<float> down(const DeviceBuffer& b, int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    b.download(v.data(), v.size() * 4);
+    return v;
+}
+
+// Runs `launch` reps times (after one warm-up), returns the median ms per call.
+double time_ms(const std::function<void()>& launch) {
+    const st2v_backend_api& api = backend::cuda();
+    launch();
+    backend::check(api.synchronize(), "synchronize");
+    std::vector<double> t;
+    for (int i = 0; i < g_reps; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        launch();
+        backend::check(api.synchronize(), "synchronize");
+        t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+void report(const char* op, const std::string& shape, const float* ref, const float* got, int64_t n, double ms,
+            bool bf16 = false) {
+    double max_abs = 0, ref_max = 0;
+    bool finite = true;
+    for (int64_t i = 0; i < n; ++i) {
+        if (!std::isfinite(got[i])) finite = false;
+        max_abs = std::max(max_abs, std::fabs(double(got[i]) - double(ref[i])));
+        ref_max = std::max(ref_max, std::fabs(double(ref[i])));
+    }
+    const double tol = bf16 ? 2e-2 * std::max(ref_max, 1e-30) : 1e-4 * std::max(1.0, ref_max);
+    const bool pass = finite && max_abs <= tol;
+    if (!bf16) g_worst_fp32 = std::max(g_worst_fp32, max_abs / std::max(1.0, ref_max));
+    (pass ? g_passed : g_failed)++;
+    std::printf("{\"op\": \"%s\", \"shape\": \"%s\", \"dtype\": \"%s\", \"max_abs\": %.3e, \"ref_max_abs\": %.3e, "
+                "\"tol\": %.3e, \"pass\": %s, \"ms\": %.4f}\n",
+                op, shape.c_str(), bf16 ? "bf16" : "f32", max_abs, ref_max, tol, pass ? "true" : "false", ms);
+    std::fflush(stdout);
+}
+
+// Each case catches its own errors so one failing op does not hide the others.
+void run_case(const char* op, const std::function<void()>& body) {
+    try {
+        body();
+    } catch (const Error& e) {
+        ++g_failed;
+        std::printf("{\"op\": \"%s\", \"pass\": false, \"error\": \"%s\", \"message\": \"%s\"}\n", op,
+                    code_name(e.code()), e.what());
+        std::fflush(stdout);
+    }
+}
+
+std::string shp(std::initializer_list<int64_t> d) {
+    std::string s = "[";
+    for (int64_t v : d) s += (s.size() > 1 ? "," : "") + std::to_string(v);
+    return s + "]";
+}
+
+void check_elementwise(int64_t n) {
+    const st2v_backend_api& api = backend::cuda();
+    run_case("silu", [&] {
+        Tensor x = randn({n}, 4.f);
+        Tensor ref = ops::silu(x);
+        DeviceBuffer dx = up(x), dy(n * 4);
+        double ms = time_ms([&] { backend::check(api.silu(dx.f32(), dy.f32(), n), "silu"); });
+        report("silu", shp({n}), ref.f32(), down(dy, n).data(), n, ms);
+    });
+    run_case("gelu", [&] {
+        Tensor x = randn({n}, 4.f);
+        Tensor ref = ops::gelu(x);
+        DeviceBuffer dx = up(x), dy(n * 4);
+        double ms = time_ms([&] { backend::check(api.gelu(dx.f32(), dy.f32(), n), "gelu"); });
+        report("gelu", shp({n}), ref.f32(), down(dy, n).data(), n, ms);
+    });
+    run_case("geglu", [&] {
+        const int64_t rows = 512, C = 1280;
+        Tensor x = randn({rows, 2 * C}, 3.f);
+        Tensor ref = ops::geglu(x);
+        DeviceBuffer dx = up(x), dy(rows * C * 4);
+        double ms = time_ms([&] { backend::check(api.geglu(dx.f32(), dy.f32(), rows, C), "geglu"); });
+        report("geglu", shp({rows, 2 * C}), ref.f32(), down(dy, rows * C).data(), rows * C, ms);
+    });
+    run_case("axpby", [&] {
+        Tensor x = randn({n}), y = randn({n});
+        Tensor ref = ops::axpby(x, 0.75f, y, -1.25f);
+        DeviceBuffer dx = up(x), dy = up(y), dz(n * 4);
+        double ms = time_ms([&] { backend::check(api.axpby(dx.f32(), 0.75f, dy.f32(), -1.25f, dz.f32(), n), "axpby"); });
+        report("axpby", shp({n}), ref.f32(), down(dz, n).data(), n, ms);
+    });
+}
+
+void check_norms(bool quick) {
+    const st2v_backend_api& api = backend::cuda();
+    struct G { int64_t B, F, C, H, W; int frames, groups; bool silu; };
+    std::vector<G> cases = {{2, 16, 320, 16, 16, 1, 32, true}, {2, 16, 320, 16, 16, 16, 32, true},
+                            {2, 16, 640, 8, 8, 16, 32, false}, {1, 3, 48, 5, 7, 3, 4, false}};
+    if (quick) cases.resize(2);
+    for (const G& g : cases) {
+        const std::string name = g.frames == 1 ? "group_norm_2d" : "group_norm_3d";
+        run_case(name.c_str(), [&] {
+            const int64_t NF = g.B * g.F, S = g.H * g.W, n = NF * g.C * S;
+            Tensor x = randn({NF, g.C, g.H, g.W}, 2.f);
+            for (int64_t i = 0; i < n; ++i) x.f32()[i] += 3.f;  // a mean far from 0: tests the shifted sums
+            Tensor gamma = randn({g.C}), beta = randn({g.C});
+            Tensor ref = ops::group_norm(x, g.frames, g.groups, gamma, beta, 1e-5f, g.silu);
+            DeviceBuffer dx = up(x), dg = up(gamma), db = up(beta), dy(n * 4);
+            double ms = time_ms([&] {
+                backend::check(api.group_norm(dx.f32(), dy.f32(), NF, g.C, S, g.frames, g.groups, dg.f32(), db.f32(),
+                                              1e-5f, g.silu ? 1 : 0),
+                               "group_norm");
+            });
+            report((name + (g.silu ? "_silu" : "")).c_str(), shp({NF, g.C, g.H, g.W}) + " frames " + std::to_string(g.frames),
+                   ref.f32(), down(dy, n).data(), n, ms);
+        });
+    }
+    for (int64_t C : {320, 1280}) {
+        run_case("layer_norm", [&] {
+            const int64_t rows = 2 * 16 * 256;
+            Tensor x = randn({rows, C}, 2.f);
+            Tensor gamma = randn({C}), beta = randn({C});
+            Tensor ref = ops::layer_norm(x, gamma, beta, 1e-5f);
+            DeviceBuffer dx = up(x), dg = up(gamma), db = up(beta), dy(rows * C * 4);
+            double ms = time_ms([&] {
+                backend::check(api.layer_norm(dx.f32(), dy.f32(), rows, C, dg.f32(), db.f32(), 1e-5f), "layer_norm");
+            });
+            report("layer_norm", shp({rows, C}), ref.f32(), down(dy, rows * C).data(), rows * C, ms);
+        });
+    }
+}
+
+void check_embedding_guidance_samplers(int64_t n) {
+    const st2v_backend_api& api = backend::cuda();
+    run_case("timestep_embedding", [&] {
+        const int dim = 320, half = dim / 2;
+        std::vector<float> t = {999.f, 981.f, 500.f, 21.f, 1.f, 0.f};
+        Tensor ref = ops::timestep_embedding(t, dim, true, 0.f, 10000.f);
+        const std::vector<float> freq = ops::timestep_frequencies(dim, 0.f, 10000.f);  // the CPU op's table
+        DeviceBuffer dt = up(t), df = up(freq), dy(t.size() * dim * 4);
+        const int64_t rows = static_cast<int64_t>(t.size());
+        double ms = time_ms([&] {
+            backend::check(api.timestep_embedding(dt.f32(), rows, df.f32(), half, 1, dy.f32()), "timestep_embedding");
+        });
+        report("timestep_embedding", shp({rows, dim}), ref.f32(), down(dy, rows * dim).data(), rows * dim, ms);
+    });
+    run_case("cfg_combine", [&] {
+        Tensor u = randn({n}), c = randn({n});
+        Tensor ref = runtime::cfg_combine(u, c, 7.5f);
+        DeviceBuffer du = up(u), dc = up(c), dy(n * 4);
+        double ms = time_ms([&] { backend::check(api.cfg_combine(du.f32(), dc.f32(), 7.5f, dy.f32(), n), "cfg"); });
+        report("cfg_combine", shp({n}), ref.f32(), down(dy, n).data(), n, ms);
+    });
+    for (float eta : {0.0f, 1.0f}) {
+        run_case("ddim_step", [&] {
+            runtime::DdimScheduler sch;
+            sch.set_timesteps(50);
+            const int64_t t = sch.timesteps()[10], prev = sch.prev_timestep(t);
+            Tensor x = randn({n}), eps = randn({n}), z = randn({n});
+            Tensor ref = sch.step(eps, t, x, eta, &z);
+            const auto& acp = sch.alphas_cumprod();
+            const kmath::DdimCoefs k = kmath::ddim_coefs(acp[size_t(t)], prev >= 0 ? acp[size_t(prev)] : acp[0], eta);
+            const float c5[5] = {k.sqrt_beta_t, k.sqrt_a_t, k.sqrt_a_prev, k.dir_coef, k.std_dev};
+            DeviceBuffer dx = up(x), de = up(eps), dz = up(z), dy(n * 4);
+            double ms = time_ms([&] {
+                backend::check(api.ddim_step(dx.f32(), de.f32(), eta > 0 ? dz.f32() : nullptr, c5, dy.f32(), n), "ddim");
+            });
+            report(eta > 0 ? "ddim_step_eta1" : "ddim_step", shp({n}), ref.f32(), down(dy, n).data(), n, ms);
+        });
+    }
+    // DPM-Solver++(2M): the CPU reference is the loop body of runtime::dpmpp_2m_sample (kmath, host).
+    for (int order : {1, 2}) {
+        run_case("dpmpp_2m_step", [&] {
+            Tensor x = randn({n}), eps = randn({n}), prev = randn({n});
+            const float sigma = 1.7f, alpha = 0.51f, coef_x = 0.83f, coef_d = -0.37f, inv_r0 = 1.9f;
+            std::vector<float> ref_x0(static_cast<size_t>(n)), ref(static_cast<size_t>(n));
+            for (int64_t i = 0; i < n; ++i) {
+                const float d0 = kmath::dpm_x0(x.f32()[i], eps.f32()[i], sigma, alpha);
+                ref_x0[size_t(i)] = d0;
+                ref[size_t(i)] = order == 1 ? kmath::dpm_first_order(x.f32()[i], d0, coef_x, coef_d)
+                                            : kmath::dpm_second_order(x.f32()[i], d0, prev.f32()[i], coef_x, coef_d, inv_r0);
+            }
+            const float c5[5] = {sigma, alpha, coef_x, coef_d, inv_r0};
+            DeviceBuffer dx = up(x), de = up(eps), dp = up(prev), d0(n * 4), dy(n * 4);
+            double ms = time_ms([&] {
+                backend::check(api.dpmpp_2m_step(dx.f32(), de.f32(), order == 2 ? dp.f32() : nullptr, c5, d0.f32(),
+                                                 dy.f32(), n),
+                               "dpm");
+            });
+            report(order == 1 ? "dpmpp_2m_x0" : "dpmpp_2m_x0_o2", shp({n}), ref_x0.data(), down(d0, n).data(), n, ms);
+            report(order == 1 ? "dpmpp_2m_step_o1" : "dpmpp_2m_step_o2", shp({n}), ref.data(), down(dy, n).data(), n, ms);
+        });
+    }
+}
+
+void check_blend() {
+    const st2v_backend_api& api = backend::cuda();
+    run_case("blend_merge", [&] {
+        const runtime::ChunkPlan plan = runtime::plan_chunks(80, 24, 8);
+        const int64_t B = 1, Ch = 4, HW = 40 * 64;
+        runtime::PyRandom rng(33);
+        const std::vector<int64_t> seam = runtime::draw_blend_offsets(rng, plan);
+        std::vector<Tensor> chunks;
+        std::vector<DeviceBuffer> dch;
+        std::vector<const float*> hptr, dptr;
+        for (int64_t k = 0; k < plan.n_chunks; ++k) {
+            chunks.push_back(randn({B, Ch, plan.chunk, HW}));
+            hptr.push_back(chunks.back().f32());
+            dch.push_back(up(chunks.back()));
+            dptr.push_back(dch.back().f32());
+        }
+        const int64_t n = B * Ch * plan.length * HW;
+        Tensor ref = Tensor::empty({n});
+        runtime::randomized_blend(hptr.data(), seam.data(), plan, B, Ch, HW, ref.f32());
+        std::vector<int64_t> r(size_t(plan.n_chunks), 0);  // r[0] unused
+        for (int64_t k = 1; k < plan.n_chunks; ++k) r[size_t(k)] = seam[size_t(k - 1)];
+        DeviceBuffer dy(n * 4);
+        double ms = time_ms([&] {
+            backend::check(api.blend_merge(dptr.data(), plan.n_chunks, B, Ch, plan.length, HW, plan.chunk, plan.overlap,
+                                           r.data(), dy.f32()),
+                           "blend");
+        });
+        report("blend_merge", shp({B, Ch, plan.length, HW}), ref.f32(), down(dy, n).data(), n, ms);
+    });
+}
+
+void check_gemm(bool quick) {
+    const st2v_backend_api& api = backend::cuda();
+    struct Gc { int64_t M, N, K; ops::Act act; bool bias; bool bf16; };
+    std::vector<Gc> cases = {{4096, 320, 320, ops::Act::kNone, true, false},
+                             {4096, 2560, 320, ops::Act::kNone, true, false},
+                             {1024, 1280, 5120, ops::Act::kGelu, true, false},
+                             {333, 77, 129, ops::Act::kSilu, false, false},
+                             {4096, 1280, 1280, ops::Act::kNone, true, true}};
+    if (quick) cases = {cases[0], cases[3], cases[4]};
+    for (const Gc& g : cases) {
+        run_case("gemm", [&] {
+            // y = x @ w^T + b (nn.Linear): A = x [M, K], B = w [N, K] stored transposed.
+            Tensor x = randn({g.M, g.K}), w = randn({g.N, g.K}, 1.f / std::sqrt(float(g.K))), b = randn({g.N});
+            std::vector<uint16_t> xb, wb;
+            ops::MatRef A{x.f32(), DType::F32, g.K, 1}, Bm{w.f32(), DType::F32, 1, g.K};
+            if (g.bf16) {  // the reference computes on the same bf16-rounded operands
+                xb.resize(size_t(x.numel()));
+                wb.resize(size_t(w.numel()));
+                for (int64_t i = 0; i < x.numel(); ++i) xb[size_t(i)] = f32_to_bf16(x.f32()[i]);
+                for (int64_t i = 0; i < w.numel(); ++i) wb[size_t(i)] = f32_to_bf16(w.f32()[i]);
+                A = {xb.data(), DType::BF16, g.K, 1};
+                Bm = {wb.data(), DType::BF16, 1, g.K};
+            }
+            Tensor ref = Tensor::empty({g.M, g.N});
+            ops::GemmEpilogue ep;
+            ep.bias_col = g.bias ? b.f32() : nullptr;
+            ep.act = g.act;
+            ops::gemm(g.M, g.N, g.K, A, Bm, ref.f32(), g.N, ep);
+            DeviceBuffer dA(g.M * g.K * (g.bf16 ? 2 : 4)), dB(g.N * g.K * (g.bf16 ? 2 : 4)), db = up(b),
+                dc(g.M * g.N * 4);
+            if (g.bf16) {
+                dA.upload(xb.data(), xb.size() * 2);
+                dB.upload(wb.data(), wb.size() * 2);
+            } else {
+                dA.upload(x.f32(), x.nbytes());
+                dB.upload(w.f32(), w.nbytes());
+            }
+            st2v_gemm_args a{};
+            a.M = g.M, a.N = g.N, a.K = g.K;
+            a.d_a = dA.get(), a.lda = g.K, a.trans_a = 0, a.a_type = g.bf16 ? ST2V_BF16 : ST2V_F32;
+            a.d_b = dB.get(), a.ldb = g.K, a.trans_b = 1, a.b_type = a.a_type;
+            a.d_c = dc.f32(), a.ldc = g.N;
+            a.d_bias = g.bias ? db.f32() : nullptr;
+            a.act = static_cast<int>(g.act);
+            a.alpha = 1.f;
+            double ms = time_ms([&] { backend::check(api.gemm(&a), "gemm"); });
+            const char* act = g.act == ops::Act::kGelu ? "gelu" : g.act == ops::Act::kSilu ? "silu" : "none";
+            report(g.bf16 ? "gemm_bf16" : "gemm_f32",
+                   shp({g.M, g.N, g.K}) + " bias " + (g.bias ? "yes" : "no") + " act " + act, ref.f32(),
+                   down(dc, g.M * g.N).data(), g.M * g.N, ms, g.bf16);
+        });
+    }
+}
+
+void check_attention(bool quick) {
+    const st2v_backend_api& api = backend::cuda();
+    struct Ac { int64_t B, Lq, Lk; int H, D; const char* what; };
+    std::vector<Ac> cases = {{2, 1024, 1024, 5, 64, "spatial self 32x32"},
+                             {2, 1024, 77, 5, 64, "cross (77 text tokens)"},
+                             {2 * 256, 16, 16, 5, 64, "temporal 16 frames"},
+                             {3, 37, 53, 2, 40, "odd sizes"},
+                             {1, 64, 300, 1, 160, "wide head"}};
+    if (quick) cases = {cases[1], cases[3]};
+    for (const Ac& c : cases) {
+        run_case("attention", [&] {
+            Tensor q = randn({c.B, c.Lq, c.H * c.D}), k = randn({c.B, c.Lk, c.H * c.D}), v = randn({c.B, c.Lk, c.H * c.D});
+            const float scale = 1.f / std::sqrt(float(c.D));
+            Tensor ref = ops::attention(q, k, v, c.H, scale);
+            DeviceBuffer dq = up(q), dk = up(k), dv = up(v), dout(ref.nbytes());
+            st2v_attention_args a{};
+            a.B = c.B, a.Lq = c.Lq, a.Lk = c.Lk, a.H = c.H, a.D = c.D, a.Dv = c.D;
+            a.d_q = dq.f32(), a.q_rs = c.H * c.D, a.q_bs = c.Lq * c.H * c.D;
+            a.d_k = dk.f32(), a.k_rs = c.H * c.D, a.k_bs = c.Lk * c.H * c.D;
+            a.d_v = dv.f32(), a.v_rs = c.H * c.D, a.v_bs = c.Lk * c.H * c.D;
+            a.d_o = dout.f32(), a.scale = scale;
+            double ms = time_ms([&] { backend::check(api.attention(&a), "attention"); });
+            report("attention", shp({c.B, c.Lq, c.Lk, c.H, c.D}) + " " + c.what, ref.f32(),
+                   down(dout, ref.numel()).data(), ref.numel(), ms);
+        });
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool quick = false;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--quick")) quick = true;
+        else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) g_reps = std::max(1, std::atoi(argv[++i]));
+    }
+    const backend::CudaStatus st = backend::cuda_status();
+    if (!st.available) {
+        std::printf("{\"summary\": true, \"available\": false, \"error\": \"ERR_NO_CUDA\", \"message\": \"%s\"}\n",
+                    st.message.c_str());
+        return 2;
+    }
+    std::printf("{\"device\": \"%s\", \"cc\": \"%d.%d\", \"driver\": %d, \"runtime\": %d, \"cublaslt\": %zu, "
+                "\"cublaslt_path\": \"%s\", \"build\": \"%s\"}\n",
+                st.info.name, st.info.cc_major, st.info.cc_minor, st.info.driver_version, st.info.runtime_version,
+                st.info.cublaslt_version, st.info.cublaslt_path, st.info.build);
+    const int64_t n = quick ? (1 << 16) + 17 : (1 << 22) + 17;
+    check_elementwise(n);
+    check_norms(quick);
+    check_embedding_guidance_samplers(n);
+    check_blend();
+    check_gemm(quick);
+    check_attention(quick);
+    std::printf("{\"summary\": true, \"available\": true, \"passed\": %d, \"failed\": %d, \"worst_fp32_rel\": %.3e}\n",
+                g_passed, g_failed, g_worst_fp32);
+    return g_failed == 0 ? 0 : 1;
+}
