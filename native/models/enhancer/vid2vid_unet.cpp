@@ -478,4 +478,17 @@ io::WeightStore random_vid2vid_weights(int64_t dim, const std::vector<int>& mult
     return w;
 }
 
+void Vid2VidUNet::set_ff_token_chunk(int64_t n) {
+    ST2V_CHECK_ARG(n >= 0, "ff_token_chunk must be >= 0");
+    auto apply = [n](Block& b) {
+        for (Module& m : b.mods) {
+            m.spatial.block.ff_token_chunk = n;
+            m.temporal.block.ff_token_chunk = n;
+        }
+    };
+    for (Block& b : input_) apply(b);
+    apply(middle_);
+    for (Block& b : output_) apply(b);
+}
+
 }  // namespace st2v::enhancer

@@ -65,6 +65,9 @@ class Vid2VidUNet {
     Tensor forward(const Tensor& x, const std::vector<float>& t, const Tensor& y, const Tap& tap = {}) const;
 
     size_t bound_tensors() const { return n_bound_; }
+    // Token-tiled feed-forward in every transformer block (t2v::TransformerBlock::ff_token_chunk): at most n
+    // tokens per FF slice, 0 = untiled. Same result; bounds the 8C-wide GEGLU intermediate.
+    void set_ff_token_chunk(int64_t n);
 
   private:
     Vid2VidConfig cfg_;

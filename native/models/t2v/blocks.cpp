@@ -1,5 +1,7 @@
 #include "models/t2v/blocks.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstring>
 
@@ -98,8 +100,21 @@ void TransformerBlock::bind(const Binder& p, int heads) {
 Tensor TransformerBlock::operator()(Tensor h, const Tensor& ctx) const {
     ops::add_(h, attn1(ops::layer_norm(h, norm1.w, norm1.b, 1e-5f), Tensor()));
     ops::add_(h, attn2(ops::layer_norm(h, norm2.w, norm2.b, 1e-5f), ctx));
-    Tensor f = ff_out(ops::geglu(ff_proj(ops::layer_norm(h, norm3.w, norm3.b, 1e-5f))));
-    ops::add_(h, f);
+    Tensor x3 = ops::layer_norm(h, norm3.w, norm3.b, 1e-5f);
+    const int64_t C = h.size(-1), rows = C > 0 ? h.numel() / C : 0;
+    if (ff_token_chunk <= 0 || rows <= ff_token_chunk || !h.is_contiguous() || !x3.is_contiguous()) {
+        Tensor f = ff_out(ops::geglu(ff_proj(x3)));
+        ops::add_(h, f);
+        return h;
+    }
+    // token-tiled FF: each slice of rows goes through proj -> GEGLU -> out and is added into its rows of h
+    const Tensor flat = x3.reshape({rows, C});
+    for (int64_t r0 = 0; r0 < rows; r0 += ff_token_chunk) {
+        const int64_t r1 = std::min(rows, r0 + ff_token_chunk);
+        Tensor f = ff_out(ops::geglu(ff_proj(flat.slice(0, r0, r1))));
+        Tensor hv = Tensor::borrow(h.f32() + r0 * C, Shape({r1 - r0, C}), DType::F32, h.storage()->owner);
+        ops::add_(hv, f);
+    }
     return h;
 }
 

@@ -73,6 +73,10 @@ struct TransformerBlock {
     Norm norm1, norm2, norm3;
     Attention attn1, attn2;
     Linear ff_proj, ff_out;  // ff.net.0.proj (C -> 8C), ff.net.2 (4C -> C)
+    // Feed-forward over slices of at most this many tokens (rows of the [N*L, C] activations); 0 = all at once.
+    // The FF is row-wise, so the result is the same; the 8C-wide GEGLU intermediate is bounded by the slice
+    // (at 90x160 latents x 24 frames it is ~5.6 GB whole). Set by models that need it (the enhancer).
+    int64_t ff_token_chunk = 0;
     void bind(const Binder& p, int heads);
     Tensor operator()(Tensor h, const Tensor& ctx) const;  // ctx undefined: attn2 is self-attention
 };
