@@ -83,14 +83,12 @@ TEST(EncodersVerify, RegisteredWithStVerify) {
     EXPECT_NE(std::find(g.begin(), g.end(), "encoders"), g.end());
 }
 
-// Tiled decode of a 90x160 latent (the enhancer's 1280x720 frames) vs the untiled decode, with the tiny golden VAE
-// (SD-2.1 structure, factor 2). Peak activation memory is measured with st2v::tensor_bytes_peak().
-// NOT YET MET (issue 6): "within 1e-3 of the untiled decode". The diffusers tiling scheme implemented here
-// normalises each tile with its own GroupNorm statistics and attends within the tile, so it differs from the
-// untiled decode by O(1) on this random-weight VAE (measured 4.58 vs max |x| 6.08). Meeting 1e-3 needs global
-// GroupNorm statistics / global mid-block attention across tiles. The test asserts the memory bound and that
-// the tiled output is finite and fully written; the difference is printed.
-TEST(EncodersVae, TiledDecode90x160UsesQuarterMemory) {
+// Tiled (banded, exact) decode of a 90x160 latent (the enhancer's 1280x720 frames) vs the untiled decode, with the
+// tiny golden VAE (block_out {32, 64}: 2 levels, factor 2). Peak activation memory is measured with
+// st2v::tensor_bytes_peak(). With 2 levels the untiled latent-resolution part (the mid block and its attention over
+// all 90*160 tokens) is half the output resolution, so it bounds the saving here (measured ratio 0.60); the quarter
+// memory bound of issue 6 is asserted for the 4-level SD-2.1 structure in test_vae_tiled.cpp.
+TEST(EncodersVae, TiledDecode90x160MatchesUntiled) {
     if (!have_golden()) GTEST_SKIP() << "golden data not found (ST2V_SHARED)";
     vae::AutoencoderKL m(enc::load_canonical(shared() + "/golden/vae/vae_diffusers.safetensors"));
     // A smooth latent (low-frequency mixture), as real latents are spatially correlated.
@@ -107,8 +105,7 @@ TEST(EncodersVae, TiledDecode90x160UsesQuarterMemory) {
     const size_t base2 = tensor_bytes_live();
     tensor_bytes_reset_peak();
     vae::TileOptions o;
-    o.latent_tile = 32;
-    o.overlap = 0.25f;
+    o.band_rows = 16;
     Tensor tiled = m.decode_tiled(z, o);
     const size_t peak_tiled = tensor_bytes_peak() - base2;
     const double d = max_abs(tiled, full);
@@ -117,9 +114,9 @@ TEST(EncodersVae, TiledDecode90x160UsesQuarterMemory) {
     printf("  max |untiled| %.3g\n", mx);
     printf("  tiled vs untiled max_abs %.3g; peak activation bytes untiled %zu tiled %zu (ratio %.3f)\n", d, peak_full,
            peak_tiled, double(peak_tiled) / double(peak_full));
-    EXPECT_TRUE(std::isfinite(d));
-    EXPECT_EQ(tiled.shape(), full.shape());
-    EXPECT_LE(peak_tiled * 4, peak_full);
+    EXPECT_GT(mx, 0.1);
+    EXPECT_LE(d, 1e-3);
+    EXPECT_LT(peak_tiled, peak_full);
 }
 
 TEST(EncodersVae, RandomVaeRoundTripShapesAndTiledEncode) {
@@ -134,6 +131,9 @@ TEST(EncodersVae, RandomVaeRoundTripShapesAndTiledEncode) {
     EXPECT_EQ(pt.mean.shape(), p.mean.shape());
     EXPECT_EQ(m.decode_tiled(p.mean, o).shape(), Shape({1, 3, 40, 72}));
     EXPECT_THROW(m.decode(Tensor::zeros(Shape({1, 3, 8, 8}))), st2v::Error);
+    EXPECT_LE(max_abs(m.decode_tiled(p.mean, o), m.decode(p.mean)), 1e-4);
     o.overlap = 1.5f;
+    EXPECT_THROW(m.encode_tiled(x, o), st2v::Error);
+    o.band_rows = -1;
     EXPECT_THROW(m.decode_tiled(p.mean, o), st2v::Error);
 }
