@@ -7,7 +7,15 @@
  *   with round-half-to-even, per-pair ratio warp / (c * motion), c = 9.5), or the paper-text variant
  *   (W / OFS of video means, squared magnitudes). The flow is the engine's classical dense estimator,
  *   not RAFT, so absolute values differ from RAFT-based numbers.
- * - CLIP score: not available yet (ERR_UNSUPPORTED).
+ * - CLIP score: mean over frames of 100 x cos(text features, image features) with OpenCLIP towers given as a model
+ *   folder (`clipModel`). The paper pins neither the CLIP model, nor its preprocessing, nor the frame subsampling
+ *   (docs/metrics.md §4); we use open_clip 2.24.0's inference path exactly: encode_text over the FULL text tower
+ *   (all blocks, ln_final, end-token features @ text_projection) and encode_image after open_clip's own image
+ *   transform (Resize shortest side to 224 bicubic as Pillow, CenterCrop 224, CLIP mean/std; not the kornia resize
+ *   of the APM path), every frame, the RAW mean (negative cosines are not clamped to 0, unlike CLIPScore's
+ *   max(cos, 0); the paper says nothing about it). Intended model: OpenCLIP ViT-H-14 laion2b_s32b_b79k (the
+ *   model StreamingT2V uses for its APM), converted with `st2v convert` from open_clip's weights (the
+ *   StreamingT2V checkpoint lacks the last text block, so it is not enough).
  *
  * Validation happens here (TypeError / RangeError naming the option); compute happens in C++ on the
  * engine's thread pool, chunk by chunk, so memory stays bounded by one chunk.
@@ -17,9 +25,12 @@ import { St2vError, callNative, callNativeSync } from '../errors.js';
 import { SCENECUT_VERSIONS, evalNative } from './native.js';
 import type { FlowOptions, ProcessingSize, ScenecutVersion } from './native.js';
 import { decodeFrames, probeVideo } from './video.js';
+import { type ClipScoreResult, clipCosine, clipEncodeFramesRaw, clipTextFeatures, validateClip } from './clip.js';
 import type { VideoInfo } from './video.js';
 
 export type { FlowOptions, ProcessingSize, ScenecutVersion } from './native.js';
+export type { ClipScoreResult } from './clip.js';
+export { clipScoreFrames, clipEncodeText, findClipTokenizer } from './clip.js';
 export { SCENECUT_VERSIONS } from './native.js';
 export { probeVideo, decodeFrames, hasFfmpeg } from './video.js';
 
@@ -28,8 +39,8 @@ export const METRIC_NAMES: readonly MetricName[] = ['scuts', 'ofs', 'mawe', 'cli
 export type MaweVariant = 'code' | 'paper';
 
 export interface EvalProgress {
-  stage: 'scuts' | 'flow';
-  /** Frames (scuts) or frame pairs (flow) done so far. */
+  stage: 'scuts' | 'flow' | 'clip';
+  /** Frames (scuts, clip) or frame pairs (flow) done so far. */
   done: number;
   /** Total when the container states the frame count, else undefined. */
   total: number | undefined;
@@ -55,6 +66,16 @@ export interface EvalOptions {
   raftWeights?: string;
   /** RAFT flow updates (default 12, as torchvision). */
   raftUpdates?: number;
+  /**
+   * OpenCLIP towers for the CLIP score: a model folder written by `st2v convert` from open_clip weights (components
+   * image_encoder, text_encoder and text_last_block), or such an open_clip safetensors file.
+   */
+  clipModel?: string;
+  /**
+   * open_clip's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) or a folder holding it (or vocab.json + merges.txt).
+   * Default: looked for in clipModel's folder and its tokenizer/ subfolder.
+   */
+  clipTokenizer?: string;
   /** Include per-frame / per-pair arrays in the result. */
   perFrame?: boolean;
   /** Frames per native call (memory bound). Default 32 for SCuts, 8 for flow. */
@@ -110,6 +131,7 @@ export interface EvalResult {
   flowEstimator?: 'classical' | 'raft';
   ofs?: number;
   mawe?: FlowMetricsResult;
+  clip?: ClipScoreResult;
 }
 
 function validate(opts: EvalOptions): Required<Pick<EvalOptions, 'metrics' | 'scutsVersion' | 'downscale' | 'maweVariant' | 'maweC' | 'flowSize'>> {
@@ -154,13 +176,7 @@ function validate(opts: EvalOptions): Required<Pick<EvalOptions, 'metrics' | 'sc
   if (opts.raftUpdates !== undefined && (!Number.isInteger(opts.raftUpdates) || opts.raftUpdates < 1 || opts.raftUpdates > 100)) {
     throw new RangeError('raftUpdates must be an integer in 1..100');
   }
-  if (metrics.includes('clip')) {
-    throw new St2vError(
-      'the CLIP score needs the OpenCLIP ViT-H text and image encoders, which this build does not have yet; ' +
-        'run without --metrics clip',
-      'ERR_UNSUPPORTED',
-    );
-  }
+  if (metrics.includes('clip')) validateClip(opts);
   return { metrics, scutsVersion, downscale, maweVariant, maweC, flowSize };
 }
 
@@ -204,6 +220,11 @@ export async function evaluateVideo(file: string, opts: EvalOptions = {}): Promi
     result.flowEstimator = f.result.flow;
     if (v.metrics.includes('ofs')) result.ofs = f.result.ofs;
     if (v.metrics.includes('mawe')) result.mawe = f.result;
+  }
+  if (v.metrics.includes('clip')) {
+    const c = await runClip(file, info, opts);
+    result.frames = c.frames;
+    result.clip = c;
   }
   return result;
 }
@@ -324,6 +345,31 @@ async function runScuts(
     return result;
   });
   return { frames, results };
+}
+
+async function runClip(file: string, info: VideoInfo, opts: EvalOptions): Promise<ClipScoreResult & { frames: number }> {
+  const model = opts.clipModel!;
+  const prompt = opts.prompt!;
+  const text = await clipTextFeatures(model, prompt, opts.clipTokenizer);
+  const perFrame: number[] = [];
+  for await (const chunk of prefetch(decodeFrames(file, info, opts.chunkFrames ?? 8, opts.signal))) {
+    const feats = await clipEncodeFramesRaw(model, chunk.data, chunk.frames, info.width, info.height);
+    perFrame.push(...clipCosine(text.features, feats));
+    opts.onProgress?.({ stage: 'clip', done: perFrame.length, total: info.frames });
+  }
+  if (opts.signal?.aborted) throw new St2vError('evaluation cancelled', 'ERR_CANCELLED');
+  if (perFrame.length === 0) throw new St2vError(`${file}: no frames decoded`, 'ERR_FORMAT');
+  const score = perFrame.reduce((a, b) => a + b, 0) / perFrame.length;
+  const r: ClipScoreResult & { frames: number } = {
+    score,
+    frames: perFrame.length,
+    model,
+    prompt,
+    tokens: text.tokens,
+    clamped: false,
+  };
+  if (opts.perFrame) r.perFrame = perFrame;
+  return r;
 }
 
 async function runFlow(

@@ -172,6 +172,18 @@ export interface NativeModule {
   benchRun(name: string): Promise<NativeBenchResult>;
   /** Creates an engine (see NativeEngine). Absent until the native pipeline is built in. */
   createEngine?: (opts: NativeEngineOptions) => NativeEngine;
+  /**
+   * CLIP score (native/napi/clip_score_binding.cpp; used by lib/eval/clip.ts). `model`: a folder from `st2v convert`
+   * of open_clip weights (image_encoder + text_encoder + text_last_block) or an open_clip safetensors file, loaded
+   * once per path on a worker thread (ERR_NOT_FOUND / ERR_WEIGHTS_MISSING naming what is missing).
+   */
+  clipModelInfo?: (model: string) => Promise<{ imageSize: number; embedDim: number; contextLength: number }>;
+  /** open_clip encode_text of `rows` rows of token ids (not normalised): Float32Array(rows * embedDim). */
+  clipEncodeText?: (model: string, ids: Int32Array, rows: number) => Promise<Float32Array>;
+  /** open_clip inference transform + encode_image of n rgb24 frames (read in place until settled): Float32Array(n * embedDim). */
+  clipEncodeFrames?: (model: string, frames: Uint8Array, n: number, width: number, height: number) => Promise<Float32Array>;
+  /** 100 x cos(text, each image row), raw (no clamping). */
+  clipCosine?: (text: Float32Array, images: Float32Array) => Float64Array;
   [key: string]: unknown;
 }
 

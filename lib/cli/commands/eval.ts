@@ -1,4 +1,4 @@
-// `st2v eval <video>`: SCuts, OFS, MAWE (and, later, CLIP score) of one video, computed by the engine.
+// `st2v eval <video>`: SCuts, OFS, MAWE and CLIP score of one video, computed by the engine.
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import cliProgress from 'cli-progress';
@@ -15,6 +15,9 @@ interface EvalCliOptions {
   flowSize: string;
   raft?: string;
   raftUpdates?: string;
+  clipModel?: string;
+  model?: string;
+  clipTokenizer?: string;
   perFrame?: boolean;
   json?: boolean;
   progress: boolean;
@@ -53,13 +56,14 @@ function printHuman(r: EvalResult): void {
     out.push(`warp error: ${fmt(m.warpError, 4)}`);
     out.push(`MAWE (${m.variant === 'code' ? `official mawe.py formula, c = ${m.c}` : 'paper text: W / OFS(squared)'}): ${fmt(m.mawe)}`);
   }
+  if (r.clip) out.push(`CLIP score (100 x cos, mean of ${r.clip.frames} frames, raw): ${fmt(r.clip.score, 4)}`);
   process.stdout.write(out.join('\n') + '\n');
 }
 
 export function register(program: Command): void {
   program
     .command('eval')
-    .description('measure a video: SCuts (PySceneDetect AdaptiveDetector, exact), OFS, warp error and MAWE')
+    .description('measure a video: SCuts (PySceneDetect AdaptiveDetector, exact), OFS, warp error, MAWE and CLIP score')
     .argument('<video>', 'video file (anything ffmpeg decodes)')
     .option('--prompt <text>', 'the prompt (for the CLIP score)')
     .option('--metrics <list>', `comma-separated: ${METRIC_NAMES.join(',')}`, 'scuts,ofs,mawe')
@@ -70,6 +74,9 @@ export function register(program: Command): void {
     .option('--flow-size <n>', 'side of the square frames the flow metrics use (0 = native size)', '720')
     .option('--raft <weights>', "RAFT weights (safetensors, torchvision raft_large names) for the flow metrics instead of the classical estimator")
     .option('--raft-updates <n>', 'RAFT flow updates', '12')
+    .option('--clip-model <dir>', 'OpenCLIP towers for --metrics clip: a folder from `st2v convert` of open_clip weights (ViT-H-14)')
+    .option('--model <dir>', 'same as --clip-model')
+    .option('--clip-tokenizer <path>', "open_clip's bpe_simple_vocab_16e6.txt.gz (default: looked for in the CLIP model folder)")
     .option('--per-frame', 'include per-frame / per-pair values (with --json)')
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress bar')
@@ -91,7 +98,7 @@ export function register(program: Command): void {
         if (!bars) return;
         let b = perStage.get(p.stage);
         if (!b) {
-          b = bars.create(p.total ?? 0, 0, { stage: p.stage === 'scuts' ? 'SCuts ' : 'flow  ' });
+          b = bars.create(p.total ?? 0, 0, { stage: p.stage === 'scuts' ? 'SCuts ' : p.stage === 'clip' ? 'CLIP  ' : 'flow  ' });
           perStage.set(p.stage, b);
         }
         if (p.total === undefined) b.setTotal(p.done);
@@ -110,6 +117,8 @@ export function register(program: Command): void {
           maweC,
           flowSize,
           ...(o.raft !== undefined ? { raftWeights: o.raft, raftUpdates: Number(o.raftUpdates ?? 12) } : {}),
+          ...((o.clipModel ?? o.model) !== undefined ? { clipModel: (o.clipModel ?? o.model)! } : {}),
+          ...(o.clipTokenizer !== undefined ? { clipTokenizer: o.clipTokenizer } : {}),
           perFrame: Boolean(o.perFrame),
           onProgress,
           signal: ac.signal,
