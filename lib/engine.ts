@@ -4,7 +4,7 @@
  * AsyncIterable.
  */
 import path from 'node:path';
-import { St2vError, fromNative } from './errors.js';
+import { St2vError, callNativeSync, fromNative } from './errors.js';
 import {
   loadNative,
   type NativeChunk,
@@ -108,6 +108,14 @@ export class Engine implements AsyncDisposable {
     const dir = checkModelDir(modelDir);
     const o = resolveLoadOptions(options);
     const stack = new Error().stack;
+    if (o.backend === 'cuda') {
+      // ERR_NO_CUDA (naming what is missing) on a machine without a usable GPU or without the CUDA build.
+      callNativeSync(() => loadNative().resolveBackend('cuda'));
+      throw new St2vError(
+        "backend 'cuda': the GPU and the CUDA backend library are usable, but the models do not run on it yet (its kernels are checked op by op, docs/cuda.md); use backend 'cpu'",
+        'ERR_UNSUPPORTED',
+      );
+    }
     const native = (factoryOverride ?? nativeFactory())({ threads: o.threads });
     try {
       const info = await native.load(dir === null ? null : path.resolve(dir), { dtype: o.dtype, cacheDir: o.cacheDir });

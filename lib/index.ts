@@ -21,6 +21,7 @@ export {
   type WriteVideoResult,
 } from './postprocess/encode.js';
 export { closePool } from './postprocess/pool.js';
+export { enhance, type EnhanceInput, type EnhanceOptions, type EnhanceResult } from './enhance.js';
 export { resizeAndPad, resizeBicubicRgb, floatToUint8 } from './postprocess/resize.js';
 
 import { loadNative, type NativeSystemInfo } from './native/binding.js';

@@ -18,6 +18,12 @@ export interface LoadOptions {
    * Defaults to `$XDG_CACHE_HOME/streamingt2v` (or `~/.cache/streamingt2v`).
    */
   cacheDir?: string;
+  /**
+   * Compute backend: 'cpu', 'cuda' (an NVIDIA GPU through the CUDA backend library; fails with St2vError
+   * ERR_NO_CUDA naming what is missing when there is no usable GPU, driver, cuBLASLt or CUDA build), or 'auto'
+   * (currently always the CPU: the models do not run on the CUDA backend yet, see docs/cuda.md). Defaults to `'auto'`.
+   */
+  backend?: 'auto' | 'cpu' | 'cuda';
 }
 
 /** Options of {@link Engine.generate}. */
@@ -111,13 +117,15 @@ function checkKnownKeys(obj: Record<string, unknown>, known: readonly string[], 
   }
 }
 
-const LOAD_KEYS = ['threads', 'dtype', 'cacheDir'] as const;
+const LOAD_KEYS = ['threads', 'dtype', 'cacheDir', 'backend'] as const;
+export const BACKENDS = ['auto', 'cpu', 'cuda'] as const;
 const DTYPES = ['auto', 'f32', 'f16', 'bf16'] as const;
 
 export interface ResolvedLoadOptions {
   threads: number;
   dtype: (typeof DTYPES)[number];
   cacheDir: string;
+  backend: (typeof BACKENDS)[number];
 }
 
 /** `$XDG_CACHE_HOME/streamingt2v`, else `~/.cache/streamingt2v`. */
@@ -127,7 +135,7 @@ export function defaultCacheDir(): string {
 }
 
 export function resolveLoadOptions(options: unknown): ResolvedLoadOptions {
-  if (options === undefined) return { threads: 0, dtype: 'auto', cacheDir: defaultCacheDir() };
+  if (options === undefined) return { threads: 0, dtype: 'auto', cacheDir: defaultCacheDir(), backend: 'auto' };
   const o = checkObject(options, 'options');
   checkKnownKeys(o, LOAD_KEYS, 'options');
   const threads = o.threads === undefined ? 0 : checkInteger(o.threads, 'threads', 0, 1024);
@@ -138,7 +146,13 @@ export function resolveLoadOptions(options: unknown): ResolvedLoadOptions {
     dtype = o.dtype as ResolvedLoadOptions['dtype'];
   }
   const cacheDir = o.cacheDir === undefined ? defaultCacheDir() : path.resolve(checkString(o.cacheDir, 'cacheDir', { nonEmpty: true }));
-  return { threads, dtype, cacheDir };
+  let backend: ResolvedLoadOptions['backend'] = 'auto';
+  if (o.backend !== undefined) {
+    if (typeof o.backend !== 'string') throw invalidType(`one of ${BACKENDS.join(', ')}`, 'backend', o.backend);
+    if (!(BACKENDS as readonly string[]).includes(o.backend)) throw invalidRange(`one of ${BACKENDS.join(', ')}`, 'backend', o.backend);
+    backend = o.backend as ResolvedLoadOptions['backend'];
+  }
+  return { threads, dtype, cacheDir, backend };
 }
 
 export function checkModelDir(modelDir: unknown): string | null {

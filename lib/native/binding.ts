@@ -29,6 +29,26 @@ export interface NativeSystemInfo {
   cuda: { compiled: boolean; available: boolean; message: string };
 }
 
+/** cudaStatus(): "not built", "built, no device: <why>", or the GPU in `message`; `device` only when available. */
+export interface NativeCudaStatus {
+  compiled: boolean;
+  available: boolean;
+  message: string;
+  /** The libstreamingt2v_cuda.so that was loaded or looked for. */
+  library: string;
+  device?: {
+    name: string;
+    computeCapability: string;
+    multiprocessors: number;
+    totalMemory: number;
+    driverVersion: number;
+    runtimeVersion: number;
+    cublasLtVersion: number;
+    cublasLtPath: string;
+    build: string;
+  };
+}
+
 /** One native bench measurement (native/bench/bench.h). gflops/gbps are 0 when not applicable. */
 export interface NativeBenchResult {
   name: string;
@@ -159,6 +179,10 @@ export interface NativeEngine {
 
 export interface NativeModule {
   systemInfo(): NativeSystemInfo;
+  /** The CUDA backend's state (native/backend/backend.h); never throws. */
+  cudaStatus(): NativeCudaStatus;
+  /** 'auto' -> 'cpu'; 'cpu' -> 'cpu'; 'cuda' -> 'cuda' when usable, else throws code ERR_NO_CUDA naming what is missing. */
+  resolveBackend(name: 'auto' | 'cpu' | 'cuda'): 'cpu' | 'cuda';
   errorCodes(): string[];
   /** Resizes the compute pool (0 = hardware threads). Returns the new size. */
   setThreads(n: number): number;
@@ -170,6 +194,67 @@ export interface NativeModule {
   benchList(suite: string): string[];
   /** Runs one native bench case on the current pool (medians of a few repetitions). */
   benchRun(name: string): Promise<NativeBenchResult>;
+/**
+ * Stage-3 enhancer binding (native/napi/enhance_binding.cpp). Options of enhanceVideo; validated by lib/enhance.ts.
+ * Token ids are 77 CLIP ids with open_clip padding (0) of "<prompt>, " and of the negative prompt.
+ */
+export interface NativeEnhanceOptions {
+  /** Required for a model folder. */
+  promptIds?: Int32Array;
+  negativeIds?: Int32Array;
+  /**
+   * modelDir null only: use the built-in tiny enhancer with seeded random, UNTRAINED weights (plumbing tests and
+   * demos); its prompts are tokenised natively from `prompt` / `negativePrompt`.
+   */
+  untrained?: boolean;
+  prompt?: string;
+  negativePrompt?: string;
+  /** Output frame size (fit + black pad target). Defaults 1280 x 720. */
+  width?: number;
+  height?: number;
+  /** Solver steps (30), SDEdit start timestep (599), CFG scale (7.5) and guide-rescale (0.2). */
+  steps?: number;
+  tStart?: number;
+  guidanceScale?: number;
+  guideRescale?: number;
+  /** Randomized-blending chunk and overlap in frames (24 / 8). */
+  chunk?: number;
+  overlap?: number;
+  /** Chunks per window (0 = the whole video at once; memory bounded by the window otherwise). */
+  window?: number;
+  seed?: number;
+  /** VAE latent tile edge (tiled encode/decode only for larger frames; 0 = never tile). Default 64. */
+  vaeTile?: number;
+  /** Feed-forward token slice of the enhancer's transformer blocks (0 = untiled). Default 16384. */
+  ffTokenChunk?: number;
+}
+
+/** Enhanced frames as they become final: RGB uint8 (frames, height, width, 3), `index` = first frame's video index. */
+export interface NativeEnhanceFrames {
+  data: Uint8Array;
+  index: number;
+  frames: number;
+  width: number;
+  height: number;
+}
+
+/** Progress of enhanceVideo: per encoded/decoded batch and per denoised chunk of each solver step. */
+export interface NativeEnhanceProgress {
+  stage: 'encode' | 'denoise' | 'decode';
+  window: number;
+  step: number;
+  steps: number;
+  chunk: number;
+  chunks: number;
+  framesDone: number;
+}
+
+export interface NativeEnhanceJob {
+  /** Resolves after the last onFrames call; rejects with ERR_CANCELLED after cancel(), ERR_WEIGHTS_MISSING without an enhancer. */
+  promise: Promise<{ frames: number; peakTensorBytes: number; untrained: boolean }>;
+  cancel(): void;
+}
+
   /** Creates an engine (see NativeEngine). Absent until the native pipeline is built in. */
   createEngine?: (opts: NativeEngineOptions) => NativeEngine;
   /**
@@ -197,6 +282,17 @@ export function loadNative(): NativeModule {
   const require = createRequire(import.meta.url);
   try {
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeModule;
+  /**
+   * Stage 3 on a model folder holding enhancer.*, vae.* and text_encoder.* (null: ERR_WEIGHTS_MISSING, there is no
+   * built-in enhancer). frames: f32 [F, 3, H, W] in [-1, 1] or u8 [F, H, W, 3] (rgb24). Returns at once.
+   */
+  enhanceVideo?: (
+    modelDir: string | null,
+    frames: NativeTensor,
+    opts: NativeEnhanceOptions,
+    onFrames: (f: NativeEnhanceFrames) => void,
+    onProgress: (p: NativeEnhanceProgress) => void,
+  ) => NativeEnhanceJob;
     cached = nodeGypBuild(packageRoot);
   } catch (err) {
     throw new St2vError(

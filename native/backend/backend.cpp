@@ -56,8 +56,8 @@ void load_locked() {
 #ifdef ST2V_HAVE_CUDA_LIB
         g_loaded.error = "the CUDA backend library could not be loaded (" + dl_errors + ")";
 #else
-        g_loaded.error = "not built: this build has no CUDA backend (no nvcc when it was configured; "
-                         "scripts/install-cuda-toolchain.sh installs one, then rebuild)";
+        g_loaded.error = "not built: this build has no CUDA backend (configured with ST2V_CUDA=OFF or without nvcc; "
+                         "scripts/install-cuda-toolchain.sh installs one, then reconfigure with -DST2V_CUDA=AUTO)";
 #endif
         return;
     }

@@ -1,6 +1,7 @@
 // Module init: the addon's surface is small and typed in lib/native/binding.ts.
 #include <napi.h>
 
+#include "backend/backend.h"
 #include "core/cpu.h"
 #include "core/threadpool.h"
 #include "napi/common.h"
@@ -26,10 +27,12 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
     o.Set("cpuFeatures", feats);
     o.Set("threads", Napi::Number::New(env, current_pool().size()));
     o.Set("hardwareThreads", Napi::Number::New(env, hardware_threads()));
+    // "not built", "built, no device: <why>", or the GPU (backend/backend.h; never throws)
+    const backend::CudaStatus cst = backend::cuda_status();
     Napi::Object cuda = Napi::Object::New(env);
-    cuda.Set("compiled", Napi::Boolean::New(env, false));
-    cuda.Set("available", Napi::Boolean::New(env, false));
-    cuda.Set("message", Napi::String::New(env, "built without CUDA"));
+    cuda.Set("compiled", Napi::Boolean::New(env, cst.compiled));
+    cuda.Set("available", Napi::Boolean::New(env, cst.available));
+    cuda.Set("message", Napi::String::New(env, cst.message));
     o.Set("cuda", cuda);
     return o;
 }

@@ -36,6 +36,7 @@ interface GenerateCliOptions {
   seed?: number;
   steps?: number;
   threads?: number;
+  backend?: 'auto' | 'cpu' | 'cuda';
   guidance?: number;
   negative?: string;
   format?: OutputFormat;
@@ -115,6 +116,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'random seed (PyTorch-compatible generator)', int('--seed'))
     .option('--steps <n>', 'denoising steps per chunk (default: the model\'s, 50 for StreamingT2V)', int('--steps'))
     .option('--threads <n>', 'compute threads (0 = all hardware threads)', int('--threads'))
+    .addOption(new Option('--backend <name>', "compute backend: 'cuda' fails with ERR_NO_CUDA without a usable GPU (default auto = cpu)").choices(['auto', 'cpu', 'cuda']))
     .option('--guidance <x>', 'classifier-free guidance scale (default 7.5)', num('--guidance'))
     .option('--negative <text>', 'negative prompt')
     .addOption(new Option('--format <format>', 'output format (default: from the output extension, else mp4)').choices([...OUTPUT_FORMATS]))
@@ -136,7 +138,10 @@ Examples:
       const format = o.format ?? formatFromPath(o.output);
       if (format !== 'png') assertFfmpeg(); // fail before loading anything
       const started = performance.now();
-      const engine = await Engine.load(o.model, o.threads === undefined ? undefined : { threads: o.threads });
+      const engine = await Engine.load(o.model, {
+        ...(o.threads === undefined ? {} : { threads: o.threads }),
+        ...(o.backend === undefined ? {} : { backend: o.backend }),
+      });
       const view = new ProgressView(Boolean(o.quiet));
       const ac = new AbortController();
       const onSigint = () => ac.abort();

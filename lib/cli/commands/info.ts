@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import type { Command } from 'commander';
-import { St2vError } from '../../errors.js';
+import { type Command, Option } from 'commander';
+import { St2vError, callNativeSync } from '../../errors.js';
 import { loadNative, type NativeSystemInfo } from '../../native/binding.js';
 import { ffmpegPath } from '../../postprocess/encode.js';
 
@@ -50,8 +50,11 @@ export function register(program: Command): void {
     .description('show the model folder summary, the native build and backend, and whether ffmpeg is available')
     .option('--model <dir>', 'model folder written by `st2v convert` (default: the built-in tiny model)')
     .option('--json', 'print JSON')
-    .action((o: { model?: string; json?: boolean }) => {
+    .addOption(new Option('--backend <name>', "also check that this backend is usable: 'cuda' fails with ERR_NO_CUDA without a usable GPU").choices(['auto', 'cpu', 'cuda']))
+    .action((o: { model?: string; json?: boolean; backend?: 'auto' | 'cpu' | 'cuda' }) => {
       const model = o.model ? readModelSummary(o.model) : null;
+      // --backend: resolve first, so `st2v info --backend cuda` exits with ERR_NO_CUDA on a machine without a GPU.
+      const backend = o.backend === undefined ? undefined : callNativeSync(() => loadNative().resolveBackend(o.backend!));
       let system: NativeSystemInfo | { error: string; code: string };
       try {
         system = loadNative().systemInfo();
@@ -68,7 +71,7 @@ export function register(program: Command): void {
         }
       })() === 'function';
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ model, builtInModel: model === null, system, generationEngine: engine, ffmpeg }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ model, builtInModel: model === null, system, ...(backend ? { backend } : {}), generationEngine: engine, ffmpeg }, null, 2)}\n`);
         return;
       }
       const lines: string[] = [];
@@ -90,6 +93,7 @@ export function register(program: Command): void {
           `cuda       ${system.cuda.compiled ? 'compiled' : 'not compiled'}${system.cuda.available ? ', available' : ''}${system.cuda.message ? ` (${system.cuda.message})` : ''}`,
         );
       }
+      if (backend) lines.push(`backend    ${o.backend} -> ${backend}`);
       lines.push(`generation ${engine ? 'native engine present' : 'native engine missing in this build (st2v generate will fail with ERR_UNSUPPORTED)'}`);
       lines.push(`ffmpeg     ${ffmpeg ?? `not found ('${ffmpegPath()}'): MP4/GIF output needs it, PNG frames do not`}`);
       process.stdout.write(`${lines.join('\n')}\n`);
