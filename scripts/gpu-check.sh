@@ -11,7 +11,7 @@
 #
 # Figures that need parts not implemented yet (our stage-2 / enhancer step on CUDA, their parity and peak
 # memory) are written as null, never guessed. Environment: ST2V_GPU_ARCHS (default: the GPU's own, e.g. 90),
-# ST2V_GPU_SKIP_TORCH=1 (no anchor), CUDA_HOME (default /usr/local/cuda).
+# ST2V_GPU_SKIP_TORCH=1 (no anchor), ST2V_GPU_BUILD_TIMEOUT (s, default 240), CUDA_HOME (default /usr/local/cuda).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$SECONDS
@@ -44,7 +44,7 @@ else
   if timeout 200 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DST2V_CUDA=ON \
        -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" -DST2V_CUDA_ARCHS="$ARCHS" -DST2V_BUILD_TESTS=OFF \
        > "$LOGS/build.log" 2>&1 &&
-     timeout 240 ninja -C "$BUILD" -j "$(nproc)" streamingt2v_cuda cuda_check >> "$LOGS/build.log" 2>&1; then
+     timeout "${ST2V_GPU_BUILD_TIMEOUT:-240}" ninja -C "$BUILD" -j "$(nproc)" streamingt2v_cuda cuda_check >> "$LOGS/build.log" 2>&1; then
     BUILD_OK=1
   else
     echo "gpu-check: build FAILED (tail of $LOGS/build.log):" >&2
