@@ -144,13 +144,14 @@ test('MAWE: golden/mawe warp cases reproduced (hits exact, values to float32 pre
   t.true(close(s.mawe, ref.mawe_over_finite_cases_1to5));
 });
 
-test('BAD CALL - eval options are validated and CLIP is reported unsupported', async (t) => {
+test('BAD CALL - eval options are validated (CLIP without a prompt is ERR_INVALID_ARG)', async (t) => {
   await t.throwsAsync(evaluateVideo('x.mp4', { metrics: ['nope' as 'scuts'] }), { instanceOf: RangeError });
   await t.throwsAsync(evaluateVideo('x.mp4', { scutsVersion: '0.5' as '0.6.2' }), { instanceOf: RangeError });
   await t.throwsAsync(evaluateVideo('x.mp4', { maweC: -1 }), { instanceOf: RangeError });
   const clip = await t.throwsAsync(evaluateVideo('x.mp4', { metrics: ['clip'] }));
   t.true(clip instanceof St2vError);
-  t.is((clip as St2vError).code, 'ERR_UNSUPPORTED');
+  t.is((clip as St2vError).code, 'ERR_INVALID_ARG');
+  t.regex((clip as St2vError).message, /prompt/);
   t.throws(() => scenecutDetect([0, 1, 2], 'bad' as 'current'), { instanceOf: RangeError });
   if (hasFfmpeg()) {
     const missing = await t.throwsAsync(evaluateVideo(path.join(os.tmpdir(), 'st2v-no-such-video.mp4'), { metrics: ['scuts'] }));
