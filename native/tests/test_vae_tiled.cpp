@@ -64,7 +64,7 @@ TEST(VaeTiled, OddSizesBatchAndSmallBands) {
     vae::AutoencoderKL m(vae::make_random_vae({8, 16, 16}, 1, 3), "vae.", 4);
     Tensor z = randn(Shape({2, 4, 9, 7}), 9);
     Tensor full = m.decode(z);
-    for (int64_t band : {1, 3, 5, 0}) {
+    for (int64_t band : {1, 3, 5, 0, 100}) {  // 100: every level in one band
         vae::TileOptions o;
         o.band_rows = band;
         Tensor tiled = m.decode_tiled(z, o);
@@ -75,4 +75,36 @@ TEST(VaeTiled, OddSizesBatchAndSmallBands) {
     bad.band_rows = -1;
     EXPECT_THROW(m.decode_tiled(z, bad), st2v::Error);
     EXPECT_THROW(m.decode_tiled(Tensor::zeros(Shape({1, 3, 8, 8}))), st2v::Error);
+}
+
+// The banded encode_tiled equals encode (4 levels: conv_in and the stride-2 downsamplers recomputed per band).
+TEST(VaeTiled, FourLevelEncodeExact) {
+    vae::AutoencoderKL m(vae::make_random_vae({16, 32, 64, 64}, 2, 12), "vae.", 8);
+    Tensor x = randn(Shape({1, 3, 128, 200}), 6);
+    for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::tanh(x.f32()[i]);
+    size_t base = tensor_bytes_live();
+    tensor_bytes_reset_peak();
+    vae::Posterior p = m.encode(x);
+    const size_t peak_full = tensor_bytes_peak() - base;
+    vae::TileOptions o;
+    o.band_rows = 8;
+    base = tensor_bytes_live();
+    tensor_bytes_reset_peak();
+    vae::Posterior t = m.encode_tiled(x, o);
+    const size_t peak_tiled = tensor_bytes_peak() - base;
+    const double d = max_abs_diff(t.moments, p.moments);
+    std::printf("  max|moments| %.3g, max|tiled-untiled| %.3g; peak bytes untiled %zu tiled %zu (ratio %.3f)\n",
+                max_abs(p.moments), d, peak_full, peak_tiled, double(peak_tiled) / double(peak_full));
+    EXPECT_GT(max_abs(p.moments), 0.1);
+    EXPECT_LE(d, 1e-4 * std::max(1.0, max_abs(p.moments)));
+    EXPECT_LE(max_abs_diff(t.mean, p.mean), 1e-4 * std::max(1.0, max_abs(p.mean)));
+    EXPECT_LT(peak_tiled, peak_full);
+    // A batch of 2 and bands of 1, 5 and 100 rows (the latter two hold the lower levels in one band).
+    Tensor x2 = randn(Shape({2, 3, 24, 16}), 8);
+    vae::Posterior p2 = m.encode(x2);
+    for (int64_t band : {1, 5, 100}) {
+        o.band_rows = band;
+        EXPECT_LE(max_abs_diff(m.encode_tiled(x2, o).moments, p2.moments), 1e-4) << "band " << band;
+    }
+    EXPECT_THROW(m.encode_tiled(Tensor::zeros(Shape({1, 3, 20, 16}))), st2v::Error);  // not a multiple of 8
 }

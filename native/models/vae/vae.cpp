@@ -166,71 +166,7 @@ Tensor AutoencoderKL::decode(const Tensor& z, std::vector<std::pair<std::string,
     return conv(h, "decoder.conv_out", 3);
 }
 
-// ---- tiling ---------------------------------------------------------------------------------------------
-namespace {
-// b[..., y, :] = a[..., H_a - e + y, :] * (1 - y/e) + b[..., y, :] * (y/e) for y < e  (diffusers blend_v)
-void blend_v(const Tensor& a, Tensor& b, int64_t e) {
-    e = std::min({e, a.size(2), b.size(2)});
-    const int64_t NC = b.size(0) * b.size(1), Wa = a.size(3), Wb = b.size(3), Ha = a.size(2), Hb = b.size(2);
-    const int64_t Wm = std::min(Wa, Wb);
-    const float* pa = a.f32();
-    float* pb = b.f32();
-    for (int64_t c = 0; c < NC; ++c)
-        for (int64_t y = 0; y < e; ++y) {
-            const float t = static_cast<float>(y) / static_cast<float>(e);
-            const float* ra = pa + (c * Ha + Ha - e + y) * Wa;
-            float* rb = pb + (c * Hb + y) * Wb;
-            for (int64_t x = 0; x < Wm; ++x) rb[x] = ra[x] * (1.f - t) + rb[x] * t;
-        }
-}
-void blend_h(const Tensor& a, Tensor& b, int64_t e) {
-    e = std::min({e, a.size(3), b.size(3)});
-    const int64_t NC = b.size(0) * b.size(1), Wa = a.size(3), Wb = b.size(3), Ha = a.size(2), Hb = b.size(2);
-    const int64_t Hm = std::min(Ha, Hb);
-    const float* pa = a.f32();
-    float* pb = b.f32();
-    for (int64_t c = 0; c < NC; ++c)
-        for (int64_t y = 0; y < Hm; ++y) {
-            const float* ra = pa + (c * Ha + y) * Wa;
-            float* rb = pb + (c * Hb + y) * Wb;
-            for (int64_t x = 0; x < e; ++x) {
-                const float t = static_cast<float>(x) / static_cast<float>(e);
-                rb[x] = ra[Wa - e + x] * (1.f - t) + rb[x] * t;
-            }
-        }
-}
-
-// Generic tiled driver: input tiles of `in_tile` with stride `in_step`, run `fn`, blend `blend` output
-// pixels with the neighbour above/left, keep `limit` output pixels per tile, write into `out`.
-template <class Fn>
-Tensor run_tiled(const Tensor& x, int64_t in_tile, int64_t in_step, int64_t blend, int64_t limit, int64_t scale_num,
-                 int64_t scale_den, Fn fn) {
-    const int64_t H = x.size(2), Wd = x.size(3);
-    std::vector<Tensor> prev_row, cur_row;
-    Tensor out;
-    const int64_t OH = H * scale_num / scale_den, OW = Wd * scale_num / scale_den;
-    for (int64_t i = 0; i < H; i += in_step) {
-        cur_row.clear();
-        int64_t col = 0;
-        for (int64_t j = 0; j < Wd; j += in_step, ++col) {
-            Tensor tile = x.slice(2, i, std::min(H, i + in_tile)).slice(3, j, std::min(Wd, j + in_tile)).contiguous();
-            Tensor y = fn(tile).contiguous();
-            if (i > 0) blend_v(prev_row[static_cast<size_t>(col)], y, blend);
-            if (j > 0) blend_h(cur_row.back(), y, blend);
-            if (!out.defined()) out = Tensor::empty(Shape({y.size(0), y.size(1), OH, OW}));
-            // Crop to limit and place at (i, j) * scale.
-            const int64_t oy = i * scale_num / scale_den, ox = j * scale_num / scale_den;
-            const int64_t h = std::min({limit, y.size(2), OH - oy}), w = std::min({limit, y.size(3), OW - ox});
-            out.slice(2, oy, oy + h).slice(3, ox, ox + w).copy_from(y.slice(2, 0, h).slice(3, 0, w));
-            cur_row.push_back(y);
-        }
-        prev_row.swap(cur_row);
-    }
-    return out;
-}
-}  // namespace
-
-// ---- exact banded decode ---------------------------------------------------------------------------
+// ---- exact banded decode / encode ---------------------------------------------------------------------------
 namespace {
 // Whole-image GroupNorm statistics of a [1, C, H, W] activation, accumulated band by band: per group, sums of
 // (x - shift) and (x - shift)^2 in double, shift = the group's first element (row 0 comes first), as
@@ -457,7 +393,7 @@ struct BandRunner {
             const int64_t xa = std::max<int64_t>(0, y0 - 2), xe = std::min(H, y1 + 2);
             const int64_t ha = std::max<int64_t>(0, y0 - 1), he = std::min(H, y1 + 1);
             Tensor xb = x.rows(xa, xe);
-            Tensor res = xb.slice(2, y0 - xa, y1 - xa).contiguous();
+            Tensor res = xb.slice(2, y0 - xa, y1 - xa).clone();  // a copy: xb is normalised in place below
             if (shortcut) res = m.conv(res, p + ".conv_shortcut", 1);
             n1.apply_(xb, true);
             Tensor h = conv_rows(xb, H, ha, he, p + ".conv1");
@@ -472,6 +408,54 @@ struct BandRunner {
             x.release(y1 - 2);
         }
         return out;
+    }
+
+    // Rows of the encoder's Downsample2D conv (pad (0, 1, 0, 1), stride 2) of `prev` (even height).
+    Src down(Banded& prev, const std::string& name) const {
+        Src s{m.W(name + ".weight").size(0), prev.H / 2, prev.W / 2, {}, {}};
+        const int64_t Hp = prev.H;
+        s.rows = [this, &prev, name, Hp](int64_t y0, int64_t y1) {
+            Tensor a = prev.read(2 * y0, std::min(Hp, 2 * y1 + 1));
+            ops::Conv2dParams p;
+            p.stride = 2;
+            p.pad_right = 1;
+            p.pad_bottom = 2 * y1 + 1 > Hp ? 1 : 0;
+            const Tensor* b = m.F(name + ".bias");
+            return ops::conv2d(a, m.W(name + ".weight"), b ? *b : Tensor(), p);
+        };
+        s.release = [&prev](int64_t y) { prev.release_below(2 * y); };
+        return s;
+    }
+
+    // One sample x [1, in, H, W] (contiguous f32) -> quant_conv moments [1, 2*latent, H/f, W/f].
+    Tensor encode_one(const Tensor& x) const {
+        const int64_t H = x.size(2);
+        Src img{m.W("encoder.conv_in.weight").size(0), H, x.size(3), {}, {}};
+        img.rows = [this, &x, H](int64_t y0, int64_t y1) {
+            Tensor t = x.slice(2, std::max<int64_t>(0, y0 - 1), std::min(H, y1 + 1)).contiguous();
+            return conv_rows(t, H, y0, y1, "encoder.conv_in");
+        };
+        img.release = [](int64_t) {};
+        Banded cur;
+        GStats st;
+        const size_t nb = m.cfg_.block_out.size();
+        for (size_t i = 0; i < nb; ++i) {
+            const std::string p = "encoder.down_blocks." + S((int64_t)i);
+            for (int j = 0; j < m.cfg_.layers_per_block; ++j) {
+                const Src x_src = j > 0 ? stored(cur)
+                                  : i == 0 ? img
+                                           : down(cur, "encoder.down_blocks." + S((int64_t)i - 1) + ".downsamplers.0.conv");
+                const GStats st_x = j == 0 ? stats_of(x_src) : st;
+                Banded next = resnet(x_src, st_x, p + ".resnets." + S(j), &st);
+                cur = std::move(next);
+            }
+        }
+        Tensor h = cur.read(0, cur.H);  // latent resolution: the rest runs untiled
+        cur = Banded();
+        h = m.mid(h, "encoder.mid_block");
+        h = m.gn(h, "encoder.conv_norm_out", true);
+        h = m.conv(h, "encoder.conv_out", 3);
+        return m.conv(h, "quant_conv", 1);
     }
 
     // One sample z [1, latent, h, w] -> image [1, out, H, W].
@@ -519,6 +503,8 @@ Tensor AutoencoderKL::decode_tiled(const Tensor& z, const TileOptions& o) const 
     check_ndim(z, 4, "vae.decode_tiled", "z");
     ST2V_CHECK(z.size(1) == cfg_.latent_channels, Code::kShapeMismatch,
                "vae.decode_tiled: z has %lld channels, want %lld", (long long)z.size(1), (long long)cfg_.latent_channels);
+    ST2V_CHECK(z.size(2) > 0 && z.size(3) > 0, Code::kShapeMismatch, "vae.decode_tiled: empty latent %s",
+               z.desc().c_str());
     ST2V_CHECK_ARG(o.band_rows >= 0, "vae.decode_tiled: band_rows %lld must be >= 0 (0 = auto)", (long long)o.band_rows);
     const int64_t N = z.size(0), f = factor(), H = z.size(2) * f, Wd = z.size(3) * f;
     const int64_t band = o.band_rows > 0 ? o.band_rows : std::max<int64_t>(8, (H + 47) / 48);
@@ -532,17 +518,24 @@ Tensor AutoencoderKL::decode_tiled(const Tensor& z, const TileOptions& o) const 
 
 Posterior AutoencoderKL::encode_tiled(const Tensor& x, const TileOptions& o) const {
     check_ndim(x, 4, "vae.encode_tiled", "x");
-    ST2V_CHECK(o.latent_tile >= 4 && o.overlap >= 0.f && o.overlap < 1.f, Code::kInvalidArgument,
-               "vae.encode_tiled: latent_tile %lld must be >= 4 and overlap in [0, 1)", (long long)o.latent_tile);
-    const int64_t f = factor();
-    const int64_t sample_tile = o.latent_tile * f;
-    if (x.size(2) <= sample_tile && x.size(3) <= sample_tile) return encode(x);
-    const int64_t step = std::max<int64_t>(f, static_cast<int64_t>(sample_tile * (1.f - o.overlap)) / f * f);
-    const int64_t blend = static_cast<int64_t>(o.latent_tile * o.overlap);
-    const int64_t limit = step / f;
+    ST2V_CHECK(x.size(1) == cfg_.in_channels, Code::kShapeMismatch, "vae.encode_tiled: x has %lld channels, want %lld",
+               (long long)x.size(1), (long long)cfg_.in_channels);
+    const int64_t f = factor(), N = x.size(0), H = x.size(2);
+    ST2V_CHECK(x.size(2) % f == 0 && x.size(3) % f == 0 && x.size(2) > 0 && x.size(3) > 0, Code::kShapeMismatch,
+               "vae.encode_tiled: H and W (%lld x %lld) must be positive multiples of %lld", (long long)x.size(2),
+               (long long)x.size(3), (long long)f);
+    ST2V_CHECK_ARG(o.band_rows >= 0, "vae.encode_tiled: band_rows %lld must be >= 0 (0 = auto)", (long long)o.band_rows);
+    ST2V_CHECK(cfg_.layers_per_block >= 1, Code::kShapeMismatch, "vae.encode_tiled: needs >= 1 resnet per block");
+    const int64_t band = o.band_rows > 0 ? o.band_rows : std::max<int64_t>(8, (H + 47) / 48);
     Tensor xc = x.contiguous().to(DType::F32);
-    Tensor moments = run_tiled(xc, sample_tile, step, blend, limit, 1, f,
-                               [&](const Tensor& t) { return conv(encoder(t), "quant_conv", 1); });
+    BandRunner r{*this, band};
+    if (N == 1) return posterior_of(r.encode_one(xc));
+    Tensor moments;
+    for (int64_t n = 0; n < N; ++n) {
+        Tensor mo = r.encode_one(xc.slice(0, n, n + 1));
+        if (!moments.defined()) moments = Tensor::empty(Shape({N, mo.size(1), mo.size(2), mo.size(3)}));
+        moments.slice(0, n, n + 1).copy_from(mo);
+    }
     return posterior_of(moments);
 }
 

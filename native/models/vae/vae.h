@@ -28,17 +28,17 @@ struct Posterior {
     Tensor moments;            // quant_conv output [N, 2*latent, h, w]
 };
 
-// Tiling parameters.
-// decode_tiled (exact): `band_rows` is the height, in rows of each resolution level, of the horizontal bands
-// the up blocks are computed in (0 = auto: max(8, ceil(output height / 48))). latent_tile/overlap are not used.
-// encode_tiled (diffusers scheme, approximate): tiles of latent_tile * factor pixels, overlap fraction blended.
+// Tiling parameters of the exact banded decode_tiled / encode_tiled: `band_rows` is the height, in rows of each
+// resolution level, of the horizontal bands the full-resolution blocks are computed in (0 = auto:
+// max(8, ceil(image height / 48)); smaller bands need less memory and recompute more halo rows).
+// latent_tile and overlap belonged to the earlier diffusers-style overlapping tiles and are no longer used.
 struct TileOptions {
-    int64_t latent_tile = 64;    // encode_tiled: latent tile edge; the pixel tile is latent_tile * factor
-    float overlap = 0.25f;       // encode_tiled: fraction of the tile shared with the next one
-    int64_t band_rows = 0;       // decode_tiled: band height in rows (0 = auto)
+    int64_t latent_tile = 64;    // unused (kept for source compatibility)
+    float overlap = 0.25f;       // unused (kept for source compatibility)
+    int64_t band_rows = 0;       // band height in rows (0 = auto)
 };
 
-struct BandRunner;  // vae.cpp: the banded (row-strip) decoder behind decode_tiled
+struct BandRunner;  // vae.cpp: the banded (row-strip) computation behind decode_tiled / encode_tiled
 
 class AutoencoderKL {
   public:
@@ -75,9 +75,9 @@ class AutoencoderKL {
     // Costs ~1.5-2x the FLOPs of decode() (conv1 of each resnet twice, upsampler convs three times, halos).
     // Samples of a batch are decoded one by one.
     Tensor decode_tiled(const Tensor& z, const TileOptions& o = {}) const;
-    // Tiled encode: overlapping tiles, each run through the full encoder, blended linearly across the overlap
-    // (diffusers blend_v/blend_h scheme); approximate (GroupNorm statistics are per tile). Inputs no larger
-    // than one tile fall back to encode().
+    // Memory-bounded encode, equal to encode() up to float rounding, by the same scheme: the down blocks run in
+    // bands (conv_in and each Downsample2D conv recomputed on demand from the image / the previous block's stored
+    // output, never stored), the mid block and the output convolutions untiled at latent resolution.
     Posterior encode_tiled(const Tensor& x, const TileOptions& o = {}) const;
 
   private:
