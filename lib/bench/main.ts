@@ -14,8 +14,6 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   ops: () => import('./ops.js'),
   eval: () => import('./eval.js'),
   step: () => import('./step.js'),
-  pipeline: () => import('./pipeline.js'),
-  enhance: () => import('./enhance.js'),
   vae: () => import('./vae.js'),
 };
 
