@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   eval: () => import('./eval.js'),
   step: () => import('./step.js'),
   vae: () => import('./vae.js'),
+  enhance: () => import('./enhance.js'),
 };
 
 function usage(): string {

@@ -10,7 +10,8 @@ Inputs (naming detected from the tensor names; configs detected from tensor shap
   text-to-video-ms-1.7b/           diffusers folder: unet/, text_encoder/, vae/ (*.safetensors or *.bin);
                                    tokenizer/ and config.json files are copied
   non_ema_0035000.pth              MS-Vid2Vid-XL enhancer UNet
-  open_clip_pytorch_model.bin      OpenCLIP ViT-H-14 (image encoder + 23-layer text encoder)
+  open_clip_pytorch_model.bin      OpenCLIP ViT-H-14 (image encoder + 23-layer text encoder, and the 24th text
+                                   block as text_last_block: for the CLIP score of st2v eval)
   v2-1_512-ema-pruned.ckpt, *.ckpt LDM / SD VAE (first_stage_model.*)
   a folder of such files           each file converted; earlier files win on duplicate tensors
 
@@ -18,7 +19,7 @@ Checkpoints are read without Python: torch.save zip and legacy formats, with a s
 code it does not know (ERR_UNSAFE). Tensors stream from the archive, so a 25 GB checkpoint needs little RAM.
 
 Output: <model-dir>/<component>.safetensors for each of unet, cam, resampler, text_encoder, image_encoder, vae,
-enhancer that the input provides, and model.json (components, configs, source sha256s).
+enhancer, text_last_block that the input provides, and model.json (components, configs, source sha256s).
 
 Examples:
   $ st2v convert streaming_t2v.ckpt -o models/streamingt2v
