@@ -47,7 +47,9 @@ export interface EvalProgress {
 }
 
 export interface EvalOptions {
+  /** Default scuts, ofs, mawe. 'clip' needs `prompt` and `clipModel`. */
   metrics?: MetricName[];
+  /** The video's prompt, for the CLIP score (tokenized with open_clip's tokenizer, 77 tokens). */
   prompt?: string;
   scutsVersion?: ScenecutVersion;
   /** SceneManager auto-downscale (default true, like PySceneDetect). */
