@@ -3,6 +3,7 @@
  * native addon off the JS thread; this file validates, queues, converts errors and adapts callbacks to an
  * AsyncIterable.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { St2vError, callNativeSync, fromNative } from './errors.js';
 import {
@@ -17,6 +18,7 @@ import {
 } from './native/binding.js';
 import { type GenerateOptions, type LoadOptions, checkModelDir, resolveGenerateOptions, resolveLoadOptions } from './options.js';
 import { ProgressTracker } from './progress.js';
+import { ClipTokenizer } from './tokenizer/clip.js';
 
 /** Per-stage milliseconds of one chunk (0 for stages that did not run in it). */
 export type StageTimings = NativeStageTimings;
@@ -84,6 +86,37 @@ class Queue {
   }
 }
 
+/**
+ * The CLIP tokenizer of a converted model folder: `tokenizer/vocab.json` + `tokenizer/merges.txt` (written by
+ * `st2v convert` from the text-to-video-ms-1.7b tokenizer; also looked up under `base/tokenizer/`, where a
+ * converted ModelScope folder for stage 1 keeps its copy). HF CLIPTokenizer conventions (max_length padding with
+ * the end token, 77 ids), as the ModelScope text encoder was used (architecture.md §6).
+ */
+export function loadModelTokenizer(modelDir: string): ClipTokenizer {
+  const candidates = [path.join(modelDir, 'tokenizer'), path.join(modelDir, 'base', 'tokenizer')];
+  for (const dir of candidates) {
+    const vocab = path.join(dir, 'vocab.json');
+    const merges = path.join(dir, 'merges.txt');
+    const hasVocab = fs.existsSync(vocab);
+    const hasMerges = fs.existsSync(merges);
+    if (hasVocab && hasMerges) {
+      try {
+        return ClipTokenizer.fromHfFiles(vocab, merges, 77);
+      } catch (err) {
+        if (err instanceof St2vError) throw err;
+        throw new St2vError(`tokenizer: cannot read ${vocab} / ${merges}: ${(err as Error).message}`, 'ERR_FORMAT', { cause: err });
+      }
+    }
+    if (hasVocab !== hasMerges)
+      throw new St2vError(`tokenizer: ${hasVocab ? merges : vocab} is missing (the model folder has only half of the CLIP tokenizer)`, 'ERR_NOT_FOUND');
+  }
+  throw new St2vError(
+    `tokenizer: ${path.join(candidates[0]!, 'vocab.json')} is missing: this model's text encoder needs its CLIP tokenizer ` +
+      '(vocab.json + merges.txt). Convert with `st2v convert <text-to-video-ms-1.7b folder or a folder holding vocab.json + merges.txt> -o <model>`',
+    'ERR_NOT_FOUND',
+  );
+}
+
 function cancelledError(signal: AbortSignal | undefined): St2vError {
   const reason = signal?.reason as unknown;
   return new St2vError('generation cancelled', 'ERR_CANCELLED', reason === undefined ? undefined : { cause: reason });
@@ -98,6 +131,8 @@ export class Engine implements AsyncDisposable {
     private readonly native: NativeEngine,
     /** What was loaded. */
     readonly model: ModelInfo,
+    /** The model folder's CLIP tokenizer (HF conventions); undefined for untrained models (built-in byte tokenizer). */
+    private readonly tokenizer: ClipTokenizer | undefined,
   ) {}
 
   /**
@@ -118,8 +153,10 @@ export class Engine implements AsyncDisposable {
     }
     const native = (factoryOverride ?? nativeFactory())({ threads: o.threads });
     try {
-      const info = await native.load(dir === null ? null : path.resolve(dir), { dtype: o.dtype, cacheDir: o.cacheDir });
-      return new Engine(native, info);
+      const abs = dir === null ? null : path.resolve(dir);
+      const info = await native.load(abs, { dtype: o.dtype, cacheDir: o.cacheDir });
+      const tokenizer = abs !== null && !info.untrained ? loadModelTokenizer(abs) : undefined;
+      return new Engine(native, info, tokenizer);
     } catch (err) {
       await native.dispose().catch(() => undefined);
       throw fromNative(err, stack);
@@ -181,6 +218,9 @@ export class Engine implements AsyncDisposable {
               seed: o.seed,
               steps,
               guidanceScale: o.guidanceScale,
+              ...(self.tokenizer
+                ? { promptIds: self.tokenizer.tokenize(o.prompt), negativeIds: self.tokenizer.tokenize(o.negativePrompt) }
+                : {}),
             },
             (c: NativeChunk) => {
               tracker.framesDone += c.frames;

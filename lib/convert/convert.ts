@@ -13,7 +13,7 @@ import { detectConfig, type Shapes } from './configs.js';
 import { FLOAT_DTYPES } from './dtype.js';
 import { type MappedTensor, castBuffer, detectNaming, mapNames, nameMapInfo } from './native.js';
 import { SafetensorsWriter, type TensorDecl } from './safetensors.js';
-import { type SourceGroup, type SourceTensor, openSources } from './sources.js';
+import { type SourceGroup, type SourceTensor, openSources, tokenizerCopies } from './sources.js';
 import { DTYPE_SIZE, type TorchDType, numelOf } from './torch.js';
 
 export type OutputDType = 'f16' | 'bf16' | 'f32';
@@ -33,6 +33,12 @@ export interface ConvertOptions {
   dtype?: OutputDType;
   /** Compute sha256 of every source file for model.json (default true). */
   hash?: boolean;
+  /**
+   * A folder holding the CLIP tokenizer (vocab.json + merges.txt, directly or under tokenizer/) to copy into the
+   * model folder's tokenizer/ (default: none; a diffusers folder's tokenizer/ and a plain input folder's
+   * vocab.json + merges.txt are copied anyway). Real models are tokenized with these files.
+   */
+  tokenizer?: string;
   /** Replace existing component files in the output folder (default false: refuse). */
   overwrite?: boolean;
   onProgress?: (p: ConvertProgress) => void;
@@ -109,7 +115,22 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
     warnings.push(m);
     opts.onWarning?.(m);
   };
+  let extraCopies: [string, string][] = [];
+  if (opts.tokenizer !== undefined) {
+    if (typeof opts.tokenizer !== 'string' || opts.tokenizer.length === 0) throw new TypeError('tokenizer must be a folder path');
+    extraCopies = tokenizerCopies(opts.tokenizer);
+    if (extraCopies.length === 0)
+      throw new St2vError(
+        `${path.join(opts.tokenizer, 'vocab.json')} / merges.txt not found (tokenizer: a folder holding the CLIP vocab.json and merges.txt)`,
+        'ERR_NOT_FOUND',
+      );
+  }
   const sources = await openSources(opts.input);
+  // An explicit tokenizer replaces one found in the input.
+  if (extraCopies.length > 0) {
+    for (let i = sources.copies.length - 1; i >= 0; i--) if (sources.copies[i]![1].startsWith(`tokenizer${path.sep}`)) sources.copies.splice(i, 1);
+    sources.copies.push(...extraCopies);
+  }
   try {
     // 1. Map every group's keys to canonical names (first source wins on duplicates).
     const byTarget = new Map<string, Planned>();
@@ -217,6 +238,7 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
       hasExtension: 'cam' in components && 'resampler' in components,
       sources: sourceInfo,
       files: sources.copies.map(([, rel]) => rel),
+      tokenizer: sources.copies.some(([, rel]) => rel === path.join('tokenizer', 'vocab.json')) ? 'tokenizer/' : null,
       warnings,
       createdBy: 'st2v convert',
     };

@@ -158,6 +158,23 @@ const DIFFUSERS_SUBFOLDERS: Record<string, string> = {
   unet: 'diffusers_unet', text_encoder: 'hf_clip_text', vae: 'diffusers_vae', image_encoder: '',
 };
 
+/** CLIP tokenizer files (HF vocab.json + merges.txt) a model folder needs; copied into its tokenizer/ folder. */
+export const TOKENIZER_FILES = ['vocab.json', 'merges.txt'] as const;
+
+/**
+ * The tokenizer files of a plain folder: `vocab.json` + `merges.txt` in the folder itself or in its `tokenizer/`
+ * subfolder (plus special_tokens_map.json / tokenizer_config.json when present), as [from, 'tokenizer/<name>'].
+ * Empty when the folder has neither pair.
+ */
+export function tokenizerCopies(dir: string): [string, string][] {
+  for (const d of [path.join(dir, 'tokenizer'), dir]) {
+    if (!TOKENIZER_FILES.every((n) => fs.existsSync(path.join(d, n)) && fs.statSync(path.join(d, n)).isFile())) continue;
+    const extra = ['special_tokens_map.json', 'tokenizer_config.json'].filter((n) => fs.existsSync(path.join(d, n)));
+    return [...TOKENIZER_FILES, ...extra].map((n) => [path.join(d, n), path.join('tokenizer', n)] as [string, string]);
+  }
+  return [];
+}
+
 export async function openSources(input: string): Promise<SourceSet> {
   let st: fs.Stats;
   try {
@@ -197,6 +214,7 @@ export async function openSources(input: string): Promise<SourceSet> {
         if (fs.existsSync(mi)) copies.push([mi, path.join('source-configs', 'model_index.json')]);
       } else {
         const names = fs.readdirSync(input).sort();
+        copies.push(...tokenizerCopies(input));
         const sharded = new Set<string>();
         for (const n of names.filter(isIndex)) {
           const shards = shardsOf(path.join(input, n));

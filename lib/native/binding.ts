@@ -115,6 +115,10 @@ export interface NativeGenerateOptions {
   seed: number;
   steps: number;
   guidanceScale: number;
+  /** CLIP token ids (77) of the prompt, from the model folder's tokenizer; absent = the model's built-in tokenizer. */
+  promptIds?: Int32Array;
+  /** CLIP token ids (77) of the negative prompt, as promptIds. */
+  negativeIds?: Int32Array;
 }
 
 /** Milliseconds spent per stage for one chunk. Stages that did not run in that chunk are 0. */
@@ -155,6 +159,19 @@ export interface NativeGenerateSummary {
   chunks: number;
   /** Summed per-stage milliseconds over all chunks. */
   timings: NativeStageTimings;
+  /** Milliseconds of the stage-1 denoiser (chunk 0; included in timings.unet). */
+  stage1Ms?: number;
+  /** The token ids the text encoder saw for the prompt / negative prompt (given, or the built-in tokenizer's). */
+  promptIds?: Int32Array;
+  negativeIds?: Int32Array;
+}
+
+/** What writeRandomModel made (native/bench/pipeline_bench.h). */
+export interface NativeRandomModelInfo {
+  config: string;
+  params: number;
+  bytes: number;
+  seconds: number;
 }
 
 export interface NativeEngine {
@@ -177,23 +194,6 @@ export interface NativeEngine {
   dispose(): Promise<void>;
 }
 
-export interface NativeModule {
-  systemInfo(): NativeSystemInfo;
-  /** The CUDA backend's state (native/backend/backend.h); never throws. */
-  cudaStatus(): NativeCudaStatus;
-  /** 'auto' -> 'cpu'; 'cpu' -> 'cpu'; 'cuda' -> 'cuda' when usable, else throws code ERR_NO_CUDA naming what is missing. */
-  resolveBackend(name: 'auto' | 'cpu' | 'cuda'): 'cpu' | 'cuda';
-  errorCodes(): string[];
-  /** Resizes the compute pool (0 = hardware threads). Returns the new size. */
-  setThreads(n: number): number;
-  /** Lowers the kernel ISA level (for tests); false if the CPU lacks it. */
-  setIsa(isa: 'portable' | 'avx2' | 'avx512'): boolean;
-  /** Runs one op (tests, benches): see native/napi/ops_binding.cpp for names and params. */
-  runOp(name: string, inputs: Array<NativeTensor | null | undefined>, params?: Record<string, unknown>): Promise<NativeTensor>;
-  /** Names of the registered native bench cases of a suite ('peak', 'ops', ...), in registration order. */
-  benchList(suite: string): string[];
-  /** Runs one native bench case on the current pool (medians of a few repetitions). */
-  benchRun(name: string): Promise<NativeBenchResult>;
 /**
  * Stage-3 enhancer binding (native/napi/enhance_binding.cpp). Options of enhanceVideo; validated by lib/enhance.ts.
  * Token ids are 77 CLIP ids with open_clip padding (0) of "<prompt>, " and of the negative prompt.
@@ -255,8 +255,44 @@ export interface NativeEnhanceJob {
   cancel(): void;
 }
 
+export interface NativeModule {
+  systemInfo(): NativeSystemInfo;
+  /** The CUDA backend's state (native/backend/backend.h); never throws. */
+  cudaStatus(): NativeCudaStatus;
+  /** 'auto' -> 'cpu'; 'cpu' -> 'cpu'; 'cuda' -> 'cuda' when usable, else throws code ERR_NO_CUDA naming what is missing. */
+  resolveBackend(name: 'auto' | 'cpu' | 'cuda'): 'cpu' | 'cuda';
+  errorCodes(): string[];
+  /** Resizes the compute pool (0 = hardware threads). Returns the new size. */
+  setThreads(n: number): number;
+  /** Lowers the kernel ISA level (for tests); false if the CPU lacks it. */
+  setIsa(isa: 'portable' | 'avx2' | 'avx512'): boolean;
+  /** Runs one op (tests, benches): see native/napi/ops_binding.cpp for names and params. */
+  runOp(name: string, inputs: Array<NativeTensor | null | undefined>, params?: Record<string, unknown>): Promise<NativeTensor>;
+  /** Names of the registered native bench cases of a suite ('peak', 'ops', ...), in registration order. */
+  benchList(suite: string): string[];
+  /** Runs one native bench case on the current pool (medians of a few repetitions). */
+  benchRun(name: string): Promise<NativeBenchResult>;
+  /**
+   * Writes a random-weight model folder (model.safetensors + model.json) loadable by NativeEngine.load: preset 'tiny'
+   * (the built-in model's architecture) or 'mid' (St2vConfig::mid() with mid-size encoders). For benches and tests.
+   */
+  writeRandomModel?: (
+    dir: string,
+    opts: { preset?: 'tiny' | 'mid'; seed?: number; dtype?: 'f32' | 'f16' | 'bf16'; vocab?: number; untrained?: boolean },
+  ) => Promise<NativeRandomModelInfo>;
   /** Creates an engine (see NativeEngine). Absent until the native pipeline is built in. */
   createEngine?: (opts: NativeEngineOptions) => NativeEngine;
+  /**
+   * Stage 3 on a model folder holding enhancer.*, vae.* and text_encoder.* (null: ERR_WEIGHTS_MISSING, there is no
+   * built-in enhancer). frames: f32 [F, 3, H, W] in [-1, 1] or u8 [F, H, W, 3] (rgb24). Returns at once.
+   */
+  enhanceVideo?: (
+    modelDir: string | null,
+    frames: NativeTensor,
+    opts: NativeEnhanceOptions,
+    onFrames: (f: NativeEnhanceFrames) => void,
+    onProgress: (p: NativeEnhanceProgress) => void,
+  ) => NativeEnhanceJob;
   /**
    * CLIP score (native/napi/clip_score_binding.cpp; used by lib/eval/clip.ts). `model`: a folder from `st2v convert`
    * of open_clip weights (image_encoder + text_encoder + text_last_block) or an open_clip safetensors file, loaded
@@ -282,17 +318,6 @@ export function loadNative(): NativeModule {
   const require = createRequire(import.meta.url);
   try {
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeModule;
-  /**
-   * Stage 3 on a model folder holding enhancer.*, vae.* and text_encoder.* (null: ERR_WEIGHTS_MISSING, there is no
-   * built-in enhancer). frames: f32 [F, 3, H, W] in [-1, 1] or u8 [F, H, W, 3] (rgb24). Returns at once.
-   */
-  enhanceVideo?: (
-    modelDir: string | null,
-    frames: NativeTensor,
-    opts: NativeEnhanceOptions,
-    onFrames: (f: NativeEnhanceFrames) => void,
-    onProgress: (p: NativeEnhanceProgress) => void,
-  ) => NativeEnhanceJob;
     cached = nodeGypBuild(packageRoot);
   } catch (err) {
     throw new St2vError(

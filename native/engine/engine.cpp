@@ -109,8 +109,10 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
     // ---- text (once per video) ----
     double t0 = now_ms();
     on_progress({"text", 0, chunks, 0, 1});
-    Tensor text_pos = m.encode_text(o.prompt_ids.empty() ? m.tokenize(o.prompt) : o.prompt_ids);     // [1, 77, D]
-    Tensor text_neg = m.encode_text(o.negative_ids.empty() ? m.tokenize(o.negative) : o.negative_ids);  // [1, 77, D]
+    sum.prompt_ids = o.prompt_ids.empty() ? m.tokenize(o.prompt) : o.prompt_ids;
+    sum.negative_ids = o.negative_ids.empty() ? m.tokenize(o.negative) : o.negative_ids;
+    Tensor text_pos = m.encode_text(sum.prompt_ids);    // [1, 77, D]
+    Tensor text_neg = m.encode_text(sum.negative_ids);  // [1, 77, D]
     Tensor ctx77 = ops::concat({text_neg, text_pos}, 0);  // [2, 77, D], CFG order [uncond, cond]
     const double ms_text = now_ms() - t0;
     cancelled();
@@ -136,10 +138,13 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
         cancelled();
         double a = now_ms();
         on_progress({"decode", 0, chunks, 0, 1});
-        prev = m.decode(ops::scale(x, 1.f / m.vae_scale()));  // [F, 3, H, W]
+        // Without an extension chunk only the delivered frames are decoded (the VAE decodes each frame alone).
+        const Tensor xd = chunks == 1 && o.frames < F ? x.slice(0, 0, o.frames).contiguous() : x;
+        prev = m.decode(ops::scale(xd, 1.f / m.vae_scale()));  // [F (or frames), 3, H, W]
         to_unit_range(prev);
         c.ms_decode = now_ms() - a;
         c.ms_unet = tu;
+        sum.ms_stage1 = tu;
         c.ms_text = ms_text;
         const int keep = std::min(F, o.frames);
         c.rgb = to_rgb8(prev, 0, keep);

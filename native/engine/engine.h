@@ -70,6 +70,8 @@ struct Summary {
     int frames = 0, chunks = 0;
     double ms_total = 0, ms_text = 0, ms_image = 0, ms_unet = 0, ms_cam = 0, ms_decode = 0;  // summed over chunks
     size_t peak_arena_bytes = 0;
+    double ms_stage1 = 0;                             // stage-1 denoiser time (chunk 0; also counted in ms_unet)
+    std::vector<int32_t> prompt_ids, negative_ids;  // the ids the text encoder saw (given, or the model's tokenizer)
 };
 
 class Model;  // defined in model.h (the loaded networks)

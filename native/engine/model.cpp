@@ -8,6 +8,7 @@
 
 #include "engine/default_model.h"
 #include "engine/model.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "models/clip/clip.h"
 #include "models/t2v/unet3d.h"
@@ -63,9 +64,24 @@ class StreamingT2VModel : public Model {
         return eps;
     }
     Tensor eps_base(const Tensor& x, float t, const Tensor& ctx) override {
-        // The plain base model sees text tokens only and no CAM; with APM weights present the image tokens of the
-        // zero image are not available yet at stage 1, so the text tokens are used as the official stage 1 does.
+        // architecture.md §1.1: the official stage 1 is the ModelScope T2V UNet3D (text tokens only, no CAM, no
+        // APM). When the folder carries it (base/unet.safetensors) it runs; otherwise the extension UNet stands
+        // in without CAM (see base_forward).
+        if (stage1_) return stage1_->forward(x, t, ctx, nullptr);
         return base_forward(x, t, ctx);
+    }
+    // The ModelScope base UNet3D for stage 1 (a converted text-to-video-ms-1.7b: base_model.* names, no APM).
+    void set_stage1(io::WeightStore w) {
+        stage1_w_ = std::move(w);
+        stage1_ = std::make_unique<t2v::UNet3D>(stage1_w_, "base_model.");
+        const t2v::UNetConfig& sc = stage1_->config();
+        ST2V_CHECK(!sc.apm && !sc.cam_mergers, Code::kUnsupported,
+                   "base/unet.safetensors must be the plain ModelScope UNet3D (it has APM or CAM-merger weights)");
+        ST2V_CHECK(sc.context_dim == unet_->config().context_dim && sc.in_channels == unet_->config().in_channels,
+                   Code::kShapeMismatch, "base/unet.safetensors: context %lld / in channels %lld differ from the extension UNet's",
+                   static_cast<long long>(sc.context_dim), static_cast<long long>(sc.in_channels));
+        info.weight_bytes += stage1_w_.bytes();
+        info.components.insert(info.components.begin(), "base");
     }
     Tensor decode(const Tensor& z) override { return vae_->decode(z); }
     float vae_scale() const override { return vae_->config().scaling_factor; }
@@ -92,6 +108,8 @@ class StreamingT2VModel : public Model {
     std::unique_ptr<enc::OpenClipImageTower> image_;
     std::unique_ptr<vae::AutoencoderKL> vae_;
     Tensor zero_tokens_;
+    io::WeightStore stage1_w_;  // outlives stage1_
+    std::unique_ptr<t2v::UNet3D> stage1_;
 };
 }  // namespace
 
@@ -125,6 +143,18 @@ std::unique_ptr<Model> load_model_dir(const std::string& dir, const LoadOptions&
     auto m = std::make_unique<StreamingT2VModel>(std::move(w), 32);
     m->info.name = fs::path(dir).filename().string();
     m->info.description = "converted StreamingT2V model";
+    // Stage 1 (architecture.md §1.1): a converted ModelScope text-to-video-ms-1.7b folder under base/.
+    const fs::path stage1 = fs::path(dir) / "base" / "unet.safetensors";
+    if (fs::is_regular_file(stage1)) m->set_stage1(io::load_safetensors(stage1.string()));
+    // model.json: a random-weight folder (bench / tests) says "untrained": it then uses the byte-level tokenizer.
+    const fs::path mj = fs::path(dir) / "model.json";
+    if (fs::is_regular_file(mj)) {
+        std::ifstream f(mj, std::ios::binary);
+        const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        const io::Json j = io::Json::parse(text);
+        if (const io::Json* u = j.find("untrained"); u && u->is_bool()) m->info.untrained = u->as_bool();
+        if (const io::Json* d = j.find("description"); d && d->is_string()) m->info.description = d->as_string();
+    }
     (void)opts;
     return m;
 }

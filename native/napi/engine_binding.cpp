@@ -264,6 +264,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                 o.Set("timings", timings(env, summary->ms_text, summary->ms_image, summary->ms_unet, summary->ms_cam,
                                          summary->ms_decode, summary->ms_total));
                 o.Set("peakArenaBytes", static_cast<double>(summary->peak_arena_bytes));
+                o.Set("stage1Ms", summary->ms_stage1);
+                auto ids = [&](const std::vector<int32_t>& v) {
+                    Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
+                    for (size_t i = 0; i < v.size(); ++i) a[i] = v[i];
+                    return a;
+                };
+                o.Set("promptIds", ids(summary->prompt_ids));
+                o.Set("negativeIds", ids(summary->negative_ids));
                 return o;
             },
             {Value()});
