@@ -87,6 +87,7 @@ ST2V_TGT __attribute__((always_inline)) static inline void attn_pv(int64_t K, co
 // Tasks [t0, t1) of the (batch*head, query block) grid.
 ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
     constexpr int64_t NR = 2 * W;
+    static_assert(MR <= W, "the row statistics of one panel are handled as one vector");
     const int64_t D = a.D, Dv = a.Dv, Lq = a.Lq, Lk = a.Lk;
     const int64_t BQ = std::min<int64_t>(a.BQ, Lq);
     const int64_t BQp = (BQ + MR - 1) / MR * MR;
@@ -155,14 +156,23 @@ ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
                 for (int i = 0; i < MR; ++i) mx[i] = vset1(-INFINITY);
                 for (int64_t j0 = 0; j0 < kv; j0 += NR)
                     attn_qk(D, qp.p + g * D, D, kp.p + (k0 + j0) * D, s.p + j0, BK, mx, kv - j0);
-                float alpha[MR];
+                // new running maxima and alpha = 2^(m_old - m_new) of the MR rows, as one vector (MR <= W)
+                alignas(64) float mnew[W], alpha[W];
+                for (int i = 0; i < MR; ++i) mnew[i] = vhmax(mx[i]);
+                {
+                    const V rm = vloadn(mnew, MR);
+                    if (kb == 0) {
+                        vstoren(m.p + g, rm, MR);
+                    } else {
+                        const V mo = vloadn(m.p + g, MR), mn = vmax(mo, rm);
+                        vstoren(m.p + g, mn, MR);
+                        vstore(mnew, mn);
+                        vstore(alpha, vexp2_nonpos(vsub(mo, mn)));
+                    }
+                }
                 for (int i = 0; i < MR; ++i) {
                     float* sr = s.p + i * BK;
-                    const float mold = m.p[g + i], rmax = vhmax(mx[i]);
-                    const float mnew = kb == 0 ? rmax : std::max(mold, rmax);
-                    alpha[i] = kb == 0 ? 0.f : std::exp2(mold - mnew);
-                    m.p[g + i] = mnew;
-                    const V mv = vset1(mnew);
+                    const V mv = vset1(mnew[i]);
                     V sum = vzero();
                     int64_t j = 0;
                     for (; j + W <= kv; j += W) {
