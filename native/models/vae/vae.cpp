@@ -181,19 +181,19 @@ struct GStats {
     GStats(int64_t c, int g) : C(c), groups(g), s1(size_t(g), 0.0), s2(size_t(g), 0.0), shift(size_t(g), 0.f) {}
 
     void add(const Tensor& t) {  // t [1, C, R, W] contiguous f32, bands in row order starting at row 0
-        const int64_t S = t.size(2) * t.size(3), cpg = C / groups;
-        if (S == 0) return;
+        const int64_t HW = t.size(2) * t.size(3), cpg = C / groups;
+        if (HW == 0) return;
         const float* p = t.f32();
         if (count == 0)
-            for (int g = 0; g < groups; ++g) shift[size_t(g)] = p[int64_t(g) * cpg * S];
+            for (int g = 0; g < groups; ++g) shift[size_t(g)] = p[int64_t(g) * cpg * HW];
         parallel_for(groups, [&](int64_t g0, int64_t g1, int) {
             for (int64_t g = g0; g < g1; ++g) {
                 const float sh = shift[size_t(g)];
                 double t1 = 0, t2 = 0;
                 for (int64_t c = g * cpg; c < (g + 1) * cpg; ++c) {
-                    const float* x = p + c * S;
-                    for (int64_t b0 = 0; b0 < S; b0 += 1024) {  // float lanes per block, blocks in double
-                        const int64_t e = std::min<int64_t>(S, b0 + 1024);
+                    const float* x = p + c * HW;
+                    for (int64_t b0 = 0; b0 < HW; b0 += 1024) {  // float lanes per block, blocks in double
+                        const int64_t e = std::min<int64_t>(HW, b0 + 1024);
                         float a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, q[8] = {0, 0, 0, 0, 0, 0, 0, 0};
                         int64_t i = b0;
                         for (; i + 8 <= e; i += 8)
@@ -217,7 +217,7 @@ struct GStats {
                 s2[size_t(g)] += t2;
             }
         });
-        count += double(cpg * S);
+        count += double(cpg * HW);
     }
 };
 
@@ -242,20 +242,20 @@ struct FixedNorm {
         beta.assign(bc.f32(), bc.f32() + st.C);
     }
     void apply_(Tensor& t, bool silu) const {  // t [1, C, R, W] contiguous
-        const int64_t C = t.size(1), S = t.size(2) * t.size(3), cpg = C / groups;
+        const int64_t C = t.size(1), HW = t.size(2) * t.size(3), cpg = C / groups;
         float* p = t.f32();
         parallel_for(C, [&](int64_t c0, int64_t c1, int) {
             for (int64_t c = c0; c < c1; ++c) {
                 const size_t g = size_t(c / cpg);
                 const float m = mean[g], a = rstd[g] * gamma[size_t(c)], b = beta[size_t(c)];
-                float* x = p + c * S;
+                float* x = p + c * HW;
                 if (silu)
-                    for (int64_t i = 0; i < S; ++i) {
+                    for (int64_t i = 0; i < HW; ++i) {
                         const float v = (x[i] - m) * a + b;
                         x[i] = v / (1.f + std::exp(-v));
                     }
                 else
-                    for (int64_t i = 0; i < S; ++i) x[i] = (x[i] - m) * a + b;
+                    for (int64_t i = 0; i < HW; ++i) x[i] = (x[i] - m) * a + b;
             }
         });
     }
