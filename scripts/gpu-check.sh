@@ -141,6 +141,8 @@ result = {
     "ops": {
         "build_ok": build_ok == "1",
         "exit_code": int(ops_rc),
+        "available": summary.get("available"),
+        "message": summary.get("message"),
         "passed": summary.get("passed"),
         "failed": summary.get("failed"),
         "worst_fp32_rel": summary.get("worst_fp32_rel"),
