@@ -16,7 +16,15 @@ import {
   type NativeProgress,
   type NativeStageTimings,
 } from './native/binding.js';
-import { type GenerateOptions, type LoadOptions, checkModelDir, resolveGenerateOptions, resolveLoadOptions } from './options.js';
+import {
+  type GenerateEnhanceOptions,
+  type GenerateOptions,
+  type LoadOptions,
+  checkModelDir,
+  resolveEnhanceOption,
+  resolveGenerateOptions,
+  resolveLoadOptions,
+} from './options.js';
 import { ProgressTracker } from './progress.js';
 import { ClipTokenizer } from './tokenizer/clip.js';
 
@@ -169,6 +177,8 @@ export class Engine implements AsyncDisposable {
    * time, in the order their iteration started. Breaking out of the loop cancels the rest.
    */
   generate(options: GenerateOptions): Generation {
+    const enh = resolveEnhanceOption((options as { enhance?: unknown } | null | undefined)?.enhance);
+    if (enh) return this.generateEnhanced(options, enh);
     const o = resolveGenerateOptions(options);
     if (this.disposed) throw new St2vError('the engine was disposed', 'ERR_DISPOSED');
     const frames = o.frames ?? this.model.firstChunkFrames;
@@ -285,6 +295,106 @@ export class Engine implements AsyncDisposable {
       },
     };
     return iterable;
+  }
+
+  /**
+   * generate({enhance}): stage 2 as usual (collected: it is small at 256x256), then the enhancer (lib/enhance.ts) on
+   * the whole video, whose frames are yielded as they become final (1280x720 by default, trimmed to whole chunks).
+   * The enhancer runs from this engine's model folder; the untrained built-in model uses the untrained built-in
+   * enhancer. Progress callbacks cover stage 2 only; timings of enhanced chunks are 0.
+   */
+  private generateEnhanced(options: GenerateOptions, e: GenerateEnhanceOptions): Generation {
+    const { enhance: _enhance, ...base } = options;
+    void _enhance;
+    const o = resolveGenerateOptions(base);
+    const inner = this.generate(base);
+    const model = this.model;
+    let summary: NativeGenerateSummary | undefined;
+    async function* run(): AsyncGenerator<FrameChunk, void, undefined> {
+      const parts: FrameChunk[] = [];
+      let n = 0;
+      for await (const c of inner) {
+        parts.push(c);
+        n += c.frames;
+      }
+      summary = inner.summary;
+      const first = parts[0];
+      if (!first) return;
+      const data = new Uint8Array(n * first.width * first.height * 3);
+      let off = 0;
+      for (const p of parts) {
+        data.set(p.data, off);
+        off += p.data.length;
+      }
+      const { enhance } = await import('./enhance.js');
+      const ac = new AbortController();
+      const onAbort = () => ac.abort(o.signal?.reason);
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      const zero: StageTimings = { textEncoder: 0, imageEncoder: 0, unet: 0, cam: 0, vaeDecode: 0, total: 0 };
+      const pending: FrameChunk[] = [];
+      let wake: (() => void) | undefined;
+      let done = false;
+      let failure: unknown;
+      const notify = () => {
+        const w = wake;
+        wake = undefined;
+        w?.();
+      };
+      const job = enhance(
+        { data, frames: n, width: first.width, height: first.height },
+        {
+          model: model.untrained ? null : model.modelDir,
+          untrained: model.untrained,
+          prompt: o.prompt,
+          negativePrompt: e.negativePrompt ?? o.negativePrompt, // --negative_prompt_enhancer defaults to --negative_prompt
+          seed: e.seed ?? o.seed,
+          ...(e.steps !== undefined ? { steps: e.steps } : {}),
+          ...(e.window !== undefined ? { window: e.window } : {}),
+          ...(e.chunk !== undefined ? { chunk: e.chunk } : {}),
+          ...(e.overlap !== undefined ? { overlap: e.overlap } : {}),
+          ...(e.width !== undefined ? { width: e.width } : {}),
+          ...(e.height !== undefined ? { height: e.height } : {}),
+          ...(e.guidanceScale !== undefined ? { guidanceScale: e.guidanceScale } : {}),
+          signal: ac.signal,
+          onFrames: (f) => {
+            pending.push({ data: f.data, index: f.index, frames: f.frames, width: f.width, height: f.height, timings: zero });
+            notify();
+          },
+        },
+      ).then(
+        () => undefined,
+        (err: unknown) => {
+          failure = o.signal?.aborted ? cancelledError(o.signal) : err;
+        },
+      ).finally(() => {
+        done = true;
+        notify();
+      });
+      try {
+        for (;;) {
+          const next = pending.shift();
+          if (next) {
+            yield next;
+            continue;
+          }
+          if (done) break;
+          await new Promise<void>((r) => (wake = r));
+        }
+        if (failure !== undefined) throw failure;
+      } finally {
+        o.signal?.removeEventListener('abort', onAbort);
+        if (!done) {
+          ac.abort();
+          await job;
+        }
+      }
+    }
+    return {
+      [Symbol.asyncIterator]: () => run(),
+      get summary() {
+        return summary;
+      },
+    };
   }
 
   /** Cancels running and queued generations, waits for them, and frees the model. Idempotent. */

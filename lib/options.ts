@@ -44,6 +44,26 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Called after each denoising step (on the JS thread). Defaults to `undefined`. */
   onProgress?: (progress: GenerateProgress) => void;
+  /**
+   * Stage 3: run the enhancer (lib/enhance.ts) on the generated video, `true` or its options; frames then come
+   * out at the enhancer's size (1280x720) once stage 2 is done, trimmed to whole chunks (chunk 24 / overlap 8).
+   * Needs a model folder with the enhancer; the built-in default model uses the built-in UNTRAINED enhancer.
+   * Defaults to `undefined` (no enhancement).
+   */
+  enhance?: boolean | GenerateEnhanceOptions;
+}
+
+/** Options of the enhancer stage of {@link GenerateOptions.enhance} (see lib/enhance.ts for each). */
+export interface GenerateEnhanceOptions {
+  negativePrompt?: string;
+  steps?: number;
+  seed?: number;
+  window?: number;
+  chunk?: number;
+  overlap?: number;
+  width?: number;
+  height?: number;
+  guidanceScale?: number;
 }
 
 /** Fully validated generate options (defaults applied where the model does not decide them). */
@@ -160,7 +180,17 @@ export function checkModelDir(modelDir: unknown): string | null {
   return checkString(modelDir, 'modelDir', { nonEmpty: true });
 }
 
-const GENERATE_KEYS = ['prompt', 'negativePrompt', 'frames', 'seed', 'steps', 'guidanceScale', 'signal', 'onProgress'] as const;
+const GENERATE_KEYS = ['prompt', 'negativePrompt', 'frames', 'seed', 'steps', 'guidanceScale', 'signal', 'onProgress', 'enhance'] as const;
+export const GENERATE_ENHANCE_KEYS = ['negativePrompt', 'steps', 'seed', 'window', 'chunk', 'overlap', 'width', 'height', 'guidanceScale'] as const;
+
+/** Validates GenerateOptions.enhance: undefined/false -> undefined, true -> {}, an object -> itself (known keys only). */
+export function resolveEnhanceOption(value: unknown): GenerateEnhanceOptions | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return {};
+  const o = checkObject(value, 'enhance');
+  checkKnownKeys(o, GENERATE_ENHANCE_KEYS, 'enhance');
+  return o as GenerateEnhanceOptions;
+}
 
 export function resolveGenerateOptions(options: unknown): ResolvedGenerateOptions {
   const o = checkObject(options, 'options');

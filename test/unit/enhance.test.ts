@@ -120,3 +120,22 @@ test('cli: st2v enhance without --model is ERR_WEIGHTS_MISSING; with --untrained
   const p = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=width,height,nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' });
   t.is(p.stdout.trim(), '32,32,8'); // 9 frames -> 3 chunks of 4 with overlap 2 -> 8
 });
+
+test('generate({enhance}) on the built-in model: stage-2 frames go through the (untrained) built-in enhancer', async (t) => {
+  const { Engine } = await import('../../lib/engine.js');
+  const engine = await Engine.load();
+  try {
+    t.throws(() => engine.generate({ prompt: 'x', enhance: 5 as unknown as boolean }), { instanceOf: TypeError });
+    t.throws(() => engine.generate({ prompt: 'x', enhance: { bogus: 1 } as unknown as boolean }), { instanceOf: RangeError });
+    const chunks: Array<{ index: number; frames: number; width: number; height: number }> = [];
+    for await (const c of engine.generate({ prompt: 'a ball', frames: 10, steps: 1, enhance: { chunk: 4, overlap: 2, steps: 1, width: 32, height: 32 } })) {
+      t.is(c.data.length, c.frames * c.width * c.height * 3);
+      chunks.push({ index: c.index, frames: c.frames, width: c.width, height: c.height });
+    }
+    t.is(chunks.reduce((a, c) => a + c.frames, 0), 10); // (10 - 2) // 2 = 4 chunks -> 10 frames
+    t.true(chunks.every((c) => c.width === 32 && c.height === 32));
+    t.is(chunks[0]!.index, 0);
+  } finally {
+    await engine.dispose();
+  }
+});
