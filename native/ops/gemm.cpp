@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -262,12 +263,32 @@ void kern_portable_4x8(int64_t kc, const float* __restrict a, const float* __res
         for (int j = 0; j < 8; ++j) c[i * ldc + j] = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
 }
 
+// Tests only (gemm_internal.h, set_gemm_emulated_wide): the AVX-512 kernel's 6 x 32 tile contract in plain
+// C++ (compiled with AVX2), so the driver runs with the AVX-512 blocking (NR 32, KC 256, MC 144) on CPUs
+// without AVX-512.
+__attribute__((target("avx2,fma"))) void kern_emu_6x32(int64_t kc, const float* __restrict a,
+                                                       const float* __restrict b, float* c, int64_t ldc,
+                                                       float alpha, int add) {
+    float acc[6][32] = {};
+    for (int64_t k = 0; k < kc; ++k) {
+        for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 32; ++j) acc[i][j] += a[i] * b[j];
+        a += 6;
+        b += 32;
+    }
+    for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 32; ++j) c[i * ldc + j] = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
+}
+std::atomic<bool> g_emulated_wide{false};
+
 struct Config {
     KernFn kern;
     int MR, NR;
     int64_t KC, MC, NC;
 };
 Config config_for(Isa isa) {
+    if (isa == Isa::kAvx2 && g_emulated_wide.load(std::memory_order_relaxed))
+        return {kern_emu_6x32, 6, 32, 256, 144, 3072};
     switch (isa) {
         case Isa::kAvx512: return {kern_avx512_6x32, 6, 32, 256, 144, 3072};
         // KC 512 / MC 192 measured best on Zen 3 (halves the C read-modify-write passes of KC 256).
@@ -320,6 +341,8 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
 }
 
 }  // namespace
+
+bool set_gemm_emulated_wide(bool on) { return g_emulated_wide.exchange(on); }
 
 void convert_run(const void* src, DType dt, int64_t n, float* dst) {
     switch (dt) {

@@ -48,4 +48,9 @@ void pack_prepacked(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t
 void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C, int64_t ldc,
                  const GemmEpilogue& ep);
 
+// Tests only: with on = true and the active ISA AVX2, the GEMM driver uses the AVX-512 blocking (6 x 32 tiles,
+// KC 256, MC 144) with a plain C++ 6 x 32 kernel, so the tests check that geometry on CPUs without AVX-512
+// (only the AVX-512 microkernel's intrinsics stay unexercised there). Process-wide; returns the old value.
+bool set_gemm_emulated_wide(bool on);
+
 }  // namespace st2v::ops::detail

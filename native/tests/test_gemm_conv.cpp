@@ -1,5 +1,5 @@
 // GEMM, linear and the convolutions against plain double-precision references, on every ISA level this
-// CPU supports (set_isa), with odd sizes, strided/transposed operands, f16/bf16 weights (the reference uses
+// CPU supports (set_isa; plus the AVX-512 blocking with a plain kernel on AVX2 CPUs), with odd sizes, strided/transposed operands, f16/bf16 weights (the reference uses
 // the rounded weights, so the tolerance is the f32 one), the fused epilogue, and 1 vs 2 threads.
 #include <gtest/gtest.h>
 
@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "core/status.h"
 #include "core/threadpool.h"
+#include "ops/gemm_internal.h"
 #include "ops/ops.h"
 
 using namespace st2v;
@@ -19,14 +20,29 @@ using namespace st2v::ops;
 
 namespace {
 
+// A kernel level under test: an ISA, or (emu) the AVX-512 blocking (6 x 32 tiles, KC 256, MC 144) with a
+// plain kernel on AVX2 (gemm_internal.h), so the AVX-512 driver geometry is checked on CPUs without it.
+struct Level {
+    Isa isa;
+    bool emu;
+    const char* name() const { return emu ? "avx2-with-avx512-blocking" : isa_name(isa); }
+};
+bool use(const Level& l) {
+    detail::set_gemm_emulated_wide(l.emu);
+    return set_isa(l.isa);
+}
 struct IsaGuard {
     Isa prev = active_isa();
-    ~IsaGuard() { set_isa(prev); }
+    ~IsaGuard() {
+        set_isa(prev);
+        detail::set_gemm_emulated_wide(false);
+    }
 };
-std::vector<Isa> isas() {
-    std::vector<Isa> v;
+std::vector<Level> levels() {
+    std::vector<Level> v;
     for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512})
-        if (static_cast<int>(i) <= static_cast<int>(max_supported_isa())) v.push_back(i);
+        if (static_cast<int>(i) <= static_cast<int>(max_supported_isa())) v.push_back({i, false});
+    if (static_cast<int>(max_supported_isa()) >= static_cast<int>(Isa::kAvx2)) v.push_back({Isa::kAvx2, true});
     return v;
 }
 
@@ -76,8 +92,8 @@ TEST(GemmConv, GemmMatchesDoubleReferenceAllIsasDtypesLayouts) {
     const int64_t sizes[][3] = {{1, 1, 1}, {3, 7, 5}, {7, 33, 93}, {33, 77, 1}, {77, 93, 300}, {93, 1, 33},
                                 {13, 40, 600}, {150, 70, 17}};
     uint32_t seed = 1;
-    for (Isa isa : isas()) {
-        ASSERT_TRUE(set_isa(isa));
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
         for (auto& s : sizes) {
             const int64_t M = s[0], N = s[1], K = s[2];
             for (DType bdt : {DType::F32, DType::F16, DType::BF16}) {
@@ -116,7 +132,7 @@ TEST(GemmConv, GemmMatchesDoubleReferenceAllIsasDtypesLayouts) {
                     for (int64_t m = 0; m < M; ++m)
                         for (int64_t n = 0; n < N; ++n) got[static_cast<size_t>(m * N + n)] = c[static_cast<size_t>(m * ldc + n)];
                     const double e = rel_err(got.data(), ref);
-                    EXPECT_LE(e, 1e-5) << isa_name(isa) << " M=" << M << " N=" << N << " K=" << K << " B "
+                    EXPECT_LE(e, 1e-5) << isa.name() << " M=" << M << " N=" << N << " K=" << K << " B "
                                        << dtype_name(bdt) << " layout " << layout;
                 }
             }
@@ -143,8 +159,8 @@ TEST(GemmConv, GemmSameBitsForOneAndTwoThreads) {
 
 TEST(GemmConv, LinearF16Bf16WeightsAndStridedInput) {
     IsaGuard guard;
-    for (Isa isa : isas()) {
-        ASSERT_TRUE(set_isa(isa));
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
         for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
             const int64_t rows = 7, in = 77, out = 33;
             // x is a column slice of a wider tensor: rows strided by in + 5
@@ -162,7 +178,7 @@ TEST(GemmConv, LinearF16Bf16WeightsAndStridedInput) {
                         acc += static_cast<double>(x.f32()[r * (in + 5) + k]) * ws.f32[static_cast<size_t>(o * in + k)];
                     ref[static_cast<size_t>(r * out + o)] = act_ref(acc, Act::kGelu);
                 }
-            EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << isa_name(isa) << " " << dtype_name(dt);
+            EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << isa.name() << " " << dtype_name(dt);
         }
     }
 }
@@ -211,8 +227,8 @@ TEST(GemmConv, Conv2dMatchesDoubleReference) {
         {2, 70, 4, 9, 200, 3, Conv2dParams::same(3, 2)},
     };
     uint32_t seed = 100;
-    for (Isa isa : isas()) {
-        ASSERT_TRUE(set_isa(isa));
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
         for (const Case& c : cases)
             for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
                 std::vector<float> x = randv(static_cast<size_t>(c.N * c.C * c.H * c.W), seed++);
@@ -223,7 +239,7 @@ TEST(GemmConv, Conv2dMatchesDoubleReference) {
                 Tensor y = conv2d(Tensor::from_data(x.data(), {c.N, c.C, c.H, c.W}, DType::F32),
                                   tensor_of(w, {c.O, c.C, c.k, c.k}), Tensor::from_data(b.data(), {c.O}, DType::F32), c.p);
                 ASSERT_EQ(y.shape(), Shape({c.N, c.O, Ho, Wo}));
-                EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << isa_name(isa) << " " << dtype_name(dt) << " C=" << c.C
+                EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << isa.name() << " " << dtype_name(dt) << " C=" << c.C
                                                        << " H=" << c.H << " k=" << c.k << " s=" << c.p.stride;
             }
     }
@@ -231,8 +247,8 @@ TEST(GemmConv, Conv2dMatchesDoubleReference) {
 
 TEST(GemmConv, ConvTemporalAndConv1dMatchDoubleReference) {
     IsaGuard guard;
-    for (Isa isa : isas()) {
-        ASSERT_TRUE(set_isa(isa));
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
         for (DType dt : {DType::F32, DType::F16}) {
             // temporal: B=2 samples x F=3 frames, C=7 -> O=5, 3x5 spatial
             const int64_t B = 2, F = 3, C = 190, O = 15, Hh = 3, Ww = 5, S = Hh * Ww;  // C*3 > one K block
@@ -256,7 +272,7 @@ TEST(GemmConv, ConvTemporalAndConv1dMatchDoubleReference) {
                             }
                             ref[static_cast<size_t>(((bb * F + f) * O + o) * S + s)] = acc;
                         }
-            EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << "conv_temporal " << isa_name(isa) << " " << dtype_name(dt);
+            EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << "conv_temporal " << isa.name() << " " << dtype_name(dt);
 
             // conv1d same: N=2, C=5, L=33, O=4, k=5 (and k=1)
             for (int64_t k : {1, 5}) {
@@ -281,7 +297,7 @@ TEST(GemmConv, ConvTemporalAndConv1dMatchDoubleReference) {
                             r1[static_cast<size_t>((n * Oo + o) * L + l)] = acc;
                         }
                 ASSERT_EQ(y1.shape(), Shape({N, Oo, L}));
-                EXPECT_LE(rel_err(y1.f32(), r1), 1e-5) << "conv1d k=" << k << " " << isa_name(isa) << " " << dtype_name(dt);
+                EXPECT_LE(rel_err(y1.f32(), r1), 1e-5) << "conv1d k=" << k << " " << isa.name() << " " << dtype_name(dt);
             }
         }
     }
