@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "backend/backend.h"
 #include "backend/kernel_math.h"
@@ -57,4 +58,25 @@ TEST(Backend, SharedMathMatchesTheCpuOps) {
     // GEGLU and CFG formulas against their definitions
     EXPECT_FLOAT_EQ(kmath::cfg(1.f, 3.f, 7.5f), 1.f + 7.5f * 2.f);
     EXPECT_FLOAT_EQ(kmath::geglu(2.f, 1.f), 2.f * 0.5f * (1.f + std::erf(1.f / std::sqrt(2.f))));
+}
+
+#include "backend/cuda_ops.h"
+
+TEST(Backend, CudaOpsValidateAndFailCleanlyWithoutGpu) {
+    namespace co = backend::cuda_ops;
+    auto code_of = [](const std::function<void()>& f) {
+        try {
+            f();
+        } catch (const Error& e) {
+            return e.code();
+        }
+        return Code::kOk;
+    };
+    // argument errors come before any device work
+    EXPECT_EQ(code_of([] { co::silu(co::DeviceTensor{}); }), Code::kInvalidArgument);
+    EXPECT_EQ(code_of([] { co::timestep_embedding({1.f}, 7); }), Code::kInvalidArgument);
+    EXPECT_EQ(code_of([] { co::DeviceTensor::empty({2, 3}, DType::I64); }), Code::kDtype);
+    if (backend::cuda_status().available) GTEST_SKIP() << "a usable GPU is present";
+    EXPECT_EQ(code_of([] { co::DeviceTensor::empty({2, 3}); }), Code::kNoCuda);
+    EXPECT_EQ(code_of([] { co::DeviceTensor::from_host(Tensor::zeros({4})); }), Code::kNoCuda);
 }

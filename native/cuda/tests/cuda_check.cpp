@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda_ops.h"
 #include "backend/kernel_math.h"
 #include "core/half.h"
 #include "core/tensor.h"
@@ -405,6 +406,45 @@ void check_attention(bool quick) {
     }
 }
 
+// The typed layer model code uses (backend/cuda_ops.h) against the CPU ops of the same signature.
+void check_typed_ops() {
+    namespace co = backend::cuda_ops;
+    run_case("typed_linear", [&] {
+        Tensor x = randn({2, 300, 320}), w = randn({1280, 320}, 1.f / std::sqrt(320.f)), b = randn({1280});
+        Tensor ref = ops::linear(x, w, b, ops::Act::kGelu);
+        co::DeviceTensor dx = co::DeviceTensor::from_host(x), dw = co::DeviceTensor::from_host(w),
+                         db = co::DeviceTensor::from_host(b);
+        co::DeviceTensor y;
+        double ms = time_ms([&] { y = co::linear(dx, dw, db, co::Act::kGelu); });
+        report("typed_linear_gelu", shp({2, 300, 320, 1280}), ref.f32(), y.to_host().f32(), ref.numel(), ms);
+    });
+    run_case("typed_group_norm", [&] {
+        Tensor x = randn({2 * 8, 64, 12, 20}), g = randn({64}), b = randn({64});
+        Tensor ref = ops::group_norm(x, 8, 32, g, b, 1e-6f, true);
+        co::DeviceTensor y = co::group_norm(co::DeviceTensor::from_host(x), 8, 32, co::DeviceTensor::from_host(g),
+                                            co::DeviceTensor::from_host(b), 1e-6f, true);
+        report("typed_group_norm_3d_silu", shp({16, 64, 12, 20}), ref.f32(), y.to_host().f32(), ref.numel(), -1.0);
+    });
+    run_case("typed_timestep_embedding", [&] {
+        std::vector<float> t = {981.f, 1.f};
+        Tensor ref = ops::timestep_embedding(t, 1280, true, 0.f, 10000.f);
+        co::DeviceTensor y = co::timestep_embedding(t, 1280);
+        report("typed_timestep_embedding", shp({2, 1280}), ref.f32(), y.to_host().f32(), ref.numel(), -1.0);
+    });
+    run_case("typed_ddim_step", [&] {
+        runtime::DdimScheduler sch;
+        sch.set_timesteps(25);
+        const int64_t t = sch.timesteps()[3], prev = sch.prev_timestep(t);
+        Tensor x = randn({1, 4, 16, 32, 32}), eps = randn({1, 4, 16, 32, 32}), z = randn({1, 4, 16, 32, 32});
+        Tensor ref = sch.step(eps, t, x, 1.0f, &z);
+        const auto& acp = sch.alphas_cumprod();
+        co::DeviceTensor dz = co::DeviceTensor::from_host(z);
+        co::DeviceTensor y = co::ddim_step(co::DeviceTensor::from_host(eps), co::DeviceTensor::from_host(x),
+                                           acp[size_t(t)], prev >= 0 ? acp[size_t(prev)] : acp[0], 1.0f, &dz);
+        report("typed_ddim_step_eta1", shp({1, 4, 16, 32, 32}), ref.f32(), y.to_host().f32(), ref.numel(), -1.0);
+    });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -431,6 +471,7 @@ int main(int argc, char** argv) {
     check_gemm(quick);
     check_gemm_accumulate();
     check_attention(quick);
+    check_typed_ops();
     std::printf("{\"summary\": true, \"available\": true, \"passed\": %d, \"failed\": %d, \"worst_fp32_rel\": %.3e}\n",
                 g_passed, g_failed, g_worst_fp32);
     return g_failed == 0 ? 0 : 1;
