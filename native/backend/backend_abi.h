@@ -130,6 +130,9 @@ typedef struct st2v_backend_api {
     // ---- GEMM / attention ----
     st2v_status (*gemm)(const st2v_gemm_args* args);
     st2v_status (*attention)(const st2v_attention_args* args);
+
+    // ---- dtype conversion (f32 <-> f16 / bf16, round to nearest even as core/half.h) ----
+    st2v_status (*cast)(const void* d_src, int src_type, void* d_dst, int dst_type, int64_t n);
 } st2v_backend_api;
 
 // The one symbol a backend library exports. Returns NULL when abi_version is not one it implements.

@@ -68,6 +68,14 @@ DeviceTensor DeviceTensor::reshape(const Shape& s) const {
     return t;
 }
 
+DeviceTensor DeviceTensor::to(DType dtype) const {
+    ST2V_CHECK(defined(), Code::kInvalidArgument, "DeviceTensor::to: undefined tensor");
+    if (dtype == dtype_) return *this;
+    DeviceTensor t = empty(shape_, dtype);
+    check(cuda().cast(raw(), abi_dtype(dtype_, "cast"), t.raw(), abi_dtype(dtype, "cast"), numel()), "cast");
+    return t;
+}
+
 DeviceTensor silu(const DeviceTensor& x) {
     need_f32(x, "silu", "x");
     DeviceTensor y = DeviceTensor::empty(x.shape());
@@ -133,15 +141,16 @@ DeviceTensor linear(const DeviceTensor& x, const DeviceTensor& w, const DeviceTe
     ST2V_CHECK(x.defined() && w.defined(), Code::kInvalidArgument, "linear: undefined input or weight");
     ST2V_CHECK(w.ndim() == 2 && x.ndim() >= 1 && x.size(-1) == w.size(1), Code::kShapeMismatch,
                "linear: x %s vs weight %s", x.shape().str().c_str(), w.shape().str().c_str());
-    ST2V_CHECK(x.dtype() == w.dtype(), Code::kDtype, "linear: x (%s) and weight (%s) must have the same dtype on cuda",
-               dtype_name(x.dtype()), dtype_name(w.dtype()));
+    ST2V_CHECK(x.dtype() == w.dtype() || x.dtype() == DType::F32, Code::kDtype,
+               "linear: x (%s) must be f32 or the weight's dtype (%s)", dtype_name(x.dtype()), dtype_name(w.dtype()));
+    const DeviceTensor xa = x.to(w.dtype());
     const int64_t K = w.size(1), N = w.size(0), M = K ? x.numel() / K : 0;
     Shape s = x.shape();
     s[-1] = N;
     DeviceTensor y = DeviceTensor::empty(s);
     st2v_gemm_args a{};
     a.M = M, a.N = N, a.K = K;
-    a.d_a = x.raw(), a.lda = K, a.trans_a = 0, a.a_type = abi_dtype(x.dtype(), "linear");
+    a.d_a = xa.raw(), a.lda = K, a.trans_a = 0, a.a_type = abi_dtype(w.dtype(), "linear");
     a.d_b = w.raw(), a.ldb = K, a.trans_b = 1, a.b_type = a.a_type;
     a.d_c = y.f32(), a.ldc = N;
     a.d_bias = opt_vec(b, N, "linear", "bias");

@@ -32,6 +32,8 @@ class DeviceTensor {
     float* f32() const;  // checked: dtype must be F32
     // Same storage, new shape of the same numel.
     DeviceTensor reshape(const Shape& s) const;
+    // A converted copy (f32 <-> f16 / bf16, round to nearest even); the same tensor when dtype matches.
+    DeviceTensor to(DType dtype) const;
 
   private:
     std::shared_ptr<DeviceBuffer> buf_;
@@ -49,7 +51,8 @@ DeviceTensor axpby(const DeviceTensor& x, float a, const DeviceTensor& y, float 
 DeviceTensor group_norm(const DeviceTensor& x, int frames, int groups, const DeviceTensor& gamma,
                         const DeviceTensor& beta, float eps, bool silu = false);
 DeviceTensor layer_norm(const DeviceTensor& x, const DeviceTensor& gamma, const DeviceTensor& beta, float eps);
-// y[..., out] = x[..., in] @ w[out, in]^T + b[out], then act. x and w of the same dtype (f32, f16 or bf16), b f32.
+// y[..., out] = x[..., in] @ w[out, in]^T + b[out], then act. w f32, f16 or bf16 (resident 2-byte weights);
+// x f32 or w's dtype: an f32 x with 2-byte weights is rounded to w's dtype (fp32 accumulate). b f32. y f32.
 DeviceTensor linear(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b, Act act = Act::kNone);
 // q [B, Lq, H*D], k [B, Lk, H*D], v [B, Lk, H*Dv] -> [B, Lq, H*Dv]
 DeviceTensor attention(const DeviceTensor& q, const DeviceTensor& k, const DeviceTensor& v, int heads, float scale);

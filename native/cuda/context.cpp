@@ -241,6 +241,12 @@ st2v_status api_attention(const st2v_attention_args* a) {
     return k_attention(a);
 }
 
+st2v_status api_cast(const void* src, int st, void* dst, int dt, int64_t n) {
+    READY_OR_RETURN();
+    if (n > 0 && (!src || !dst)) return fail(ST2V_E_INVALID_ARG, "cast: null pointer");
+    return k_cast(src, st, dst, dt, n);
+}
+
 const st2v_backend_api kApi = {
     ST2V_BACKEND_ABI_VERSION,
     sizeof(st2v_backend_api),
@@ -266,6 +272,7 @@ const st2v_backend_api kApi = {
     &api_blend,
     &api_gemm,
     &api_attention,
+    &api_cast,
 };
 
 }  // namespace

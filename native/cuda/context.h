@@ -69,5 +69,6 @@ st2v_status k_dpmpp_2m_step(const float* x, const float* eps, const float* prev_
 st2v_status k_blend_merge(const float* const* chunk_ptrs, int64_t n_chunks, int64_t B, int64_t Ch, int64_t L,
                           int64_t HW, int64_t chunk, int64_t overlap, const int64_t* r, float* out);
 st2v_status k_attention(const st2v_attention_args* a);
+st2v_status k_cast(const void* src, int src_type, void* dst, int dst_type, int64_t n);
 
 }  // namespace st2v::cuda

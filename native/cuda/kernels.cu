@@ -1,6 +1,8 @@
 // The CUDA backend's own kernels (fp32). The per-element formulas come from backend/kernel_math.h and
 // runtime/blend_math.h, the same inline functions the CPU backend calls. Reductions accumulate in double like
 // the CPU (shifted sums for the norms), so the two backends agree far below the 1e-4 parity bound.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -238,6 +240,20 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(st2v_attention_a
     }
 }
 
+__device__ __forceinline__ float load_as_f32(const void* p, int t, int64_t i) {
+    if (t == ST2V_BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    if (t == ST2V_F16) return __half2float(static_cast<const __half*>(p)[i]);
+    return static_cast<const float*>(p)[i];
+}
+__global__ void cast_kernel(const void* src, int st, void* dst, int dt, int64_t n) {
+    GRID_STRIDE(i, n) {
+        const float v = load_as_f32(src, st, i);
+        if (dt == ST2V_BF16) static_cast<__nv_bfloat16*>(dst)[i] = __float2bfloat16_rn(v);
+        else if (dt == ST2V_F16) static_cast<__half*>(dst)[i] = __float2half_rn(v);
+        else static_cast<float*>(dst)[i] = v;
+    }
+}
+
 template <int DPL>
 st2v_status launch_attention(const st2v_attention_args* a) {
     constexpr int Dm = DPL * 32;
@@ -357,6 +373,15 @@ st2v_status k_blend_merge(const float* const* chunk_ptrs, int64_t n_chunks, int6
     ST2V_CU_LAUNCHED("blend_kernel");
     return ST2V_OK;
 }
+st2v_status k_cast(const void* src, int st, void* dst, int dt, int64_t n) {
+    auto ok = [](int t) { return t == ST2V_F32 || t == ST2V_F16 || t == ST2V_BF16; };
+    if (!ok(st) || !ok(dt)) return fail(ST2V_E_INVALID_ARG, "cast: unknown dtype %d -> %d", st, dt);
+    if (n == 0) return ST2V_OK;
+    cast_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(src, st, dst, dt, n);
+    ST2V_CU_LAUNCHED("cast_kernel");
+    return ST2V_OK;
+}
+
 st2v_status k_attention(const st2v_attention_args* a) {
     if (a->B < 1 || a->Lq < 1 || a->Lk < 1 || a->H < 1 || a->D < 1 || a->Dv < 1)
         return fail(ST2V_E_INVALID_ARG, "attention: empty or negative sizes");

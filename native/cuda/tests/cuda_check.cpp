@@ -418,6 +418,31 @@ void check_typed_ops() {
         double ms = time_ms([&] { y = co::linear(dx, dw, db, co::Act::kGelu); });
         report("typed_linear_gelu", shp({2, 300, 320, 1280}), ref.f32(), y.to_host().f32(), ref.numel(), ms);
     });
+    run_case("typed_linear_bf16", [&] {
+        // resident bf16 weights, f32 activations (rounded to bf16 on the device); CPU: f32 x, bf16 w
+        Tensor x = randn({2, 256, 640}), w = randn({640, 640}, 1.f / std::sqrt(640.f)), b = randn({640});
+        Tensor wb = Tensor::empty({640, 640}, DType::BF16);
+        for (int64_t i = 0; i < w.numel(); ++i) wb.data<uint16_t>()[i] = f32_to_bf16(w.f32()[i]);
+        Tensor ref = ops::linear(x, wb, b, ops::Act::kNone);
+        co::DeviceTensor dx = co::DeviceTensor::from_host(x), dw = co::DeviceTensor::from_host(wb),
+                         db = co::DeviceTensor::from_host(b);
+        co::DeviceTensor y;
+        double ms = time_ms([&] { y = co::linear(dx, dw, db); });
+        report("typed_linear_bf16_weights", shp({2, 256, 640, 640}), ref.f32(), y.to_host().f32(), ref.numel(), ms, true);
+    });
+    run_case("cast", [&] {
+        // f32 -> bf16 -> f32 on the device equals core/half.h's rounding on the host (exactly)
+        Tensor x = randn({1 << 16}, 3.f);
+        Tensor ref = Tensor::empty({1 << 16});
+        for (int64_t i = 0; i < x.numel(); ++i) ref.f32()[i] = bf16_to_f32(f32_to_bf16(x.f32()[i]));
+        co::DeviceTensor y = co::DeviceTensor::from_host(x).to(DType::BF16).to(DType::F32);
+        Tensor got = y.to_host();
+        double max_abs = 0;
+        for (int64_t i = 0; i < x.numel(); ++i) max_abs = std::max(max_abs, double(std::fabs(got.f32()[i] - ref.f32()[i])));
+        (max_abs == 0 ? g_passed : g_failed)++;
+        std::printf("{\"op\": \"cast_f32_bf16_f32\", \"shape\": \"[65536]\", \"max_abs\": %.3e, \"tol\": 0, "
+                    "\"pass\": %s}\n", max_abs, max_abs == 0 ? "true" : "false");
+    });
     run_case("typed_group_norm", [&] {
         Tensor x = randn({2 * 8, 64, 12, 20}), g = randn({64}), b = randn({64});
         Tensor ref = ops::group_norm(x, 8, 32, g, b, 1e-6f, true);
