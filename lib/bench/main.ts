@@ -14,8 +14,9 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   ops: () => import('./ops.js'),
   eval: () => import('./eval.js'),
   step: () => import('./step.js'),
-  vae: () => import('./vae.js'),
+  pipeline: () => import('./pipeline.js'),
   enhance: () => import('./enhance.js'),
+  vae: () => import('./vae.js'),
 };
 
 function usage(): string {

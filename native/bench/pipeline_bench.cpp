@@ -82,6 +82,26 @@ RandomModelInfo write_random_model(const std::string& dir, const RandomModelSpec
     }
     for (const std::string& n : w.names()) info.params += static_cast<double>(w.get(n).numel());
     fs::create_directories(dir);
+    if (s.base) {
+        // The plain stage-1 UNet3D of the same widths and context as the extension UNet.
+        t2v::St2vConfig b;
+        if (s.preset == "tiny") {
+            const engine::TinyConfig tc;
+            b = t2v::St2vConfig::tiny();
+            b.unet.context_dim = tc.context_dim;
+            b.unet.time_embed_dim = 4 * tc.channels[0];
+        } else {
+            b = t2v::St2vConfig::mid();
+        }
+        b.unet.apm = b.unet.cam_mergers = false;
+        b.cam = b.resampler = false;
+        io::WeightStore bw = t2v::make_random_weights(b, s.seed + 2, s.dtype);
+        fs::create_directories(fs::path(dir) / "base");
+        io::save_safetensors((fs::path(dir) / "base" / "unet.safetensors").string(), bw,
+                             {{"format", "pt"}, {"producer", "st2v random model (stage-1 base)"}});
+        for (const std::string& n : bw.names()) info.params += static_cast<double>(bw.get(n).numel());
+        info.config += "; stage-1 base UNet3D " + b.unet.str();
+    }
     const std::string file = (fs::path(dir) / "model.safetensors").string();
     io::save_safetensors(file, w, {{"format", "pt"}, {"producer", "st2v random model (" + s.preset + ")"}});
     info.bytes = static_cast<double>(fs::file_size(file));

@@ -23,6 +23,9 @@ struct RandomModelSpec {
     DType dtype = DType::F16;    // weight dtype of the UNet/CAM/resampler (encoders too)
     int64_t vocab = 514;         // text vocabulary rows (514 = the byte-level tokenizer; 49408 = CLIP BPE)
     bool untrained = true;       // model.json "untrained": the engine then uses its byte-level tokenizer
+    // Also write base/unet.safetensors: a plain UNet3D (no APM, no CAM mergers, base_model.* names, as `st2v convert`
+    // writes the ModelScope text-to-video-ms-1.7b unet/) of the preset's widths, the stage-1 model (seed + 2).
+    bool base = false;
 };
 
 struct RandomModelInfo {
@@ -32,7 +35,8 @@ struct RandomModelInfo {
     double seconds = 0;   // time to make and write the weights
 };
 
-// Writes <dir>/model.safetensors and <dir>/model.json (creating dir). Throws ERR_INVALID_ARG for a bad spec.
+// Writes <dir>/model.safetensors and <dir>/model.json (creating dir), and <dir>/base/unet.safetensors when
+// spec.base. Throws ERR_INVALID_ARG for a bad spec.
 RandomModelInfo write_random_model(const std::string& dir, const RandomModelSpec& spec);
 
 }  // namespace st2v::bench

@@ -25,6 +25,7 @@ Napi::Value WriteRandomModel(const Napi::CallbackInfo& info) {
         s.dtype = dts == "f32" ? DType::F32 : dts == "f16" ? DType::F16 : DType::BF16;
         s.vocab = static_cast<int64_t>(get_number(o, "vocab", 514));
         s.untrained = get_bool(o, "untrained", true);
+        s.base = get_bool(o, "base", false);
         auto res = std::make_shared<bench::RandomModelInfo>();
         return run_async(
             info.Env(), "st2v.writeRandomModel", [=]() { *res = bench::write_random_model(dir, s); },
