@@ -267,8 +267,17 @@ TEST(EnhancePipeline, TokenTiledFeedForwardMatchesUntiled) {
     tiled.set_ff_token_chunk(7);  // 144 spatial / 144 temporal token rows -> 21 slices, last one short
     Tensor x = Tensor::empty({1, 4, 3, 6, 8});
     for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::sin(0.29f * static_cast<float>(i));
-    Tensor a = T.unet.forward(x, {450.f}, T.y), b = tiled.forward(x, {450.f}, T.y);
+    const size_t base = tensor_bytes_live();
+    tensor_bytes_reset_peak();
+    Tensor a = T.unet.forward(x, {450.f}, T.y);
+    const size_t peak_untiled = tensor_bytes_peak() - base;
+    const size_t base2 = tensor_bytes_live();
+    tensor_bytes_reset_peak();
+    Tensor b = tiled.forward(x, {450.f}, T.y);
+    const size_t peak_tiled = tensor_bytes_peak() - base2;
     const double d = max_abs_diff(a, b);
-    std::printf("  FF tiled (7 tokens) vs untiled: max |diff| = %.3g\n", d);
+    std::printf("  FF tiled (7 tokens) vs untiled: max |diff| = %.3g; forward peak tensor bytes %.1f kB tiled, %.1f kB untiled\n",
+                d, peak_tiled / 1e3, peak_untiled / 1e3);
     EXPECT_LE(d, 1e-6);
+    EXPECT_LE(peak_tiled, peak_untiled);
 }
