@@ -56,6 +56,29 @@ Tensor repeat_batch(const Tensor& x, int times) {
 }
 }  // namespace
 
+Tensor sample_extension_chunk(Model& m, const Tensor& x_T, const Tensor& ctx, const Tensor& cond2,
+                              const ExtensionSampling& s, const runtime::NoiseFn& noise,
+                              const std::function<void(int, int64_t)>& before_step, const runtime::StepCallback& on_step,
+                              double* ms_cam, double* ms_unet) {
+    ST2V_CHECK_ARG(x_T.ndim() == 4, "sample_extension_chunk: x_T must be [F, C, h, w], got %s", x_T.desc().c_str());
+    ST2V_CHECK_ARG(ctx.ndim() == 3 && ctx.size(0) == 2, "sample_extension_chunk: ctx must be [2, L, D] ([uncond, cond]), got %s",
+                   ctx.desc().c_str());
+    ST2V_CHECK_ARG(cond2.ndim() == 4 && cond2.size(0) % 2 == 0, "sample_extension_chunk: cond frames must be [2 * Fc, 3, H, W], got %s",
+                   cond2.desc().c_str());
+    const int64_t F = x_T.size(0);
+    int i = 0;
+    return runtime::ddim_sample(
+        x_T, s.steps, s.eta,
+        [&](const Tensor& xf, int64_t t) {
+            if (before_step) before_step(i, t);
+            ++i;
+            Tensor X = repeat_batch(to_bcfhw(xf, F), 2);  // [2, 4, F, h, w]
+            Tensor eps = m.eps_extension(X, static_cast<float>(t), ctx, cond2, ms_cam, ms_unet);
+            return to_bfchw(runtime::cfg_combine_batch(eps, s.guidance));  // [F, 4, h, w]
+        },
+        noise, on_step);
+}
+
 Engine::Engine(int threads) : pool_(threads) {}
 Engine::~Engine() = default;
 
@@ -114,6 +137,11 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
     Tensor text_pos = m.encode_text(sum.prompt_ids);    // [1, 77, D]
     Tensor text_neg = m.encode_text(sum.negative_ids);  // [1, 77, D]
     Tensor ctx77 = ops::concat({text_neg, text_pos}, 0);  // [2, 77, D], CFG order [uncond, cond]
+    // architecture.md §1.1: the official stage 1 (ModelScope pipeline) is called without a negative prompt, so its
+    // uncond branch encodes "". Applied when the separate stage-1 model runs.
+    Tensor ctx_base = ctx77;
+    if (mi.stage1_model)
+        ctx_base = ops::concat({m.encode_text(o.empty_ids.empty() ? m.tokenize("") : o.empty_ids), text_pos}, 0);
     const double ms_text = now_ms() - t0;
     cancelled();
 
@@ -131,7 +159,7 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
             on_progress({"stage1", 0, chunks, ++i, o.base_steps});
             double a = now_ms();
             Tensor X = repeat_batch(to_bcfhw(xf, F), 2);  // [2, 4, F, h, w]
-            Tensor eps = runtime::cfg_combine_batch(m.eps_base(X, static_cast<float>(t), ctx77), o.base_guidance);
+            Tensor eps = runtime::cfg_combine_batch(m.eps_base(X, static_cast<float>(t), ctx_base), o.base_guidance);
             tu += now_ms() - a;
             return to_bfchw(eps);  // [F, 4, h, w]
         });
@@ -186,16 +214,12 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
         Tensor cond2 = repeat_batch(cond, 2);  // [2 * Fc, 3, H, W]
         Tensor x = to_bfchw(gen.randn({1, mi.latent_channels, F, h, w}));  // [F, 4, h, w]
         int i = 0;
-        x = runtime::ddim_sample(
-            x, o.steps, o.eta,
-            [&](const Tensor& xf, int64_t t) {
-                cancelled();
-                on_progress({"extend", k, chunks, ++i, o.steps});
-                Tensor X = repeat_batch(to_bcfhw(xf, F), 2);  // [2, 4, F, h, w]
-                Tensor eps = m.eps_extension(X, static_cast<float>(t), ctx, cond2, &c.ms_cam, &c.ms_unet);
-                return to_bfchw(runtime::cfg_combine_batch(eps, o.guidance));  // [F, 4, h, w]
-            },
-            runtime::torch_noise(gen));
+        x = sample_extension_chunk(m, x, ctx, cond2, ExtensionSampling{o.steps, o.eta, o.guidance}, runtime::torch_noise(gen),
+                                   [&](int, int64_t) {
+                                       cancelled();
+                                       on_progress({"extend", k, chunks, ++i, o.steps});
+                                   },
+                                   {}, &c.ms_cam, &c.ms_unet);
         cancelled();
         double a = now_ms();
         on_progress({"decode", k, chunks, 0, 1});

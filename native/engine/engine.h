@@ -20,6 +20,7 @@
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "ops/ops.h"
+#include "runtime/schedules.h"
 
 namespace st2v::engine {
 
@@ -34,6 +35,7 @@ struct ModelInfo {
     bool has_base = false;      // a stage-1 model (plain UNet3D) is available
     bool has_extension = false; // CAM + APM extension model
     bool untrained = false;     // the embedded default: random weights
+    bool stage1_model = false;  // stage 1 runs a separate ModelScope UNet3D (base/unet.safetensors), not the extension UNet
     int latent_channels = 4;
     int height = 0, width = 0;  // pixel size of generated frames
     int chunk_frames = 16, cond_frames = 8;
@@ -44,6 +46,7 @@ struct ModelInfo {
 struct GenerateOptions {
     std::vector<int32_t> prompt_ids;    // tokenised prompt (77 ids); empty = tokenise `prompt` with the model's tokenizer
     std::vector<int32_t> negative_ids;
+    std::vector<int32_t> empty_ids;     // ids of "" (the separate stage-1 model's uncond); empty = the model's tokenizer
     std::string prompt, negative;
     int frames = 24;                    // exactly this many frames are delivered (16 + 8 (n - 1) made, last cut)
     uint64_t seed = 33;
@@ -75,6 +78,24 @@ struct Summary {
 };
 
 class Model;  // defined in model.h (the loaded networks)
+
+// One stage-2 extension chunk (architecture.md §1.2): DDIM (leading spacing, `eta` with its variance noise) with
+// classifier-free guidance in the batch order [uncond, cond] over Model::eps_extension (CAM + UNet + APM).
+//   x_T    [F, 4, h, w] (frames folded into the batch, as the official draws it per frame)
+//   ctx    [2, 77 + 16, D] text + image tokens, [uncond, cond];  cond2 [2 * Fc, 3, H, W] CAM frames in [-1, 1]
+//   noise  step i's variance noise [F, 4, h, w] (a torch generator in the official order, or recorded)
+//   before_step(i, t) runs before each model call (progress, cancellation); on_step sees x after each step.
+// Returns the final latent [F, 4, h, w]. The engine's generate() and `st2v verify` (group "ddim") both run this.
+struct ExtensionSampling {
+    int steps = 50;
+    float eta = 1.0f;
+    float guidance = 7.5f;
+};
+Tensor sample_extension_chunk(Model& m, const Tensor& x_T, const Tensor& ctx, const Tensor& cond2,
+                              const ExtensionSampling& s, const runtime::NoiseFn& noise,
+                              const std::function<void(int step, int64_t t)>& before_step = {},
+                              const runtime::StepCallback& on_step = {}, double* ms_cam = nullptr,
+                              double* ms_unet = nullptr);
 
 class Engine {
   public:

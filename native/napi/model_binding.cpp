@@ -43,6 +43,7 @@ Napi::Value VerifyReference(const Napi::CallbackInfo& info) {
                     c.Set("maxRef", r.max_ref);
                     c.Set("maxRel", r.max_rel);
                     c.Set("tol", r.tol);
+                    c.Set("relTol", r.rel_tol);
                     c.Set("pass", r.pass);
                     Napi::Array s = Napi::Array::New(env, r.shape.size());
                     for (size_t k = 0; k < r.shape.size(); ++k) s.Set(static_cast<uint32_t>(k), static_cast<double>(r.shape[k]));

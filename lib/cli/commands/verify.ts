@@ -12,8 +12,10 @@ export interface VerifyCase {
   name: string;
   maxAbs: number;
   maxRef: number;
-  /** max |ours - ref| / max(1, |ref|): pass <=> maxRel <= 1e-4 */
+  /** max |ours - ref| / max(1, |ref|): pass <=> maxRel <= relTol */
   maxRel: number;
+  /** the case's relative tolerance: 1e-4, or what the case documents (e.g. 1e-3 for multi-step trajectories) */
+  relTol: number;
   tol: number;
   pass: boolean;
   shape: number[];
@@ -52,12 +54,20 @@ function fmtE(x: number): string {
 }
 
 export function formatTable(r: VerifyReport): string {
-  const rows = r.cases.map((c) => [c.name, `[${c.shape.join(', ')}]`, fmtE(c.maxAbs), fmtE(c.maxRel), c.pass ? 'ok' : 'FAIL', c.note]);
-  const head = ['case', 'shape', 'max abs', 'max rel (tol 1e-4)', '', ''];
+  const rows = r.cases.map((c) => [
+    c.name,
+    `[${c.shape.join(', ')}]`,
+    fmtE(c.maxAbs),
+    fmtE(c.maxRel),
+    Number.isFinite(c.relTol) ? c.relTol.toExponential(0) : '1e-4',
+    c.pass ? 'ok' : 'FAIL',
+    c.note,
+  ]);
+  const head = ['case', 'shape', 'max abs', 'max rel', 'tol', '', ''];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
-      .map((s, i) => (i >= 2 && i <= 3 ? s.padStart(w[i] ?? 0) : s.padEnd(w[i] ?? 0)))
+      .map((s, i) => (i >= 2 && i <= 4 ? s.padStart(w[i] ?? 0) : s.padEnd(w[i] ?? 0)))
       .join('  ')
       .trimEnd();
   const out = [line(head), ...rows.map(line)];

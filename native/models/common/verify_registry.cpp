@@ -67,6 +67,7 @@ CaseResult compare(const std::string& name, const Tensor& out, const Tensor& ref
         if (!(rel <= r.max_rel)) r.max_rel = std::isnan(rel) ? NAN : std::max(r.max_rel, rel);
         r.max_ref = std::max(r.max_ref, m);
     }
+    r.rel_tol = rel_tol;
     r.tol = rel_tol * std::max(1.0, r.max_ref);
     r.pass = ok;
     if (!ok) {

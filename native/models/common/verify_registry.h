@@ -30,6 +30,7 @@ struct CaseResult {
     double max_abs = 0;          // max |out - ref|
     double max_ref = 0;          // max |ref|
     double max_rel = 0;          // max |out - ref| / max(1, |ref|): pass <=> max_rel <= rel_tol
+    double rel_tol = 1e-4;       // the case's relative tolerance (1e-4 unless the case documents otherwise)
     double tol = 0;              // rel_tol * max(1, max|ref|) (reported); pass is the per-element test below
     bool pass = false;           // every element: |out - ref| <= rel_tol * max(1, |ref|), shapes equal, finite
     std::vector<int64_t> shape;  // of the reference

@@ -56,6 +56,7 @@ void step_cases(Dump& d, std::vector<CaseResult>& out) {
     } else {
         ctx = d.npy("step/ctx.npy").to(DType::F32);
     }
+    d.cache()["step/ctx"] = ctx;  // reused by the "ddim" group
     const int64_t B = ctx.size(0);
     const Tensor& xt = d.npy("step/x_t.npy");
     ST2V_CHECK(xt.ndim() == 5, Code::kShapeMismatch, "verify: step/x_t.npy must be [B, C, F, h, w], got %s", xt.desc().c_str());
