@@ -12,6 +12,8 @@
  * algorithm when the window covers the video; shorter windows randomise the seams between windows once on the
  * final latents instead of at every solver step (see pipeline.h).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { callNative, St2vError } from './errors.js';
 import { loadModelTokenizer } from './engine.js';
 import { loadNative, type NativeEnhanceFrames, type NativeEnhanceProgress, type NativeTensor } from './native/binding.js';
@@ -134,6 +136,23 @@ export async function enhance(input: EnhanceInput, opts: EnhanceOptions): Promis
   if (untrained || opts.model === null || opts.model === undefined) {
     text = { untrained: true, prompt: opts.prompt, negativePrompt: negative };
   } else {
+    // model.json (st2v convert) lists the components: say what is missing before asking for a tokenizer
+    const mj = path.join(opts.model, 'model.json');
+    if (fs.existsSync(mj)) {
+      let comps: Record<string, unknown> | undefined;
+      try {
+        comps = (JSON.parse(fs.readFileSync(mj, 'utf8')) as { components?: Record<string, unknown> }).components;
+      } catch {
+        comps = undefined; // unreadable: the native loader reports the weights themselves
+      }
+      if (comps && !Object.hasOwn(comps, 'enhancer')) {
+        throw new St2vError(
+          `enhance: model folder ${opts.model} has no enhancer (component 'enhancer': MS-Vid2Vid-XL non_ema_0035000.pth; ` +
+            `add it with \`st2v convert\`); it has ${Object.keys(comps).join(', ') || 'no components'}`,
+          'ERR_WEIGHTS_MISSING',
+        );
+      }
+    }
     // the enhancer's OpenCLIP text tower was run on open_clip.tokenize("<prompt>, ") (enhancer.md §4)
     const tok = loadModelTokenizer(opts.model);
     text = { promptIds: openClipIds(tok.tokenize(`${opts.prompt}, `), tok.endId), negativeIds: openClipIds(tok.tokenize(negative), tok.endId) };

@@ -51,6 +51,11 @@ test('native: a model folder without enhancer.* tensors rejects with ERR_WEIGHTS
   fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.concat([len, header, Buffer.alloc(4)]));
   const frames = { data: new Float32Array(4 * 3 * 8 * 8), shape: [4, 3, 8, 8], dtype: 'f32' as const };
   const ids = new Int32Array(77);
+  // through lib/enhance.ts: model.json without the enhancer component is reported before any tokenizer lookup
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ components: { vae: {}, text_encoder: {} } }));
+  const e = await t.throwsAsync(enhance(video(8), { model: dir, prompt: 'x', chunk: 4, overlap: 2 }));
+  t.is((e as St2vError).code, 'ERR_WEIGHTS_MISSING');
+  t.regex(e!.message, /no enhancer.*vae, text_encoder/);
   for (const dirArg of [dir, null]) {
     const job = native.enhanceVideo(dirArg, frames, { promptIds: ids, negativeIds: ids, chunk: 4, overlap: 2 }, () => {}, () => {});
     const err = await t.throwsAsync(job.promise);
