@@ -6,6 +6,7 @@
 
 #include "core/tensor.h"
 #include "io/weights.h"
+#include "models/streamingt2v/config.h"
 
 namespace st2v::engine {
 
@@ -24,7 +25,9 @@ struct TinyConfig {
     uint64_t seed = 20240406;
 };
 
-// (name, shape) of every UNet / CAM / resampler tensor of a tiny StreamingT2V, official key names.
+// The StreamingT2V config of these widths (models/streamingt2v/config.h), and (name, shape) of every UNet /
+// CAM / resampler tensor it has, official key names, in module order.
+t2v::St2vConfig tiny_st2v_config(const TinyConfig& c);
 std::vector<std::pair<std::string, Shape>> tiny_unet_keys(const TinyConfig& c);
 // (name, shape) of the text encoder (HF CLIPTextModel), image encoder (OpenCLIP visual) and VAE (diffusers).
 std::vector<std::pair<std::string, Shape>> tiny_encoder_keys(const TinyConfig& c);
