@@ -5,9 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
+#include <string>
 
 #include "core/arena.h"
+#include "io/npy.h"
+#include "models/clip/weights_util.h"
 #include "models/vae/vae.h"
 
 using namespace st2v;
@@ -107,4 +112,19 @@ TEST(VaeTiled, FourLevelEncodeExact) {
         EXPECT_LE(max_abs_diff(m.encode_tiled(x2, o).moments, p2.moments), 1e-4) << "band " << band;
     }
     EXPECT_THROW(m.encode_tiled(Tensor::zeros(Shape({1, 3, 20, 16}))), st2v::Error);  // not a multiple of 8
+}
+
+// The banded paths on the golden VAE (2 levels) against the recorded reference outputs, with 3-row bands.
+TEST(VaeTiled, GoldenVaeBandedMatchesReference) {
+    const char* e = std::getenv("ST2V_SHARED");
+    const std::string dir = std::string(e ? e : "../shared") + "/golden/vae";
+    if (!std::filesystem::exists(dir + "/manifest.json")) GTEST_SKIP() << "golden data not found (ST2V_SHARED)";
+    vae::AutoencoderKL m(enc::load_canonical(dir + "/vae_diffusers.safetensors"));
+    vae::TileOptions o;
+    o.band_rows = 3;
+    const Tensor moments = io::read_npy(dir + "/io/moments.npy");
+    const Tensor dec = io::read_npy(dir + "/io/dec_of_z.npy");
+    EXPECT_LE(max_abs_diff(m.encode_tiled(io::read_npy(dir + "/io/image.npy"), o).moments, moments),
+              1e-4 * std::max(1.0, max_abs(moments)));
+    EXPECT_LE(max_abs_diff(m.decode_tiled(io::read_npy(dir + "/io/z_in.npy"), o), dec), 1e-4 * std::max(1.0, max_abs(dec)));
 }
