@@ -229,7 +229,11 @@ export class Engine implements AsyncDisposable {
               steps,
               guidanceScale: o.guidanceScale,
               ...(self.tokenizer
-                ? { promptIds: self.tokenizer.tokenize(o.prompt), negativeIds: self.tokenizer.tokenize(o.negativePrompt) }
+                ? {
+                    promptIds: self.tokenizer.tokenize(o.prompt),
+                    negativeIds: self.tokenizer.tokenize(o.negativePrompt),
+                    emptyIds: self.tokenizer.tokenize(''),
+                  }
                 : {}),
             },
             (c: NativeChunk) => {

@@ -119,6 +119,8 @@ export interface NativeGenerateOptions {
   promptIds?: Int32Array;
   /** CLIP token ids (77) of the negative prompt, as promptIds. */
   negativeIds?: Int32Array;
+  /** CLIP token ids (77) of "" (the uncond of a separate stage-1 model, which gets no negative prompt), as promptIds. */
+  emptyIds?: Int32Array;
 }
 
 /** Milliseconds spent per stage for one chunk. Stages that did not run in that chunk are 0. */

@@ -82,6 +82,7 @@ class StreamingT2VModel : public Model {
                    static_cast<long long>(sc.context_dim), static_cast<long long>(sc.in_channels));
         info.weight_bytes += stage1_w_.bytes();
         info.components.insert(info.components.begin(), "base");
+        info.stage1_model = true;
     }
     Tensor decode(const Tensor& z) override { return vae_->decode(z); }
     float vae_scale() const override { return vae_->config().scaling_factor; }

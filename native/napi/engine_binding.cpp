@@ -197,6 +197,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
             Napi::Object o = info[0].As<Napi::Object>();
             g.prompt_ids = ids_from(o, "promptIds");
             g.negative_ids = ids_from(o, "negativeIds");
+            g.empty_ids = ids_from(o, "emptyIds");
             g.prompt = get_string(o, "prompt", "");
             g.negative = get_string(o, "negativePrompt", "");
             g.frames = static_cast<int>(get_number(o, "frames", g.frames));

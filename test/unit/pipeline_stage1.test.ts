@@ -19,10 +19,10 @@ const haveNative = typeof native?.writeRandomModel === 'function' && typeof nati
 if (!haveNative) test('native addon with writeRandomModel/createEngine present', (t) => { t.log('SKIP: addon not built'); t.pass(); });
 const nt = haveNative ? test.serial : test.skip;
 
-async function firstChunk(dir: string): Promise<{ data: Uint8Array; components: string[] }> {
+async function firstChunk(dir: string, negativePrompt = ''): Promise<{ data: Uint8Array; components: string[] }> {
   const engine = await Engine.load(dir, { threads: 2 });
   try {
-    const gen = engine.generate({ prompt: 'a red ball', frames: 1, steps: 1, seed: 3 });
+    const gen = engine.generate({ prompt: 'a red ball', negativePrompt, frames: 1, steps: 1, seed: 3 });
     let data: Uint8Array | undefined;
     for await (const c of gen) data ??= c.data;
     return { data: data!, components: engine.model.components };
@@ -53,6 +53,12 @@ nt('stage 1 uses base/unet.safetensors when the folder has it', async (t) => {
     t.notDeepEqual(Buffer.from(a.data), Buffer.from(b.data));
     const b2 = await firstChunk(withBase);
     t.deepEqual(Buffer.from(b2.data), Buffer.from(b.data), 'deterministic');
+    // The official stage 1 gets no negative prompt (its uncond is ""): with the separate base model the negative
+    // prompt leaves the first chunk unchanged; the extension-UNet stand-in uses it.
+    const bn = await firstChunk(withBase, 'blurry, low quality');
+    t.deepEqual(Buffer.from(bn.data), Buffer.from(b.data));
+    const an = await firstChunk(plain, 'blurry, low quality');
+    t.notDeepEqual(Buffer.from(an.data), Buffer.from(a.data));
 
     // A "base" that is really the extension UNet (APM + CAM mergers) is refused at load.
     fs.copyFileSync(path.join(plain, 'model.safetensors'), path.join(withBase, 'base', 'unet.safetensors'));

@@ -21,8 +21,13 @@ code it does not know (ERR_UNSAFE). Tensors stream from the archive, so a 25 GB 
 Output: <model-dir>/<component>.safetensors for each of unet, cam, resampler, text_encoder, image_encoder, vae,
 enhancer, text_last_block that the input provides, and model.json (components, configs, source sha256s).
 
+Real models are tokenized with their CLIP tokenizer: <model-dir>/tokenizer/vocab.json + merges.txt (copied from a
+diffusers folder's tokenizer/, from a plain input folder holding them, or from --tokenizer <dir>). Stage 1 runs the
+ModelScope UNet3D when <model-dir>/base/unet.safetensors exists (convert text-to-video-ms-1.7b into <model-dir>/base).
+
 Examples:
-  $ st2v convert streaming_t2v.ckpt -o models/streamingt2v
+  $ st2v convert streaming_t2v.ckpt -o models/streamingt2v --tokenizer ./text-to-video-ms-1.7b/tokenizer
+  $ st2v convert ./text-to-video-ms-1.7b -o models/streamingt2v/base
   $ st2v convert ./text-to-video-ms-1.7b -o models/ms17b --dtype bf16
   $ st2v convert open_clip_pytorch_model.bin -o models/streamingt2v --overwrite
 `;
@@ -38,9 +43,10 @@ export function register(program: Command): void {
     .addOption(new Option('--dtype <dtype>', 'dtype of floating-point weights in the output').choices(['f16', 'bf16', 'f32']).default('f16'))
     .option('--no-hash', 'skip the sha256 of the source files (faster; model.json has no hashes)')
     .option('--overwrite', 'replace component files that already exist in the output folder')
+    .option('--tokenizer <dir>', 'folder holding the CLIP vocab.json + merges.txt to copy into <model-dir>/tokenizer/')
     .option('--quiet', 'no progress output')
     .addHelpText('after', HELP_AFTER)
-    .action(async (input: string, o: { output: string; dtype: OutputDType; hash: boolean; overwrite?: boolean; quiet?: boolean }) => {
+    .action(async (input: string, o: { output: string; dtype: OutputDType; hash: boolean; overwrite?: boolean; quiet?: boolean; tokenizer?: string }) => {
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
@@ -79,6 +85,7 @@ export function register(program: Command): void {
           dtype: o.dtype,
           hash: o.hash,
           overwrite: Boolean(o.overwrite),
+          ...(o.tokenizer !== undefined ? { tokenizer: o.tokenizer } : {}),
           onProgress,
           onWarning: (m) => {
             bar?.stop();
