@@ -36,7 +36,6 @@ struct ModelInfo {
     bool has_extension = false; // CAM + APM extension model
     bool untrained = false;     // the embedded default: random weights
     bool stage1_model = false;  // stage 1 runs a separate ModelScope UNet3D (base/unet.safetensors), not the extension UNet
-    bool stage1_model = false;  // stage 1 runs a separate ModelScope UNet3D (base/unet.safetensors), not the extension UNet
     int latent_channels = 4;
     int height = 0, width = 0;  // pixel size of generated frames
     int chunk_frames = 16, cond_frames = 8;
@@ -47,7 +46,6 @@ struct ModelInfo {
 struct GenerateOptions {
     std::vector<int32_t> prompt_ids;    // tokenised prompt (77 ids); empty = tokenise `prompt` with the model's tokenizer
     std::vector<int32_t> negative_ids;
-    std::vector<int32_t> empty_ids;     // ids of "" (the separate stage-1 model's uncond); empty = the model's tokenizer
     std::vector<int32_t> empty_ids;     // ids of "" (the separate stage-1 model's uncond); empty = the model's tokenizer
     std::string prompt, negative;
     int frames = 24;                    // exactly this many frames are delivered (16 + 8 (n - 1) made, last cut)
