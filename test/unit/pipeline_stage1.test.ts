@@ -51,8 +51,6 @@ nt('stage 1 uses base/unet.safetensors when the folder has it', async (t) => {
     t.is(a.data.length, b.data.length);
     // The first chunk comes from a different network, so its frames differ; everything else is the same.
     t.notDeepEqual(Buffer.from(a.data), Buffer.from(b.data));
-    const b2 = await firstChunk(withBase);
-    t.deepEqual(Buffer.from(b2.data), Buffer.from(b.data), 'deterministic');
     // The official stage 1 gets no negative prompt (its uncond is ""): with the separate base model the negative
     // prompt leaves the first chunk unchanged; the extension-UNet stand-in uses it.
     const bn = await firstChunk(withBase, 'blurry, low quality');
