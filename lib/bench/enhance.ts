@@ -66,6 +66,8 @@ export async function run(argv: string[]): Promise<void> {
     /** The same ratio with memcpy timed inside the merge case, interleaved with it. */
     blend_over_memcpy_paired: paired !== undefined ? Number(paired) : null,
     seconds_per_step: step ? round(step.seconds, 2) : null,
+    /** Process CPU seconds of that step (wall x cores it actually got; the machine may be shared). */
+    cpu_seconds_per_step: step && step.cpuSeconds > 0 ? round(step.cpuSeconds, 2) : null,
     step_note: step?.note ?? null,
     threads: info.threads,
     isa: info.isa,
@@ -84,7 +86,10 @@ export async function run(argv: string[]): Promise<void> {
           `blend/memcpy ${report.blend_over_memcpy} (paired in-case ${report.blend_over_memcpy_paired ?? 'n/a'}; target >= 0.8)`,
       );
     }
-    if (step) console.log(`  enhancer solver step (mid-size random, 90x160 latents, 24 frames): ${report.seconds_per_step} s/step\n    ${step.note}`);
+    if (step) {
+      const cpu = report.cpu_seconds_per_step !== null ? ` (${report.cpu_seconds_per_step} process CPU-s)` : '';
+      console.log(`  enhancer solver step (mid-size random, 90x160 latents, 24 frames): ${report.seconds_per_step} s/step${cpu}\n    ${step.note}`);
+    }
     else if (!opts.step) console.log('  enhancer solver step: skipped (--no-step)');
   }
   if (opts.save) {
