@@ -61,6 +61,8 @@ export interface NativeBenchResult {
   note: string;
   /** Median process CPU seconds per repetition (0 when the case does not measure it). */
   cpuSeconds: number;
+  /** Wall seconds of the fastest repetition (0 or absent when the case does not report it). */
+  bestSeconds?: number;
 }
 
 /**

@@ -36,6 +36,7 @@ double cpu_now() {
 
 struct Timed {
     double median = 0, cpu_over_wall = 0, cpu_median = 0;  // cpu_median: process CPU seconds per repetition
+    double best = 0;                                        // fastest repetition (wall)
 };
 template <typename F>
 Timed timed(int warmup, int reps, F&& fn) {
@@ -58,7 +59,7 @@ Timed timed(int warmup, int reps, F&& fn) {
     const double cpu = cpu_now() - c0;
     std::sort(t.begin(), t.end());
     std::sort(ct.begin(), ct.end());
-    return {t[t.size() / 2], wall > 0 ? cpu / wall : 0, ct[ct.size() / 2]};
+    return {t[t.size() / 2], wall > 0 ? cpu / wall : 0, ct[ct.size() / 2], t[0]};
 }
 
 std::string note(const Timed& t, const std::string& extra) {
@@ -87,6 +88,7 @@ Result attention_case(const char* name, int64_t B, int64_t Lq, int64_t Lk, int h
     r.name = name;
     r.seconds = t.median;
     r.cpu_seconds = t.cpu_median;
+    r.best_seconds = t.best;
     r.flops = 4.0 * static_cast<double>(B * heads) * static_cast<double>(Lq) * static_cast<double>(Lk) *
               static_cast<double>(D);
     r.gflops = r.flops / t.median * 1e-9;
@@ -113,6 +115,7 @@ Result groupnorm_silu() {
     r.name = "groupnorm_silu_16x320x32x32";
     r.seconds = t.median;
     r.cpu_seconds = t.cpu_median;
+    r.best_seconds = t.best;
     r.flops = 2.0 * 4.0 * static_cast<double>(N * C * H * W);  // bytes: read x + write y
     r.gbps = r.flops / t.median * 1e-9;
     r.note = note(t, "32 groups per frame, fused SiLU, bytes = read + write (stats pass re-reads x: +50% traffic)");

@@ -18,6 +18,8 @@ struct Result {
     std::string note;
     double cpu_seconds = 0;  // median process CPU seconds per repetition (0 = not measured); cpu/threads
                              // vs wall shows how much of the machine the case really had (shared hosts)
+    double best_seconds = 0; // fastest repetition's wall seconds (0 = not measured): on a shared host the
+                             // repetition that had the most of the cores
 };
 
 using BenchFn = Result (*)();

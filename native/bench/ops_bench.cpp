@@ -31,6 +31,7 @@ double cpu_seconds() {
 
 struct Timing {
     double median = 0, cpu_over_wall = 0, cpu_median = 0;  // cpu_median: process CPU seconds per repetition
+    double best = 0;                                        // fastest repetition (wall)
 };
 template <typename F>
 Timing time_it(int warmup, int reps, F&& fn) {
@@ -50,7 +51,7 @@ Timing time_it(int warmup, int reps, F&& fn) {
     const double cpu = cpu_seconds() - c0;
     std::sort(t.begin(), t.end());
     std::sort(ct.begin(), ct.end());
-    return {t[t.size() / 2], wall > 0 ? cpu / wall : 0, ct[ct.size() / 2]};
+    return {t[t.size() / 2], wall > 0 ? cpu / wall : 0, ct[ct.size() / 2], t[0]};
 }
 
 std::string note_of(const Timing& t, const std::string& extra = "") {
@@ -67,6 +68,7 @@ Result flop_result(const char* name, double flops, const Timing& t, const std::s
     r.flops = flops;
     r.gflops = flops / t.median * 1e-9;
     r.cpu_seconds = t.cpu_median;
+    r.best_seconds = t.best;
     r.note = note_of(t, extra);
     return r;
 }

@@ -285,6 +285,7 @@ Napi::Value BenchRun(const Napi::CallbackInfo& info) {
             o.Set("flops", Napi::Number::New(e, res->flops));
             o.Set("note", Napi::String::New(e, res->note));
             o.Set("cpuSeconds", Napi::Number::New(e, res->cpu_seconds));
+            o.Set("bestSeconds", Napi::Number::New(e, res->best_seconds));
             return o;
         });
 }
