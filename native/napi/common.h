@@ -8,8 +8,10 @@
 #pragma once
 #include <napi.h>
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "core/status.h"
@@ -42,5 +44,45 @@ Napi::Object tensor_to_js(Napi::Env env, const Tensor& t);
 double get_number(const Napi::Object& o, const char* key, double def);
 bool get_bool(const Napi::Object& o, const char* key, bool def);
 std::string get_string(const Napi::Object& o, const char* key, const std::string& def);
+
+// Delivery accounting for events an async operation streams to JS through a thread-safe function (chunks,
+// frames, progress): send() counts an event in flight (and drops it when the function is closing), the JS-side
+// callback holds a Delivered while it runs, and the worker's WaitAll (a guard, so it also runs on errors) blocks
+// until every event was delivered — the operation's promise settles only after its last event ran.
+class PendingEvents {
+  public:
+    template <class Tsfn, class Ev>
+    void send(Tsfn& tsfn, Ev* ev) {
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            ++pending_;
+        }
+        if (tsfn.BlockingCall(ev) != napi_ok) {
+            delete ev;
+            done_one();
+        }
+    }
+    void done_one() {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (--pending_ == 0) cv_.notify_all();
+    }
+    void wait_all() {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return pending_ == 0; });
+    }
+    struct Delivered {
+        PendingEvents* p;
+        ~Delivered() { if (p) p->done_one(); }
+    };
+    struct WaitAll {
+        PendingEvents* p;
+        ~WaitAll() { p->wait_all(); }
+    };
+
+  private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int pending_ = 0;
+};
 
 }  // namespace st2v::napi

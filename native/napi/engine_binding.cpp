@@ -39,28 +39,13 @@ Napi::Object timings(Napi::Env env, double text, double image, double unet, doub
     return t;
 }
 
-struct Callbacks {
+struct Callbacks : PendingEvents {
     Napi::FunctionReference on_chunk, on_progress;
-    // Events queued but not yet delivered: generate() resolves only after the last one ran on the JS thread.
-    std::mutex mu;
-    std::condition_variable cv;
-    int pending = 0;
-    void done_one() {
-        std::lock_guard<std::mutex> lk(mu);
-        if (--pending == 0) cv.notify_all();
-    }
-    void wait_all() {
-        std::unique_lock<std::mutex> lk(mu);
-        cv.wait(lk, [&] { return pending == 0; });
-    }
 };
 
 void call_js(Napi::Env env, Napi::Function, Callbacks* cb, Event* ev) {
     std::unique_ptr<Event> owned(ev);
-    struct Done {
-        Callbacks* c;
-        ~Done() { if (c) c->done_one(); }
-    } done{cb};
+    PendingEvents::Delivered done{cb};
     if (env == nullptr || cb == nullptr || ev == nullptr) return;
     try {
         if (ev->is_chunk) {
@@ -230,20 +215,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                     ~Release() { t->Release(); }
                 } rel{tsfn_holder};
                 engine::Engine::BusyGuard guard(*eng);
-                auto send = [&](Event* ev) {
-                    {
-                        std::lock_guard<std::mutex> lk(cbs->mu);
-                        ++cbs->pending;
-                    }
-                    if (tsfn_holder->BlockingCall(ev) != napi_ok) {
-                        delete ev;
-                        cbs->done_one();
-                    }
-                };
-                struct WaitDelivered {  // also on errors: no event may outlive the call
-                    Callbacks* c;
-                    ~WaitDelivered() { c->wait_all(); }
-                } wait{cbs};
+                auto send = [&](Event* ev) { cbs->send(*tsfn_holder, ev); };
+                PendingEvents::WaitAll wait{cbs};  // also on errors: no event may outlive the call
                 *summary = eng->generate(
                     g,
                     [&](engine::Chunk&& c) {

@@ -44,27 +44,13 @@ struct EnhEvent {
     int64_t frames_done = 0;
 };
 
-struct EnhCallbacks {
+struct EnhCallbacks : PendingEvents {
     Napi::FunctionReference on_frames, on_progress;
-    std::mutex mu;
-    std::condition_variable cv;
-    int pending = 0;
-    void done_one() {
-        std::lock_guard<std::mutex> lk(mu);
-        if (--pending == 0) cv.notify_all();
-    }
-    void wait_all() {
-        std::unique_lock<std::mutex> lk(mu);
-        cv.wait(lk, [&] { return pending == 0; });
-    }
 };
 
 void enh_call_js(Napi::Env env, Napi::Function, EnhCallbacks* cb, EnhEvent* ev) {
     std::unique_ptr<EnhEvent> owned(ev);
-    struct Done {
-        EnhCallbacks* c;
-        ~Done() { if (c) c->done_one(); }
-    } done{cb};
+    PendingEvents::Delivered done{cb};
     if (env == nullptr || cb == nullptr || ev == nullptr) return;
     try {
         Napi::Object o = Napi::Object::New(env);
@@ -243,20 +229,8 @@ Napi::Value EnhanceVideo(const Napi::CallbackInfo& info) {
                 std::shared_ptr<EnhTsfn> t;
                 ~Release() { t->Release(); }
             } rel{holder};
-            auto send = [&](EnhEvent* ev) {
-                {
-                    std::lock_guard<std::mutex> lk(cbs->mu);
-                    ++cbs->pending;
-                }
-                if (holder->BlockingCall(ev) != napi_ok) {
-                    delete ev;
-                    cbs->done_one();
-                }
-            };
-            struct WaitDelivered {
-                EnhCallbacks* c;
-                ~WaitDelivered() { c->wait_all(); }
-            } wait{cbs};
+            auto send = [&](EnhEvent* ev) { cbs->send(*holder, ev); };
+            PendingEvents::WaitAll wait{cbs};
             std::unique_ptr<Loaded> L = untrained ? builtin_untrained_enhancer(ff_chunk) : load_enhancer(dir, ff_chunk);
             std::vector<int32_t> p_ids = pids, n_ids = nids;
             if (untrained) {  // the default model's byte-level tokenizer; "<prompt>, " as the official

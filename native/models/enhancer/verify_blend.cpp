@@ -7,7 +7,7 @@
 //     on the official toy v-model out = tanh(0.7 x + y) * (1 + t / 1000).
 // Every size comes from the dump.
 #include <cmath>
-#include <cstdio>
+#include <string>
 
 #include "models/common/verify_registry.h"
 #include "runtime/blend.h"
@@ -66,9 +66,7 @@ void blend_cases(Dump& d, std::vector<CaseResult>& out) {
         for (int64_t s = 0; s < steps && s < ref.size(0); ++s) {
             std::vector<int64_t> r(static_cast<size_t>(seams));
             for (int64_t j = 0; j < seams; ++j) r[static_cast<size_t>(j)] = static_cast<int64_t>(offs.f32()[s * seams + j]);
-            char n[32];
-            std::snprintf(n, sizeof n, "blend_x0_step%lld", (long long)s);
-            out.push_back(compare(n, runtime::randomized_blend(preds.select(0, s).contiguous(), r, C, O), ref.select(0, s), 0.0));
+            out.push_back(compare("blend_x0_step" + std::to_string(s), runtime::randomized_blend(preds.select(0, s).contiguous(), r, C, O), ref.select(0, s), 0.0));
         }
     }
 
