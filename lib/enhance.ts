@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { callNative, St2vError } from './errors.js';
 import { loadModelTokenizer } from './engine.js';
+import type { GenerateEnhanceOptions } from './options.js';
 import { loadNative, type NativeEnhanceFrames, type NativeEnhanceProgress, type NativeTensor } from './native/binding.js';
 
 /** Input video: rgb24 frames (frames, height, width, 3) or [-1, 1] floats [frames, 3, height, width]. */
@@ -23,7 +24,7 @@ export type EnhanceInput =
   | { data: Uint8Array; frames: number; width: number; height: number }
   | { data: Float32Array; shape: [number, number, number, number] };
 
-export interface EnhanceOptions {
+export interface EnhanceOptions extends GenerateEnhanceOptions {
   /**
    * Model folder with the enhancer (enhancer.*), its VAE and text encoder, converted by `st2v convert`. null (with
    * `untrained: true`) selects the built-in tiny enhancer whose weights are seeded random numbers (UNTRAINED: its
@@ -33,22 +34,6 @@ export interface EnhanceOptions {
   /** Opt in to the untrained built-in enhancer (model null only). Defaults to `false`. */
   untrained?: boolean;
   prompt: string;
-  /** Defaults to `''` (StreamingT2V's --negative_prompt_enhancer default). */
-  negativePrompt?: string;
-  /** Solver steps. Defaults to `30`. */
-  steps?: number;
-  /** Seed of the noise generator and of the blending split indices. Defaults to `0`. */
-  seed?: number;
-  /** Chunks per window, 0 = whole video. Defaults to `0`. */
-  window?: number;
-  /** Blending chunk / overlap in frames. Defaults to `24` / `8`. */
-  chunk?: number;
-  overlap?: number;
-  /** Output size. Defaults to `1280` x `720`. */
-  width?: number;
-  height?: number;
-  /** Defaults to `7.5`. */
-  guidanceScale?: number;
   signal?: AbortSignal;
   onProgress?: (p: NativeEnhanceProgress) => void;
   /** Receives frames as they become final; when given, the result holds no data (streaming). */

@@ -53,16 +53,25 @@ export interface GenerateOptions {
   enhance?: boolean | GenerateEnhanceOptions;
 }
 
-/** Options of the enhancer stage of {@link GenerateOptions.enhance} (see lib/enhance.ts for each). */
+/** Options of the enhancer (stage 3), for {@link GenerateOptions.enhance} and `enhance()` (lib/enhance.ts). */
 export interface GenerateEnhanceOptions {
+  /** Defaults to `''` (StreamingT2V's --negative_prompt_enhancer default). */
   negativePrompt?: string;
+  /** Solver steps. Defaults to `30`. */
   steps?: number;
+  /** Seed of the noise generator and of the blending split indices. Defaults to `0`. */
   seed?: number;
+  /** Chunks per window, 0 = whole video. Defaults to `0`. */
   window?: number;
+  /** Blending chunk in frames. Defaults to `24`. */
   chunk?: number;
+  /** Blending overlap in frames. Defaults to `8`. */
   overlap?: number;
+  /** Output width. Defaults to `1280`. */
   width?: number;
+  /** Output height. Defaults to `720`. */
   height?: number;
+  /** Defaults to `7.5`. */
   guidanceScale?: number;
 }
 
