@@ -8,7 +8,6 @@
 //   groupnorm_silu_16x320x32x32   GroupNorm(32 groups, per frame) + fused SiLU (gbps, bytes = read + write)
 // Median over the repetitions; the note carries threads, ISA and process-CPU/wall (about the thread count
 // when the threads really ran in parallel, lower on a shared machine).
-#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,45 +27,12 @@
 namespace st2v::bench {
 namespace {
 
-double cpu_now() {
-    timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-struct Timed {
-    double median = 0, cpu_over_wall = 0, cpu_median = 0;  // cpu_median: process CPU seconds per repetition
-    double best = 0;                                        // fastest repetition (wall)
-};
+// Outputs come from an Arena, as in the pipeline (no fresh pages per repetition).
 template <typename F>
-Timed timed(int warmup, int reps, F&& fn) {
-    // Outputs come from an Arena, as in the pipeline (no fresh pages per repetition).
+Timing timed(int warmup, int reps, F&& fn) {
     Arena arena;
     ArenaScope scope(&arena);
-    for (int i = 0; i < warmup; ++i) fn();
-    std::vector<double> t, ct;
-    double wall = 0;
-    const double c0 = cpu_now();
-    for (int i = 0; i < reps; ++i) {
-        const double cs = cpu_now();
-        const auto a = std::chrono::steady_clock::now();
-        fn();
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
-        ct.push_back(cpu_now() - cs);
-        t.push_back(s);
-        wall += s;
-    }
-    const double cpu = cpu_now() - c0;
-    std::sort(t.begin(), t.end());
-    std::sort(ct.begin(), ct.end());
-    return {t[t.size() / 2], wall > 0 ? cpu / wall : 0, ct[ct.size() / 2], t[0]};
-}
-
-std::string note(const Timed& t, const std::string& extra) {
-    char buf[256];
-    std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f cpu_s=%.4f %s", current_pool().size(),
-                  isa_name(active_isa()), t.cpu_over_wall, t.cpu_median, extra.c_str());
-    return buf;
+    return time_it(warmup, reps, fn);
 }
 
 Tensor rand_tensor(const Shape& s, uint32_t seed) {
@@ -83,7 +49,7 @@ Result attention_case(const char* name, int64_t B, int64_t Lq, int64_t Lk, int h
     const int64_t C = heads * D;
     Tensor q = rand_tensor({B, Lq, C}, 1), k = rand_tensor({B, Lk, C}, 2), v = rand_tensor({B, Lk, C}, 3);
     const float sc = 1.f / std::sqrt(static_cast<float>(D));
-    Timed t = timed(warmup, reps, [&] { Tensor o = ops::attention(q, k, v, heads, sc); });
+    Timing t = timed(warmup, reps, [&] { Tensor o = ops::attention(q, k, v, heads, sc); });
     Result r;
     r.name = name;
     r.seconds = t.median;
@@ -99,7 +65,7 @@ Result attention_case(const char* name, int64_t B, int64_t Lq, int64_t Lk, int h
     if (bandwidth) r.gbps = bytes / t.median * 1e-9;
     char per_cpu[64];
     std::snprintf(per_cpu, sizeof per_cpu, " gflop_per_cpu_s=%.1f", t.cpu_median > 0 ? r.flops / t.cpu_median * 1e-9 : 0.0);
-    r.note = note(t, std::string(extra) + per_cpu);
+    r.note = timing_note(t, std::string(extra) + per_cpu);
     return r;
 }
 
@@ -110,7 +76,7 @@ Result tattn() { return attention_case("tattn_5120x16x16_d64", 1024, 16, 16, 5, 
 Result groupnorm_silu() {
     const int64_t N = 16, C = 320, H = 32, W = 32;
     Tensor x = rand_tensor({N, C, H, W}, 4), g = rand_tensor({C}, 5), b = rand_tensor({C}, 6);
-    Timed t = timed(1, 7, [&] { Tensor y = ops::group_norm(x, 1, 32, g, b, 1e-6f, true); });
+    Timing t = timed(1, 7, [&] { Tensor y = ops::group_norm(x, 1, 32, g, b, 1e-6f, true); });
     Result r;
     r.name = "groupnorm_silu_16x320x32x32";
     r.seconds = t.median;
@@ -118,7 +84,7 @@ Result groupnorm_silu() {
     r.best_seconds = t.best;
     r.flops = 2.0 * 4.0 * static_cast<double>(N * C * H * W);  // bytes: read x + write y
     r.gbps = r.flops / t.median * 1e-9;
-    r.note = note(t, "32 groups per frame, fused SiLU, bytes = read + write (stats pass re-reads x: +50% traffic)");
+    r.note = timing_note(t, "32 groups per frame, fused SiLU, bytes = read + write (stats pass re-reads x: +50% traffic)");
     return r;
 }
 

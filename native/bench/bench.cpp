@@ -1,7 +1,11 @@
 #include "bench/bench.h"
 
-#include <algorithm>
-#include <chrono>
+#include <time.h>
+
+#include <cstdio>
+
+#include "core/cpu.h"
+#include "core/threadpool.h"
 
 namespace st2v::bench {
 
@@ -20,17 +24,21 @@ const Case* find_case(const std::string& name) {
     return nullptr;
 }
 
+double process_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+std::string timing_note(const Timing& t, const std::string& extra) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f cpu_s=%.4f%s%s", current_pool().size(),
+                  isa_name(active_isa()), t.cpu_over_wall, t.cpu_median, extra.empty() ? "" : " ", extra.c_str());
+    return buf;
+}
+
 double median_seconds(int warmup, int reps, void (*fn)(void*), void* ctx) {
-    for (int i = 0; i < warmup; ++i) fn(ctx);
-    std::vector<double> t;
-    for (int i = 0; i < std::max(1, reps); ++i) {
-        auto a = std::chrono::steady_clock::now();
-        fn(ctx);
-        auto b = std::chrono::steady_clock::now();
-        t.push_back(std::chrono::duration<double>(b - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
+    return time_it(warmup, reps, [&] { fn(ctx); }).median;
 }
 
 }  // namespace st2v::bench

@@ -4,7 +4,6 @@
 // each case carries the process CPU time / wall time ratio over the timed repetitions (about the thread
 // count when the threads really ran in parallel; lower when the machine is shared).
 #include <immintrin.h>
-#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,44 +22,6 @@
 namespace st2v::bench {
 namespace {
 
-double cpu_seconds() {
-    timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-struct Timing {
-    double median = 0, cpu_over_wall = 0, cpu_median = 0;  // cpu_median: process CPU seconds per repetition
-    double best = 0;                                        // fastest repetition (wall)
-};
-template <typename F>
-Timing time_it(int warmup, int reps, F&& fn) {
-    for (int i = 0; i < warmup; ++i) fn();
-    std::vector<double> t, ct;
-    double wall = 0;
-    const double c0 = cpu_seconds();
-    for (int i = 0; i < reps; ++i) {
-        const double cs = cpu_seconds();
-        auto a = std::chrono::steady_clock::now();
-        fn();
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
-        ct.push_back(cpu_seconds() - cs);
-        t.push_back(s);
-        wall += s;
-    }
-    const double cpu = cpu_seconds() - c0;
-    std::sort(t.begin(), t.end());
-    std::sort(ct.begin(), ct.end());
-    return {t[t.size() / 2], wall > 0 ? cpu / wall : 0, ct[ct.size() / 2], t[0]};
-}
-
-std::string note_of(const Timing& t, const std::string& extra = "") {
-    char buf[200];
-    std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f cpu_s=%.4f%s%s", current_pool().size(),
-                  isa_name(active_isa()), t.cpu_over_wall, t.cpu_median, extra.empty() ? "" : " ", extra.c_str());
-    return buf;
-}
-
 Result flop_result(const char* name, double flops, const Timing& t, const std::string& extra = "") {
     Result r;
     r.name = name;
@@ -69,7 +30,7 @@ Result flop_result(const char* name, double flops, const Timing& t, const std::s
     r.gflops = flops / t.median * 1e-9;
     r.cpu_seconds = t.cpu_median;
     r.best_seconds = t.best;
-    r.note = note_of(t, extra);
+    r.note = timing_note(t, extra);
     return r;
 }
 

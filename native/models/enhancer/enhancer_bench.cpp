@@ -7,7 +7,6 @@
 // 2 cores: one timed repetition, no warm-up.
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 
 #include "bench/bench.h"
 #include "core/tensor.h"
@@ -30,18 +29,13 @@ bench::Result enh_step_mid() {
     runtime::EnhancerSchedule sch;
     runtime::PyRandom rng(8888);
     const float sigma = sch.solver_sigmas(30, 599, 0)[15];  // a mid-schedule step
-    auto cpu_now = [] {
-        timespec ts{};
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-        return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-    };
-    const double c0 = cpu_now();
+    const double c0 = bench::process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     Tensor d = runtime::enhancer_model_fn(
         x, sigma, sch,
         [&](const Tensor& xc, int64_t t, bool cond) { return net.forward(xc, {static_cast<float>(t)}, cond ? y : yn); }, rng);
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double cpu = cpu_now() - c0;
+    const double cpu = bench::process_cpu_seconds() - c0;
     bench::Result r;
     r.name = "enh_step_mid_90x160";
     r.seconds = sec;
