@@ -16,6 +16,7 @@
 #include "core/half.h"
 #include "core/status.h"
 #include "core/threadpool.h"
+#include "kernel_levels.h"
 #include "ops/ops.h"
 #include "ops/simd_math_testing.h"
 
@@ -26,9 +27,7 @@ namespace {
 
 // A kernel level under test: an ISA, or (emu) the AVX-512 kernels' generic code (W 16, MR 8) run on AVX2
 // pairs (ops/simd_math_testing.h), so that the AVX-512 geometry is checked on CPUs without AVX-512 too.
-struct Level {
-    Isa isa;
-    bool emu;
+struct Level : testing_util::Level {
     const char* name() const { return emu ? "avx2-emulating-avx512-geometry" : isa_name(isa); }
 };
 const char* g_level_name = "";
@@ -46,19 +45,11 @@ struct IsaGuard {
 };
 std::vector<Level> levels() {
     std::vector<Level> v;
-    for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512})
-        if (static_cast<int>(i) <= static_cast<int>(max_supported_isa())) v.push_back({i, false});
-    if (static_cast<int>(max_supported_isa()) >= static_cast<int>(Isa::kAvx2)) v.push_back({Isa::kAvx2, true});
+    for (const testing_util::Level& l : testing_util::kernel_levels()) v.push_back({l});
     return v;
 }
 
-std::vector<float> randv(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-    std::mt19937 g(seed);
-    std::uniform_real_distribution<float> d(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = d(g);
-    return v;
-}
+using testing_util::randv;
 Tensor tens(const std::vector<float>& v, const Shape& s) { return Tensor::from_data(v.data(), s, DType::F32); }
 
 // Element (index i of the contiguous order) of a possibly strided f32 tensor.

@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "core/status.h"
 #include "core/threadpool.h"
+#include "kernel_levels.h"
 #include "ops/gemm_internal.h"
 #include "ops/ops.h"
 
@@ -22,9 +23,7 @@ namespace {
 
 // A kernel level under test: an ISA, or (emu) the AVX-512 blocking (6 x 32 tiles, KC 256, MC 144) with a
 // plain kernel on AVX2 (gemm_internal.h), so the AVX-512 driver geometry is checked on CPUs without it.
-struct Level {
-    Isa isa;
-    bool emu;
+struct Level : testing_util::Level {
     const char* name() const { return emu ? "avx2-with-avx512-blocking" : isa_name(isa); }
 };
 bool use(const Level& l) {
@@ -40,19 +39,11 @@ struct IsaGuard {
 };
 std::vector<Level> levels() {
     std::vector<Level> v;
-    for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512})
-        if (static_cast<int>(i) <= static_cast<int>(max_supported_isa())) v.push_back({i, false});
-    if (static_cast<int>(max_supported_isa()) >= static_cast<int>(Isa::kAvx2)) v.push_back({Isa::kAvx2, true});
+    for (const testing_util::Level& l : testing_util::kernel_levels()) v.push_back({l});
     return v;
 }
 
-std::vector<float> randv(size_t n, uint32_t seed) {
-    std::mt19937 g(seed);
-    std::uniform_real_distribution<float> d(-1.f, 1.f);
-    std::vector<float> v(n);
-    for (auto& x : v) x = d(g);
-    return v;
-}
+using testing_util::randv;
 // Stored weights in dtype dt (raw bits) plus their exact f32 values (what the reference must use).
 struct Stored {
     std::vector<float> f32;      // rounded values
