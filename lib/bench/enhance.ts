@@ -11,11 +11,10 @@
  *     cores (--no-step skips it).
  * Prints a summary (or one JSON object with --json); --save writes it to bench/results/enhance-<cpu>-<isa>-<date>.json.
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
+import { round, parseThreads, saveReport } from './common.js';
 import { callNative } from '../errors.js';
-import { loadNative, packageRoot, type NativeBenchResult } from '../native/binding.js';
+import { loadNative, type NativeBenchResult } from '../native/binding.js';
 
 interface Args {
   json: boolean;
@@ -31,16 +30,11 @@ function parseArgs(argv: string[]): Args {
     if (a === '--json') out.json = true;
     else if (a === '--save') out.save = true;
     else if (a === '--no-step') out.step = false;
-    else if (a === '--threads') {
-      const n = Number(argv[++i]);
-      if (!Number.isInteger(n) || n < 1 || n > 1024) throw new RangeError('--threads must be an integer in [1, 1024]');
-      out.threads = n;
-    } else throw new RangeError(`enhance bench: unknown option '${a}' (options: --json, --save, --threads N, --no-step)`);
+    else if (a === '--threads') out.threads = parseThreads(argv[++i]);
+    else throw new RangeError(`enhance bench: unknown option '${a}' (options: --json, --save, --threads N, --no-step)`);
   }
   return out;
 }
-
-const round = (x: number, d: number): number => Number(x.toFixed(d));
 
 export async function run(argv: string[]): Promise<void> {
   const opts = parseArgs(argv);
@@ -93,11 +87,6 @@ export async function run(argv: string[]): Promise<void> {
     else if (!opts.step) console.log('  enhancer solver step: skipped (--no-step)');
   }
   if (opts.save) {
-    const slug = `${info.cpu}-${info.isa}`.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-    const dir = path.join(packageRoot, 'bench', 'results');
-    fs.mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `enhance-${slug}-${report.date.slice(0, 10)}.json`);
-    fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    log(`saved ${path.relative(packageRoot, file)}`);
+    log(`saved ${saveReport('enhance', `${info.cpu}-${info.isa}`, report.date, report)}`);
   }
 }

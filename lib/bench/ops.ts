@@ -18,11 +18,10 @@
  * peak probe (wall clock, both in this run): with bursty load from other processes, the repetitions that
  * had the cores to themselves; the median figures above stay the primary ones.
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
+import { round, parseThreads, saveReport } from './common.js';
 import { callNative } from '../errors.js';
-import { loadNative, packageRoot } from '../native/binding.js';
+import { loadNative } from '../native/binding.js';
 import type { NativeBenchResult } from '../native/binding.js';
 
 const FIRST = ['gemm_f32_2048', 'gemm_f16_2048', 'gemm_f32_4096', 'conv3x3_16x320x32x32'];
@@ -49,16 +48,11 @@ function parseArgs(argv: string[]): { json: boolean; save: boolean; threads?: nu
     const a = argv[i];
     if (a === '--json') out.json = true;
     else if (a === '--save') out.save = true;
-    else if (a === '--threads') {
-      const n = Number(argv[++i]);
-      if (!Number.isInteger(n) || n < 1 || n > 1024) throw new RangeError('--threads must be an integer in [1, 1024]');
-      out.threads = n;
-    } else throw new RangeError(`ops bench: unknown option '${a}' (options: --json, --save, --threads N)`);
+    else if (a === '--threads') out.threads = parseThreads(argv[++i]);
+    else throw new RangeError(`ops bench: unknown option '${a}' (options: --json, --save, --threads N)`);
   }
   return out;
 }
-
-const round = (x: number, d: number): number => Number(x.toFixed(d));
 
 export async function run(argv: string[]): Promise<void> {
   const opts = parseArgs(argv);
@@ -140,11 +134,6 @@ export async function run(argv: string[]): Promise<void> {
     console.table(table);
   }
   if (opts.save) {
-    const slug = `${info.cpu}-${info.isa}`.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-    const dir = path.join(packageRoot, 'bench', 'results');
-    fs.mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `ops-${slug}-${report.date.slice(0, 10)}.json`);
-    fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    log(`saved ${path.relative(packageRoot, file)}`);
+    log(`saved ${saveReport('ops', `${info.cpu}-${info.isa}`, report.date, report)}`);
   }
 }

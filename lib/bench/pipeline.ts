@@ -23,8 +23,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Engine, type FrameChunk } from '../engine.js';
+import { round, saveReport } from './common.js';
 import { callNative } from '../errors.js';
-import { loadNative, packageRoot, type NativeStageTimings } from '../native/binding.js';
+import { loadNative, type NativeStageTimings } from '../native/binding.js';
 import { writeVideo, type RgbChunk } from '../postprocess/encode.js';
 import { closePool, processFrames } from '../postprocess/pool.js';
 
@@ -71,7 +72,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const round = (x: number, d: number): number => Number(x.toFixed(d));
 const fps = (frames: number, ms: number): number => (ms > 0 ? round((frames * 1000) / ms, 3) : 0);
 
 interface StageRow {
@@ -274,11 +274,6 @@ export async function run(argv: string[]): Promise<void> {
     console.log(`/proc/loadavg after: ${report.proc_loadavg_after}`);
   }
   if (o.save) {
-    const slug = `${info.cpu}`.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-    const dir = path.join(packageRoot, 'bench', 'results');
-    fs.mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `pipeline-${slug}-${report.date.slice(0, 10)}.json`);
-    fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    log(`saved ${path.relative(packageRoot, file)}`);
+    log(`saved ${saveReport('pipeline', `${info.cpu}`, report.date, report)}`);
   }
 }

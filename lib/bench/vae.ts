@@ -7,6 +7,7 @@
  * SD-2.1 ({32, 64, 128, 128}); --full runs the real widths {128, 256, 512, 512} (about 16x the FLOPs and a
  * ~2.4 GB untiled peak: minutes on a few cores).
  */
+import { parseThreads } from './common.js';
 import { callNative } from '../errors.js';
 import { loadNative } from '../native/binding.js';
 import type { NativeBenchResult } from '../native/binding.js';
@@ -23,11 +24,8 @@ function parseArgs(argv: string[]): Options {
     const a = argv[i];
     if (a === '--full') out.full = true;
     else if (a === '--json') out.json = true;
-    else if (a === '--threads') {
-      const n = Number(argv[++i]);
-      if (!Number.isInteger(n) || n < 1 || n > 1024) throw new RangeError('--threads must be an integer in [1, 1024]');
-      out.threads = n;
-    } else throw new RangeError(`vae bench: unknown option '${a}' (options: --full, --threads N, --json)`);
+    else if (a === '--threads') out.threads = parseThreads(argv[++i]);
+    else throw new RangeError(`vae bench: unknown option '${a}' (options: --full, --threads N, --json)`);
   }
   return out;
 }

@@ -1,0 +1,29 @@
+/**
+ * Pieces every bench suite shares: number rounding for reports, the `--threads N` option, and writing a report
+ * to bench/results/<kind>-<machine>-<date>.json.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from '../native/binding.js';
+
+export const round = (x: number, d: number): number => Number(x.toFixed(d));
+
+/** The value of `--threads`: an integer in [1, 1024], else a RangeError naming the option. */
+export function parseThreads(value: string | undefined): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new RangeError('--threads must be an integer in [1, 1024]');
+  return n;
+}
+
+/**
+ * Writes `report` (pretty JSON) to bench/results/<kind>-<slug of machine>-<YYYY-MM-DD of date>.json and returns the
+ * path relative to the package root.
+ */
+export function saveReport(kind: string, machine: string, date: string, report: unknown): string {
+  const slug = machine.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+  const dir = path.join(packageRoot, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${kind}-${slug}-${date.slice(0, 10)}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  return path.relative(packageRoot, file);
+}
