@@ -13,6 +13,7 @@ import { main } from '../../lib/cli/main.js';
 import { convertModel } from '../../lib/convert/convert.js';
 import { St2vError } from '../../lib/errors.js';
 import { clipScoreFrames, evaluateVideo, hasFfmpeg } from '../../lib/eval/index.js';
+import { readNpy } from '../helpers/npy.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const shared = path.resolve(root, process.env.ST2V_SHARED ?? '../shared');
@@ -21,23 +22,6 @@ const data = path.join(root, 'native', 'tests', 'data', 'clip_score');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'st2v-clip-score-'));
 test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-interface Npy { data: Float32Array | Float64Array | BigInt64Array | Uint8Array; shape: number[] }
-function readNpy(file: string): Npy {
-  const buf = fs.readFileSync(file);
-  const major = buf[6];
-  const hlen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const hstart = major === 1 ? 10 : 12;
-  const header = buf.subarray(hstart, hstart + hlen).toString('latin1');
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '').split(',').map((s) => s.trim()).filter((s) => s).map(Number);
-  const body = buf.subarray(hstart + hlen);
-  const ab = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength);
-  if (descr === '<f4') return { data: new Float32Array(ab), shape };
-  if (descr === '<f8') return { data: new Float64Array(ab), shape };
-  if (descr === '<i8') return { data: new BigInt64Array(ab), shape };
-  if (descr === '|u1') return { data: new Uint8Array(ab), shape };
-  throw new Error(`${file}: unsupported dtype ${descr}`);
-}
 const within = (got: number, ref: number) => Math.abs(got - ref) <= 1e-4 * Math.max(1, Math.abs(ref));
 
 let modelDir: string | undefined | null = null;

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { St2vError, callNative, callNativeSync } from '../../lib/errors.js';
 import { loadNative } from '../../lib/native/binding.js';
 import type { NativeTensor } from '../../lib/native/binding.js';
+import { readNpy } from '../helpers/npy.js';
 
 interface RuntimeNative {
   torchRandom(seed: number | bigint, draws: Array<{ op: 'randn' | 'rand'; shape: number[] }>, path?: 'avx2' | 'default'): Promise<NativeTensor[]>;
@@ -19,24 +20,6 @@ const native = loadNative() as unknown as RuntimeNative;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const golden = path.resolve(root, process.env.ST2V_SHARED ?? '../shared', 'golden');
 
-interface Npy { data: Float32Array | BigInt64Array | Int32Array; shape: number[] }
-// Minimal .npy reader (little-endian f4 / i8 / i4, C order).
-function readNpy(file: string): Npy {
-  const buf = fs.readFileSync(file);
-  const major = buf[6];
-  const hlen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const hstart = major === 1 ? 10 : 12;
-  const header = buf.subarray(hstart, hstart + hlen).toString('latin1');
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '').split(',').map((s) => s.trim()).filter((s) => s).map(Number);
-  if (/'fortran_order':\s*True/.test(header)) throw new Error(`${file}: Fortran order`);
-  const body = buf.subarray(hstart + hlen);
-  const ab = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength);
-  if (descr === '<f4') return { data: new Float32Array(ab), shape };
-  if (descr === '<i8') return { data: new BigInt64Array(ab), shape };
-  if (descr === '<i4') return { data: new Int32Array(ab), shape };
-  throw new Error(`${file}: unsupported dtype ${descr}`);
-}
 function bitsDiffer(a: Float32Array, b: Float32Array): number {
   const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
   let n = Math.abs(a.length - b.length);
