@@ -15,15 +15,9 @@ double now_ms() {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// [B*F, C, h, w] frame-major <-> [B, C, F, h, w]
-Tensor to_bcfhw(const Tensor& x, int64_t frames) {
-    const int64_t BF = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-    return x.reshape({BF / frames, frames, C, H, W}).permute({0, 2, 1, 3, 4}).contiguous();
-}
-Tensor to_bfchw(const Tensor& x) {  // [B, C, F, h, w] -> [B*F, C, h, w]
-    const int64_t B = x.size(0), C = x.size(1), F = x.size(2), H = x.size(3), W = x.size(4);
-    return x.permute({0, 2, 1, 3, 4}).contiguous().reshape({B * F, C, H, W});
-}
+// [B*F, C, h, w] frame-major <-> [B, C, F, h, w] (runtime/schedules.h)
+Tensor to_bcfhw(const Tensor& x, int64_t frames) { return runtime::frames_first_to_video(x, x.size(0) / frames); }
+Tensor to_bfchw(const Tensor& x) { return runtime::video_to_frames_first(x); }
 
 // Decoded frames [N, 3, H, W] (about [-1, 1]) -> clamp((x + 1) / 2, 0, 1) in place.
 void to_unit_range(Tensor& img) {

@@ -53,16 +53,10 @@ class DumpModel : public Model {
     t2v::CamNet cam_;
 };
 
-// [B, C, F, h, w] -> [B*F, C, h, w] and back.
-Tensor frames_major(const Tensor& x) {
-    const int64_t B = x.size(0), C = x.size(1), F = x.size(2), H = x.size(3), W = x.size(4);
-    return x.permute({0, 2, 1, 3, 4}).contiguous().reshape({B * F, C, H, W});
-}
-
 void run_case(const std::string& tag, DumpModel& m, const Tensor& x_T, const runtime::NoiseFn& noise, const Tensor& ctx,
               const Tensor& cond2, const ExtensionSampling& s, Dump& d, std::vector<CaseResult>& out) {
     std::vector<Tensor> per_step;
-    Tensor x = sample_extension_chunk(m, frames_major(x_T), ctx, cond2, s, noise, {}, [&](int, int64_t, const Tensor& xs) {
+    Tensor x = sample_extension_chunk(m, runtime::video_to_frames_first(x_T), ctx, cond2, s, noise, {}, [&](int, int64_t, const Tensor& xs) {
         per_step.push_back(runtime::frames_first_to_video(xs, x_T.size(0)));
         return true;
     });
@@ -126,9 +120,9 @@ void ddim_cases(Dump& d, std::vector<CaseResult>& out) {
             const Tensor xin = i == 0 ? x_T : ref.select(0, i - 1).to(DType::F32).contiguous();
             const int64_t t = sch.timesteps()[static_cast<size_t>(i)];
             Tensor X = ops::concat({xin, xin}, 0);
-            Tensor eps = frames_major(runtime::cfg_combine_batch(m.eps_extension(X, static_cast<float>(t), ctx, cond2, nullptr, nullptr), s.guidance));
+            Tensor eps = runtime::video_to_frames_first(runtime::cfg_combine_batch(m.eps_extension(X, static_cast<float>(t), ctx, cond2, nullptr, nullptr), s.guidance));
             Tensor z = noises.select(0, i).contiguous();
-            Tensor x1 = sch.step(eps, t, frames_major(xin), s.eta, &z);
+            Tensor x1 = sch.step(eps, t, runtime::video_to_frames_first(xin), s.eta, &z);
             char n[48];
             std::snprintf(n, sizeof n, "ddim_single_step%d", i);
             out.push_back(compare(n, runtime::frames_first_to_video(x1, 1), ref.select(0, i)));

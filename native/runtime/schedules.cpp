@@ -146,6 +146,12 @@ Tensor frames_first_to_video(const Tensor& z, int64_t batch) {
     return z.contiguous().reshape(Shape{batch, F, z.size(1), z.size(2), z.size(3)}).permute({0, 2, 1, 3, 4}).contiguous();
 }
 
+Tensor video_to_frames_first(const Tensor& x) {
+    check_ndim(x, 5, "video_to_frames_first", "x");
+    const int64_t B = x.size(0), C = x.size(1), F = x.size(2), H = x.size(3), W = x.size(4);
+    return x.permute({0, 2, 1, 3, 4}).contiguous().reshape(Shape{B * F, C, H, W});
+}
+
 // ---------------------------------------------------------------------------------------------- DPM++
 DpmSolverSchedule dpmpp_schedule(int steps, const BetaSchedule& s) {
     ST2V_CHECK_ARG(steps >= 1 && steps <= s.num_train_timesteps, "DPM++: steps must be in 1..%d, got %d",

@@ -65,6 +65,8 @@ NoiseFn torch_video_noise(TorchGenerator& g);
 // [B*F, C, H, W] (frames folded into the batch) -> [B, C, F, H, W]: the official draws the DDIM variance noise
 // per frame (randn(F, 4, H, W)) while the latents are channels-first video.
 Tensor frames_first_to_video(const Tensor& z, int64_t batch);
+// The inverse: [B, C, F, H, W] -> [B*F, C, H, W] (the samplers' frame-major layout of a video latent).
+Tensor video_to_frames_first(const Tensor& x);
 
 struct DpmSolverSchedule {
     std::vector<int64_t> timesteps;  // n values, round(linspace(0, T-1, n+1))[::-1][:-1]
