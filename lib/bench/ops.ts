@@ -40,6 +40,8 @@ interface Row {
   cpu_per_wall?: number;
   seconds: number;
   note: string;
+  /** Further named figures of the case (gemm_2048_paired: per-repetition ratios to the neighbouring peak probes). */
+  extra?: Record<string, number>;
 }
 
 function parseArgs(argv: string[]): { json: boolean; save: boolean; threads?: number } {
@@ -96,6 +98,9 @@ export async function run(argv: string[]): Promise<void> {
       if (best > 0 && peakBest > 0) row.ratio_to_peak_best = round(best / peakBest, 3);
     }
     if (r.gbps > 0) row.gbps = round(r.gbps, 1);
+    if (r.extra && Object.keys(r.extra).length > 0) {
+      row.extra = Object.fromEntries(Object.entries(r.extra).map(([k, v]) => [k, round(v, 3)]));
+    }
     if (r.cpuSeconds > 0) row.cpu_per_wall = round(r.cpuSeconds / r.seconds, 2);
     results.push(row);
     if (!opts.json) log(`  ${name}: done`);
@@ -103,8 +108,14 @@ export async function run(argv: string[]): Promise<void> {
 
   const g2 = results.find((r) => r.name === 'gemm_f32_2048')?.gflops;
   const g1 = results.find((r) => r.name === 'gemm_f32_2048_1thread')?.gflops;
+  const paired = results.find((r) => r.name === 'gemm_2048_paired')?.extra ?? null;
   const report = {
     peak_gflops: peak,
+    /**
+     * gemm_2048_paired: GEMM repetitions interleaved with peak probes, each rated against the mean of the two
+     * probes around it (median and quartiles), and OpenBLAS's sgemm in the same sequence when installed.
+     */
+    paired,
     /** gemm_f32_2048 on the pool / on one thread (wall clock; ~threads when the cores were free). */
     thread_scaling_gemm_2048: g1 && g2 ? round(g2 / g1, 2) : null,
     threads: info.threads,
@@ -132,6 +143,15 @@ export async function run(argv: string[]): Promise<void> {
     }));
     console.log(`FMA peak (max of probes): ${peak} GFLOP/s on ${info.threads} threads (${peakPerCpu} GFLOP per CPU-second)`);
     console.table(table);
+    if (paired) {
+      const q = (k: string): string => `${paired[`${k}_ratio_median`]} (q1 ${paired[`${k}_ratio_q1`]}, q3 ${paired[`${k}_ratio_q3`]})`;
+      console.log(`paired with neighbouring peak probes (${paired.rounds} rounds, peak median ${paired.peak_gflops_median} GFLOP/s):`);
+      console.log(`  gemm 2048 f32 weights: ${paired.f32_gflops_median} GFLOP/s, x peak ${q('f32')}`);
+      console.log(`  gemm 2048 f16 weights: ${paired.f16_gflops_median} GFLOP/s, x peak ${q('f16')}`);
+      if (paired.openblas_ratio_median !== undefined) {
+        console.log(`  OpenBLAS sgemm 2048:   ${paired.openblas_gflops_median} GFLOP/s, x peak ${q('openblas')}; ours / OpenBLAS ${paired.f32_over_openblas_median}`);
+      }
+    }
   }
   if (opts.save) {
     log(`saved ${saveReport('ops', `${info.cpu}-${info.isa}`, report.date, report)}`);

@@ -63,6 +63,8 @@ export interface NativeBenchResult {
   cpuSeconds: number;
   /** Wall seconds of the fastest repetition (0 or absent when the case does not report it). */
   bestSeconds?: number;
+  /** Further named figures of a case (e.g. gemm_2048_paired's per-operand ratios). */
+  extra?: Record<string, number>;
 }
 
 /**

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace st2v::bench {
@@ -22,6 +23,9 @@ struct Result {
                              // vs wall shows how much of the machine the case really had (shared hosts)
     double best_seconds = 0; // fastest repetition's wall seconds (0 = not measured): on a shared host the
                              // repetition that had the most of the cores
+    // Further named figures of a case (e.g. the paired GEMM case's per-operand ratios); exported to JS as
+    // `extra: {name: value}`.
+    std::vector<std::pair<std::string, double>> extra;
 };
 
 using BenchFn = Result (*)();

@@ -3,6 +3,7 @@
 // Every case runs on the current thread pool and reports the median over a few repetitions. The note of
 // each case carries the process CPU time / wall time ratio over the timed repetitions (about the thread
 // count when the threads really ran in parallel; lower when the machine is shared).
+#include <dlfcn.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -139,6 +140,169 @@ Result gemm_f32_2048_1thread() {
     return gemm_case("gemm_f32_2048_1thread", 2048, DType::F32, 3);
 }
 
+// ---- paired GEMM / peak: one interleaved sequence, ratios of neighbours ----------------------------------
+// On a shared host the speed of the cores drifts between repetitions (other tenants' load, clocks), and a
+// median GEMM over the maximum of separately timed peak probes mixes two moments. This case interleaves
+// P G32 P G16 P [OB] P ... (P: the FMA peak probe on the whole pool, G32/G16: gemm 2048 with f32/f16 weights,
+// OB: OpenBLAS's cblas_sgemm on the same operands when the system has libopenblas.so.0) and rates every GEMM
+// repetition against the mean of the two probes around it; the figures are the median and quartiles of
+// those per-repetition ratios. OpenBLAS (Debian's DYNAMIC_ARCH build, dlopen()ed here only: the engine never
+// uses it) is called single-threaded from each pool thread on its own block of columns, the same split our
+// driver uses, so the two kernels are compared under the same partition and the same moments of load.
+using sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
+                          int);
+using set_threads_fn = void (*)(int);
+using get_config_fn = char* (*)();
+struct OpenBlas {
+    sgemm_fn sgemm = nullptr;
+    set_threads_fn set_threads = nullptr;
+    std::string config;
+};
+const OpenBlas& openblas() {
+    static const OpenBlas ob = [] {
+        OpenBlas o;
+        for (const char* name : {"libopenblas.so.0", "libopenblas.so"}) {
+            void* so = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+            if (!so) continue;
+            o.sgemm = reinterpret_cast<sgemm_fn>(dlsym(so, "cblas_sgemm"));
+            o.set_threads = reinterpret_cast<set_threads_fn>(dlsym(so, "openblas_set_num_threads"));
+            auto cfg = reinterpret_cast<get_config_fn>(dlsym(so, "openblas_get_config"));
+            if (cfg) o.config = cfg();
+            if (!o.sgemm || !o.set_threads) o = OpenBlas{};
+            break;
+        }
+        return o;
+    }();
+    return ob;
+}
+
+double median_of(std::vector<double> v, double q = 0.5) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+Result gemm_2048_paired() {
+    const int64_t S = 2048;
+    const int rounds = 15;
+    ThreadPool& pool = current_pool();
+    const int T = pool.size();
+    const bool wide = max_supported_isa() == Isa::kAvx512;
+    float (*chains)(int64_t) = wide ? peak_chains_avx512 : peak_chains_avx2;
+    const int lanes = wide ? 16 : 8;
+    Result r;
+    r.name = "gemm_2048_paired";
+    if (static_cast<int>(max_supported_isa()) < static_cast<int>(Isa::kAvx2)) {
+        r.note = "skipped: no AVX2/FMA peak probe on this CPU";
+        return r;
+    }
+    std::vector<float> a = rand_f32(static_cast<size_t>(S * S), 1);
+    std::vector<float> wf = rand_f32(static_cast<size_t>(S * S), 2);
+    std::vector<uint16_t> wh(wf.size());
+    for (size_t i = 0; i < wf.size(); ++i) wh[i] = f32_to_f16(wf[i]);
+    std::vector<float> c(static_cast<size_t>(S * S));
+    const OpenBlas& ob = openblas();
+    if (ob.sgemm) ob.set_threads(1);
+
+    auto seconds = [](auto&& fn) {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    auto probe = [&] {
+        const double s = seconds([&] {
+            pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+                for (int64_t i = b; i < e; ++i) g_sink.store(chains(kPeakIters), std::memory_order_relaxed);
+            }, 1);
+        });
+        return static_cast<double>(T) * kPeakIters * 12 * lanes * 2 / s * 1e-9;
+    };
+    const double gflop = 2.0 * S * S * S * 1e-9;
+    auto ours = [&](const void* w, DType dt) {
+        return gflop / seconds([&] { ops::gemm(S, S, S, {a.data(), DType::F32, S, 1}, {w, dt, 1, S}, c.data(), S); });
+    };
+    auto theirs = [&] {
+        const int64_t per = ((S + T - 1) / T + 15) / 16 * 16;
+        return gflop / seconds([&] {
+            pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+                for (int64_t p = b; p < e; ++p) {
+                    const int64_t n0 = p * per, n1 = std::min(S, n0 + per);
+                    if (n0 >= n1) continue;
+                    // RowMajor (101), A NoTrans (111), B = W[N, K] transposed (112)
+                    ob.sgemm(101, 111, 112, static_cast<int>(S), static_cast<int>(n1 - n0), static_cast<int>(S), 1.f,
+                             a.data(), static_cast<int>(S), wf.data() + n0 * S, static_cast<int>(S), 0.f, c.data() + n0,
+                             static_cast<int>(S));
+                }
+            }, 1);
+        });
+    };
+    // warm-up: every kernel once (page faults, scratch allocation, OpenBLAS's buffers)
+    probe();
+    ours(wf.data(), DType::F32);
+    ours(wh.data(), DType::F16);
+    if (ob.sgemm) theirs();
+
+    std::vector<double> p32, p16, pob, g32, g16, gob, rel;
+    double before = probe();
+    std::vector<double> peaks{before};
+    const double c0 = process_cpu_seconds();
+    const auto w0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < rounds; ++i) {
+        const double x32 = ours(wf.data(), DType::F32);
+        double after = probe();
+        p32.push_back(x32 / (0.5 * (before + after)));
+        g32.push_back(x32);
+        before = after;
+        peaks.push_back(after);
+        const double x16 = ours(wh.data(), DType::F16);
+        after = probe();
+        p16.push_back(x16 / (0.5 * (before + after)));
+        g16.push_back(x16);
+        before = after;
+        peaks.push_back(after);
+        if (ob.sgemm) {
+            const double xo = theirs();
+            after = probe();
+            pob.push_back(xo / (0.5 * (before + after)));
+            gob.push_back(xo);
+            rel.push_back(x32 / xo);
+            before = after;
+            peaks.push_back(after);
+        }
+    }
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+    const double cpu = process_cpu_seconds() - c0;
+    r.gflops = median_of(g32);
+    r.flops = gflop * 1e9;
+    r.seconds = gflop / r.gflops;
+    r.best_seconds = gflop / *std::max_element(g32.begin(), g32.end());
+    auto add = [&](const char* k, double v) { r.extra.emplace_back(k, v); };
+    add("rounds", rounds);
+    add("peak_gflops_median", median_of(peaks));
+    add("f32_gflops_median", median_of(g32));
+    add("f32_ratio_median", median_of(p32));
+    add("f32_ratio_q1", median_of(p32, 0.25));
+    add("f32_ratio_q3", median_of(p32, 0.75));
+    add("f16_gflops_median", median_of(g16));
+    add("f16_ratio_median", median_of(p16));
+    add("f16_ratio_q1", median_of(p16, 0.25));
+    add("f16_ratio_q3", median_of(p16, 0.75));
+    if (ob.sgemm) {
+        add("openblas_gflops_median", median_of(gob));
+        add("openblas_ratio_median", median_of(pob));
+        add("openblas_ratio_q1", median_of(pob, 0.25));
+        add("openblas_ratio_q3", median_of(pob, 0.75));
+        add("f32_over_openblas_median", median_of(rel));
+    }
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f; P G32 P G16 P%s x %d, ratios to the mean of the neighbouring probes",
+                  T, isa_name(active_isa()), wall > 0 ? cpu / wall : 0.0, ob.sgemm ? " OB P" : "", rounds);
+    r.note = buf;
+    if (ob.sgemm) r.note += "; OpenBLAS: " + ob.config + " (1 thread per pool thread, same column split)";
+    else r.note += "; OpenBLAS reference: libopenblas.so.0 not found";
+    return r;
+}
+
 // ---- conv3x3 16x320x32x32, 320 -> 320, pad 1 ---------------------------------------------------------
 Result conv3x3_case() {
     const int64_t N = 16, C = 320, H = 32, W = 32, O = 320;
@@ -159,6 +323,7 @@ ST2V_BENCH("ops", "gemm_f16_2048", gemm_f16_2048);
 ST2V_BENCH("ops", "gemm_f32_4096", gemm_f32_4096);
 ST2V_BENCH("ops", "conv3x3_16x320x32x32", conv3x3_case);
 ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);
+ST2V_BENCH("ops", "gemm_2048_paired", gemm_2048_paired);
 
 }  // namespace
 }  // namespace st2v::bench

@@ -286,6 +286,9 @@ Napi::Value BenchRun(const Napi::CallbackInfo& info) {
             o.Set("note", Napi::String::New(e, res->note));
             o.Set("cpuSeconds", Napi::Number::New(e, res->cpu_seconds));
             o.Set("bestSeconds", Napi::Number::New(e, res->best_seconds));
+            Napi::Object extra = Napi::Object::New(e);
+            for (const auto& [k, v] : res->extra) extra.Set(k, Napi::Number::New(e, v));
+            o.Set("extra", extra);
             return o;
         });
 }
