@@ -222,4 +222,21 @@ DeviceTensor ddim_step(const DeviceTensor& eps, const DeviceTensor& x, float a_t
     return out;
 }
 
+// ---- UNet ops declared in cuda_ops.h, not implemented yet: typed error, never a crash ----
+namespace {
+[[noreturn]] void not_yet(const char* op) {
+    ST2V_THROW(Code::kUnsupported, "cuda_ops::%s is not implemented yet on the CUDA backend", op);
+}
+}  // namespace
+DeviceTensor conv2d(const DeviceTensor&, const DeviceTensor&, const DeviceTensor&, const ops::Conv2dParams&) { not_yet("conv2d"); }
+DeviceTensor conv_temporal(const DeviceTensor&, int, const DeviceTensor&, const DeviceTensor&) { not_yet("conv_temporal"); }
+DeviceTensor conv1d_same(const DeviceTensor&, const DeviceTensor&, const DeviceTensor&) { not_yet("conv1d_same"); }
+DeviceTensor permute(const DeviceTensor&, const std::vector<int>&) { not_yet("permute"); }
+void add_(DeviceTensor&, const DeviceTensor&) { not_yet("add_"); }
+void add_channel_(DeviceTensor&, const DeviceTensor&) { not_yet("add_channel_"); }
+DeviceTensor concat(const std::vector<DeviceTensor>&, int) { not_yet("concat"); }
+DeviceTensor upsample_nearest(const DeviceTensor&, int64_t, int64_t) { not_yet("upsample_nearest"); }
+DeviceTensor slice(const DeviceTensor&, int, int64_t, int64_t) { not_yet("slice"); }
+DeviceTensor repeat_interleave(const DeviceTensor&, int) { not_yet("repeat_interleave"); }
+
 }  // namespace st2v::backend::cuda_ops

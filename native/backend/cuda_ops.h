@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "core/tensor.h"
+#include "ops/ops.h"
 
 namespace st2v::backend::cuda_ops {
 
@@ -63,5 +64,31 @@ DeviceTensor cfg_combine(const DeviceTensor& uncond, const DeviceTensor& cond, f
 // One DDIM step with ᾱ_t, ᾱ_prev (runtime::DdimScheduler's values); noise required when eta > 0.
 DeviceTensor ddim_step(const DeviceTensor& eps, const DeviceTensor& x, float a_t, float a_prev, float eta,
                        const DeviceTensor* noise = nullptr);
+
+// ---- the remaining ops of the UNet3D / CAM / APM forward (same contracts as their ops/ops.h counterparts) ----
+// Declared here first (2026-11-27), implemented in cuda_ops.cpp + native/cuda/kernels_layout.cu; until then a
+// call throws ERR_UNSUPPORTED.
+// x [N, Cin, H, W] f32; w [Cout, Cin, kh, kw] f32 / f16 / bf16 (resident weights, widened in the kernel, fp32
+// accumulate); b [Cout] f32 or undefined; padding and stride as ops::Conv2dParams. -> [N, Cout, Ho, Wo] f32.
+DeviceTensor conv2d(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b, const ops::Conv2dParams& p);
+// Conv3d kernel (3,1,1), zero padding in time, on frame-major x [B*F, C, H, W]; w [Cout, Cin, 3, 1, 1] or
+// [Cout, Cin, 3] (any of the three dtypes); b [Cout] f32.
+DeviceTensor conv_temporal(const DeviceTensor& x, int frames, const DeviceTensor& w, const DeviceTensor& b);
+// Conv1d over the last axis, "same" padding (k odd): x [N, Cin, L], w [Cout, Cin, k], b [Cout] f32.
+DeviceTensor conv1d_same(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b);
+// Contiguous permuted copy (up to 6 dims), like Tensor::permute(perm).contiguous().
+DeviceTensor permute(const DeviceTensor& x, const std::vector<int>& perm);
+// a += b: same shape, or b broadcast from a suffix of a's shape (ops::add_ rules). f32.
+void add_(DeviceTensor& a, const DeviceTensor& b);
+// x [N, C, S...] += v[N, C] broadcast over the trailing dims (the resnet's time-embedding add). f32.
+void add_channel_(DeviceTensor& x, const DeviceTensor& v);
+// Contiguous concatenation along `dim` (all other dims equal). f32.
+DeviceTensor concat(const std::vector<DeviceTensor>& xs, int dim);
+// Nearest resize [N, C, H, W] -> [N, C, oh, ow], source index floor(r * H / oh) clamped (t2v::upsample_nearest).
+DeviceTensor upsample_nearest(const DeviceTensor& x, int64_t oh, int64_t ow);
+// Contiguous copy of x[..., start:end, ...] along `dim`.
+DeviceTensor slice(const DeviceTensor& x, int dim, int64_t start, int64_t end);
+// Each item along dim 0 repeated `repeats` times in place order ([B, ...] -> [B*repeats, ...]).
+DeviceTensor repeat_interleave(const DeviceTensor& x, int repeats);
 
 }  // namespace st2v::backend::cuda_ops
