@@ -23,6 +23,7 @@
 #include "core/threadpool.h"
 #include "ops/gemm_internal.h"
 #include "ops/ops.h"
+#include "ops/simd_simde_x512.h"
 
 namespace st2v::ops {
 
@@ -208,46 +209,15 @@ __attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float*
 #undef ST2V_ROW2
 #undef ST2V_ST2
 
-#define ST2V_ROW2(i)                                       \
-    t = _mm512_set1_ps(a[i]);                              \
-    c##i##0 = _mm512_fmadd_ps(t, b0, c##i##0);             \
-    c##i##1 = _mm512_fmadd_ps(t, b1, c##i##1);
-#define ST2V_ST2(i)                                                                              \
-    {                                                                                            \
-        float* r = c + i * ldc;                                                                  \
-        if (add) {                                                                               \
-            _mm512_storeu_ps(r, _mm512_fmadd_ps(va, c##i##0, _mm512_loadu_ps(r)));               \
-            _mm512_storeu_ps(r + 16, _mm512_fmadd_ps(va, c##i##1, _mm512_loadu_ps(r + 16)));     \
-        } else {                                                                                 \
-            _mm512_storeu_ps(r, _mm512_mul_ps(va, c##i##0));                                     \
-            _mm512_storeu_ps(r + 16, _mm512_mul_ps(va, c##i##1));                                \
-        }                                                                                        \
-    }
-__attribute__((target("avx512f"))) void kern_avx512_6x32(int64_t kc, const float* __restrict a,
-                                                         const float* __restrict b, float* c, int64_t ldc,
-                                                         float alpha, int add) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(),
-           c11 = _mm512_setzero_ps(), c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(),
-           c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps(), c40 = _mm512_setzero_ps(),
-           c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
-    for (int i = 0; i < 6; ++i) {
-        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
-    }
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; ++k) {
-        _mm_prefetch(reinterpret_cast<const char*>(b + 512), _MM_HINT_T0);
-        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        __m512 t;
-        ST2V_ROW2(0) ST2V_ROW2(1) ST2V_ROW2(2) ST2V_ROW2(3) ST2V_ROW2(4) ST2V_ROW2(5)
-        a += 6;
-        b += 32;
-    }
-    const __m512 va = _mm512_set1_ps(alpha);
-    ST2V_ST2(0) ST2V_ST2(1) ST2V_ST2(2) ST2V_ST2(3) ST2V_ST2(4) ST2V_ST2(5)
-}
-#undef ST2V_ROW2
-#undef ST2V_ST2
+#define ST2V_KNAME kern_avx512_6x32
+#define ST2V_KTGT __attribute__((target("avx512f")))
+#define ST2V_X(name) _mm512_##name
+#define ST2V_XT(name) __##name
+#include "ops/gemm_kern_6x32.inc"
+#undef ST2V_KNAME
+#undef ST2V_KTGT
+#undef ST2V_X
+#undef ST2V_XT
 
 // Portable 4 x 8 tile (plain C++; the compiler vectorises the inner j loops with the baseline ISA).
 void kern_portable_4x8(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
@@ -263,9 +233,21 @@ void kern_portable_4x8(int64_t kc, const float* __restrict a, const float* __res
         for (int j = 0; j < 8; ++j) c[i * ldc + j] = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
 }
 
-// Tests only (gemm_internal.h, set_gemm_emulated_wide): the AVX-512 kernel's 6 x 32 tile contract in plain
-// C++ (compiled with AVX2), so the driver runs with the AVX-512 blocking (NR 32, KC 256, MC 144) on CPUs
-// without AVX-512.
+// Tests only (gemm_internal.h, set_gemm_emulated_wide): the AVX-512 blocking (NR 32, KC 256, MC 144) on CPUs
+// without AVX-512. With SIMDe at build time the kernel is kern_avx512_6x32's own text over SIMDe's portable
+// intrinsics (ops/simd_simde_x512.h); without it, a plain C++ 6 x 32 kernel with the same contract.
+#ifdef ST2V_SIMD_HAVE_SIMDE
+#define ST2V_KNAME kern_emu_6x32
+#define ST2V_KTGT __attribute__((target("avx2,fma")))
+#define ST2V_X(name) st2v_x512_##name
+#define ST2V_XT(name) simde__##name
+#include "ops/gemm_kern_6x32.inc"
+#undef ST2V_KNAME
+#undef ST2V_KTGT
+#undef ST2V_X
+#undef ST2V_XT
+constexpr const char* kEmuWideKind = "AVX-512 kernel over SIMDe";
+#else
 __attribute__((target("avx2,fma"))) void kern_emu_6x32(int64_t kc, const float* __restrict a,
                                                        const float* __restrict b, float* c, int64_t ldc,
                                                        float alpha, int add) {
@@ -279,6 +261,8 @@ __attribute__((target("avx2,fma"))) void kern_emu_6x32(int64_t kc, const float* 
     for (int i = 0; i < 6; ++i)
         for (int j = 0; j < 32; ++j) c[i * ldc + j] = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
 }
+constexpr const char* kEmuWideKind = "plain C++ 6x32 kernel (SIMDe not found at build time)";
+#endif
 std::atomic<bool> g_emulated_wide{false};
 
 struct Config {
@@ -343,6 +327,7 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
 }  // namespace
 
 bool set_gemm_emulated_wide(bool on) { return g_emulated_wide.exchange(on); }
+const char* gemm_emulated_wide_kind() { return kEmuWideKind; }
 
 void convert_run(const void* src, DType dt, int64_t n, float* dst) {
     switch (dt) {

@@ -49,8 +49,11 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C
                  const GemmEpilogue& ep);
 
 // Tests only: with on = true and the active ISA AVX2, the GEMM driver uses the AVX-512 blocking (6 x 32 tiles,
-// KC 256, MC 144) with a plain C++ 6 x 32 kernel, so the tests check that geometry on CPUs without AVX-512
-// (only the AVX-512 microkernel's intrinsics stay unexercised there). Process-wide; returns the old value.
+// KC 256, MC 144) with the AVX-512 microkernel's text over SIMDe (or, without SIMDe, a plain C++ 6 x 32 kernel),
+// so the tests check that geometry and kernel on CPUs without AVX-512. Process-wide; returns the old value.
 bool set_gemm_emulated_wide(bool on);
+// Which kernel the emulated-wide mode runs: kern_avx512_6x32's own text over SIMDe (libsimde-dev found at build
+// time), or a plain C++ 6 x 32 kernel.
+const char* gemm_emulated_wide_kind();
 
 }  // namespace st2v::ops::detail

@@ -7,6 +7,10 @@
 // count and ISA.
 #include <immintrin.h>
 
+// SIMDe (Debian libsimde-dev, header-only, MIT): only for the test-only level 3, which then runs the AVX-512
+// wrappers of ops/simd_math.h over SIMDe's portable AVX-512 intrinsics on CPUs without AVX-512.
+#include "ops/simd_simde_x512.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -173,6 +177,13 @@ constexpr int64_t kEwGrain = 16384;  // elements worth a thread for elementwise 
 
 namespace detail {
 bool set_emulated_wide_kernels(bool on) { return g_emulated_wide.exchange(on); }
+const char* emulated_wide_kind() {
+#ifdef ST2V_SIMD_HAVE_SIMDE
+    return "AVX-512 wrappers over SIMDe";
+#else
+    return "AVX2 pairs (SIMDe not found at build time)";
+#endif
+}
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // SIMD primitives for one ISA level, included (without include guard) inside a per-ISA namespace by
 // ops/norm_attn_elementwise.cpp with ST2V_SIMD_LEVEL = 1 (AVX2 + FMA, 8 lanes) or 2 (AVX-512F/BW/VL/DQ,
-// 16 lanes), and 3 (tests only: 16 lanes as AVX2 pairs, the AVX-512 geometry on AVX2 CPUs). Every
+// 16 lanes), and 3 (tests only, on AVX2 CPUs: level 2's own wrappers over SIMDe's portable AVX-512 intrinsics
+// when ST2V_SIMD_HAVE_SIMDE is defined, else 16 lanes as AVX2 pairs: the AVX-512 geometry). Every
 // function carries the level's __attribute__((target(...))) (the build never uses -march), so the same
 // generic kernels in ops/simd_math_kernels.h compile once per level and are picked at run time with
 // active_isa(). <immintrin.h> must be included before.
@@ -71,47 +72,64 @@ PRIM void vdup2(V x, V* lo, V* hi) {
     *lo = _mm256_permute2f128_ps(l, h, 0x20);
     *hi = _mm256_permute2f128_ps(l, h, 0x31);
 }
-#elif ST2V_SIMD_LEVEL == 2
+#elif ST2V_SIMD_LEVEL == 2 || (ST2V_SIMD_LEVEL == 3 && defined(ST2V_SIMD_HAVE_SIMDE))
+// Level 2 (AVX-512) — and, for the tests on CPUs without AVX-512, level 3 when SIMDe (Debian libsimde-dev,
+// header-only) is available: the very same wrapper text with every _mm512_* intrinsic, type and constant
+// taken from SIMDe's portable implementation of Intel's semantics (ST2V_X / ST2V_XT / ST2V_XC below), so the
+// AVX-512 primitive wrappers themselves are exercised on AVX2 machines, not only the 16-lane geometry.
+#if ST2V_SIMD_LEVEL == 2
 #define ST2V_TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#define ST2V_X(name) _mm512_##name
+#define ST2V_XT(name) __##name
+#define ST2V_XC(name) name
+#else
+#define ST2V_TGT __attribute__((target("avx2,fma,f16c")))
+#define ST2V_X(name) st2v_x512_##name  // ops/simd_simde_x512.h
+#define ST2V_XT(name) simde__##name
+#define ST2V_XC(name) SIMDE##name
+#endif
 #define PRIM ST2V_TGT __attribute__((always_inline)) static inline
-typedef __m512 V;
+typedef ST2V_XT(m512) V;
 constexpr int W = 16;
 constexpr int MR = 8;
-PRIM __mmask16 tailmask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
-PRIM V vzero() { return _mm512_setzero_ps(); }
-PRIM V vset1(float x) { return _mm512_set1_ps(x); }
-PRIM V vload(const float* p) { return _mm512_loadu_ps(p); }
-PRIM void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
-PRIM V vloadn(const float* p, int n) { return _mm512_maskz_loadu_ps(tailmask(n), p); }
-PRIM void vstoren(float* p, V v, int n) { _mm512_mask_storeu_ps(p, tailmask(n), v); }
-PRIM V vkeep(V v, int n) { return _mm512_maskz_mov_ps(tailmask(n), v); }
-PRIM V vloadn_fill(const float* p, int n, float fill) { return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), tailmask(n), p); }
-PRIM V vadd(V a, V b) { return _mm512_add_ps(a, b); }
-PRIM V vsub(V a, V b) { return _mm512_sub_ps(a, b); }
-PRIM V vmul(V a, V b) { return _mm512_mul_ps(a, b); }
-PRIM V vdiv(V a, V b) { return _mm512_div_ps(a, b); }
-PRIM V vmax(V a, V b) { return _mm512_max_ps(a, b); }
-PRIM V vmin(V a, V b) { return _mm512_min_ps(a, b); }
-PRIM V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-PRIM V vfnma(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }
-PRIM V vround(V x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+PRIM ST2V_XT(mmask16) tailmask(int n) { return static_cast<ST2V_XT(mmask16)>((1u << n) - 1u); }
+PRIM V vzero() { return ST2V_X(setzero_ps)(); }
+PRIM V vset1(float x) { return ST2V_X(set1_ps)(x); }
+PRIM V vload(const float* p) { return ST2V_X(loadu_ps)(p); }
+PRIM void vstore(float* p, V v) { ST2V_X(storeu_ps)(p, v); }
+PRIM V vloadn(const float* p, int n) { return ST2V_X(maskz_loadu_ps)(tailmask(n), p); }
+PRIM void vstoren(float* p, V v, int n) { ST2V_X(mask_storeu_ps)(p, tailmask(n), v); }
+PRIM V vkeep(V v, int n) { return ST2V_X(maskz_mov_ps)(tailmask(n), v); }
+PRIM V vloadn_fill(const float* p, int n, float fill) { return ST2V_X(mask_loadu_ps)(ST2V_X(set1_ps)(fill), tailmask(n), p); }
+PRIM V vadd(V a, V b) { return ST2V_X(add_ps)(a, b); }
+PRIM V vsub(V a, V b) { return ST2V_X(sub_ps)(a, b); }
+PRIM V vmul(V a, V b) { return ST2V_X(mul_ps)(a, b); }
+PRIM V vdiv(V a, V b) { return ST2V_X(div_ps)(a, b); }
+PRIM V vmax(V a, V b) { return ST2V_X(max_ps)(a, b); }
+PRIM V vmin(V a, V b) { return ST2V_X(min_ps)(a, b); }
+PRIM V vfma(V a, V b, V c) { return ST2V_X(fmadd_ps)(a, b, c); }
+PRIM V vfnma(V a, V b, V c) { return ST2V_X(fnmadd_ps)(a, b, c); }
+PRIM V vround(V x) { return ST2V_X(roundscale_ps)(x, ST2V_XC(_MM_FROUND_TO_NEAREST_INT) | ST2V_XC(_MM_FROUND_NO_EXC)); }
 PRIM V vpow2i(V n) {
-    __m512i i = _mm512_cvtps_epi32(n);
-    i = _mm512_slli_epi32(_mm512_add_epi32(i, _mm512_set1_epi32(127)), 23);
-    return _mm512_castsi512_ps(i);
+    ST2V_XT(m512i) i = ST2V_X(cvtps_epi32)(n);
+    i = ST2V_X(slli_epi32)(ST2V_X(add_epi32)(i, ST2V_X(set1_epi32)(127)), 23);
+    return ST2V_X(castsi512_ps)(i);
 }
 PRIM V vldexp(V p, V n) {
-    return _mm512_castsi512_ps(
-        _mm512_add_epi32(_mm512_castps_si512(p), _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23)));
+    return ST2V_X(castsi512_ps)(
+        ST2V_X(add_epi32)(ST2V_X(castps_si512)(p), ST2V_X(slli_epi32)(ST2V_X(cvtps_epi32)(n), 23)));
 }
-PRIM float vhsum(V v) { return _mm512_reduce_add_ps(v); }
-PRIM float vhmax(V v) { return _mm512_reduce_max_ps(v); }
+PRIM float vhsum(V v) { return ST2V_X(reduce_add_ps)(v); }
+PRIM float vhmax(V v) { return ST2V_X(reduce_max_ps)(v); }
 PRIM void vdup2(V x, V* lo, V* hi) {
-    *lo = _mm512_permutexvar_ps(_mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0), x);
-    *hi = _mm512_permutexvar_ps(_mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8), x);
+    *lo = ST2V_X(permutexvar_ps)(ST2V_X(set_epi32)(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0), x);
+    *hi = ST2V_X(permutexvar_ps)(ST2V_X(set_epi32)(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8), x);
 }
+#undef ST2V_X
+#undef ST2V_XT
+#undef ST2V_XC
 #elif ST2V_SIMD_LEVEL == 3
-// Test-only level: 16 lanes as a pair of AVX2 vectors and MR 8, i.e. the geometry of the AVX-512 kernels
+// Test-only level without SIMDe: 16 lanes as a pair of AVX2 vectors and MR 8, i.e. the geometry of the AVX-512 kernels
 // (W 16, 2W-wide attention strips, 8-row panels, 16-lane tails) on CPUs without AVX-512, so that the generic
 // kernel code of that geometry is exercised by the tests everywhere (ops/simd_math_testing.h). Never picked
 // for real work.

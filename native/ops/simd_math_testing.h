@@ -3,14 +3,18 @@
 // The AVX-512 kernels cannot run on CPUs without AVX-512 (the Zen 3 development machines). Their code is the
 // generic code of ops/simd_math_kernels.h / simd_math_attention.h compiled for W = 16 lanes and MR = 8 rows;
 // with this hook on, and the active ISA AVX2, the norm/attention/elementwise ops use that same generic code
-// compiled for W = 16 / MR = 8 on pairs of AVX2 vectors (ST2V_SIMD_LEVEL 3), so the tests check the AVX-512
-// geometry (16-lane tails, 32-key strips, 8-row panels) on any AVX2 machine. Only the thin AVX-512 primitive
-// wrappers of ops/simd_math.h stay untested there.
+// compiled for W = 16 / MR = 8 (ST2V_SIMD_LEVEL 3), so the tests check the AVX-512 geometry (16-lane tails,
+// 32-key strips, 8-row panels) on any AVX2 machine: with SIMDe at build time through the AVX-512 primitive
+// wrappers of ops/simd_math.h themselves (SIMDe's portable _mm512_* implementations), else on pairs of AVX2
+// vectors.
 #pragma once
 
 namespace st2v::ops::detail {
 
 // Process-wide; for tests only (slow: 32 ymm accumulators spill). Returns the previous setting.
 bool set_emulated_wide_kernels(bool on);
+// What the emulated level runs: "AVX-512 wrappers over SIMDe" when the build found SIMDe (libsimde-dev), so the
+// AVX-512 primitive wrappers of ops/simd_math.h themselves run on AVX2 CPUs; else "AVX2 pairs ..." (geometry only).
+const char* emulated_wide_kind();
 
 }  // namespace st2v::ops::detail

@@ -25,10 +25,11 @@ using namespace st2v::ops;
 
 namespace {
 
-// A kernel level under test: an ISA, or (emu) the AVX-512 kernels' generic code (W 16, MR 8) run on AVX2
-// pairs (ops/simd_math_testing.h), so that the AVX-512 geometry is checked on CPUs without AVX-512 too.
+// A kernel level under test: an ISA, or (emu) the AVX-512 kernels' generic code (W 16, MR 8) on an AVX2 CPU,
+// through the AVX-512 wrappers over SIMDe when the build found it, else on AVX2 pairs
+// (ops/simd_math_testing.h), so that the AVX-512 code is checked on CPUs without AVX-512 too.
 struct Level : testing_util::Level {
-    const char* name() const { return emu ? "avx2-emulating-avx512-geometry" : isa_name(isa); }
+    const char* name() const { return emu ? detail::emulated_wide_kind() : isa_name(isa); }
 };
 const char* g_level_name = "";
 bool use(const Level& l) {
