@@ -88,23 +88,21 @@ static inline simde__m512i st2v_x512_cvtps_epi32(simde__m512 a) {
     }
     return r.v;
 }
-static inline float st2v_x512_reduce_add_ps(simde__m512 a) {
+// horizontal reduction in GCC's _mm512_reduce_*_ps order: halves 512 -> 256 -> 128 -> 64 -> 32
+template <typename Op>
+static inline float st2v_x512_reduce(simde__m512 a, Op op) {
     st2v_x512_detail::F16 x;
     x.v = a;
-    // pairwise like GCC's _mm512_reduce_add_ps: halves 512 -> 256 -> 128 -> 64 -> 32
     float t[16];
     for (int i = 0; i < 16; ++i) t[i] = x.f[i];
     for (int w = 8; w >= 1; w /= 2)
-        for (int i = 0; i < w; ++i) t[i] = t[i] + t[i + w];
+        for (int i = 0; i < w; ++i) t[i] = op(t[i], t[i + w]);
     return t[0];
 }
+static inline float st2v_x512_reduce_add_ps(simde__m512 a) {
+    return st2v_x512_reduce(a, [](float x, float y) { return x + y; });
+}
 static inline float st2v_x512_reduce_max_ps(simde__m512 a) {
-    st2v_x512_detail::F16 x;
-    x.v = a;
-    float t[16];
-    for (int i = 0; i < 16; ++i) t[i] = x.f[i];
-    for (int w = 8; w >= 1; w /= 2)
-        for (int i = 0; i < w; ++i) t[i] = t[i] > t[i + w] ? t[i] : t[i + w];
-    return t[0];
+    return st2v_x512_reduce(a, [](float x, float y) { return x > y ? x : y; });
 }
 #endif  // ST2V_SIMD_HAVE_SIMDE
