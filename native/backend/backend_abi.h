@@ -16,7 +16,8 @@
 extern "C" {
 #endif
 
-#define ST2V_BACKEND_ABI_VERSION 1u
+// 2: + conv2d, conv_temporal, copy_strided, add_broadcast, upsample_nearest (appended at the end of the table).
+#define ST2V_BACKEND_ABI_VERSION 2u
 
 typedef enum st2v_status {
     ST2V_OK = 0,
@@ -72,6 +73,36 @@ typedef struct st2v_attention_args {
     float* d_o;
     float scale;
 } st2v_attention_args;
+
+// Convolution as an implicit GEMM (ABI 2): y[n, o, oh, ow] = bias[o] + sum_{c, i, j} w[o, c, i, j] *
+// x[n, c, oh*stride - pad_top + i, ow*stride - pad_left + j] (zero outside x). x [N, C, H, W] fp32, w [O, C, kh, kw]
+// contiguous in w_type (ST2V_F32 / F16 / BF16, widened on load, fp32 accumulate), bias fp32 [O] or NULL,
+// y [N, O, Ho, Wo] fp32 (Ho, Wo as the caller computed them from the padding: the bottom/right padding is implied).
+typedef struct st2v_conv2d_args {
+    int64_t N, C, H, W;
+    int64_t O; int kh, kw;
+    int stride, pad_top, pad_left;
+    int64_t Ho, Wo;
+    const float* d_x;
+    const void* d_w; int w_type;
+    const float* d_bias;
+    float* d_y;
+} st2v_conv2d_args;
+
+// Temporal convolution (ABI 2): Conv3d kernel (kt, 1, 1), kt odd, zero padding kt/2 in time, on frame-major
+// x [B*frames, C, S] fp32: y[b*F + f, o, s] = bias[o] + sum_{c, t} w[o, c, t] * x[b*F + f + t - kt/2, c, s] for
+// 0 <= f + t - kt/2 < F. w [O, C, kt] contiguous in w_type (as conv2d), bias fp32 [O] or NULL, y [B*F, O, S].
+typedef struct st2v_conv_temporal_args {
+    int64_t NF; int frames; int kt;
+    int64_t C, S, O;
+    const float* d_x;
+    const void* d_w; int w_type;
+    const float* d_bias;
+    float* d_y;
+} st2v_conv_temporal_args;
+
+// Most dimensions copy_strided takes.
+#define ST2V_MAX_COPY_DIMS 8
 
 typedef struct st2v_backend_api {
     uint32_t abi_version;   // ST2V_BACKEND_ABI_VERSION
@@ -133,6 +164,23 @@ typedef struct st2v_backend_api {
 
     // ---- dtype conversion (f32 <-> f16 / bf16, round to nearest even as core/half.h) ----
     st2v_status (*cast)(const void* d_src, int src_type, void* d_dst, int dst_type, int64_t n);
+
+    // ==== ABI 2: the remaining ops of the UNet3D / CAM / APM forward ====
+    st2v_status (*conv2d)(const st2v_conv2d_args* args);
+    st2v_status (*conv_temporal)(const st2v_conv_temporal_args* args);
+    // Element-wise copy of an ndim-d box (ndim <= ST2V_MAX_COPY_DIMS, h_shape[ndim]) between two strided layouts
+    // (h_src_strides / h_dst_strides in elements, host arrays; a stride may be 0 on the source side:
+    // broadcast). elem_bytes 1, 2, 4 or 8. Source and destination must not overlap. Permute, slice, concat and
+    // repeat_interleave are this copy with the right strides and base pointers.
+    st2v_status (*copy_strided)(const void* d_src, const int64_t* h_src_strides, void* d_dst,
+                                const int64_t* h_dst_strides, const int64_t* h_shape, int ndim, int elem_bytes);
+    // a[i] += b[(i / div) % inner] for i < n (fp32): div = 1, inner = b's size is a suffix broadcast (add_);
+    // div = S, inner = N*C adds v[N, C] over the trailing S of x [N, C, S] (add_channel_). b may equal a.
+    st2v_status (*add_broadcast)(float* d_a, const float* d_b, int64_t n, int64_t div, int64_t inner);
+    // Nearest resize x [NC, H, W] -> y [NC, oh, ow] (fp32): row floor(r * (float)H/oh) clamped to H-1 (float
+    // arithmetic, as t2v::upsample_nearest), same for columns.
+    st2v_status (*upsample_nearest)(const float* d_x, float* d_y, int64_t NC, int64_t H, int64_t W, int64_t oh,
+                                    int64_t ow);
 } st2v_backend_api;
 
 // The one symbol a backend library exports. Returns NULL when abi_version is not one it implements.

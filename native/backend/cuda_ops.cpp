@@ -222,21 +222,241 @@ DeviceTensor ddim_step(const DeviceTensor& eps, const DeviceTensor& x, float a_t
     return out;
 }
 
-// ---- UNet ops declared in cuda_ops.h, not implemented yet: typed error, never a crash ----
+// ---- the remaining ops of the UNet3D / CAM / APM forward (ABI 2, native/cuda/kernels_layout.cu) ----
 namespace {
-[[noreturn]] void not_yet(const char* op) {
-    ST2V_THROW(Code::kUnsupported, "cuda_ops::%s is not implemented yet on the CUDA backend", op);
+std::vector<int64_t> contiguous_strides(const Shape& s) {
+    std::vector<int64_t> st(static_cast<size_t>(s.ndim()));
+    int64_t acc = 1;
+    for (int d = s.ndim() - 1; d >= 0; --d) {
+        st[static_cast<size_t>(d)] = acc;
+        acc *= s[d];
+    }
+    return st;
+}
+void need_defined(const DeviceTensor& t, const char* op, const char* what) {
+    ST2V_CHECK(t.defined(), Code::kInvalidArgument, "%s: %s is undefined", op, what);
+}
+// Copies the box `shape` from (src, src strides) to (dst, dst strides); strides in elements of `dtype`.
+void copy_box(const void* src, const std::vector<int64_t>& ss, void* dst, const std::vector<int64_t>& ds,
+              const std::vector<int64_t>& shape, DType dtype, const char* op) {
+    check(cuda().copy_strided(src, ss.data(), dst, ds.data(), shape.data(), static_cast<int>(shape.size()),
+                              static_cast<int>(dtype_size(dtype))),
+          op);
+}
+int small_int(int64_t v, const char* op, const char* what) {
+    ST2V_CHECK(v >= 0 && v <= 0x7fffffff, Code::kUnsupported, "%s: %s %lld is too large", op, what, (long long)v);
+    return static_cast<int>(v);
 }
 }  // namespace
-DeviceTensor conv2d(const DeviceTensor&, const DeviceTensor&, const DeviceTensor&, const ops::Conv2dParams&) { not_yet("conv2d"); }
-DeviceTensor conv_temporal(const DeviceTensor&, int, const DeviceTensor&, const DeviceTensor&) { not_yet("conv_temporal"); }
-DeviceTensor conv1d_same(const DeviceTensor&, const DeviceTensor&, const DeviceTensor&) { not_yet("conv1d_same"); }
-DeviceTensor permute(const DeviceTensor&, const std::vector<int>&) { not_yet("permute"); }
-void add_(DeviceTensor&, const DeviceTensor&) { not_yet("add_"); }
-void add_channel_(DeviceTensor&, const DeviceTensor&) { not_yet("add_channel_"); }
-DeviceTensor concat(const std::vector<DeviceTensor>&, int) { not_yet("concat"); }
-DeviceTensor upsample_nearest(const DeviceTensor&, int64_t, int64_t) { not_yet("upsample_nearest"); }
-DeviceTensor slice(const DeviceTensor&, int, int64_t, int64_t) { not_yet("slice"); }
-DeviceTensor repeat_interleave(const DeviceTensor&, int) { not_yet("repeat_interleave"); }
+
+DeviceTensor conv2d(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b, const ops::Conv2dParams& p) {
+    need_f32(x, "conv2d", "x");
+    need_defined(w, "conv2d", "weight");
+    ST2V_CHECK(x.ndim() == 4, Code::kShapeMismatch, "conv2d: x must be [N, C, H, W], got %s", x.shape().str().c_str());
+    const st2v_dtype wt = abi_dtype(w.dtype(), "conv2d");
+    int64_t kh = 1, kw = 1;
+    if (w.ndim() == 4) {
+        kh = w.size(2);
+        kw = w.size(3);
+    } else {
+        ST2V_CHECK(w.ndim() == 2, Code::kShapeMismatch, "conv2d: weight must be [O, C, kh, kw], got %s",
+                   w.shape().str().c_str());
+    }
+    const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = w.size(0);
+    ST2V_CHECK(w.size(1) == C, Code::kShapeMismatch, "conv2d: input %s has %lld channels, weight %s expects %lld",
+               x.shape().str().c_str(), (long long)C, w.shape().str().c_str(), (long long)w.size(1));
+    ST2V_CHECK(kh >= 1 && kw >= 1 && C >= 1, Code::kShapeMismatch, "conv2d: empty kernel in weight %s",
+               w.shape().str().c_str());
+    ST2V_CHECK_ARG(p.stride >= 1 && p.pad_top >= 0 && p.pad_left >= 0 && p.pad_bottom >= 0 && p.pad_right >= 0,
+                   "conv2d: bad stride/padding");
+    ST2V_CHECK(H + p.pad_top + p.pad_bottom >= kh && W + p.pad_left + p.pad_right >= kw, Code::kShapeMismatch,
+               "conv2d: input %s too small for kernel %lldx%lld", x.shape().str().c_str(), (long long)kh,
+               (long long)kw);
+    const int64_t Ho = (H + p.pad_top + p.pad_bottom - kh) / p.stride + 1;
+    const int64_t Wo = (W + p.pad_left + p.pad_right - kw) / p.stride + 1;
+    DeviceTensor y = DeviceTensor::empty({N, O, Ho, Wo});
+    if (y.numel() == 0) return y;
+    st2v_conv2d_args a{};
+    a.N = N, a.C = C, a.H = H, a.W = W, a.O = O;
+    a.kh = small_int(kh, "conv2d", "kernel height"), a.kw = small_int(kw, "conv2d", "kernel width");
+    a.stride = p.stride, a.pad_top = p.pad_top, a.pad_left = p.pad_left;
+    a.Ho = Ho, a.Wo = Wo;
+    a.d_x = x.f32(), a.d_w = w.raw(), a.w_type = wt;
+    a.d_bias = opt_vec(b, O, "conv2d", "bias");
+    a.d_y = y.f32();
+    check(cuda().conv2d(&a), "conv2d");
+    return y;
+}
+
+DeviceTensor conv_temporal(const DeviceTensor& x, int frames, const DeviceTensor& w, const DeviceTensor& b) {
+    need_f32(x, "conv_temporal", "x");
+    need_defined(w, "conv_temporal", "weight");
+    ST2V_CHECK(x.ndim() == 4, Code::kShapeMismatch, "conv_temporal: x must be [B*F, C, H, W], got %s",
+               x.shape().str().c_str());
+    const st2v_dtype wt = abi_dtype(w.dtype(), "conv_temporal");
+    ST2V_CHECK_ARG(frames >= 1 && x.size(0) % frames == 0, "conv_temporal: batch %lld is not a multiple of frames %d",
+                   (long long)x.size(0), frames);
+    const int64_t NF = x.size(0), C = x.size(1), S = x.size(2) * x.size(3), O = w.ndim() >= 1 ? w.size(0) : 0;
+    ST2V_CHECK(w.ndim() >= 3 && w.size(1) == C && w.size(2) == 3 && w.numel() == O * C * 3 && C >= 1,
+               Code::kShapeMismatch, "conv_temporal: weight %s does not fit input %s (want [O, %lld, 3, 1, 1])",
+               w.shape().str().c_str(), x.shape().str().c_str(), (long long)C);
+    DeviceTensor y = DeviceTensor::empty({NF, O, x.size(2), x.size(3)});
+    if (y.numel() == 0) return y;
+    st2v_conv_temporal_args a{};
+    a.NF = NF, a.frames = frames, a.kt = 3, a.C = C, a.S = S, a.O = O;
+    a.d_x = x.f32(), a.d_w = w.raw(), a.w_type = wt;
+    a.d_bias = opt_vec(b, O, "conv_temporal", "bias");
+    a.d_y = y.f32();
+    check(cuda().conv_temporal(&a), "conv_temporal");
+    return y;
+}
+
+DeviceTensor conv1d_same(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b) {
+    need_f32(x, "conv1d", "x");
+    need_defined(w, "conv1d", "weight");
+    ST2V_CHECK(x.ndim() == 3 && w.ndim() == 3, Code::kShapeMismatch, "conv1d: x %s and weight %s must be 3-d",
+               x.shape().str().c_str(), w.shape().str().c_str());
+    const int64_t N = x.size(0), C = x.size(1), L = x.size(2), O = w.size(0), k = w.size(2);
+    ST2V_CHECK(w.size(1) == C, Code::kShapeMismatch, "conv1d: weight %s does not fit input %s", w.shape().str().c_str(),
+               x.shape().str().c_str());
+    ST2V_CHECK_ARG(k % 2 == 1, "conv1d_same: kernel size must be odd");
+    ops::Conv2dParams p;
+    p.pad_left = p.pad_right = small_int(k / 2, "conv1d", "kernel size");
+    DeviceTensor y = conv2d(x.reshape({N, C, 1, L}), w.reshape({O, C, 1, k}), b, p);
+    return y.reshape({N, O, L});
+}
+
+DeviceTensor permute(const DeviceTensor& x, const std::vector<int>& perm) {
+    need_defined(x, "permute", "input");
+    const int nd = x.ndim();
+    ST2V_CHECK_ARG(static_cast<int>(perm.size()) == nd, "permute: %zu axes for a %d-d tensor", perm.size(), nd);
+    ST2V_CHECK(nd <= ST2V_MAX_COPY_DIMS, Code::kUnsupported, "permute: %d dims (at most %d)", nd, ST2V_MAX_COPY_DIMS);
+    std::vector<bool> seen(static_cast<size_t>(nd), false);
+    for (int ax : perm) {
+        ST2V_CHECK_ARG(ax >= 0 && ax < nd && !seen[static_cast<size_t>(ax)], "permute: bad axis order");
+        seen[static_cast<size_t>(ax)] = true;
+    }
+    const std::vector<int64_t> in_st = contiguous_strides(x.shape());
+    std::vector<int64_t> shape(static_cast<size_t>(nd)), ss(static_cast<size_t>(nd));
+    for (int i = 0; i < nd; ++i) {
+        shape[static_cast<size_t>(i)] = x.size(perm[static_cast<size_t>(i)]);
+        ss[static_cast<size_t>(i)] = in_st[static_cast<size_t>(perm[static_cast<size_t>(i)])];
+    }
+    DeviceTensor y = DeviceTensor::empty(Shape(shape), x.dtype());
+    if (y.numel() == 0) return y;
+    copy_box(x.raw(), ss, y.raw(), contiguous_strides(y.shape()), shape, x.dtype(), "permute");
+    return y;
+}
+
+void add_(DeviceTensor& a, const DeviceTensor& b) {
+    need_f32(a, "add_", "a");
+    need_f32(b, "add_", "b");
+    int64_t inner = a.numel();
+    if (a.shape() != b.shape()) {
+        ST2V_CHECK(b.ndim() <= a.ndim(), Code::kShapeMismatch, "add: cannot broadcast %s to %s",
+                   b.shape().str().c_str(), a.shape().str().c_str());
+        for (int i = 1; i <= b.ndim(); ++i)
+            ST2V_CHECK(b.size(-i) == a.size(-i), Code::kShapeMismatch, "add: cannot broadcast %s to %s",
+                       b.shape().str().c_str(), a.shape().str().c_str());
+        inner = b.numel();
+    }
+    if (a.numel() == 0 || inner == 0) return;
+    check(cuda().add_broadcast(a.f32(), b.f32(), a.numel(), 1, inner), "add_");
+}
+
+void add_channel_(DeviceTensor& x, const DeviceTensor& v) {
+    need_f32(x, "add_channel_", "x");
+    need_f32(v, "add_channel_", "v");
+    ST2V_CHECK(x.ndim() >= 2, Code::kShapeMismatch, "add_channel_: x must be [N, C, ...], got %s",
+               x.shape().str().c_str());
+    const int64_t N = x.size(0), C = x.size(1);
+    ST2V_CHECK(v.numel() == N * C && (v.ndim() < 2 || (v.size(0) == N && v.size(1) == C)), Code::kShapeMismatch,
+               "add_channel_: v %s does not fit x %s (want [%lld, %lld])", v.shape().str().c_str(),
+               x.shape().str().c_str(), (long long)N, (long long)C);
+    if (x.numel() == 0) return;
+    const int64_t S = x.numel() / (N * C);
+    check(cuda().add_broadcast(x.f32(), v.f32(), x.numel(), S, N * C), "add_channel_");
+}
+
+DeviceTensor concat(const std::vector<DeviceTensor>& xs, int dim) {
+    ST2V_CHECK_ARG(!xs.empty(), "concat: no tensors");
+    const DeviceTensor& x0 = xs[0];
+    need_defined(x0, "concat", "input 0");
+    const int nd = x0.ndim();
+    if (dim < 0) dim += nd;
+    ST2V_CHECK_ARG(dim >= 0 && dim < nd, "concat: bad dim");
+    ST2V_CHECK(nd <= ST2V_MAX_COPY_DIMS, Code::kUnsupported, "concat: %d dims (at most %d)", nd, ST2V_MAX_COPY_DIMS);
+    int64_t total = 0;
+    for (const DeviceTensor& t : xs) {
+        need_defined(t, "concat", "input");
+        ST2V_CHECK(t.ndim() == nd && t.dtype() == x0.dtype(), Code::kShapeMismatch,
+                   "concat: %s and %s differ in rank or dtype", x0.shape().str().c_str(), t.shape().str().c_str());
+        for (int d = 0; d < nd; ++d)
+            ST2V_CHECK(d == dim || t.size(d) == x0.size(d), Code::kShapeMismatch, "concat: %s and %s differ off dim %d",
+                       x0.shape().str().c_str(), t.shape().str().c_str(), dim);
+        total += t.size(dim);
+    }
+    Shape s = x0.shape();
+    s[dim] = total;
+    DeviceTensor y = DeviceTensor::empty(s, x0.dtype());
+    const std::vector<int64_t> ys = contiguous_strides(s);
+    const size_t es = dtype_size(x0.dtype());
+    int64_t off = 0;
+    for (const DeviceTensor& t : xs) {
+        if (t.numel() > 0) {
+            char* dst = static_cast<char*>(y.raw()) + static_cast<size_t>(off * ys[static_cast<size_t>(dim)]) * es;
+            copy_box(t.raw(), contiguous_strides(t.shape()), dst, ys, t.shape().vec(), t.dtype(), "concat");
+        }
+        off += t.size(dim);
+    }
+    return y;
+}
+
+DeviceTensor upsample_nearest(const DeviceTensor& x, int64_t oh, int64_t ow) {
+    need_f32(x, "upsample_nearest", "x");
+    ST2V_CHECK(x.ndim() == 4 && x.size(2) >= 1 && x.size(3) >= 1, Code::kShapeMismatch,
+               "upsample_nearest: x must be [N, C, H, W] with H, W >= 1, got %s", x.shape().str().c_str());
+    ST2V_CHECK_ARG(oh >= 1 && ow >= 1, "upsample_nearest: output size %lldx%lld", (long long)oh, (long long)ow);
+    const int64_t N = x.size(0), C = x.size(1);
+    DeviceTensor y = DeviceTensor::empty({N, C, oh, ow});
+    if (y.numel() == 0) return y;
+    check(cuda().upsample_nearest(x.f32(), y.f32(), N * C, x.size(2), x.size(3), oh, ow), "upsample_nearest");
+    return y;
+}
+
+DeviceTensor slice(const DeviceTensor& x, int dim, int64_t start, int64_t end) {
+    need_defined(x, "slice", "input");
+    const int nd = x.ndim();
+    if (dim < 0) dim += nd;
+    ST2V_CHECK_ARG(dim >= 0 && dim < nd, "slice: bad dim");
+    ST2V_CHECK_ARG(0 <= start && start <= end && end <= x.size(dim), "slice [%lld, %lld) out of range for %s dim %d",
+                   (long long)start, (long long)end, x.shape().str().c_str(), dim);
+    ST2V_CHECK(nd <= ST2V_MAX_COPY_DIMS, Code::kUnsupported, "slice: %d dims (at most %d)", nd, ST2V_MAX_COPY_DIMS);
+    Shape s = x.shape();
+    s[dim] = end - start;
+    DeviceTensor y = DeviceTensor::empty(s, x.dtype());
+    if (y.numel() == 0) return y;
+    const std::vector<int64_t> xs = contiguous_strides(x.shape());
+    const char* src = static_cast<const char*>(x.raw()) +
+                      static_cast<size_t>(start * xs[static_cast<size_t>(dim)]) * dtype_size(x.dtype());
+    copy_box(src, xs, y.raw(), contiguous_strides(s), s.vec(), x.dtype(), "slice");
+    return y;
+}
+
+DeviceTensor repeat_interleave(const DeviceTensor& x, int repeats) {
+    need_defined(x, "repeat_interleave", "input");
+    ST2V_CHECK(x.ndim() >= 1, Code::kShapeMismatch, "repeat_interleave: input must be at least 1-d");
+    ST2V_CHECK_ARG(repeats >= 1, "repeat_interleave: repeats must be >= 1, got %d", repeats);
+    Shape s = x.shape();
+    const int64_t B = s[0];
+    s[0] = B * repeats;
+    DeviceTensor y = DeviceTensor::empty(s, x.dtype());
+    if (y.numel() == 0) return y;
+    const int64_t rest = x.numel() / B;
+    // y viewed as [B, repeats, rest] reads x as [B, (broadcast), rest]
+    copy_box(x.raw(), {rest, 0, 1}, y.raw(), {repeats * rest, rest, 1}, {B, int64_t(repeats), rest}, x.dtype(),
+             "repeat_interleave");
+    return y;
+}
 
 }  // namespace st2v::backend::cuda_ops

@@ -1,6 +1,7 @@
 // libstreamingt2v_cuda: the context, memory entry points and the exported ABI table (backend/backend_abi.h).
 // Nothing here throws across the boundary; every failure is a status plus a per-thread message.
 #include "cuda/context.h"
+#include "cuda/kernels_layout.h"
 
 #include <cstdio>
 #include <cstring>
@@ -247,6 +248,31 @@ st2v_status api_cast(const void* src, int st, void* dst, int dt, int64_t n) {
     return k_cast(src, st, dst, dt, n);
 }
 
+// ---- ABI 2 (kernels_layout.cu) ----
+st2v_status api_conv2d(const st2v_conv2d_args* a) {
+    READY_OR_RETURN();
+    if (!a) return fail(ST2V_E_INVALID_ARG, "conv2d: null arguments");
+    return k_conv2d(a);
+}
+st2v_status api_conv_temporal(const st2v_conv_temporal_args* a) {
+    READY_OR_RETURN();
+    if (!a) return fail(ST2V_E_INVALID_ARG, "conv_temporal: null arguments");
+    return k_conv_temporal(a);
+}
+st2v_status api_copy_strided(const void* src, const int64_t* ss, void* dst, const int64_t* ds, const int64_t* shape,
+                             int ndim, int elem_bytes) {
+    READY_OR_RETURN();
+    return k_copy_strided(src, ss, dst, ds, shape, ndim, elem_bytes);
+}
+st2v_status api_add_broadcast(float* a, const float* b, int64_t n, int64_t div, int64_t inner) {
+    READY_OR_RETURN();
+    return k_add_broadcast(a, b, n, div, inner);
+}
+st2v_status api_upsample_nearest(const float* x, float* y, int64_t NC, int64_t H, int64_t W, int64_t oh, int64_t ow) {
+    READY_OR_RETURN();
+    return k_upsample_nearest(x, y, NC, H, W, oh, ow);
+}
+
 const st2v_backend_api kApi = {
     ST2V_BACKEND_ABI_VERSION,
     sizeof(st2v_backend_api),
@@ -273,6 +299,12 @@ const st2v_backend_api kApi = {
     &api_gemm,
     &api_attention,
     &api_cast,
+    // ABI 2
+    &api_conv2d,
+    &api_conv_temporal,
+    &api_copy_strided,
+    &api_add_broadcast,
+    &api_upsample_nearest,
 };
 
 }  // namespace
