@@ -21,6 +21,7 @@
 #include "backend/kernel_math.h"
 #include "core/half.h"
 #include "core/tensor.h"
+#include "models/t2v/blocks.h"
 #include "ops/ops.h"
 #include "runtime/blend.h"
 #include "runtime/rng.h"
@@ -470,6 +471,195 @@ void check_typed_ops() {
     });
 }
 
+// The UNet3D / CAM / APM layout and convolution ops (ABI 2, cuda/kernels_layout.cu) through backend/cuda_ops.h,
+// each against its CPU op (or a host loop where the CPU has none) on the same seeded data. Weights given as
+// bf16/f16 are handed to the CPU op in the same dtype: both widen exactly, so the fp32 bound holds.
+Tensor round_to(const Tensor& w, DType t) {
+    Tensor r = Tensor::empty(w.shape(), t);
+    for (int64_t i = 0; i < w.numel(); ++i)
+        r.data<uint16_t>()[i] = t == DType::BF16 ? f32_to_bf16(w.f32()[i]) : f32_to_f16(w.f32()[i]);
+    return r;
+}
+const char* dname(DType t) { return t == DType::BF16 ? "bf16" : t == DType::F16 ? "f16" : "f32"; }
+
+void check_layout_ops() {
+    namespace co = backend::cuda_ops;
+    using co::DeviceTensor;
+    auto dev = [](const Tensor& t) { return DeviceTensor::from_host(t); };
+
+    struct Cv { int64_t N, C, O, H, W, kh, kw; int stride, pt, pl, pb, pr; DType wt; bool bias; };
+    const std::vector<Cv> convs = {
+        {2, 32, 48, 16, 16, 3, 3, 1, 1, 1, 1, 1, DType::F32, true},   // 3x3 stride 1
+        {2, 32, 40, 15, 17, 3, 3, 2, 1, 1, 1, 1, DType::F32, true},   // 3x3 stride 2 (Downsample2D), odd sizes
+        {2, 24, 24, 16, 16, 3, 3, 2, 0, 0, 1, 1, DType::F32, false},  // asymmetric padding, no bias
+        {3, 64, 70, 7, 9, 1, 1, 1, 0, 0, 0, 0, DType::F32, true},     // 1x1 (shortcut / proj)
+        {2, 4, 32, 7, 9, 3, 3, 1, 1, 1, 1, 1, DType::F32, true},      // conv_in: C = 4, K = 36 (two K slices + a partial one)
+        {2, 32, 64, 7, 9, 3, 3, 1, 1, 1, 1, 1, DType::BF16, true},    // resident bf16 weights
+        {1, 16, 24, 8, 8, 3, 3, 1, 1, 1, 1, 1, DType::F16, true},     // resident f16 weights
+        {1, 8, 12, 11, 13, 5, 3, 1, 2, 1, 2, 1, DType::F32, true},    // 5x3 kernel
+    };
+    for (const Cv& c : convs) {
+        run_case("conv2d", [&] {
+            Tensor x = randn({c.N, c.C, c.H, c.W}), b = randn({c.O});
+            Tensor w = randn({c.O, c.C, c.kh, c.kw}, 1.f / std::sqrt(float(c.C * c.kh * c.kw)));
+            if (c.wt != DType::F32) w = round_to(w, c.wt);
+            ops::Conv2dParams p;
+            p.stride = c.stride, p.pad_top = c.pt, p.pad_left = c.pl, p.pad_bottom = c.pb, p.pad_right = c.pr;
+            Tensor ref = ops::conv2d(x, w, c.bias ? b : Tensor(), p);
+            DeviceTensor dx = dev(x), dw = dev(w), db = c.bias ? dev(b) : DeviceTensor(), y;
+            double ms = time_ms([&] { y = co::conv2d(dx, dw, db, p); });
+            Tensor got = y.to_host();
+            ST2V_CHECK(got.shape() == ref.shape(), Code::kShapeMismatch, "conv2d: cuda %s vs cpu %s",
+                       got.shape().str().c_str(), ref.shape().str().c_str());
+            char what[160];
+            std::snprintf(what, sizeof what, "%s w %lldx%lld %s stride %d pad %d,%d,%d,%d%s",
+                          shp({c.N, c.C, c.H, c.W}).c_str(), (long long)c.kh, (long long)c.kw, dname(c.wt), c.stride,
+                          c.pt, c.pl, c.pb, c.pr, c.bias ? " bias" : "");
+            report(c.kh == 1 && c.kw == 1 ? "conv2d_1x1" : "conv2d", std::string(what) + " -> " + got.shape().str(),
+                   ref.f32(), got.f32(), ref.numel(), ms);
+        });
+    }
+    struct Ct { int64_t B; int F; int64_t C, O, H, W; DType wt; };
+    for (const Ct& c : std::vector<Ct>{{2, 1, 32, 32, 5, 7, DType::F32},
+                                       {2, 3, 32, 40, 5, 7, DType::F32},
+                                       {1, 16, 32, 32, 4, 6, DType::F32},
+                                       {1, 16, 24, 24, 3, 5, DType::BF16}}) {
+        run_case("conv_temporal", [&] {
+            Tensor x = randn({c.B * c.F, c.C, c.H, c.W}), b = randn({c.O});
+            Tensor w = randn({c.O, c.C, 3, 1, 1}, 1.f / std::sqrt(float(3 * c.C)));
+            if (c.wt != DType::F32) w = round_to(w, c.wt);
+            Tensor ref = ops::conv_temporal(x, c.F, w, b);
+            DeviceTensor dx = dev(x), dw = dev(w), db = dev(b), y;
+            double ms = time_ms([&] { y = co::conv_temporal(dx, c.F, dw, db); });
+            report("conv_temporal", shp({c.B * c.F, c.C, c.H, c.W}) + " frames " + std::to_string(c.F) + " O " +
+                                        std::to_string(c.O) + " w " + dname(c.wt),
+                   ref.f32(), y.to_host().f32(), ref.numel(), ms);
+        });
+    }
+    run_case("conv1d_same", [&] {
+        Tensor x = randn({2, 24, 77}), w = randn({32, 24, 5}, 1.f / std::sqrt(120.f)), b = randn({32});
+        Tensor ref = ops::conv1d_same(x, w, b);
+        DeviceTensor dx = dev(x), dw = dev(w), db = dev(b), y;
+        double ms = time_ms([&] { y = co::conv1d_same(dx, dw, db); });
+        report("conv1d_same", "[2,24,77] w [32,24,5]", ref.f32(), y.to_host().f32(), ref.numel(), ms);
+    });
+    run_case("permute", [&] {
+        Tensor x = randn({2, 3, 4, 5, 6});
+        const std::vector<std::vector<int>> perms = {{0, 2, 1, 3, 4}, {4, 2, 0, 3, 1}, {0, 3, 4, 1, 2}};
+        for (const std::vector<int>& pm : perms) {
+            Tensor ref = x.permute({pm[0], pm[1], pm[2], pm[3], pm[4]}).contiguous();
+            DeviceTensor dx = dev(x), y;
+            double ms = time_ms([&] { y = co::permute(dx, pm); });
+            Tensor got = y.to_host();
+            ST2V_CHECK(got.shape() == ref.shape(), Code::kShapeMismatch, "permute: shape");
+            std::string what = "[2,3,4,5,6] perm (";
+            for (int a : pm) what += std::to_string(a);
+            report("permute_5d", what + ")", ref.f32(), got.f32(), ref.numel(), ms);
+        }
+    });
+    run_case("concat", [&] {
+        Tensor a = randn({2, 5, 7, 9}), b = randn({2, 3, 7, 9}), c = randn({2, 8, 7, 9});
+        Tensor ref = ops::concat({a, b, c}, 1);
+        DeviceTensor da = dev(a), db = dev(b), dc = dev(c), y;
+        double ms = time_ms([&] { y = co::concat({da, db, dc}, 1); });
+        report("concat_dim1", "[2,5|3|8,7,9]", ref.f32(), y.to_host().f32(), ref.numel(), ms);
+        Tensor ref2 = ops::concat({a.slice(1, 0, 3), b}, -1);
+        DeviceTensor y2 = co::concat({dev(a.slice(1, 0, 3).contiguous()), db}, -1);
+        report("concat_last", "[2,3,7,9|9]", ref2.f32(), y2.to_host().f32(), ref2.numel(), -1.0);
+    });
+    for (auto hw : std::vector<std::pair<int64_t, int64_t>>{{14, 18}, {11, 13}, {5, 4}}) {
+        run_case("upsample_nearest", [&] {
+            Tensor x = randn({2, 8, 7, 9});
+            Tensor ref = t2v::upsample_nearest(x, hw.first, hw.second);
+            DeviceTensor dx = dev(x), y;
+            double ms = time_ms([&] { y = co::upsample_nearest(dx, hw.first, hw.second); });
+            report("upsample_nearest", "[2,8,7,9] -> " + std::to_string(hw.first) + "x" + std::to_string(hw.second),
+                   ref.f32(), y.to_host().f32(), ref.numel(), ms);
+        });
+    }
+    run_case("slice", [&] {
+        Tensor x = randn({2, 10, 7, 9});
+        struct Sl { int dim; int64_t s, e; };
+        for (const Sl& sl : std::vector<Sl>{{1, 3, 8}, {0, 1, 2}, {-1, 2, 9}, {2, 0, 7}}) {
+            Tensor ref = x.slice(sl.dim, sl.s, sl.e).contiguous();
+            DeviceTensor dx = dev(x), y;
+            double ms = time_ms([&] { y = co::slice(dx, sl.dim, sl.s, sl.e); });
+            report("slice", "[2,10,7,9] dim " + std::to_string(sl.dim) + " [" + std::to_string(sl.s) + "," +
+                                std::to_string(sl.e) + ")",
+                   ref.f32(), y.to_host().f32(), ref.numel(), ms);
+        }
+    });
+    run_case("repeat_interleave", [&] {
+        Tensor x = randn({3, 5, 4});
+        const int r = 4;
+        Tensor ref = Tensor::empty({3 * r, 5, 4});
+        for (int64_t b = 0; b < 3; ++b)
+            for (int k = 0; k < r; ++k)
+                for (int64_t i = 0; i < 20; ++i) ref.f32()[(b * r + k) * 20 + i] = x.f32()[b * 20 + i];
+        DeviceTensor dx = dev(x), y;
+        double ms = time_ms([&] { y = co::repeat_interleave(dx, r); });
+        report("repeat_interleave", "[3,5,4] x4", ref.f32(), y.to_host().f32(), ref.numel(), ms);
+    });
+    // In-place ops run once (repeating would change the reference).
+    for (const Shape& bs : std::vector<Shape>{{2, 16, 7, 9}, {16, 7, 9}, {7, 9}, {9}}) {
+        run_case("add_", [&] {
+            Tensor a = randn({2, 16, 7, 9}), b = randn(bs);
+            Tensor ref = ops::add(a, b);
+            DeviceTensor da = dev(a);
+            co::add_(da, dev(b));
+            report("add_", "[2,16,7,9] += " + bs.str(), ref.f32(), da.to_host().f32(), ref.numel(), -1.0);
+        });
+    }
+    run_case("add_channel_", [&] {
+        Tensor x = randn({6, 32, 5, 7}), v = randn({6, 32});
+        Tensor ref = x.clone();
+        for (int64_t i = 0; i < ref.numel(); ++i) ref.f32()[i] += v.f32()[i / 35];
+        DeviceTensor dx = dev(x);
+        co::add_channel_(dx, dev(v));
+        report("add_channel_", "[6,32,5,7] += [6,32]", ref.f32(), dx.to_host().f32(), ref.numel(), -1.0);
+    });
+    // Bad arguments are typed errors, not crashes.
+    run_case("layout_errors", [&] {
+        auto expect = [](const char* what, Code want, const std::function<void()>& f) {
+            Code got = Code::kOk;
+            try {
+                f();
+            } catch (const Error& e) {
+                got = e.code();
+            }
+            const bool ok = got == want;
+            (ok ? g_passed : g_failed)++;
+            std::printf("{\"op\": \"error_%s\", \"expected\": \"%s\", \"got\": \"%s\", \"pass\": %s}\n", what,
+                        code_name(want), code_name(got), ok ? "true" : "false");
+            std::fflush(stdout);
+        };
+        DeviceTensor x = DeviceTensor::zeros({1, 4, 5, 5}), w = DeviceTensor::zeros({8, 3, 3, 3});
+        expect("conv2d_channels", Code::kShapeMismatch, [&] { co::conv2d(x, w, DeviceTensor(), ops::Conv2dParams{}); });
+        expect("conv2d_stride0", Code::kInvalidArgument, [&] {
+            ops::Conv2dParams p;
+            p.stride = 0;
+            co::conv2d(x, DeviceTensor::zeros({8, 4, 3, 3}), DeviceTensor(), p);
+        });
+        expect("conv2d_x_dtype", Code::kDtype,
+               [&] { co::conv2d(x.to(DType::BF16), DeviceTensor::zeros({8, 4, 1, 1}), DeviceTensor(), {}); });
+        expect("conv_temporal_frames", Code::kInvalidArgument,
+               [&] { co::conv_temporal(x, 3, DeviceTensor::zeros({4, 4, 3, 1, 1}), DeviceTensor()); });
+        expect("permute_axes", Code::kInvalidArgument, [&] { co::permute(x, {0, 1, 1, 2}); });
+        expect("slice_range", Code::kInvalidArgument, [&] { co::slice(x, 2, 3, 6); });
+        expect("concat_shape", Code::kShapeMismatch,
+               [&] { co::concat({x, DeviceTensor::zeros({1, 4, 5, 6})}, 1); });
+        expect("add_broadcast", Code::kShapeMismatch, [&] {
+            DeviceTensor a = x;
+            co::add_(a, DeviceTensor::zeros({4, 1}));
+        });
+        expect("add_channel_shape", Code::kShapeMismatch, [&] {
+            DeviceTensor a = x;
+            co::add_channel_(a, DeviceTensor::zeros({4}));
+        });
+        expect("repeat_zero", Code::kInvalidArgument, [&] { co::repeat_interleave(x, 0); });
+    });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -497,6 +687,7 @@ int main(int argc, char** argv) {
     check_gemm_accumulate();
     check_attention(quick);
     check_typed_ops();
+    check_layout_ops();
     std::printf("{\"summary\": true, \"available\": true, \"passed\": %d, \"failed\": %d, \"worst_fp32_rel\": %.3e}\n",
                 g_passed, g_failed, g_worst_fp32);
     return g_failed == 0 ? 0 : 1;
