@@ -66,8 +66,7 @@ DeviceTensor ddim_step(const DeviceTensor& eps, const DeviceTensor& x, float a_t
                        const DeviceTensor* noise = nullptr);
 
 // ---- the remaining ops of the UNet3D / CAM / APM forward (same contracts as their ops/ops.h counterparts) ----
-// Declared here first (2026-11-27), implemented in cuda_ops.cpp + native/cuda/kernels_layout.cu; until then a
-// call throws ERR_UNSUPPORTED.
+// Implemented in cuda_ops.cpp over the ABI 2 entries (native/cuda/kernels_layout.cu; docs/cuda.md has the status).
 // x [N, Cin, H, W] f32; w [Cout, Cin, kh, kw] f32 / f16 / bf16 (resident weights, widened in the kernel, fp32
 // accumulate); b [Cout] f32 or undefined; padding and stride as ops::Conv2dParams. -> [N, Cout, Ho, Wo] f32.
 DeviceTensor conv2d(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b, const ops::Conv2dParams& p);
