@@ -51,6 +51,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   const by = (n: string) => results.find((r) => r.name === n);
   const blend = by('blend_merge_24f_90x160'), copy = by('blend_memcpy_24f_90x160'), step = by('enh_step_mid_90x160');
+  const mem = by('enh_memory_mid_42x80');
   const paired = blend ? /blend\/memcpy ([0-9.]+)/.exec(blend.note)?.[1] : undefined;
   const report = {
     blend_gbps: blend ? round(blend.gbps, 2) : null,
@@ -63,6 +64,20 @@ export async function run(argv: string[]): Promise<void> {
     /** Process CPU seconds of that step (wall x cores it actually got; the machine may be shared). */
     cpu_seconds_per_step: step && step.cpuSeconds > 0 ? round(step.cpuSeconds, 2) : null,
     step_note: step?.note ?? null,
+    /** Peak tensor bytes of the step (MB), when it ran. */
+    step_peak_tensor_mb: step?.extra?.peak_tensor_mb !== undefined ? round(step.extra.peak_tensor_mb, 1) : null,
+    /**
+     * One forward at 42x80 latents: peak tensor MB with the pipeline's token tiling (FF + temporal transformers)
+     * vs FF slices only, and the largest output difference between the two (expected 0).
+     */
+    memory: mem?.extra
+      ? {
+          peak_tensor_mb_tiled: round(mem.extra.peak_tensor_mb_tiled ?? 0, 1),
+          peak_tensor_mb_ff_only: round(mem.extra.peak_tensor_mb_ff_only ?? 0, 1),
+          tiled_over_ff_only: round(mem.extra.tiled_over_ff_only ?? 0, 3),
+          max_abs_diff: mem.extra.max_abs_diff ?? null,
+        }
+      : null,
     threads: info.threads,
     isa: info.isa,
     cpu: info.cpu,
@@ -78,6 +93,13 @@ export async function run(argv: string[]): Promise<void> {
       console.log(
         `  randomized blend merge: ${report.blend_gbps} GB/s, memcpy of the same bytes ${report.memcpy_gbps} GB/s -> ` +
           `blend/memcpy ${report.blend_over_memcpy} (paired in-case ${report.blend_over_memcpy_paired ?? 'n/a'}; target >= 0.8)`,
+      );
+    }
+    if (report.memory) {
+      const m = report.memory;
+      console.log(
+        `  enhancer forward memory (mid-size random, 42x80 latents, 24 frames): peak ${m.peak_tensor_mb_tiled} MB with ` +
+          `temporal-transformer tiles vs ${m.peak_tensor_mb_ff_only} MB FF slices only (x${m.tiled_over_ff_only}), max |diff| ${m.max_abs_diff}`,
       );
     }
     if (step) {

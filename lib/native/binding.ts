@@ -231,7 +231,11 @@ export interface NativeEnhanceOptions {
   seed?: number;
   /** VAE latent tile edge (tiled encode/decode only for larger frames; 0 = never tile). Default 64. */
   vaeTile?: number;
-  /** Feed-forward token slice of the enhancer's transformer blocks (0 = untiled). Default 16384. */
+  /**
+   * Token tile of the enhancer (0 = untiled): the feed-forward of its transformer blocks in slices of this many
+   * tokens, and its temporal transformers in tiles of this many tokens of whole frame sequences. Same result;
+   * bounds the wide intermediates. Default 16384.
+   */
   ffTokenChunk?: number;
 }
 

@@ -264,7 +264,9 @@ TEST(EnhancePipeline, CancelBetweenChunks) {
 TEST(EnhancePipeline, TokenTiledFeedForwardMatchesUntiled) {
     const Tiny& T = tiny();
     enhancer::Vid2VidUNet tiled(T.uw);
-    tiled.set_ff_token_chunk(7);  // 144 spatial / 144 temporal token rows -> 21 slices, last one short
+    // FF: 144 spatial / 144 temporal token rows -> 21 slices, last one short; temporal transformers: tiles of
+    // 7 / 3 = 2 whole 3-frame pixel sequences (48 sequences -> 24 tiles)
+    tiled.set_ff_token_chunk(7);
     Tensor x = Tensor::empty({1, 4, 3, 6, 8});
     for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::sin(0.29f * static_cast<float>(i));
     const size_t base = tensor_bytes_live();
@@ -276,7 +278,7 @@ TEST(EnhancePipeline, TokenTiledFeedForwardMatchesUntiled) {
     Tensor b = tiled.forward(x, {450.f}, T.y);
     const size_t peak_tiled = tensor_bytes_peak() - base2;
     const double d = max_abs_diff(a, b);
-    std::printf("  FF tiled (7 tokens) vs untiled: max |diff| = %.3g; forward peak tensor bytes %.1f kB tiled, %.1f kB untiled\n",
+    std::printf("  token-tiled (FF 7 tokens, temporal transformers 2 sequences) vs untiled: max |diff| = %.3g; forward peak tensor bytes %.1f kB tiled, %.1f kB untiled\n",
                 d, peak_tiled / 1e3, peak_untiled / 1e3);
     EXPECT_LE(d, 1e-6);
     EXPECT_LE(peak_tiled, peak_untiled);

@@ -478,12 +478,13 @@ io::WeightStore random_vid2vid_weights(int64_t dim, const std::vector<int>& mult
     return w;
 }
 
-void Vid2VidUNet::set_ff_token_chunk(int64_t n) {
-    ST2V_CHECK_ARG(n >= 0, "ff_token_chunk must be >= 0");
-    auto apply = [n](Block& b) {
+void Vid2VidUNet::set_token_chunks(int64_t ff, int64_t temporal) {
+    ST2V_CHECK_ARG(ff >= 0 && temporal >= 0, "token chunks must be >= 0");
+    auto apply = [ff, temporal](Block& b) {
         for (Module& m : b.mods) {
-            m.spatial.block.ff_token_chunk = n;
-            m.temporal.block.ff_token_chunk = n;
+            m.spatial.block.ff_token_chunk = ff;
+            m.temporal.block.ff_token_chunk = ff;
+            m.temporal.token_chunk = temporal;
         }
     };
     for (Block& b : input_) apply(b);

@@ -65,9 +65,13 @@ class Vid2VidUNet {
     Tensor forward(const Tensor& x, const std::vector<float>& t, const Tensor& y, const Tap& tap = {}) const;
 
     size_t bound_tensors() const { return n_bound_; }
-    // Token-tiled feed-forward in every transformer block (t2v::TransformerBlock::ff_token_chunk): at most n
-    // tokens per FF slice, 0 = untiled. Same result; bounds the 8C-wide GEGLU intermediate.
-    void set_ff_token_chunk(int64_t n);
+    // Token tiling, 0 = untiled: the feed-forward of every transformer block in slices of at most n tokens
+    // (t2v::TransformerBlock::ff_token_chunk: bounds the 8C-wide GEGLU intermediate), and every temporal
+    // transformer in tiles of at most n tokens of whole frame sequences (t2v::TemporalTransformer::token_chunk:
+    // bounds its inner-width q/k/v/attention intermediates). Same result.
+    void set_ff_token_chunk(int64_t n) { set_token_chunks(n, n); }
+    // The two tilings separately (ff: TransformerBlock::ff_token_chunk, temporal: TemporalTransformer::token_chunk).
+    void set_token_chunks(int64_t ff, int64_t temporal);
 
   private:
     Vid2VidConfig cfg_;

@@ -166,9 +166,21 @@ Tensor tokens_to_frames(const Tensor& t, int frames, int64_t H, int64_t W) {
 Tensor TemporalTransformer::operator()(const Tensor& x, int frames) const {
     const int64_t H = x.size(2), W = x.size(3);
     Tensor h = ops::group_norm(x, frames, 32, norm.w, norm.b, 1e-6f);  // GN over all frames of a sample
-    h = proj_in(frames_to_tokens(h, frames));                          // [B*H*W, F, inner]
-    h = block(h, Tensor());
-    h = proj_out(h);                                                   // [B*H*W, F, C]
+    Tensor tok = frames_to_tokens(h, frames);                          // [B*H*W, F, C]
+    const int64_t S = tok.size(0);
+    const int64_t per = token_chunk > 0 ? std::max<int64_t>(1, token_chunk / std::max(frames, 1)) : S;
+    if (per >= S) {
+        h = proj_out(block(proj_in(tok), Tensor()));  // [B*H*W, F, inner] inside, [B*H*W, F, C] out
+    } else {
+        // tiles of whole per-pixel sequences: every op below acts within one sequence (module comment in blocks.h)
+        h = Tensor::empty({S, frames, proj_out.out()});
+        const int64_t row = static_cast<int64_t>(frames) * proj_out.out();
+        for (int64_t s0 = 0; s0 < S; s0 += per) {
+            const int64_t s1 = std::min(S, s0 + per);
+            Tensor o = proj_out(block(proj_in(tok.slice(0, s0, s1)), Tensor())).contiguous();
+            std::memcpy(h.f32() + s0 * row, o.f32(), static_cast<size_t>((s1 - s0) * row) * sizeof(float));
+        }
+    }
     Tensor out = tokens_to_frames(h, frames, H, W);                    // [B*F, C, H, W]
     ops::add_(out, x);
     return out;

@@ -96,6 +96,12 @@ struct TemporalTransformer {
     Norm norm;
     Linear proj_in, proj_out;
     TransformerBlock block;
+    // proj_in -> block -> proj_out over tiles of at most this many tokens (whole per-pixel frame sequences,
+    // token_chunk / frames of them, at least one); 0 = all at once. Every op after the GroupNorm acts within one
+    // pixel's sequence, so the result is the same bit for bit; the inner-width intermediates (q, k, v, the
+    // attention output, the LayerNorm copies: ~7 x [B*H*W*F, inner]) are bounded by the tile. The enhancer's
+    // first temporal transformer is 512 wide on 64 channels: whole, at 90x160 latents x 24 frames, 5 GB.
+    int64_t token_chunk = 0;
     void bind(const Binder& p, int head_dim, int fixed_heads = 0);
     Tensor operator()(const Tensor& x, int frames) const;
 };
