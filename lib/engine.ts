@@ -154,15 +154,13 @@ export class Engine implements AsyncDisposable {
     if (o.backend === 'cuda') {
       // ERR_NO_CUDA (naming what is missing) on a machine without a usable GPU or without the CUDA build.
       callNativeSync(() => loadNative().resolveBackend('cuda'));
-      throw new St2vError(
-        "backend 'cuda': the GPU and the CUDA backend library are usable, but the models do not run on it yet (its kernels are checked op by op, docs/cuda.md); use backend 'cpu'",
-        'ERR_UNSUPPORTED',
-      );
     }
     const native = (factoryOverride ?? nativeFactory())({ threads: o.threads });
     try {
       const abs = dir === null ? null : path.resolve(dir);
-      const info = await native.load(abs, { dtype: o.dtype, cacheDir: o.cacheDir });
+      // 'auto' stays on the CPU until the CUDA path has been verified on a GPU (docs/cuda.md)
+      const backend = o.backend === 'cuda' ? 'cuda' : 'cpu';
+      const info = await native.load(abs, { dtype: o.dtype, cacheDir: o.cacheDir, backend });
       const tokenizer = abs !== null && !info.untrained ? loadModelTokenizer(abs) : undefined;
       return new Engine(native, info, tokenizer);
     } catch (err) {

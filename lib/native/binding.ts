@@ -82,6 +82,10 @@ export interface NativeLoadOptions {
   dtype?: 'auto' | 'f32' | 'f16' | 'bf16';
   /** Folder where the built-in default model's seeded weights are cached (only used when modelDir is null). */
   cacheDir?: string;
+  /** Where the denoisers (UNet3D + CAM) run: 'cpu' (default) or 'cuda' (ERR_NO_CUDA without a usable GPU). */
+  backend?: 'cpu' | 'cuda';
+  /** Resident weight dtype on the CUDA backend: 'f32' (parity with the CPU, default) or 'bf16'. */
+  cudaDtype?: 'f32' | 'bf16';
 }
 
 /** What a loaded model is (from model.json, or the built-in default). */

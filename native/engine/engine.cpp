@@ -100,6 +100,15 @@ ModelInfo Engine::load(const std::string& dir, const LoadOptions& opts) {
     model_.reset();
     arena_.trim();
     model_ = dir.empty() ? make_default_model() : load_model_dir(dir, opts);
+    ST2V_CHECK_ARG(opts.backend == "cpu" || opts.backend == "cuda", "load: backend must be cpu or cuda");
+    if (opts.backend == "cuda") {
+        try {
+            model_->use_cuda(opts.cuda_dtype);
+        } catch (...) {
+            model_.reset();
+            throw;
+        }
+    }
     return model_->info;
 }
 

@@ -114,6 +114,11 @@ class StreamingT2VModel : public Model {
 };
 }  // namespace
 
+void Model::use_cuda(const std::string& dtype) {
+    (void)dtype;
+    ST2V_THROW(Code::kUnsupported, "this model cannot run on the CUDA backend");
+}
+
 std::vector<int32_t> Model::tokenize(const std::string& text) const {
     ST2V_CHECK(info.untrained, Code::kUnsupported,
                "this model's BPE tokenizer runs in TypeScript: pass token ids (promptIds / negativeIds)");

@@ -34,6 +34,11 @@ class Model {
     // VAE: latents already divided by the scaling factor, [N, 4, h, w] -> images [N, 3, H, W] (about [-1, 1]).
     virtual Tensor decode(const Tensor& z) = 0;
     virtual float vae_scale() const { return 0.18215f; }
+    // Moves the denoisers (eps_extension, eps_base) to the CUDA backend with weights in `dtype` ("f32" | "bf16").
+    // Throws ERR_NO_CUDA without a usable GPU, ERR_UNSUPPORTED where a model cannot.
+    virtual void use_cuda(const std::string& dtype);
+    // "cpu" or "cuda": where eps_extension / eps_base run.
+    virtual const char* denoiser_backend() const { return "cpu"; }
 };
 
 // Loads a model folder written by `st2v convert` (model.json + one safetensors per component).

@@ -128,6 +128,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                 opts.dtype = get_string(info[1].As<Napi::Object>(), "dtype", "auto");
                 ST2V_CHECK_ARG(opts.dtype == "auto" || opts.dtype == "f32" || opts.dtype == "f16" || opts.dtype == "bf16",
                                "load: dtype must be auto, f32, f16 or bf16");
+                opts.backend = get_string(info[1].As<Napi::Object>(), "backend", "cpu");
+                ST2V_CHECK_ARG(opts.backend == "cpu" || opts.backend == "cuda", "load: backend must be cpu or cuda");
+                opts.cuda_dtype = get_string(info[1].As<Napi::Object>(), "cudaDtype", "f32");
+                ST2V_CHECK_ARG(opts.cuda_dtype == "f32" || opts.cuda_dtype == "bf16", "load: cudaDtype must be f32 or bf16");
             }
         } catch (const Error& e) {
             return rejected(env, e.code(), e.what());
