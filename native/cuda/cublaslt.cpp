@@ -43,6 +43,10 @@ struct Lt {
 Lt g_lt;
 
 std::vector<std::string> candidates() {
+#ifdef ST2V_CUDA_EMU  // the CPU cuBLASLt of native/cuda/emu is exported by this very library
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&candidates), &self) && self.dli_fname) return {self.dli_fname};
+#endif
     std::vector<std::string> dirs;
     auto env_dir = [&](const char* var, const char* sub) {
         const char* v = std::getenv(var);
@@ -150,6 +154,9 @@ st2v_status load_cublaslt(std::string* why) {
         char real[4096];
         if (dlinfo(so, RTLD_DI_ORIGIN, real) == 0) lt.path = std::string(real) + "/libcublasLt.so.13";
         else lt.path = f;
+#ifdef ST2V_CUDA_EMU
+        lt.path = f + " (CPU emulation of cuBLASLt, native/cuda/emu)";
+#endif
         lt.version = lt.cublasLtGetVersion();
         g_lt = lt;
         return ST2V_OK;

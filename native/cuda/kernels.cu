@@ -11,6 +11,7 @@
 
 #include "backend/kernel_math.h"
 #include "cuda/context.h"
+#include "cuda/launch.h"
 #include "runtime/blend_math.h"
 
 namespace st2v::cuda {
@@ -177,7 +178,7 @@ template <int DPL>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(st2v_attention_args a) {
     constexpr int KT = 32;
     const int Dm = DPL * 32;  // padded head width
-    extern __shared__ float smem[];
+    ST2V_DYNAMIC_SMEM(float, smem);
     float* ks = smem;                        // [KT][Dm + 1]
     float* vs = ks + KT * (Dm + 1);          // [KT][Dm]
     float* qs = vs + KT * Dm;                // [kWarps][Dm]
@@ -262,7 +263,7 @@ st2v_status launch_attention(const st2v_attention_args* a) {
                                  static_cast<int>(smem)));
     dim3 grid(static_cast<unsigned>((a->Lq + kWarps - 1) / kWarps), static_cast<unsigned>(a->H),
               static_cast<unsigned>(a->B));
-    attention_kernel<DPL><<<grid, kWarps * 32, smem, ctx().stream>>>(*a);
+    ST2V_LAUNCH(attention_kernel<DPL>, grid, kWarps * 32, smem, ctx().stream, *a);
     ST2V_CU_LAUNCHED("attention_kernel");
     return ST2V_OK;
 }
@@ -271,31 +272,31 @@ st2v_status launch_attention(const st2v_attention_args* a) {
 
 st2v_status k_silu(const float* x, float* y, int64_t n) {
     if (n == 0) return ST2V_OK;
-    silu_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, y, n);
+    ST2V_LAUNCH(silu_kernel, grid_for(n), kThreads, 0, ctx().stream, x, y, n);
     ST2V_CU_LAUNCHED("silu_kernel");
     return ST2V_OK;
 }
 st2v_status k_gelu(const float* x, float* y, int64_t n) {
     if (n == 0) return ST2V_OK;
-    gelu_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, y, n);
+    ST2V_LAUNCH(gelu_kernel, grid_for(n), kThreads, 0, ctx().stream, x, y, n);
     ST2V_CU_LAUNCHED("gelu_kernel");
     return ST2V_OK;
 }
 st2v_status k_geglu(const float* x, float* y, int64_t rows, int64_t C) {
     if (rows * C == 0) return ST2V_OK;
-    geglu_kernel<<<grid_for(rows * C), kThreads, 0, ctx().stream>>>(x, y, rows, C);
+    ST2V_LAUNCH(geglu_kernel, grid_for(rows * C), kThreads, 0, ctx().stream, x, y, rows, C);
     ST2V_CU_LAUNCHED("geglu_kernel");
     return ST2V_OK;
 }
 st2v_status k_axpby(const float* x, float a, const float* y2, float b, float* out, int64_t n) {
     if (n == 0) return ST2V_OK;
-    axpby_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, a, y2, b, out, n);
+    ST2V_LAUNCH(axpby_kernel, grid_for(n), kThreads, 0, ctx().stream, x, a, y2, b, out, n);
     ST2V_CU_LAUNCHED("axpby_kernel");
     return ST2V_OK;
 }
 st2v_status k_bias_act(float* c, int64_t ldc, int64_t M, int64_t N, const float* bias, int act) {
     if (M * N == 0) return ST2V_OK;
-    bias_act_kernel<<<grid_for(M * N), kThreads, 0, ctx().stream>>>(c, ldc, M, N, bias, act);
+    ST2V_LAUNCH(bias_act_kernel, grid_for(M * N), kThreads, 0, ctx().stream, c, ldc, M, N, bias, act);
     ST2V_CU_LAUNCHED("bias_act_kernel");
     return ST2V_OK;
 }
@@ -307,8 +308,8 @@ st2v_status k_group_norm(const float* x, float* y, int64_t NF, int64_t C, int64_
     const int64_t blocks = NF / frames * groups;
     if (blocks == 0 || S == 0) return ST2V_OK;
     if (blocks > 0x7fffffff) return fail(ST2V_E_UNSUPPORTED, "group_norm: %lld groups in one call", (long long)blocks);
-    group_norm_kernel<<<static_cast<unsigned>(blocks), 512, 0, ctx().stream>>>(x, y, C, S, frames, groups, gamma, beta,
-                                                                               eps, silu);
+    ST2V_LAUNCH(group_norm_kernel, static_cast<unsigned>(blocks), 512, 0, ctx().stream, x, y, C, S, frames, groups,
+                gamma, beta, eps, silu);
     ST2V_CU_LAUNCHED("group_norm_kernel");
     return ST2V_OK;
 }
@@ -317,19 +318,19 @@ st2v_status k_layer_norm(const float* x, float* y, int64_t rows, int64_t C, cons
     if (rows == 0 || C == 0) return ST2V_OK;
     if (rows > 0x7fffffff) return fail(ST2V_E_UNSUPPORTED, "layer_norm: %lld rows in one call", (long long)rows);
     const int threads = C >= 1024 ? 256 : 128;
-    layer_norm_kernel<<<static_cast<unsigned>(rows), threads, 0, ctx().stream>>>(x, y, C, gamma, beta, eps);
+    ST2V_LAUNCH(layer_norm_kernel, static_cast<unsigned>(rows), threads, 0, ctx().stream, x, y, C, gamma, beta, eps);
     ST2V_CU_LAUNCHED("layer_norm_kernel");
     return ST2V_OK;
 }
 st2v_status k_timestep_embedding(const float* t, int64_t n, const float* freq, int half, int flip, float* out) {
     if (n == 0 || half == 0) return ST2V_OK;
-    timestep_kernel<<<grid_for(n * 2 * half), kThreads, 0, ctx().stream>>>(t, n, freq, half, flip, out);
+    ST2V_LAUNCH(timestep_kernel, grid_for(n * 2 * half), kThreads, 0, ctx().stream, t, n, freq, half, flip, out);
     ST2V_CU_LAUNCHED("timestep_kernel");
     return ST2V_OK;
 }
 st2v_status k_cfg_combine(const float* u, const float* c, float scale, float* out, int64_t n) {
     if (n == 0) return ST2V_OK;
-    cfg_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(u, c, scale, out, n);
+    ST2V_LAUNCH(cfg_kernel, grid_for(n), kThreads, 0, ctx().stream, u, c, scale, out, n);
     ST2V_CU_LAUNCHED("cfg_kernel");
     return ST2V_OK;
 }
@@ -343,14 +344,16 @@ st2v_status k_ddim_step(const float* x, const float* eps, const float* noise, co
     k.std_dev = coefs5[4];
     if (k.std_dev != 0.0f && !noise) return fail(ST2V_E_INVALID_ARG, "ddim_step: std_dev > 0 needs variance noise");
     if (n == 0) return ST2V_OK;
-    ddim_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, eps, k.std_dev != 0.0f ? noise : nullptr, k, out, n);
+    ST2V_LAUNCH(ddim_kernel, grid_for(n), kThreads, 0, ctx().stream, x, eps, k.std_dev != 0.0f ? noise : nullptr, k,
+                out, n);
     ST2V_CU_LAUNCHED("ddim_kernel");
     return ST2V_OK;
 }
 st2v_status k_dpmpp_2m_step(const float* x, const float* eps, const float* prev_x0, const float* c, float* x0,
                             float* out, int64_t n) {
     if (n == 0) return ST2V_OK;
-    dpm_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(x, eps, prev_x0, c[0], c[1], c[2], c[3], c[4], x0, out, n);
+    ST2V_LAUNCH(dpm_kernel, grid_for(n), kThreads, 0, ctx().stream, x, eps, prev_x0, c[0], c[1], c[2], c[3], c[4], x0,
+                out, n);
     ST2V_CU_LAUNCHED("dpm_kernel");
     return ST2V_OK;
 }
@@ -368,8 +371,8 @@ st2v_status k_blend_merge(const float* const* chunk_ptrs, int64_t n_chunks, int6
     ST2V_CU(cudaMemcpyAsync(tab, chunk_ptrs, n_chunks * sizeof(void*), cudaMemcpyHostToDevice, ctx().stream));
     int64_t* rd = reinterpret_cast<int64_t*>(static_cast<char*>(tab) + n_chunks * sizeof(void*));
     ST2V_CU(cudaMemcpyAsync(rd, r, n_chunks * sizeof(int64_t), cudaMemcpyHostToDevice, ctx().stream));
-    blend_kernel<<<grid_for(total), kThreads, 0, ctx().stream>>>(static_cast<const float* const*>(tab), rd, n_chunks,
-                                                                 B, Ch, L, HW, chunk, overlap, out);
+    ST2V_LAUNCH(blend_kernel, grid_for(total), kThreads, 0, ctx().stream, static_cast<const float* const*>(tab), rd,
+                n_chunks, B, Ch, L, HW, chunk, overlap, out);
     ST2V_CU_LAUNCHED("blend_kernel");
     return ST2V_OK;
 }
@@ -377,7 +380,7 @@ st2v_status k_cast(const void* src, int st, void* dst, int dt, int64_t n) {
     auto ok = [](int t) { return t == ST2V_F32 || t == ST2V_F16 || t == ST2V_BF16; };
     if (!ok(st) || !ok(dt)) return fail(ST2V_E_INVALID_ARG, "cast: unknown dtype %d -> %d", st, dt);
     if (n == 0) return ST2V_OK;
-    cast_kernel<<<grid_for(n), kThreads, 0, ctx().stream>>>(src, st, dst, dt, n);
+    ST2V_LAUNCH(cast_kernel, grid_for(n), kThreads, 0, ctx().stream, src, st, dst, dt, n);
     ST2V_CU_LAUNCHED("cast_kernel");
     return ST2V_OK;
 }

@@ -10,8 +10,10 @@
 
 #ifdef ST2V_CUDA_EMU
 #include "cuda/emu/emu.h"
+// (the emulation also gets the kernel's name and address: its messages name the kernel, it checks the
+// cudaFuncSetAttribute limit and that pointer arguments are device memory)
 #define ST2V_LAUNCH(kernel, grid, block, smem, stream, ...) \
-    ::st2v::cuda_emu::launch((grid), (block), (smem), [=]() { kernel(__VA_ARGS__); })
+    ::st2v::cuda_emu::launch_kernel(#kernel, &kernel, (grid), (block), (smem), (stream), ##__VA_ARGS__)
 #define ST2V_DYNAMIC_SMEM(type, name) type* name = static_cast<type*>(::st2v::cuda_emu::dynamic_smem())
 #else
 #define ST2V_LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
