@@ -654,7 +654,7 @@ void check_layout_ops() {
         });
         expect("add_channel_shape", Code::kShapeMismatch, [&] {
             DeviceTensor a = x;
-            co::add_channel_(a, DeviceTensor::zeros({4}));
+            co::add_channel_(a, DeviceTensor::zeros({5}));
         });
         expect("repeat_zero", Code::kInvalidArgument, [&] { co::repeat_interleave(x, 0); });
     });
