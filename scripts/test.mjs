@@ -21,7 +21,7 @@ if (process.env.ST2V_TEST_NO_BUILD !== '1') {
   for (const [cmd, args] of [
     ['npx', ['--no-install', 'cmake-js', 'compile', '--log-level', 'error']],
     ['npx', ['--no-install', 'tsc', '-p', 'tsconfig.json']],
-    ['cmake', ['-S', '.', '-B', 'build-cpp', '-G', 'Ninja', '-DCMAKE_BUILD_TYPE=Release']],
+    ['cmake', ['-S', '.', '-B', 'build-cpp', '-G', 'Ninja', '-DCMAKE_BUILD_TYPE=Release', '-DST2V_CUDA_EMU=ON']],
     ['ninja', ['-C', 'build-cpp']],
   ]) {
     const r = run(cmd, args);
@@ -49,6 +49,47 @@ if (fs.existsSync(gtest)) {
 } else {
   console.log('C++ test binary missing (GoogleTest not installed?)');
   failed += 1;
+}
+
+// 2b. The CUDA backend's kernels on the CPU emulation of CUDA (native/cuda/emu, docs/cuda.md): no GPU, no nvcc.
+// build-cpp (configured with ST2V_CUDA_EMU=ON above, so st2v_core is compiled once) holds the emulated library,
+// the emulator's self-test and cuda_check (+ cuda_model_check when it exists) linked against st2v_core; each
+// check's closing {"summary": true, "passed", "failed"} line is counted.
+{
+  const t0 = Date.now();
+  const dir = path.join(root, 'build-cpp');
+  const checks = [['cuda_emu_selftest', []], ['cuda_check_emu', ['--quick', '--reps', '1']]];
+  if (fs.existsSync(path.join(root, 'native/cuda/tests/cuda_model_check.cpp'))) {
+    checks.push(['cuda_model_check_emu', ['--quick']]);
+  }
+  const lib = path.join(dir, 'libstreamingt2v_cuda_emu.so');
+  for (const [name, args] of checks) {
+    const exe = path.join(dir, name);
+    if (!fs.existsSync(exe) || !fs.existsSync(lib)) {
+      console.log(`CUDA emulation: ${name} not built (build-cpp configured without -DST2V_CUDA_EMU=ON?)`);
+      failed += 1;
+      continue;
+    }
+    const r = run(exe, args, { env: { ...process.env, ST2V_CUDA_LIB: lib } });
+    const lines = (r.stdout ?? '').split('\n').filter((l) => l.startsWith('{'));
+    let summary = null;
+    for (const l of lines) {
+      try {
+        const j = JSON.parse(l);
+        if (j.summary) summary = j;
+      } catch { /* not a JSON line */ }
+    }
+    if (summary && Number.isInteger(summary.passed) && Number.isInteger(summary.failed)) {
+      passed += summary.passed; failed += summary.failed;
+      if (r.status !== 0 && summary.failed === 0) failed += 1;
+      console.log(`CUDA emulation (emulated on the CPU, not a GPU): ${name}: ${summary.passed} passed, ` +
+        `${summary.failed} failed`);
+    } else {
+      failed += 1;
+      console.log(`CUDA emulation: ${name} gave no summary (exit ${r.status}${r.signal ? `, ${r.signal}` : ''})`);
+    }
+  }
+  console.log(`CUDA emulation step: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 // 3. ava (TypeScript / addon tests), TAP for counting.

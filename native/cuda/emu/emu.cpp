@@ -129,6 +129,7 @@ constexpr size_t kStackBytes = size_t(128) << 10;
 
 struct Fiber {
     char* lo = nullptr;  // usable stack [lo, lo + kStackBytes); a PROT_NONE guard page below lo
+    size_t skew = 0;     // the top is lowered by this much so that the fibers' hot frames fall in different cache sets
     void* sp = nullptr;
 #if !defined(__x86_64__)
     ucontext_t uc;
@@ -137,7 +138,7 @@ struct Fiber {
     void* fake = nullptr;
 #endif
 };
-std::vector<Fiber*> g_fibers;
+std::vector<Fiber*>& g_fibers = *new std::vector<Fiber*>;  // never destroyed: fibers live as long as the process
 void* g_main_sp = nullptr;
 #if !defined(__x86_64__)
 ucontext_t g_main_uc;
@@ -183,6 +184,7 @@ Fiber* fiber(unsigned i) {
         mprotect(m, page, PROT_NONE);  // stack overflow -> SIGSEGV instead of silent corruption
         Fiber* f = new Fiber;
         f->lo = static_cast<char*>(m) + page;
+        f->skew = (g_fibers.size() * 320) % 4096;
         g_fibers.push_back(f);
     }
     return g_fibers[i];
@@ -192,7 +194,7 @@ void fiber_main(void*);
 
 void fiber_prepare(Fiber* f) {
 #if defined(__x86_64__)
-    uintptr_t top = (reinterpret_cast<uintptr_t>(f->lo) + kStackBytes) & ~uintptr_t(15);
+    uintptr_t top = (reinterpret_cast<uintptr_t>(f->lo) + kStackBytes - f->skew) & ~uintptr_t(15);
     void** sp = reinterpret_cast<void**>(top - 56);  // 7 slots; after popping them rsp == top (16-aligned)
     sp[0] = nullptr;                                  // r15
     sp[1] = nullptr;                                  // r14
@@ -205,7 +207,7 @@ void fiber_prepare(Fiber* f) {
 #else
     getcontext(&f->uc);
     f->uc.uc_stack.ss_sp = f->lo;
-    f->uc.uc_stack.ss_size = kStackBytes;
+    f->uc.uc_stack.ss_size = kStackBytes - f->skew;
     f->uc.uc_link = nullptr;
     makecontext(&f->uc, reinterpret_cast<void (*)()>(&fiber_main), 0);
 #endif
@@ -303,8 +305,8 @@ bool release(Launch& L) {
                 const unsigned t = base + l;
                 if (L.state[t] != kAtWarpOp) continue;
                 const unsigned m = L.mask[t];
-                describe_thread(L, t, a, sizeof a);
                 if (!((m >> l) & 1u)) {
+                    describe_thread(L, t, a, sizeof a);
                     sched_fault(L, std::string(a) + ": warp op with a mask that does not name the calling lane");
                     return false;
                 }
@@ -312,6 +314,7 @@ bool release(Launch& L) {
                     if (!((m >> k) & 1u)) continue;
                     char msg[512];
                     if (k >= lanes) {
+                        describe_thread(L, t, a, sizeof a);
                         std::snprintf(msg, sizeof msg,
                                       "%s: warp op mask 0x%08x names lane %u, which does not exist (block of %u threads: "
                                       "the last warp has %u lanes)", a, m, k, n, lanes);
@@ -320,6 +323,7 @@ bool release(Launch& L) {
                     }
                     const unsigned u = base + k;
                     if (L.state[u] != kAtWarpOp || L.mask[u] != m || L.ops[u] != L.ops[t]) {
+                        describe_thread(L, t, a, sizeof a);
                         describe_thread(L, u, b, sizeof b);
                         if (L.state[u] == kAtWarpOp)
                             std::snprintf(msg, sizeof msg,
@@ -509,9 +513,8 @@ void launch_erased(const char* name, const void* fn_id, dim3 grid, dim3 block, s
 #else
     const size_t guard = kGuard;
 #endif
-    std::vector<unsigned char> smem_store;
     L.smem_bytes = smem_bytes;
-    unsigned char* smem = static_cast<unsigned char*>(std::malloc(smem_bytes + guard + 1));
+    unsigned char* smem = static_cast<unsigned char*>(std::malloc(smem_bytes + guard));
     L.smem = smem;
     for (unsigned t = 0; t < L.n; ++t) fiber(t);
     Launch* outer = g_launch;
