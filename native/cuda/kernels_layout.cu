@@ -49,62 +49,93 @@ constexpr int kBN = 64;   // output pixels per block (over all images: small fra
 constexpr int kBK = 16;   // reduction slice
 constexpr int kConvThreads = 256;  // 16 x 16 threads, each 4 channels x 4 pixels (pixels strided by 16)
 
-// im2col element (k = (c * kh + i) * kw + j, p = (n * Ho + oh) * Wo + ow) of a 2-D convolution.
+// A gather G supplies the implicit-GEMM operand B[k, p]: pixel(p) decodes the output pixel p once per thread and
+// block (the divisions by the image and row sizes stay out of the K loop); load(q, k) reads B[k, p] (zero in the
+// padding). K fits in int (checked by the launcher).
+
+// 2-D convolution: k = (c * kh + i) * kw + j, p = (n * Ho + oh) * Wo + ow.
 struct Conv2dGather {
     const float* x;
     int64_t C, H, W, Wo, P;
     int kw, khw, stride, pad_top, pad_left;
-    __device__ __forceinline__ float operator()(int64_t k, int64_t p) const {
+    struct Pix {
+        const float* xn;  // image n
+        int64_t ih0, iw0;
+        bool ok;
+    };
+    __device__ __forceinline__ Pix pixel(int64_t p, bool in) const {
+        Pix q{x, 0, 0, in};
+        if (!in) return q;
         const int64_t n = p / P, pix = p - n * P;
         const int64_t oh = pix / Wo, ow = pix - oh * Wo;
-        const int64_t c = k / khw;
-        const int r = static_cast<int>(k - c * khw);
+        q.xn = x + n * C * H * W;
+        q.ih0 = oh * stride - pad_top;
+        q.iw0 = ow * stride - pad_left;
+        return q;
+    }
+    __device__ __forceinline__ float load(const Pix& q, int k) const {
+        const int c = k / khw, r = k - c * khw;
         const int i = r / kw, j = r - i * kw;
-        const int64_t ih = oh * stride - pad_top + i, iw = ow * stride - pad_left + j;
-        if (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.f;
-        return x[((n * C + c) * H + ih) * W + iw];
+        const int64_t ih = q.ih0 + i, iw = q.iw0 + j;
+        if (!q.ok || ih < 0 || ih >= H || iw < 0 || iw >= W) return 0.f;
+        return q.xn[(static_cast<int64_t>(c) * H + ih) * W + iw];
     }
 };
 
-// Element (k = c * kt + t, p = nf * S + s) of the temporal convolution on frame-major x [B*F, C, S].
+// Temporal convolution on frame-major x [B*F, C, S]: k = c * kt + t, p = nf * S + s; frame f + t - kt/2 of the
+// same sample, zero outside [0, F).
 struct TemporalGather {
     const float* x;
     int64_t C, S;
     int frames, kt;
-    __device__ __forceinline__ float operator()(int64_t k, int64_t p) const {
+    struct Pix {
+        int64_t off;  // element (nf, c = 0, s)
+        int f;        // frame index within the sample
+        bool ok;
+    };
+    __device__ __forceinline__ Pix pixel(int64_t p, bool in) const {
+        Pix q{0, 0, in};
+        if (!in) return q;
         const int64_t nf = p / S, s = p - nf * S;
-        const int64_t c = k / kt;
-        const int dt = static_cast<int>(k - c * kt) - kt / 2;
-        const int64_t f = nf % frames + dt;
-        if (f < 0 || f >= frames) return 0.f;
-        return x[((nf + dt) * C + c) * S + s];
+        q.off = nf * C * S + s;
+        q.f = static_cast<int>(nf % frames);
+        return q;
+    }
+    __device__ __forceinline__ float load(const Pix& q, int k) const {
+        const int c = k / kt;
+        const int dt = k - c * kt - kt / 2;
+        if (!q.ok || q.f + dt < 0 || q.f + dt >= frames) return 0.f;
+        return x[q.off + (static_cast<int64_t>(dt) * C + c) * S];
     }
 };
+
+static_assert(kConvThreads % kBN == 0 && kConvThreads % kBK == 0, "tile loaders assume whole rows per pass");
 
 template <class G>
 __global__ void __launch_bounds__(kConvThreads)
     conv_gemm_kernel(G g, const void* __restrict__ w, int wt, const float* __restrict__ bias, float* __restrict__ y,
-                     int64_t O, int64_t K, int64_t P, int64_t NP) {
+                     int64_t O, int K, int64_t P, int64_t NP) {
     __shared__ float ws[kBK][kBM + 4];  // w tile, transposed: ws[k][m]
     __shared__ float xs[kBK][kBN];      // gathered input tile: xs[k][p]
     const int tid = threadIdx.x, tm = tid / 16, tn = tid % 16;
     const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM, p0 = static_cast<int64_t>(blockIdx.x) * kBN;
+    // The loaders: this thread gathers pixel xp of the tile for k rows xk, xk + 4, ... and weight column wk of
+    // rows wm, wm + 16, ... (neighbouring threads: neighbouring pixels / neighbouring k of one weight row).
+    const int xp = tid % kBN, xk = tid / kBN;
+    const int wk = tid % kBK, wm = tid / kBK;
+    const typename G::Pix pix = g.pixel(p0 + xp, p0 + xp < NP);
     float acc[4][4];
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j) acc[i][j] = 0.f;
-    for (int64_t k0 = 0; k0 < K; k0 += kBK) {
-        for (int e = tid; e < kBM * kBK; e += kConvThreads) {
-            const int m = e / kBK, kk = e % kBK;  // neighbouring threads read neighbouring k of one weight row
-            const int64_t gm = m0 + m, gk = k0 + kk;
-            ws[kk][m] = (gm < O && gk < K) ? load_w(w, wt, gm * K + gk) : 0.f;
+    for (int k0 = 0; k0 < K; k0 += kBK) {
+        const int gk = k0 + wk;
+        for (int m = wm; m < kBM; m += kConvThreads / kBK) {
+            const int64_t gm = m0 + m;
+            ws[wk][m] = (gm < O && gk < K) ? load_w(w, wt, gm * K + gk) : 0.f;
         }
-        for (int e = tid; e < kBK * kBN; e += kConvThreads) {
-            const int kk = e / kBN, pp = e % kBN;  // neighbouring threads read neighbouring pixels
-            const int64_t gk = k0 + kk, gp = p0 + pp;
-            xs[kk][pp] = (gk < K && gp < NP) ? g(gk, gp) : 0.f;
-        }
+        for (int kk = xk; kk < kBK; kk += kConvThreads / kBN) xs[kk][xp] = k0 + kk < K ? g.load(pix, k0 + kk) : 0.f;
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < kBK; ++kk) {
@@ -129,8 +160,8 @@ __global__ void __launch_bounds__(kConvThreads)
         for (int j = 0; j < 4; ++j) {
             const int64_t gp = p0 + tn + 16 * j;
             if (gp >= NP) continue;
-            const int64_t n = gp / P, pix = gp - n * P;
-            y[(n * O + gm) * P + pix] = acc[i][j] + bv;
+            const int64_t n = gp / P, pxl = gp - n * P;
+            y[(n * O + gm) * P + pxl] = acc[i][j] + bv;
         }
     }
 }
@@ -139,11 +170,14 @@ template <class G>
 st2v_status launch_conv_gemm(const G& g, const void* w, int wt, const float* bias, float* y, int64_t O, int64_t K,
                              int64_t P, int64_t NP, const char* what) {
     const int64_t gx = (NP + kBN - 1) / kBN, gy = (O + kBM - 1) / kBM;
+    if (K > 0x7fffffff - kBK)
+        return fail(ST2V_E_UNSUPPORTED, "%s: reduction length %lld exceeds the kernel's int range", what, (long long)K);
     if (gx > 0x7fffffff || gy > 65535)
         return fail(ST2V_E_UNSUPPORTED, "%s: %lld output pixels x %lld channels exceed one launch", what,
                     (long long)NP, (long long)O);
     const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
-    ST2V_LAUNCH(conv_gemm_kernel<G>, grid, kConvThreads, 0, ctx().stream, g, w, wt, bias, y, O, K, P, NP);
+    ST2V_LAUNCH(conv_gemm_kernel<G>, grid, kConvThreads, 0, ctx().stream, g, w, wt, bias, y, O, static_cast<int>(K), P,
+                NP);
     ST2V_CU_LAUNCHED(what);
     return ST2V_OK;
 }
