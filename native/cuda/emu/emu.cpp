@@ -38,6 +38,11 @@ uint3 blockIdx{0, 0, 0};
 dim3 blockDim{1, 1, 1};
 dim3 gridDim{1, 1, 1};
 
+// Bounds of the static __shared__ variables of this module (emu.h puts them in this section; the linker defines
+// the symbols when the section exists).
+extern "C" char __start_st2v_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_st2v_emu_shared[] __attribute__((weak, visibility("hidden")));
+
 #if defined(__x86_64__)
 // st2v_emu_switch(save, load): saves the callee-saved registers on the current stack, stores the stack pointer in
 // *save, switches to the stack `load` and restores its registers. A new fiber's stack is prepared so that the
@@ -527,6 +532,9 @@ void launch_erased(const char* name, const void* fn_id, dim3 grid, dim3 block, s
             for (bx = 0; bx < grid.x && !L.failed; ++bx) {
                 blockIdx = uint3{bx, by, bz};
                 if (smem_bytes) std::memset(smem, 0xff, smem_bytes);  // NaN: reads of unwritten smem show
+                char *shared_lo = +__start_st2v_emu_shared, *shared_hi = +__stop_st2v_emu_shared;
+                if (shared_lo && shared_hi > shared_lo)
+                    std::memset(shared_lo, 0xff, static_cast<size_t>(shared_hi - shared_lo));
                 std::memset(smem + smem_bytes, kGuardByte, guard);
                 for (unsigned t = 0; t < L.n; ++t) {
                     fiber_prepare(g_fibers[t]);
@@ -534,7 +542,12 @@ void launch_erased(const char* name, const void* fn_id, dim3 grid, dim3 block, s
                     L.ops[t] = 0;
                 }
                 for (;;) {
-                    for (unsigned t = 0; t < L.n && !L.failed; ++t) {
+                    // Odd blocks run their threads in reverse order between barriers, so a missing barrier
+                    // between one thread's shared-memory write and another's read gives a wrong result in one
+                    // of the two orders (whichever direction the data flows) and cuda_check sees it.
+                    const bool reverse = ((bx + by + bz) & 1u) != 0;
+                    for (unsigned i = 0; i < L.n && !L.failed; ++i) {
+                        const unsigned t = reverse ? L.n - 1 - i : i;
                         if (L.state[t] != kRun) continue;
                         L.cur = static_cast<int>(t);
                         threadIdx = L.tid[t];

@@ -41,7 +41,12 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
-#define __shared__ static
+// Static shared memory: function-static variables gathered in one section, which the emulator fills with 0xff
+// (NaN / -1) before every block, so a block never sees the previous block's data and a read before the
+// block's own write (a missing barrier) shows. One block at a time: a function-static is the block's memory.
+// g++ 12 ignores the section attribute on a static local of a function template: those arrays (the convolution
+// tiles of kernels_layout.cu) are not refilled and keep the previous block's data.
+#define __shared__ __attribute__((section("st2v_emu_shared"))) static
 #define __constant__ static
 #define __align__(n) __attribute__((aligned(n)))
 #define __grid_constant__

@@ -87,6 +87,14 @@ __global__ void shuffle_kernel(int* out) {
     out[t * 6 + 5] = __shfl_sync(0xffffffffu, 1.5 * lane, 31) == 46.5 ? 1 : 0;  // doubles travel whole
 }
 
+// Reads a neighbour's shared-memory element with no __syncthreads after the writes: a race.
+__global__ void missing_barrier_kernel(int* out, int up) {
+    __shared__ int s[64];
+    s[threadIdx.x] = static_cast<int>(threadIdx.x) + 1;
+    const int nb = up ? (threadIdx.x + 1) % 64 : (threadIdx.x + 63) % 64;
+    out[blockIdx.x * 64 + threadIdx.x] = s[nb];
+}
+
 __global__ void early_exit_barrier_kernel(float* y) {
     if (threadIdx.x < 16) return;
     __syncthreads();
@@ -289,6 +297,19 @@ int main() {
             if (lane == 0) ok = ok && h[t * 6 + 1] == 496;
         }
         result("warp_shuffles_xor_down_up_width_ballot", ok);
+        cudaFree(d);
+    }
+    // a missing barrier gives a wrong result in at least one block, whichever way the data flows
+    for (int up = 0; up < 2; ++up) {
+        int* d = dev<int>(2 * 64);
+        ST2V_LAUNCH(missing_barrier_kernel, 2, 64, 0, nullptr, d, up);
+        std::vector<int> h(128);
+        cudaMemcpy(h.data(), d, h.size() * 4, cudaMemcpyDeviceToHost);
+        int wrong = 0;
+        for (int b = 0; b < 2; ++b)
+            for (int t = 0; t < 64; ++t) wrong += h[b * 64 + t] != (up ? (t + 1) % 64 : (t + 63) % 64) + 1;
+        result(up ? "missing_barrier_shows_reading_up" : "missing_barrier_shows_reading_down", wrong > 0,
+               std::to_string(wrong) + " of 128 outputs wrong");
         cudaFree(d);
     }
     // misuse that must fail loudly
