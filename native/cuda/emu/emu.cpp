@@ -28,7 +28,10 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
-#if !defined(__x86_64__)
+// x86-64: an assembly switch (no signal-mask syscalls). Elsewhere, or with ST2V_CUDA_EMU_UCONTEXT: ucontext.
+#if defined(__x86_64__) && !defined(ST2V_CUDA_EMU_UCONTEXT)
+#define ST2V_EMU_ASM_SWITCH 1
+#else
 #include <ucontext.h>
 #endif
 
@@ -43,7 +46,7 @@ dim3 gridDim{1, 1, 1};
 extern "C" char __start_st2v_emu_shared[] __attribute__((weak, visibility("hidden")));
 extern "C" char __stop_st2v_emu_shared[] __attribute__((weak, visibility("hidden")));
 
-#if defined(__x86_64__)
+#if defined(ST2V_EMU_ASM_SWITCH)
 // st2v_emu_switch(save, load): saves the callee-saved registers on the current stack, stores the stack pointer in
 // *save, switches to the stack `load` and restores its registers. A new fiber's stack is prepared so that the
 // first switch "returns" into st2v_emu_trampoline, which calls r13(r12).
@@ -136,7 +139,7 @@ struct Fiber {
     char* lo = nullptr;  // usable stack [lo, lo + kStackBytes); a PROT_NONE guard page below lo
     size_t skew = 0;     // the top is lowered by this much so that the fibers' hot frames fall in different cache sets
     void* sp = nullptr;
-#if !defined(__x86_64__)
+#if !defined(ST2V_EMU_ASM_SWITCH)
     ucontext_t uc;
 #endif
 #ifdef ST2V_EMU_ASAN
@@ -145,7 +148,7 @@ struct Fiber {
 };
 std::vector<Fiber*>& g_fibers = *new std::vector<Fiber*>;  // never destroyed: fibers live as long as the process
 void* g_main_sp = nullptr;
-#if !defined(__x86_64__)
+#if !defined(ST2V_EMU_ASM_SWITCH)
 ucontext_t g_main_uc;
 #endif
 #ifdef ST2V_EMU_ASAN
@@ -198,7 +201,7 @@ Fiber* fiber(unsigned i) {
 void fiber_main(void*);
 
 void fiber_prepare(Fiber* f) {
-#if defined(__x86_64__)
+#if defined(ST2V_EMU_ASM_SWITCH)
     uintptr_t top = (reinterpret_cast<uintptr_t>(f->lo) + kStackBytes - f->skew) & ~uintptr_t(15);
     void** sp = reinterpret_cast<void**>(top - 56);  // 7 slots; after popping them rsp == top (16-aligned)
     sp[0] = nullptr;                                  // r15
@@ -223,7 +226,7 @@ void resume(Fiber* f) {
 #ifdef ST2V_EMU_ASAN
     __sanitizer_start_switch_fiber(&g_main_fake, f->lo, kStackBytes);
 #endif
-#if defined(__x86_64__)
+#if defined(ST2V_EMU_ASM_SWITCH)
     st2v_emu_switch(&g_main_sp, f->sp);
 #else
     swapcontext(&g_main_uc, &f->uc);
@@ -239,7 +242,7 @@ void yield_to_main(bool exiting) {
 #ifdef ST2V_EMU_ASAN
     __sanitizer_start_switch_fiber(exiting ? nullptr : &f->fake, g_main_bottom, g_main_size);
 #endif
-#if defined(__x86_64__)
+#if defined(ST2V_EMU_ASM_SWITCH)
     st2v_emu_switch(&f->sp, g_main_sp);
 #else
     swapcontext(&f->uc, &g_main_uc);

@@ -360,6 +360,43 @@ void check_gemm_accumulate() {
     });
 }
 
+// The row-major -> column-major cuBLASLt mapping of every layout the ABI allows: trans_a / trans_b, leading
+// dimensions above the minimum (the padding of C must stay untouched), alpha, accumulate, K = 0. fp32.
+void check_gemm_layouts() {
+    const st2v_backend_api& api = backend::cuda();
+    struct L { int ta, tb, acc; int64_t K; float alpha; ops::Act act; };
+    const L cases[] = {{0, 0, 0, 19, 1.f, ops::Act::kNone}, {1, 0, 0, 19, 0.5f, ops::Act::kSilu},
+                       {0, 1, 1, 19, 1.f, ops::Act::kNone}, {1, 1, 1, 19, -1.5f, ops::Act::kGelu},
+                       {0, 1, 0, 0, 1.f, ops::Act::kSilu}, {1, 0, 1, 0, 1.f, ops::Act::kNone}};
+    for (const L& c : cases) {
+        run_case("gemm_layouts", [&] {
+            const int64_t M = 37, N = 29, K = c.K, lda = (c.ta ? M : K) + 3, ldb = (c.tb ? K : N) + 5, ldc = N + 2;
+            Tensor a = randn({std::max<int64_t>(c.ta ? K : M, 1), lda}), b = randn({std::max<int64_t>(c.tb ? N : K, 1), ldb});
+            Tensor bias = randn({N}), c0 = randn({M, ldc});
+            Tensor ref = c0.clone();
+            ops::GemmEpilogue ep;
+            ep.bias_col = bias.f32(), ep.act = c.act, ep.accumulate = c.acc != 0, ep.alpha = c.alpha;
+            const ops::MatRef A{a.f32(), DType::F32, c.ta ? 1 : lda, c.ta ? lda : 1};
+            const ops::MatRef B{b.f32(), DType::F32, c.tb ? 1 : ldb, c.tb ? ldb : 1};
+            ops::gemm(M, N, K, A, B, ref.f32(), ldc, ep);
+            DeviceBuffer dA = up(a), dB = up(b), dbias = up(bias), dc = up(c0);
+            st2v_gemm_args g{};
+            g.M = M, g.N = N, g.K = K;
+            g.d_a = dA.get(), g.lda = lda, g.trans_a = c.ta, g.a_type = ST2V_F32;
+            g.d_b = dB.get(), g.ldb = ldb, g.trans_b = c.tb, g.b_type = ST2V_F32;
+            g.d_c = dc.f32(), g.ldc = ldc, g.d_bias = dbias.f32(), g.act = static_cast<int>(c.act);
+            g.accumulate = c.acc, g.alpha = c.alpha;
+            backend::check(api.gemm(&g), "gemm");
+            const char* act = c.act == ops::Act::kGelu ? "gelu" : c.act == ops::Act::kSilu ? "silu" : "none";
+            report("gemm_f32_layout",
+                   shp({M, N, K}) + " trans_a " + std::to_string(c.ta) + " trans_b " + std::to_string(c.tb) +
+                       " ld +3/+5/+2 alpha " + std::to_string(c.alpha).substr(0, 5) + (c.acc ? " accumulate" : "") +
+                       " act " + act + " (C padding compared too)",
+                   ref.f32(), down(dc, M * ldc).data(), M * ldc, -1.0);
+        });
+    }
+}
+
 void check_attention(bool quick) {
     const st2v_backend_api& api = backend::cuda();
     struct Ac { int64_t B, Lq, Lk; int H, D; const char* what; };
@@ -685,6 +722,7 @@ int main(int argc, char** argv) {
     check_blend();
     check_gemm(quick);
     check_gemm_accumulate();
+    check_gemm_layouts();
     check_attention(quick);
     check_typed_ops();
     check_layout_ops();
