@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -169,13 +170,35 @@ Kind resolve(Kind requested) {
     return Kind::kCpu;
 }
 
-DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) { check(cuda().alloc(&p_, bytes), "cuda alloc"); }
+namespace {
+std::atomic<size_t> g_live_bytes{0}, g_peak_bytes{0};
+void count_alloc(size_t b) {
+    const size_t now = g_live_bytes.fetch_add(b) + b;
+    size_t peak = g_peak_bytes.load();
+    while (now > peak && !g_peak_bytes.compare_exchange_weak(peak, now)) {
+    }
+}
+}  // namespace
+size_t device_bytes_live() { return g_live_bytes.load(); }
+size_t device_bytes_peak() { return g_peak_bytes.load(); }
+void reset_device_bytes_peak() { g_peak_bytes.store(g_live_bytes.load()); }
+
+DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    check(cuda().alloc(&p_, bytes), "cuda alloc");
+    count_alloc(bytes);
+}
 DeviceBuffer::~DeviceBuffer() {
-    if (p_) cuda().free(p_);  // cannot fail once loaded; errors are sticky and reported by the next call
+    if (p_) {
+        cuda().free(p_);  // cannot fail once loaded; errors are sticky and reported by the next call
+        g_live_bytes.fetch_sub(bytes_);
+    }
 }
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
-        if (p_) cuda().free(p_);
+        if (p_) {
+            cuda().free(p_);
+            g_live_bytes.fetch_sub(bytes_);
+        }
         p_ = o.p_, bytes_ = o.bytes_;
         o.p_ = nullptr, o.bytes_ = 0;
     }

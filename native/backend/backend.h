@@ -35,6 +35,12 @@ void check(st2v_status s, const char* what);
 // cpu -> cpu, cuda -> cuda when available, else ERR_NO_CUDA.
 Kind resolve(Kind requested);
 
+// Allocator counter over DeviceBuffer: bytes held by live DeviceBuffers now, and the most held at once since the
+// last reset (weights + activations; the CUDA library's own workspaces, e.g. cuBLASLt's, are not counted).
+size_t device_bytes_live();
+size_t device_bytes_peak();
+void reset_device_bytes_peak();  // peak := live
+
 // A device buffer of the CUDA backend (RAII).
 class DeviceBuffer {
   public:

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <utility>
 
 #include "backend/backend.h"
 
@@ -484,7 +485,8 @@ DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const D
 
 // ---------------------------------------------------------------------------------------------------
 DeviceTensor device_eps_extension(const DeviceUNet3D& unet, const DeviceCamNet& cam, const DeviceTensor& X, float t,
-                                  const DeviceTensor& ctx, const DeviceTensor& cond, double* ms_cam, double* ms_unet) {
+                                  const DeviceTensor& ctx, const DeviceTensor& cond, double* ms_cam, double* ms_unet,
+                                  DeviceCamResiduals* cam_out) {
     // engine::Model::eps_extension (model.cpp)
     const bool timed = ms_cam || ms_unet;
     if (timed) sync();
@@ -497,12 +499,14 @@ DeviceTensor device_eps_extension(const DeviceUNet3D& unet, const DeviceCamNet& 
     if (timed) sync();
     if (ms_cam) *ms_cam += b - a;
     if (ms_unet) *ms_unet += now_ms() - b;
+    if (cam_out) *cam_out = std::move(r);
     return eps;
 }
 
 DeviceTensor device_stage2_step(const DeviceUNet3D& unet, const DeviceCamNet& cam, const runtime::DdimScheduler& sch,
                                 const DeviceTensor& x, int64_t t, const DeviceTensor& ctx, const DeviceTensor& cond2,
-                                float guidance, float eta, const DeviceTensor* noise, double* ms_cam, double* ms_unet) {
+                                float guidance, float eta, const DeviceTensor* noise, double* ms_cam, double* ms_unet,
+                                DeviceCamResiduals* cam_out, DeviceTensor* eps_out) {
     ST2V_CHECK_ARG(x.defined() && x.ndim() == 4, "device_stage2_step: x must be [F, C, h, w]");
     ST2V_CHECK_ARG(ctx.defined() && ctx.ndim() == 3 && ctx.size(0) == 2,
                    "device_stage2_step: ctx must be [2, L, D] ([uncond, cond])");
@@ -515,7 +519,8 @@ DeviceTensor device_stage2_step(const DeviceUNet3D& unet, const DeviceCamNet& ca
     // engine::sample_extension_chunk: X = repeat_batch(to_bcfhw(x), 2) -> eps -> cfg_combine_batch -> to_bfchw
     DeviceTensor xv = co::permute(x.reshape({1, F, x.size(1), x.size(2), x.size(3)}), {0, 2, 1, 3, 4});  // [1, 4, F, h, w]
     DeviceTensor X = co::concat({xv, xv}, 0);                                                              // [2, 4, F, h, w]
-    DeviceTensor eps2 = device_eps_extension(unet, cam, X, static_cast<float>(t), ctx, cond2, ms_cam, ms_unet);
+    DeviceTensor eps2 = device_eps_extension(unet, cam, X, static_cast<float>(t), ctx, cond2, ms_cam, ms_unet, cam_out);
+    if (eps_out) *eps_out = eps2;
     DeviceTensor eps = co::cfg_combine(co::slice(eps2, 0, 0, 1), co::slice(eps2, 0, 1, 2), guidance);       // [1, 4, F, h, w]
     eps = co::permute(eps, {0, 2, 1, 3, 4}).reshape(x.shape());                                            // [F, 4, h, w]
     // runtime::DdimScheduler::step's scalars (set_alpha_to_one = false)

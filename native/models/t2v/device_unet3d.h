@@ -184,19 +184,23 @@ class DeviceCamNet {
 
 // engine::Model::eps_extension on the device: CAM on the conditioning frames, then the UNet with its residuals.
 // X [B, 4, F, h, w] (B = 2: [uncond, cond]); ctx [B, 77 (+16 APM tokens), D]; cond [B*Fc, 3, Hp, Wp].
-// ms_cam / ms_unet (optional) get the synchronised wall time of each part added.
+// ms_cam / ms_unet (optional) get the synchronised wall time of each part added; cam_out (optional) keeps the
+// CAM residuals (for checks).
 device::DeviceTensor device_eps_extension(const DeviceUNet3D& unet, const DeviceCamNet& cam, const device::DeviceTensor& X,
                                           float t, const device::DeviceTensor& ctx, const device::DeviceTensor& cond,
-                                          double* ms_cam = nullptr, double* ms_unet = nullptr);
+                                          double* ms_cam = nullptr, double* ms_unet = nullptr,
+                                          DeviceCamResiduals* cam_out = nullptr);
 
 // One step of engine::sample_extension_chunk on the device: x [F, 4, h, w] (frames first, as the engine holds
 // the sample) at timestep t of `sch` (set_timesteps done); ctx [2, L, D] = [uncond, cond]; cond2 [2*Fc, 3, Hp, Wp];
 // X = [x, x] as [2, 4, F, h, w], eps = CAM + UNet, CFG with `guidance`, DDIM step with eta (noise [F, 4, h, w]
-// required when eta > 0). Returns x_{t-1} [F, 4, h, w].
+// required when eta > 0). Returns x_{t-1} [F, 4, h, w]. cam_out / eps_out (optional, for checks) keep the CAM
+// residuals and the UNet output [2, 4, F, h, w] before CFG.
 device::DeviceTensor device_stage2_step(const DeviceUNet3D& unet, const DeviceCamNet& cam,
                                         const runtime::DdimScheduler& sch, const device::DeviceTensor& x, int64_t t,
                                         const device::DeviceTensor& ctx, const device::DeviceTensor& cond2,
                                         float guidance, float eta, const device::DeviceTensor* noise,
-                                        double* ms_cam = nullptr, double* ms_unet = nullptr);
+                                        double* ms_cam = nullptr, double* ms_unet = nullptr,
+                                        DeviceCamResiduals* cam_out = nullptr, device::DeviceTensor* eps_out = nullptr);
 
 }  // namespace st2v::t2v
