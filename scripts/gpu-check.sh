@@ -3,14 +3,18 @@
 # under 6 minutes. The machine has nvcc 13.0 and cuBLAS/cuBLASLt in /usr/local/cuda, cmake + ninja + python3
 # with PyTorch 2.11 on PATH, no Node and no network.
 #
-#   1. builds libstreamingt2v_cuda and the C++ check tool cuda_check (cmake + ninja, sm_90 only: the GPU there)
+#   1. builds libstreamingt2v_cuda and the C++ check tools cuda_check, cuda_model_check (cmake + ninja, sm_90 only:
+#      the GPU there)
 #   2. runs every CUDA op against the CPU backend on seeded random data (cuda_check: one JSON line per op)
+#   2b. runs the stage-2 networks (CAM + UNet3D + APM, CFG, DDIM) on CUDA against the CPU models at the tiny and a
+#      mid-size config (f32 and bf16 resident weights), then times our stage-2 step at the bench shape (full size,
+#      CFG batch 2, 16 frames, 32x32 latents) in f32 and bf16 with its peak device memory (cuda_model_check --bench)
 #   3. runs the PyTorch peer (scripts/torch_anchor.py: stage-2 step bf16 eager + fp32, enhancer-sized step
 #      bf16 eager) on the same GPU in the same run
 #   4. writes bench/results/gpu-<date>.json (and a copy under $OUT when set, for the device tool to return)
 #
-# Figures that need parts not implemented yet (our stage-2 / enhancer step on CUDA, their parity and peak
-# memory) are written as null, never guessed. Environment: ST2V_GPU_ARCHS (default: the GPU's own, e.g. 90),
+# Figures that need parts not implemented yet (our enhancer step on CUDA) or that a phase did not produce are
+# written as null, never guessed. Environment: ST2V_GPU_ARCHS (default: the GPU's own, e.g. 90),
 # ST2V_GPU_SKIP_TORCH=1 (no anchor), ST2V_GPU_BUILD_TIMEOUT (s, default 240), CUDA_HOME (default /usr/local/cuda).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +48,7 @@ else
   if timeout 200 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DST2V_CUDA=ON \
        -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" -DST2V_CUDA_ARCHS="$ARCHS" -DST2V_BUILD_TESTS=OFF \
        > "$LOGS/build.log" 2>&1 &&
-     timeout "${ST2V_GPU_BUILD_TIMEOUT:-240}" ninja -C "$BUILD" -j "$(nproc)" streamingt2v_cuda cuda_check >> "$LOGS/build.log" 2>&1; then
+     timeout "${ST2V_GPU_BUILD_TIMEOUT:-240}" ninja -C "$BUILD" -j "$(nproc)" streamingt2v_cuda cuda_check cuda_model_check >> "$LOGS/build.log" 2>&1; then
     BUILD_OK=1
   else
     echo "gpu-check: build FAILED (tail of $LOGS/build.log):" >&2
@@ -63,6 +67,17 @@ if [ "$BUILD_OK" = 1 ]; then
   tail -5 "$LOGS/cuda_check.err" >&2
 fi
 
+# ---- 2b. the stage-2 networks against the CPU models, and our stage-2 step bench (about 1-2 min) ----
+MODEL_RC=-1
+: > "$LOGS/cuda_model_check.jsonl"
+if [ "$BUILD_OK" = 1 ]; then
+  phase "cuda_model_check --bench"
+  timeout 180 "$BUILD/cuda_model_check" --bench --reps 5 > "$LOGS/cuda_model_check.jsonl" 2> "$LOGS/cuda_model_check.err"
+  MODEL_RC=$?
+  cat "$LOGS/cuda_model_check.jsonl" >&2
+  tail -5 "$LOGS/cuda_model_check.err" >&2
+fi
+
 # ---- 3. the PyTorch peer, same GPU, same run ----
 : > "$LOGS/torch_bf16.jsonl"
 : > "$LOGS/torch_fp32.jsonl"
@@ -77,9 +92,9 @@ fi
 
 # ---- 4. one JSON result ----
 phase "result"
-python3 - "$LOGS" "$RESULT" "$STAMP" "$BUILD_OK" "$OPS_RC" "$((SECONDS - T0))" <<'PY'
+python3 - "$LOGS" "$RESULT" "$STAMP" "$BUILD_OK" "$OPS_RC" "$((SECONDS - T0))" "$MODEL_RC" <<'PY'
 import json, sys
-logs, out, stamp, build_ok, ops_rc, secs = sys.argv[1:7]
+logs, out, stamp, build_ok, ops_rc, secs, model_rc = sys.argv[1:8]
 
 def jsonl(path):
     rows = []
@@ -107,6 +122,17 @@ dev = next((r for r in ops if "device" in r), {})
 summary = next((r for r in ops if r.get("summary")), {})
 op_rows = [r for r in ops if "op" in r]
 torch_rows = jsonl(f"{logs}/torch_bf16.jsonl") + jsonl(f"{logs}/torch_fp32.jsonl")
+model = jsonl(f"{logs}/cuda_model_check.jsonl")
+model_summary = next((r for r in model if r.get("summary")), {})
+model_cases = [r for r in model if "case" in r and not str(r["case"]).startswith("bench/")]
+model_bench = [r for r in model if str(r.get("case", "")).startswith("bench/")]
+
+def bench_row(dtype):
+    return next((r for r in model_bench if r.get("dtype") == dtype and "ms_median" in r), {})
+
+def worst(dtype, key):
+    vals = [r[key] for r in model_cases if r.get("dtype") == dtype and isinstance(r.get(key), (int, float))]
+    return max(vals) if vals else None
 env = next((r for r in torch_rows if r.get("event") == "env"), {})
 
 def torch_ms(case_prefix, mode):
@@ -129,13 +155,16 @@ result = {
         "build": dev.get("build"),
         "torch": env.get("torch"),
     },
-    # our stage-2 / enhancer steps do not run on CUDA yet: null until they do (docs/cuda.md)
-    "stage2_step_ms": {"ours_bf16": None, "ours_fp32": None,
+    # our enhancer step does not run on CUDA yet: null until it does (docs/cuda.md)
+    "stage2_step_ms": {"ours_bf16": bench_row("bf16").get("ms_median"), "ours_fp32": bench_row("f32").get("ms_median"),
                        "torch_bf16_eager": torch_ms("st2v_step", "bf16"), "torch_fp32": torch_ms("st2v_step", "fp32")},
     "enh_step_ms": {"ours_bf16": None, "torch_bf16_eager": torch_ms("enh_step", "bf16")},
-    "parity_fp32_worst_max_abs": None,
-    "bf16_vs_fp32_rel": None,
-    "stage2_peak_gib_bf16": None,
+    # cuda_model_check: worst over the tiny / mid cases (CAM residuals, UNet eps, one stage-2 step) against the CPU
+    # fp32 models; bf16: max_abs / max|ref| of the bf16-weight run against the same fp32 reference
+    "parity_fp32_worst_max_abs": worst("f32", "max_abs"),
+    "bf16_vs_fp32_rel": worst("bf16", "rel"),
+    # live DeviceBuffer bytes (weights + activations) at the bf16 step's peak; cuBLASLt workspace not included
+    "stage2_peak_gib_bf16": bench_row("bf16").get("peak_gib"),
     "torch_stage2_peak_gib_bf16": next((r.get("peak_gib") for r in torch_rows
                                         if str(r.get("case", "")).startswith("st2v_step") and r.get("mode") == "bf16"), None),
     "ops": {
@@ -148,12 +177,22 @@ result = {
         "worst_fp32_rel": summary.get("worst_fp32_rel"),
         "cases": op_rows,
     },
+    "model": {
+        "exit_code": int(model_rc),
+        "passed": model_summary.get("passed"),
+        "failed": model_summary.get("failed"),
+        "available": model_summary.get("available"),
+        "cases": model_cases,
+        "bench": model_bench,
+    },
     "torch_anchor": [r for r in torch_rows if "case" in r or r.get("event") == "sdpa_check"],
     "seconds": int(secs),
 }
 json.dump(result, open(out, "w"), indent=1)
 print(json.dumps({k: result[k] for k in ("gpu", "stage2_step_ms", "enh_step_ms")}))
 print(f"ops: {summary.get('passed')} passed, {summary.get('failed')} failed, worst fp32 rel {summary.get('worst_fp32_rel')}")
+print(f"model: {model_summary.get('passed')} passed, {model_summary.get('failed')} failed, parity fp32 worst max_abs "
+      f"{result['parity_fp32_worst_max_abs']}, bf16 rel {result['bf16_vs_fp32_rel']}, peak bf16 {result['stage2_peak_gib_bf16']} GiB")
 PY
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   mkdir -p "$OUT/bench/results" "$OUT/gpu-check"
@@ -161,4 +200,4 @@ if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   cp "$LOGS"/*.txt "$LOGS"/*.jsonl "$LOGS"/*.err "$LOGS"/*.log "$OUT/gpu-check/" 2>/dev/null || true
 fi
 phase "done: $RESULT"
-[ "$BUILD_OK" = 1 ] && [ "$OPS_RC" = 0 ]
+[ "$BUILD_OK" = 1 ] && [ "$OPS_RC" = 0 ] && [ "$MODEL_RC" = 0 ]
