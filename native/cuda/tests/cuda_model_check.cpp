@@ -1,9 +1,12 @@
 // cuda_model_check: the StreamingT2V stage-2 networks on the CUDA backend (models/t2v/device_unet3d.h) against the
 // CPU networks (the specification) on seeded random weights (St2vConfig::tiny() / ::mid(), make_random_weights).
 //
-//   cuda_model_check [--quick] [--bench] [--reps N] [--frames F]
+//   cuda_model_check [--quick] [--bench] [--reps N] [--frames F] [--latent N]
 //
-// Per config (tiny at 8x8 latents; mid at 16x16 unless --quick), 16 frames (--frames F), 8 conditioning frames
+// Under the CPU emulation of CUDA (cuda_model_check_emu, ST2V_CUDA_LIB=<libstreamingt2v_cuda_emu.so>) use small
+// shapes, e.g. --quick --frames 4 --latent 4 (every layer still runs: temporal layers need 2+ frames).
+//
+// Per config (tiny at 8x8 latents (--latent N); mid at 2N unless --quick), 16 frames (--frames F), 8 conditioning frames
 // (F / 2), CFG batch 2; one device stage-2 step per dtype gives all three outputs:
 //   cam_residuals  the CAM branch (E_cond + encoder) skip and mid residuals, all of them together
 //   unet_eps       CAM + UNet3D (APM context, CAM mergers) eps for [uncond, cond]
@@ -51,6 +54,7 @@ namespace {
 
 int g_reps = 1;
 int g_frames = 16;  // chunk frames of the parity cases (conditioning frames: half)
+int g_latent = 8;   // tiny's latent size (mid: twice that)
 int g_failed = 0, g_passed = 0;
 double g_worst_fp32_abs = 0;    // worst max_abs over fp32 cases
 double g_worst_fp32_rel = 0;    // worst max_abs / max(1, ref) over fp32 cases
@@ -292,8 +296,9 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--bench")) do_bench = true;
         else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--frames") && i + 1 < argc) g_frames = std::max(2, std::atoi(argv[++i]));
+        else if (!std::strcmp(argv[i], "--latent") && i + 1 < argc) g_latent = std::max(2, std::atoi(argv[++i]));
         else {
-            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--reps N] [--frames F]\n");
+            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--reps N] [--frames F] [--latent N]\n");
             return 1;
         }
     }
@@ -309,8 +314,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     g_reps = reps > 0 ? reps : 1;
     try {
-        check_config("tiny", t2v::St2vConfig::tiny(), 8, 11);
-        if (!quick) check_config("mid", t2v::St2vConfig::mid(), 16, 12);
+        check_config("tiny", t2v::St2vConfig::tiny(), g_latent, 11);
+        if (!quick) check_config("mid", t2v::St2vConfig::mid(), 2 * g_latent, 12);
     } catch (const Error& e) {
         std::printf("{\"case\": \"error\", \"error\": \"%s\", \"message\": \"%s\"}\n", code_name(e.code()),
                     json_escape(e.what()).c_str());

@@ -95,7 +95,7 @@ void Attention::upload(const t2v::Attention& a, DType wdt) {
     }
 }
 
-DeviceTensor Attention::operator()(const DeviceTensor& x, const DeviceTensor& ctx_in) const {
+DeviceTensor Attention::operator()(const DeviceTensor& x, const DeviceTensor& ctx_in, int ctx_frames) const {
     DeviceTensor ctx = ctx_in.defined() ? ctx_in : x;
     if (apm && ctx_in.defined()) {
         // ctx [N, 93, D]: tokens are the Conv1d channels, the D features its length.
@@ -110,6 +110,10 @@ DeviceTensor Attention::operator()(const DeviceTensor& x, const DeviceTensor& ct
     DeviceTensor q = to_q(x);    // [N, L, inner]
     DeviceTensor k = to_k(ctx);  // [N, Lk, inner]
     DeviceTensor v = to_v(ctx);
+    if (ctx_in.defined() && ctx_frames > 1) {  // per-sample context: the rows of each frame are the same
+        k = co::repeat_interleave(k, ctx_frames);
+        v = co::repeat_interleave(v, ctx_frames);
+    }
     const int64_t d = q.size(2) / heads;
     DeviceTensor o = co::attention(q, k, v, heads, 1.f / std::sqrt(static_cast<float>(d)));  // [N, L, inner]
     return to_out(o);
@@ -125,9 +129,9 @@ void TransformerBlock::upload(const t2v::TransformerBlock& b, DType wdt) {
     ff_out.upload(b.ff_out, wdt);
 }
 
-DeviceTensor TransformerBlock::operator()(DeviceTensor h, const DeviceTensor& ctx) const {
+DeviceTensor TransformerBlock::operator()(DeviceTensor h, const DeviceTensor& ctx, int ctx_frames) const {
     co::add_(h, attn1(co::layer_norm(h, norm1.w, norm1.b, 1e-5f), DeviceTensor()));
-    co::add_(h, attn2(co::layer_norm(h, norm2.w, norm2.b, 1e-5f), ctx));
+    co::add_(h, attn2(co::layer_norm(h, norm2.w, norm2.b, 1e-5f), ctx, ctx_frames));
     DeviceTensor x3 = co::layer_norm(h, norm3.w, norm3.b, 1e-5f);
     DeviceTensor f = ff_out(co::geglu(ff_proj(x3)));  // the CPU's ff_token_chunk is a memory tiling (same result)
     co::add_(h, f);
@@ -141,12 +145,12 @@ void SpatialTransformer::upload(const t2v::SpatialTransformer& s, DType wdt) {
     block.upload(s.block, wdt);
 }
 
-DeviceTensor SpatialTransformer::operator()(const DeviceTensor& x, const DeviceTensor& ctx) const {
+DeviceTensor SpatialTransformer::operator()(const DeviceTensor& x, const DeviceTensor& ctx, int ctx_frames) const {
     const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
     DeviceTensor h = co::group_norm(x, 1, 32, norm.w, norm.b, 1e-6f);             // [N, C, H, W]
     h = co::permute(h.reshape({N, C, H * W}), {0, 2, 1});                          // [N, HW, C]
     h = proj_in(h);                                                                // [N, HW, inner]
-    h = block(h, ctx);
+    h = block(h, ctx, ctx_frames);
     h = proj_out(h);                                                               // [N, HW, C]
     DeviceTensor out = co::permute(h, {0, 2, 1}).reshape({N, C, H, W});            // [N, C, H, W]
     co::add_(out, x);
@@ -288,7 +292,7 @@ std::vector<DeviceTensor> Encoder::run_down(DeviceTensor h, const DeviceTensor& 
             h = d.resnets[j](h, temb);
             if (F > 1) h = d.temp_convs[j](h, F);
             if (!d.attentions.empty()) {
-                h = d.attentions[j](h, ctx);
+                h = d.attentions[j](h, ctx, F);
                 if (F > 1) h = d.temp_attentions[j](h, F);
             }
             skips.push_back(h);
@@ -304,7 +308,7 @@ std::vector<DeviceTensor> Encoder::run_down(DeviceTensor h, const DeviceTensor& 
 DeviceTensor Encoder::run_mid(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int F) const {
     h = mid_res[0](h, temb);
     if (F > 1) h = mid_tc[0](h, F);
-    h = mid_attn(h, ctx);
+    h = mid_attn(h, ctx, F);
     if (F > 1) h = mid_tattn(h, F);
     h = mid_res[1](h, temb);
     if (F > 1) h = mid_tc[1](h, F);
@@ -384,10 +388,10 @@ DeviceTensor DeviceUNet3D::forward(const DeviceTensor& x, float t, const DeviceT
     const int64_t B = x.size(0);
     const int F = static_cast<int>(x.size(2));
     DeviceTensor temb = enc_.time.silu_emb(t, B, F);              // [B*F, E]
-    DeviceTensor ctxF = co::repeat_interleave(ctx, F);            // [B*F, T, D]
+    // the CPU's ctxF = repeat_interleave(ctx, F) [B*F, T, D]: here ctx stays per sample (see Attention)
     DeviceTensor h = enc_.conv_in(video_to_frames(x));            // [B*F, C0, h, w]
     if (F > 1) h = enc_.transformer_in(h, F);
-    std::vector<DeviceTensor> skips = enc_.run_down(h, temb, ctxF, F);
+    std::vector<DeviceTensor> skips = enc_.run_down(h, temb, ctx, F);
     DeviceTensor mid_in = skips.back();
     if (cam) {
         ST2V_CHECK(!mergers_.empty(), Code::kUnsupported, "UNet3D: CAM residuals given but the model has no CAM mergers");
@@ -396,7 +400,7 @@ DeviceTensor DeviceUNet3D::forward(const DeviceTensor& x, float t, const DeviceT
         const int Fc = static_cast<int>(cam->down[0].size(0) / B);
         for (size_t i = 0; i < skips.size(); ++i) skips[i] = mergers_[i](skips[i], cam->down[i], F, Fc);
     }
-    h = enc_.run_mid(mid_in, temb, ctxF, F);
+    h = enc_.run_mid(mid_in, temb, ctx, F);
     if (cam) h = merger_mid_(h, cam->mid, F, static_cast<int>(cam->mid.size(0) / B));
     for (size_t i = 0; i < up_.size(); ++i) {
         const device::Level& u = up_[i];
@@ -406,7 +410,7 @@ DeviceTensor DeviceUNet3D::forward(const DeviceTensor& x, float t, const DeviceT
             h = u.resnets[j](co::concat({h, skip}, 1), temb);
             if (F > 1) h = u.temp_convs[j](h, F);
             if (!u.attentions.empty()) {
-                h = u.attentions[j](h, ctxF);
+                h = u.attentions[j](h, ctx, F);
                 if (F > 1) h = u.temp_attentions[j](h, F);
             }
         }
@@ -470,7 +474,7 @@ DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const D
     DeviceTensor s = co::slice(x, 2, 0, Fc);                                          // first Fc noisy frames [B, 4, Fc, h, w]
     DeviceTensor temb = enc_.time.silu_emb(t, B, Fc);
     DeviceTensor text = co::slice(ctx, 1, 0, std::min<int64_t>(77, ctx.size(1)));    // text tokens only
-    DeviceTensor ctxF = co::repeat_interleave(text, Fc);
+    // the CPU's ctxF = repeat_interleave(text, Fc): per sample here (see Attention)
     DeviceTensor h = enc_.conv_in(video_to_frames(s));                                // [B*Fc, C0, h, w]
     DeviceTensor e = encode_cond(cond);                                               // [B*Fc, C0, h, w]
     ST2V_CHECK(e.shape() == h.shape(), Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features %s "
@@ -478,8 +482,8 @@ DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const D
     if (Fc > 1) h = enc_.transformer_in(h, Fc);
     co::add_(h, e);
     DeviceCamResiduals r;
-    r.down = enc_.run_down(h, temb, ctxF, Fc);
-    r.mid = enc_.run_mid(r.down.back(), temb, ctxF, Fc);
+    r.down = enc_.run_down(h, temb, text, Fc);
+    r.mid = enc_.run_mid(r.down.back(), temb, text, Fc);
     return r;
 }
 

@@ -53,21 +53,24 @@ struct Attention {
     float silu_alpha = 0;
     int64_t apm_tokens = 0;  // conv_w.size(0): the text tokens kept
     void upload(const t2v::Attention& a, DType wdt);
-    DeviceTensor operator()(const DeviceTensor& x, const DeviceTensor& ctx) const;
+    // ctx_frames > 1: ctx is per sample [B, Lk, Cctx] for x [B * ctx_frames, L, C] (the CPU's ctx repeated per frame
+    // with repeat_interleave); the APM mix and the K / V projections run once per sample and K, V are repeated:
+    // the same rows as the CPU's, without the per-frame copies of that work.
+    DeviceTensor operator()(const DeviceTensor& x, const DeviceTensor& ctx, int ctx_frames = 1) const;
 };
 struct TransformerBlock {
     Norm norm1, norm2, norm3;
     Attention attn1, attn2;
     Linear ff_proj, ff_out;
     void upload(const t2v::TransformerBlock& b, DType wdt);
-    DeviceTensor operator()(DeviceTensor h, const DeviceTensor& ctx) const;
+    DeviceTensor operator()(DeviceTensor h, const DeviceTensor& ctx, int ctx_frames = 1) const;
 };
 struct SpatialTransformer {
     Norm norm;
     Linear proj_in, proj_out;
     TransformerBlock block;
     void upload(const t2v::SpatialTransformer& s, DType wdt);
-    DeviceTensor operator()(const DeviceTensor& x, const DeviceTensor& ctx) const;
+    DeviceTensor operator()(const DeviceTensor& x, const DeviceTensor& ctx, int ctx_frames = 1) const;
 };
 struct TemporalTransformer {
     Norm norm;
@@ -129,6 +132,7 @@ struct Encoder {
     SpatialTransformer mid_attn;
     TemporalTransformer mid_tattn;
     void upload(const t2v::Encoder& e, DType wdt);
+    // ctx per sample [B, T, D] (the CPU passes it repeated per frame; see Attention)
     std::vector<DeviceTensor> run_down(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int frames) const;
     DeviceTensor run_mid(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int frames) const;
 };
