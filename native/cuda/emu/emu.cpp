@@ -72,7 +72,8 @@ st2v_emu_switch:
     popq %r12
     popq %rbx
     popq %rbp
-    ret
+    popq %rax
+    jmpq *%rax
     .size st2v_emu_switch, .-st2v_emu_switch
 
     .globl st2v_emu_trampoline
