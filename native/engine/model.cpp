@@ -11,6 +11,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/clip/clip.h"
+#include "models/t2v/device_unet3d.h"
 #include "models/t2v/unet3d.h"
 #include "models/vae/vae.h"
 
@@ -54,6 +55,13 @@ class StreamingT2VModel : public Model {
     Tensor resample(const Tensor& e) override { return res_->forward(e); }
     Tensor eps_extension(const Tensor& x, float t, const Tensor& ctx, const Tensor& cond, double* ms_cam,
                          double* ms_unet) override {
+        if (dev_unet_) {
+            using backend::cuda_ops::DeviceTensor;
+            ST2V_CHECK(dev_cam_ != nullptr, Code::kUnsupported, "eps_extension: the model has no CAM");
+            const DeviceTensor X = DeviceTensor::from_host(x), C = DeviceTensor::from_host(ctx),
+                               K = DeviceTensor::from_host(cond);
+            return t2v::device_eps_extension(*dev_unet_, *dev_cam_, X, t, C, K, ms_cam, ms_unet).to_host();
+        }
         double a = now_ms();
         const int Fc = static_cast<int>(cond.size(0) / x.size(0));
         t2v::CamResiduals r = cam_->forward(x, t, ctx, cond, Fc);
@@ -67,9 +75,30 @@ class StreamingT2VModel : public Model {
         // architecture.md §1.1: the official stage 1 is the ModelScope T2V UNet3D (text tokens only, no CAM, no
         // APM). When the folder carries it (base/unet.safetensors) it runs; otherwise the extension UNet stands
         // in without CAM (see base_forward).
+        if (dev_unet_) {
+            using backend::cuda_ops::DeviceTensor;
+            const DeviceTensor X = DeviceTensor::from_host(x);
+            if (dev_stage1_) return dev_stage1_->forward(X, t, DeviceTensor::from_host(ctx), nullptr).to_host();
+            return dev_unet_->forward(X, t, DeviceTensor::from_host(base_context(ctx)), nullptr).to_host();
+        }
         if (stage1_) return stage1_->forward(x, t, ctx, nullptr);
         return base_forward(x, t, ctx);
     }
+    void use_cuda(const std::string& dtype) override {
+        ST2V_CHECK_ARG(dtype == "f32" || dtype == "bf16", "use_cuda: dtype must be f32 or bf16");
+        const DType dt = dtype == "bf16" ? DType::BF16 : DType::F32;
+        // the device modules bind through the CPU classes and upload once; the CPU modules stay loaded (the
+        // stage-1 zero-image APM tokens use the encoders, and nothing else changes for the rest of the pipeline)
+        auto unet = std::make_unique<t2v::DeviceUNet3D>(w_, "base_model.", dt);
+        std::unique_ptr<t2v::DeviceCamNet> cam;
+        if (cam_) cam = std::make_unique<t2v::DeviceCamNet>(w_, "unet.", dt);
+        std::unique_ptr<t2v::DeviceUNet3D> s1;
+        if (stage1_) s1 = std::make_unique<t2v::DeviceUNet3D>(stage1_w_, "base_model.", dt);
+        dev_unet_ = std::move(unet);
+        dev_cam_ = std::move(cam);
+        dev_stage1_ = std::move(s1);
+    }
+    const char* denoiser_backend() const override { return dev_unet_ ? "cuda" : "cpu"; }
     // The ModelScope base UNet3D for stage 1 (a converted text-to-video-ms-1.7b: base_model.* names, no APM).
     void set_stage1(io::WeightStore w) {
         stage1_w_ = std::move(w);
@@ -88,18 +117,19 @@ class StreamingT2VModel : public Model {
     float vae_scale() const override { return vae_->config().scaling_factor; }
 
   private:
-    Tensor base_forward(const Tensor& x, float t, const Tensor& ctx77) {
-        // An extension UNet with APM expects 93 tokens; stage 1 of the official pipeline is the plain ModelScope
-        // UNet (77 tokens). Without a separate base UNet we pad with the resampled zero-image tokens.
-        const t2v::UNetConfig& uc = unet_->config();
-        if (!uc.apm) return unet_->forward(x, t, ctx77, nullptr);
+    // An extension UNet with APM expects 93 tokens; stage 1 of the official pipeline is the plain ModelScope
+    // UNet (77 tokens). Without a separate base UNet we pad with the resampled zero-image tokens.
+    Tensor base_context(const Tensor& ctx77) {
+        if (!unet_->config().apm) return ctx77;
         if (!zero_tokens_.defined()) {
             Tensor zero = Tensor::zeros({1, 3, info.height, info.width});
             zero_tokens_ = res_->forward(image_->forward(zero));  // [1, 16, D]
         }
         std::vector<Tensor> zs(static_cast<size_t>(ctx77.size(0)), zero_tokens_);
-        Tensor ctx = ops::concat({ctx77, ops::concat(zs, 0)}, 1);
-        return unet_->forward(x, t, ctx, nullptr);
+        return ops::concat({ctx77, ops::concat(zs, 0)}, 1);
+    }
+    Tensor base_forward(const Tensor& x, float t, const Tensor& ctx77) {
+        return unet_->forward(x, t, base_context(ctx77), nullptr);
     }
     io::WeightStore w_;
     std::unique_ptr<t2v::UNet3D> unet_;
@@ -111,6 +141,9 @@ class StreamingT2VModel : public Model {
     Tensor zero_tokens_;
     io::WeightStore stage1_w_;  // outlives stage1_
     std::unique_ptr<t2v::UNet3D> stage1_;
+    // use_cuda(): the denoisers on the CUDA backend
+    std::unique_ptr<t2v::DeviceUNet3D> dev_unet_, dev_stage1_;
+    std::unique_ptr<t2v::DeviceCamNet> dev_cam_;
 };
 }  // namespace
 
