@@ -72,7 +72,7 @@ MODEL_RC=-1
 : > "$LOGS/cuda_model_check.jsonl"
 if [ "$BUILD_OK" = 1 ]; then
   phase "cuda_model_check --bench"
-  timeout 180 "$BUILD/cuda_model_check" --bench --reps 5 > "$LOGS/cuda_model_check.jsonl" 2> "$LOGS/cuda_model_check.err"
+  timeout 150 "$BUILD/cuda_model_check" --bench --reps 5 > "$LOGS/cuda_model_check.jsonl" 2> "$LOGS/cuda_model_check.err"
   MODEL_RC=$?
   cat "$LOGS/cuda_model_check.jsonl" >&2
   tail -5 "$LOGS/cuda_model_check.err" >&2

@@ -176,6 +176,8 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
     const Tensor eps = runtime::video_to_frames_first(runtime::cfg_combine_batch(eps2, guidance));  // [F, 4, h, w]
     const Tensor x_prev = in.sch.step(eps, in.t, in.x_t, eta, &in.noise);
     const double ms_cpu_step = ms_cpu_cam + ms_cpu_unet + (now_ms() - a);
+    std::fprintf(stderr, "%s: cpu reference (%lldx%lld latents, %d frames, %d cond frames): CAM %.0f ms, UNet %.0f ms\n", name,
+                 (long long)hw, (long long)hw, F, Fc, ms_cpu_cam, ms_cpu_unet);
 
     const DeviceTensor dX = DeviceTensor::from_host(in.X), dctx = DeviceTensor::from_host(in.ctx),
                        dcond = DeviceTensor::from_host(in.cond2), dx = DeviceTensor::from_host(in.x_t),
