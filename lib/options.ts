@@ -19,9 +19,11 @@ export interface LoadOptions {
    */
   cacheDir?: string;
   /**
-   * Compute backend: 'cpu', 'cuda' (an NVIDIA GPU through the CUDA backend library; fails with St2vError
-   * ERR_NO_CUDA naming what is missing when there is no usable GPU, driver, cuBLASLt or CUDA build), or 'auto'
-   * (currently always the CPU: the models do not run on the CUDA backend yet, see docs/cuda.md). Defaults to `'auto'`.
+   * Compute backend: 'cpu', 'cuda' (an NVIDIA GPU through the CUDA backend library: the stage-1 and stage-2
+   * denoisers (UNet3D, CAM) run there with fp32 weights, encoders, samplers and the VAE on the CPU; fails with
+   * St2vError ERR_NO_CUDA naming what is missing when there is no usable GPU, driver, cuBLASLt or CUDA build), or
+   * 'auto' (currently always the CPU: the CUDA path is checked against the CPU under a CPU emulation of CUDA but
+   * has not yet run on a GPU, see docs/cuda.md). Defaults to `'auto'`.
    */
   backend?: 'auto' | 'cpu' | 'cuda';
 }
