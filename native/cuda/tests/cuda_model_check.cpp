@@ -1,7 +1,7 @@
 // cuda_model_check: the StreamingT2V stage-2 networks on the CUDA backend (models/t2v/device_unet3d.h) against the
 // CPU networks (the specification) on seeded random weights (St2vConfig::tiny() / ::mid(), make_random_weights).
 //
-//   cuda_model_check [--quick] [--bench] [--reps N] [--frames F] [--latent N]
+//   cuda_model_check [--quick] [--bench] [--reps N] [--frames F] [--latent N] [--config tiny|mid]
 //
 // Under the CPU emulation of CUDA (cuda_model_check_emu, ST2V_CUDA_LIB=<libstreamingt2v_cuda_emu.so>) use small
 // shapes, e.g. --quick --frames 4 --latent 4 (every layer still runs: temporal layers need 2+ frames).
@@ -292,6 +292,7 @@ std::string json_escape(const std::string& s) {
 
 int main(int argc, char** argv) {
     bool quick = false, do_bench = false;
+    std::string only;  // --config tiny|mid: that config only
     int reps = -1;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--quick")) quick = true;
@@ -299,8 +300,9 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--frames") && i + 1 < argc) g_frames = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--latent") && i + 1 < argc) g_latent = std::max(2, std::atoi(argv[++i]));
+        else if (!std::strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
         else {
-            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--reps N] [--frames F] [--latent N]\n");
+            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--reps N] [--frames F] [--latent N] [--config tiny|mid]\n");
             return 1;
         }
     }
@@ -316,8 +318,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     g_reps = reps > 0 ? reps : 1;
     try {
-        check_config("tiny", t2v::St2vConfig::tiny(), g_latent, 11);
-        if (!quick) check_config("mid", t2v::St2vConfig::mid(), 2 * g_latent, 12);
+        if (only.empty() || only == "tiny") check_config("tiny", t2v::St2vConfig::tiny(), g_latent, 11);
+        if ((!quick && only.empty()) || only == "mid") check_config("mid", t2v::St2vConfig::mid(), 2 * g_latent, 12);
     } catch (const Error& e) {
         std::printf("{\"case\": \"error\", \"error\": \"%s\", \"message\": \"%s\"}\n", code_name(e.code()),
                     json_escape(e.what()).c_str());
