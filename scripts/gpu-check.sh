@@ -128,7 +128,8 @@ model_cases = [r for r in model if "case" in r and not str(r["case"]).startswith
 model_bench = [r for r in model if str(r.get("case", "")).startswith("bench/")]
 
 def bench_row(dtype):
-    return next((r for r in model_bench if r.get("dtype") == dtype and "ms_median" in r), {})
+    return next((r for r in model_bench if r.get("case") == "bench/stage2_step" and r.get("dtype") == dtype
+                 and "ms_median" in r), {})
 
 def worst(dtype, key):
     vals = [r[key] for r in model_cases if r.get("dtype") == dtype and isinstance(r.get(key), (int, float))]
@@ -156,7 +157,10 @@ result = {
         "torch": env.get("torch"),
     },
     # our enhancer step does not run on CUDA yet: null until it does (docs/cuda.md)
+    # ours_*: every temporary freed for real; ours_*_buffer_cache: with the backend's opt-in buffer cache
     "stage2_step_ms": {"ours_bf16": bench_row("bf16").get("ms_median"), "ours_fp32": bench_row("f32").get("ms_median"),
+                       "ours_bf16_buffer_cache": bench_row("bf16").get("ms_median_buffer_cache"),
+                       "ours_fp32_buffer_cache": bench_row("f32").get("ms_median_buffer_cache"),
                        "torch_bf16_eager": torch_ms("st2v_step", "bf16"), "torch_fp32": torch_ms("st2v_step", "fp32")},
     "enh_step_ms": {"ours_bf16": None, "torch_bf16_eager": torch_ms("enh_step", "bf16")},
     # cuda_model_check: worst over the tiny / mid cases (CAM residuals, UNet eps, one stage-2 step) against the CPU

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace st2v::backend {
@@ -183,20 +184,65 @@ size_t device_bytes_live() { return g_live_bytes.load(); }
 size_t device_bytes_peak() { return g_peak_bytes.load(); }
 void reset_device_bytes_peak() { g_peak_bytes.store(g_live_bytes.load()); }
 
+namespace {
+std::mutex g_cache_mu;
+bool g_cache_on = false;
+std::unordered_multimap<size_t, void*> g_cache;
+size_t g_cached_bytes = 0;
+// Gives back p (bytes long) to the cache when it is on, else to the device.
+void release(void* p, size_t bytes) {
+    {
+        std::lock_guard<std::mutex> lk(g_cache_mu);
+        if (g_cache_on) {
+            g_cache.emplace(bytes, p);
+            g_cached_bytes += bytes;
+            return;
+        }
+    }
+    cuda().free(p);  // cannot fail once loaded; errors are sticky and reported by the next call
+}
+void* take_cached(size_t bytes) {
+    std::lock_guard<std::mutex> lk(g_cache_mu);
+    auto it = g_cache.find(bytes);
+    if (it == g_cache.end()) return nullptr;
+    void* p = it->second;
+    g_cache.erase(it);
+    g_cached_bytes -= bytes;
+    return p;
+}
+}  // namespace
+void set_device_buffer_cache(bool on) {
+    std::unordered_multimap<size_t, void*> drop;
+    {
+        std::lock_guard<std::mutex> lk(g_cache_mu);
+        g_cache_on = on;
+        if (!on) {
+            drop.swap(g_cache);
+            g_cached_bytes = 0;
+        }
+    }
+    for (auto& kv : drop) cuda().free(kv.second);
+}
+size_t device_bytes_cached() {
+    std::lock_guard<std::mutex> lk(g_cache_mu);
+    return g_cached_bytes;
+}
+
 DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    check(cuda().alloc(&p_, bytes), "cuda alloc");
+    p_ = take_cached(bytes);
+    if (!p_) check(cuda().alloc(&p_, bytes), "cuda alloc");
     count_alloc(bytes);
 }
 DeviceBuffer::~DeviceBuffer() {
     if (p_) {
-        cuda().free(p_);  // cannot fail once loaded; errors are sticky and reported by the next call
+        release(p_, bytes_);
         g_live_bytes.fetch_sub(bytes_);
     }
 }
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
         if (p_) {
-            cuda().free(p_);
+            release(p_, bytes_);
             g_live_bytes.fetch_sub(bytes_);
         }
         p_ = o.p_, bytes_ = o.bytes_;

@@ -40,6 +40,11 @@ Kind resolve(Kind requested);
 size_t device_bytes_live();
 size_t device_bytes_peak();
 void reset_device_bytes_peak();  // peak := live
+// Opt-in buffer cache (default off): freed DeviceBuffers are kept per exact size and handed to the next buffer of
+// that size, without the stream synchronisation + cudaFree of a real free (safe: every backend operation runs on
+// its one stream, in order). Turning it off frees what it holds. device_bytes_cached(): bytes held by the cache.
+void set_device_buffer_cache(bool on);
+size_t device_bytes_cached();
 
 // A device buffer of the CUDA backend (RAII).
 class DeviceBuffer {

@@ -1,7 +1,8 @@
 // cuda_model_check: the StreamingT2V stage-2 networks on the CUDA backend (models/t2v/device_unet3d.h) against the
 // CPU networks (the specification) on seeded random weights (St2vConfig::tiny() / ::mid(), make_random_weights).
 //
-//   cuda_model_check [--quick] [--bench] [--reps N] [--frames F] [--latent N] [--config tiny|mid]
+//   cuda_model_check [--quick] [--bench] [--bench-tiny] [--reps N] [--frames F] [--latent N] [--config tiny|mid]
+// (--bench-tiny: the bench code on the tiny config at --latent / --frames, also under emulation; a check of the tool)
 //
 // Under the CPU emulation of CUDA (cuda_model_check_emu, ST2V_CUDA_LIB=<libstreamingt2v_cuda_emu.so>) use small
 // shapes, e.g. --quick --frames 4 --latent 4 (every layer still runs: temporal layers need 2+ frames).
@@ -23,7 +24,8 @@
 // of --reps (default 5) after a warm-up, and the peak device memory of the bf16 step: the backend's allocator
 // counter (backend::device_bytes_peak(): bytes held by live DeviceBuffers, weights + activations; the CUDA
 // library's own cuBLASLt workspace / scratch are not counted) and the device's used memory (cudaMemGetInfo) after
-// the weights were uploaded.
+// the weights were uploaded. Each dtype is timed twice: as is (every temporary freed for real), and with the
+// backend's opt-in buffer cache (backend::set_device_buffer_cache: freed buffers reused by size, no sync per free).
 //
 // The last line is {"summary": true, ...}. Exit 0 when every case passes, 1 when one fails, 2 when the CUDA
 // backend is not available (ERR_NO_CUDA, printed as JSON).
@@ -64,6 +66,17 @@ double now_ms() {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 void sync() { backend::check(backend::cuda().synchronize(), "synchronize"); }
+
+std::string json_escape(const std::string& s) {
+    std::string o;
+    for (char ch : s) {
+        if (ch == '"' || ch == '\\') o.push_back('\\');
+        if (static_cast<unsigned char>(ch) < 0x20) continue;
+        o.push_back(ch);
+    }
+    return o;
+}
+
 
 // Runs f (reps > 1: one warm-up, then reps timed runs), returns the median ms; `out` keeps the last result.
 double timed(int reps, const std::function<void()>& f) {
@@ -216,14 +229,15 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
 double gib(double bytes) { return bytes / double(1ull << 30); }
 
 // The issue's bench shape on the full-size config: ms per stage-2 step in f32 and bf16, peak device memory of bf16.
-void bench(int reps) {
-    const t2v::St2vConfig c = t2v::St2vConfig::full();
-    const int F = 16, Fc = 8;
-    const int64_t hw = 32;
+// tiny = true: the same code on the tiny config at --latent / --frames (a check of this code under emulation).
+void bench(int reps, bool tiny) {
+    const t2v::St2vConfig c = tiny ? t2v::St2vConfig::tiny() : t2v::St2vConfig::full();
+    const int F = tiny ? g_frames : 16, Fc = tiny ? std::max(1, g_frames / 2) : 8;
+    const int64_t hw = tiny ? g_latent : 32;
     double a = now_ms();
     // bf16 host weights (half the host memory and time); the f32 model widens them on upload: same timing work.
     const io::WeightStore W = t2v::make_random_weights(c, 2024, DType::BF16);
-    std::fprintf(stderr, "bench: full-size random weights in %.1f s\n", (now_ms() - a) / 1000);
+    std::fprintf(stderr, "bench: %s random weights in %.1f s\n", tiny ? "tiny" : "full-size", (now_ms() - a) / 1000);
     const Inputs in = make_inputs(c, hw, F, Fc, 2025);
     const double flops = t2v::step_flops(c, 2, F, Fc, hw, hw, in.ctx.size(1));
     for (DType dt : {DType::F32, DType::BF16}) {
@@ -239,70 +253,80 @@ void bench(int reps) {
             st2v_device_info info{};
             backend::check(backend::cuda().device_info(&info), "device_info");
             const double used_after_upload = static_cast<double>(info.total_mem - info.free_mem);
-            std::vector<double> t, tc, tu;
-            DeviceTensor out;
-            for (int i = 0; i < reps + 1; ++i) {
-                double mc = 0, mu = 0;
-                sync();
-                const double s = now_ms();
-                out = t2v::device_stage2_step(dunet, dcam, in.sch, dx, in.t, dctx, dcond, 7.5f, 1.f, &dnoise, &mc, &mu);
-                sync();
-                if (i == 0) continue;  // warm-up
-                t.push_back(now_ms() - s);
-                tc.push_back(mc);
-                tu.push_back(mu);
-            }
             auto med = [](std::vector<double> v) {
                 std::sort(v.begin(), v.end());
                 return v[v.size() / 2];
             };
-            const Tensor o = out.to_host();
-            bool finite = true;
-            for (int64_t i = 0; i < o.numel(); ++i) finite = finite && std::isfinite(o.f32()[i]);
-            const double ms = med(t);
-            std::printf("{\"case\": \"bench/stage2_step\", \"dtype\": \"%s\", \"shape\": \"full, B=2 (CFG), F=16, Fc=8, "
-                        "32x32 latents, 93 ctx tokens\", \"ms_median\": %.2f, \"ms_min\": %.2f, \"ms_cam\": %.2f, "
-                        "\"ms_unet\": %.2f, \"reps\": %d, \"tflop\": %.2f, \"tflops\": %.1f, \"weight_gib\": %.3f, "
+            struct Run {
+                std::vector<double> t, tc, tu;
+                DeviceTensor out;
+            };
+            auto run = [&](Run& r) {
+                for (int i = 0; i < reps + 1; ++i) {
+                    double mc = 0, mu = 0;
+                    sync();
+                    const double s = now_ms();
+                    r.out = t2v::device_stage2_step(dunet, dcam, in.sch, dx, in.t, dctx, dcond, 7.5f, 1.f, &dnoise, &mc, &mu);
+                    sync();
+                    if (i == 0) continue;  // warm-up
+                    r.t.push_back(now_ms() - s);
+                    r.tc.push_back(mc);
+                    r.tu.push_back(mu);
+                }
+            };
+            Run plain, cached;
+            run(plain);  // every temporary freed for real (stream sync + cudaFree per buffer)
+            const double peak = static_cast<double>(backend::device_bytes_peak() - live0);
+            backend::set_device_buffer_cache(true);  // opt-in buffer cache (backend.h)
+            run(cached);
+            const double cache_bytes = static_cast<double>(backend::device_bytes_cached());
+            const Tensor o = plain.out.to_host(), oc = cached.out.to_host();
+            backend::set_device_buffer_cache(false);
+            bool finite = true, same = o.shape() == oc.shape();
+            for (int64_t i = 0; i < o.numel(); ++i) {
+                finite = finite && std::isfinite(o.f32()[i]);
+                same = same && o.f32()[i] == oc.f32()[i];
+            }
+            const double ms = med(plain.t), msc = med(cached.t);
+            std::printf("{\"case\": \"bench/stage2_step%s\", \"dtype\": \"%s\", \"shape\": \"%s, B=2 (CFG), F=%d, Fc=%d, "
+                        "%lldx%lld latents, %lld ctx tokens\", \"ms_median\": %.2f, \"ms_min\": %.2f, \"ms_cam\": %.2f, "
+                        "\"ms_unet\": %.2f, \"ms_median_buffer_cache\": %.2f, \"ms_cam_buffer_cache\": %.2f, "
+                        "\"ms_unet_buffer_cache\": %.2f, \"buffer_cache_gib\": %.3f, \"same_output_with_cache\": %s, "
+                        "\"reps\": %d, \"tflop\": %.2f, \"tflops\": %.1f, \"tflops_buffer_cache\": %.1f, \"weight_gib\": %.3f, "
                         "\"peak_gib\": %.3f, \"peak_counter\": \"live DeviceBuffer bytes (weights + activations; "
                         "excl. cuBLASLt workspace)\", \"device_used_gib_after_upload\": %.3f, \"output_finite\": %s}\n",
-                        dn, ms, *std::min_element(t.begin(), t.end()), med(tc), med(tu), reps, flops / 1e12,
-                        flops / 1e12 / (ms / 1e3), gib(static_cast<double>(dcam.weight_bytes() + dunet.weight_bytes())),
-                        gib(static_cast<double>(backend::device_bytes_peak() - live0)), gib(used_after_upload),
-                        finite ? "true" : "false");
+                        tiny ? "_tiny" : "", dn, tiny ? "tiny" : "full", F, Fc, (long long)hw, (long long)hw,
+                        (long long)in.ctx.size(1), ms, *std::min_element(plain.t.begin(), plain.t.end()), med(plain.tc), med(plain.tu), msc,
+                        med(cached.tc), med(cached.tu), gib(cache_bytes), same ? "true" : "false", reps, flops / 1e12,
+                        flops / 1e12 / (ms / 1e3), flops / 1e12 / (msc / 1e3),
+                        gib(static_cast<double>(dcam.weight_bytes() + dunet.weight_bytes())), gib(peak),
+                        gib(used_after_upload), finite ? "true" : "false");
             std::fflush(stdout);
         } catch (const Error& e) {
-            std::printf("{\"case\": \"bench/stage2_step\", \"dtype\": \"%s\", \"error\": \"%s\", \"message\": \"%s\"}\n", dn,
-                        code_name(e.code()), e.what());
+            backend::set_device_buffer_cache(false);
+            std::printf("{\"case\": \"bench/stage2_step%s\", \"dtype\": \"%s\", \"error\": \"%s\", \"message\": \"%s\"}\n",
+                        tiny ? "_tiny" : "", dn, code_name(e.code()), json_escape(e.what()).c_str());
             std::fflush(stdout);
         }
     }
 }
 
-std::string json_escape(const std::string& s) {
-    std::string o;
-    for (char ch : s) {
-        if (ch == '"' || ch == '\\') o.push_back('\\');
-        if (static_cast<unsigned char>(ch) < 0x20) continue;
-        o.push_back(ch);
-    }
-    return o;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false, do_bench = false;
+    bool quick = false, do_bench = false, bench_tiny = false;
     std::string only;  // --config tiny|mid: that config only
     int reps = -1;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--quick")) quick = true;
         else if (!std::strcmp(argv[i], "--bench")) do_bench = true;
+        else if (!std::strcmp(argv[i], "--bench-tiny")) bench_tiny = true;
         else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--frames") && i + 1 < argc) g_frames = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--latent") && i + 1 < argc) g_latent = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
         else {
-            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--reps N] [--frames F] [--latent N] [--config tiny|mid]\n");
+            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--bench-tiny] [--reps N] [--frames F] [--latent N] [--config tiny|mid]\n");
             return 1;
         }
     }
@@ -327,8 +351,9 @@ int main(int argc, char** argv) {
     }
     if (do_bench) {
         if (emulated) std::fprintf(stderr, "--bench skipped: the backend is the CPU emulation (no timing meaning)\n");
-        else bench(reps > 0 ? reps : 5);
+        else bench(reps > 0 ? reps : 5, false);
     }
+    if (bench_tiny) bench(reps > 0 ? reps : 1, true);
     std::printf("{\"summary\": true, \"available\": true, \"passed\": %d, \"failed\": %d, \"worst_fp32_max_abs\": %.4e, "
                 "\"worst_fp32_rel\": %.4e, \"worst_bf16_rel\": %.4e}\n",
                 g_passed, g_failed, g_worst_fp32_abs, g_worst_fp32_rel, g_worst_bf16_rel);
