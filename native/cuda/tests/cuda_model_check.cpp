@@ -40,7 +40,9 @@
 
 #include "backend/backend.h"
 #include "backend/cuda_ops.h"
+#include "core/half.h"
 #include "core/tensor.h"
+#include "core/threadpool.h"
 #include "models/streamingt2v/config.h"
 #include "models/t2v/device_unet3d.h"
 #include "models/t2v/unet3d.h"
@@ -228,6 +230,50 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
 
 double gib(double bytes) { return bytes / double(1ull << 30); }
 
+// Bench weights (timing only): every weight of the config with make_random_weights' per-tensor mean and spread
+// (alpha U(0.5, 1); matrices / convs spread 1/sqrt(fan_in); norm scales 1 +- 0.1; biases 0.05) but uniform values of
+// that variance from a counter-based hash, filled in parallel and stored in bf16: the full size has 2.1 G values
+// and make_random_weights draws them one by one (about 30 ns each here: over a minute).
+io::WeightStore bench_weights(const t2v::St2vConfig& c, uint64_t seed) {
+    const std::vector<io::Expected> ex = t2v::expected_weights(c);
+    std::vector<Tensor> ts(ex.size());
+    for (size_t i = 0; i < ex.size(); ++i) ts[i] = Tensor::empty(ex[i].shape, DType::BF16);
+    auto ends_with = [](const std::string& s, const char* suf) {
+        const size_t n = std::strlen(suf);
+        return s.size() >= n && s.compare(s.size() - n, n, suf) == 0;
+    };
+    st2v::parallel_for(static_cast<int64_t>(ex.size()), [&](int64_t a, int64_t b, int) {
+        for (int64_t i = a; i < b; ++i) {
+            const io::Expected& e = ex[static_cast<size_t>(i)];
+            const int64_t n = e.shape.numel();
+            float mean = 0.f, sd = 0.05f, lo = -1.f, hi = 1.f;
+            bool uniform01 = false;
+            if (ends_with(e.name, ".alpha")) {
+                uniform01 = true, lo = 0.5f, hi = 1.f;
+            } else if (e.shape.ndim() >= 2) {
+                sd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n / e.shape[0])));
+            } else if (ends_with(e.name, ".weight")) {
+                mean = 1.f, sd = 0.1f;
+            }
+            uint16_t* d = static_cast<uint16_t*>(ts[static_cast<size_t>(i)].raw());
+            uint64_t st = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(i) * 0xD1B54A32D192ED03ull + 1;
+            for (int64_t k = 0; k < n; ++k) {
+                st += 0x9E3779B97F4A7C15ull;  // splitmix64
+                uint64_t z = st;
+                z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+                z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+                z ^= z >> 31;
+                const float u = static_cast<float>(z >> 40) * (1.f / 16777216.f);  // [0, 1)
+                const float v = uniform01 ? lo + (hi - lo) * u : mean + sd * 1.7320508f * (2.f * u - 1.f);
+                d[k] = f32_to_bf16(v);
+            }
+        }
+    });
+    io::WeightStore w;
+    for (size_t i = 0; i < ex.size(); ++i) w.add(ex[i].name, ts[i]);
+    return w;
+}
+
 // The bench shape on the full-size config: ms per stage-2 step in f32 and bf16, peak device memory of bf16.
 // tiny = true: the same code on the tiny config at --latent / --frames (a check of this code under emulation).
 void bench(int reps, bool tiny) {
@@ -235,8 +281,8 @@ void bench(int reps, bool tiny) {
     const int F = tiny ? g_frames : 16, Fc = tiny ? std::max(1, g_frames / 2) : 8;
     const int64_t hw = tiny ? g_latent : 32;
     double a = now_ms();
-    // bf16 host weights (half the host memory and time); the f32 model widens them on upload: same timing work.
-    const io::WeightStore W = t2v::make_random_weights(c, 2024, DType::BF16);
+    // bf16 host weights (half the host memory); the f32 model widens them on upload: the same timing work.
+    const io::WeightStore W = bench_weights(c, 2024);
     std::fprintf(stderr, "bench: %s random weights in %.1f s\n", tiny ? "tiny" : "full-size", (now_ms() - a) / 1000);
     const Inputs in = make_inputs(c, hw, F, Fc, 2025);
     const double flops = t2v::step_flops(c, 2, F, Fc, hw, hw, in.ctx.size(1));
