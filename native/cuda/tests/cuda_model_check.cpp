@@ -21,7 +21,8 @@
 //
 // --bench (skipped on an emulated backend): the stage-2 step at the bench shape (St2vConfig::full(), CFG
 // batch 2, 16 frames, 32x32 latents, 8 conditioning frames of 256x256, 93 context tokens) in f32 and bf16, median
-// of --reps (default 5) after a warm-up, and the peak device memory of the bf16 step: the backend's allocator
+// of --reps (default 5) after a warm-up, on bench weights (bench_weights(): make_random_weights' spreads, filled in
+// parallel), and the peak device memory of the bf16 step: the backend's allocator
 // counter (backend::device_bytes_peak(): bytes held by live DeviceBuffers, weights + activations; the CUDA
 // library's own cuBLASLt workspace / scratch are not counted) and the device's used memory (cudaMemGetInfo) after
 // the weights were uploaded. Each dtype is timed twice: as is (every temporary freed for real), and with the
@@ -80,7 +81,7 @@ std::string json_escape(const std::string& s) {
 }
 
 
-// Runs f (reps > 1: one warm-up, then reps timed runs), returns the median ms; `out` keeps the last result.
+// Runs f (reps > 1: one warm-up, then reps timed runs), returns the median ms.
 double timed(int reps, const std::function<void()>& f) {
     if (reps > 1) {
         f();
