@@ -241,7 +241,8 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMa
             int32_t v;
             std::memcpy(&v, buf, 4);
             if (v != CUBLAS_OP_N && v != CUBLAS_OP_T && v != CUBLAS_OP_C)
-                return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "TRANS%c = %d", attr == CUBLASLT_MATMUL_DESC_TRANSA ? 'A' : 'B', v);
+                return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "TRANS%c = %d",
+                        attr == CUBLASLT_MATMUL_DESC_TRANSA ? 'A' : 'B', v);
             (attr == CUBLASLT_MATMUL_DESC_TRANSA ? d->transa : d->transb) = v;
             return CUBLAS_STATUS_SUCCESS;
         }
@@ -289,7 +290,8 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
                                                     size_t size) {
     if (!p || !buf) return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "MatmulPreferenceSetAttribute: null argument");
     if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) {
-        if (size != 8) return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "MAX_WORKSPACE_BYTES takes a uint64_t, got %zu bytes", size);
+        if (size != 8) return lt_fail(CUBLAS_STATUS_INVALID_VALUE,
+                "MAX_WORKSPACE_BYTES takes a uint64_t, got %zu bytes", size);
         std::memcpy(&p->max_workspace, buf, 8);
         return CUBLAS_STATUS_SUCCESS;
     }
@@ -349,7 +351,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
     if (beta != 0.0f && (!C || !in_dev(C, sc)))
         return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "C (%p, %zu bytes) is not inside a cudaMalloc allocation", C, sc);
     if (C == D && beta != 0.0f && cd->ld != dd->ld)
-        return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "in-place C == D needs ldc == ldd (%lld vs %lld)", (long long)cd->ld,
+        return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "in-place C == D needs ldc == ldd (%lld vs %lld)",
+                (long long)cd->ld,
                        (long long)dd->ld);
     if (overlaps(D, sd, A, sa) || overlaps(D, sd, B, sb))
         return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "D overlaps A or B");
@@ -371,7 +374,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
         for (uint64_t p = 0; p < k; ++p)  // op(B)(p, j) = B(p, j) or B(j, p)
             bt[j * kp + p] = load(B, bd->type, tb ? j + p * bd->ld : p + j * bd->ld);
     if (kp > 0) {
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) dots_avx2(at.data(), bt.data(), acc.data(), m, n, kp);
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) dots_avx2(at.data(), bt.data(),
+                acc.data(), m, n, kp);
         else dots_portable(at.data(), bt.data(), acc.data(), m, n, kp);
     }
     for (uint64_t j = 0; j < n; ++j)

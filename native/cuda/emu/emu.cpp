@@ -325,7 +325,8 @@ bool release(Launch& L) {
                     if (k >= lanes) {
                         describe_thread(L, t, a, sizeof a);
                         std::snprintf(msg, sizeof msg,
-                                      "%s: warp op mask 0x%08x names lane %u, which does not exist (block of %u threads: "
+                                      "%s: warp op mask 0x%08x names lane %u, which does not exist (block of %u "
+                                              "threads: "
                                       "the last warp has %u lanes)", a, m, k, n, lanes);
                         sched_fault(L, msg);
                         return false;
@@ -336,10 +337,12 @@ bool release(Launch& L) {
                         describe_thread(L, u, b, sizeof b);
                         if (L.state[u] == kAtWarpOp)
                             std::snprintf(msg, sizeof msg,
-                                          "warp op deadlock: %s waits with mask 0x%08x (its warp op #%u) but %s waits with "
+                                          "warp op deadlock: %s waits with mask 0x%08x (its warp op #%u) but %s "
+                                                  "waits with "
                                           "mask 0x%08x (its warp op #%u)", a, m, L.ops[t], b, L.mask[u], L.ops[u]);
                         else
-                            std::snprintf(msg, sizeof msg, "warp op deadlock: %s waits with mask 0x%08x but %s is %s", a, m,
+                            std::snprintf(msg, sizeof msg, "warp op deadlock: %s waits with mask 0x%08x but %s is %s",
+                                    a, m,
                                           b, state_name(L.state[u]));
                         sched_fault(L, msg);
                         return false;
@@ -367,7 +370,8 @@ bool release(Launch& L) {
         describe_thread(L, first_block, a, sizeof a);
         describe_thread(L, first_done, b, sizeof b);
         std::snprintf(msg, sizeof msg,
-                      "__syncthreads deadlock: %u of %u threads wait at a barrier (first: %s) while %u exited (first: %s) "
+                      "__syncthreads deadlock: %u of %u threads wait at a barrier (first: %s) while %u exited "
+                              "(first: %s) "
                       "- a barrier inside a branch or after an early return", at_block, n, a, done, b);
     } else {
         std::snprintf(msg, sizeof msg, "deadlock: %u threads at __syncthreads, %u at warp ops, %u exited (block of %u)",
@@ -467,7 +471,8 @@ void launch_erased(const char* name, const void* fn_id, dim3 grid, dim3 block, s
         return;
     }
     if (nthreads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64) {
-        set_error(cudaErrorInvalidConfiguration, "%s: block (%u,%u,%u) = %llu threads exceeds the limits (1024 threads, "
+        set_error(cudaErrorInvalidConfiguration,
+                "%s: block (%u,%u,%u) = %llu threads exceeds the limits (1024 threads, "
                   "1024 x 1024 x 64)", kname, block.x, block.y, block.z, (unsigned long long)nthreads);
         return;
     }
@@ -569,7 +574,8 @@ void launch_erased(const char* name, const void* fn_id, dim3 grid, dim3 block, s
                     }
                 if (L.failed) {
                     char where[160];
-                    std::snprintf(where, sizeof where, " [block (%u,%u,%u) of grid (%u,%u,%u), block (%u,%u,%u)]", bx, by,
+                    std::snprintf(where, sizeof where, " [block (%u,%u,%u) of grid (%u,%u,%u), block (%u,%u,%u)]", bx,
+                            by,
                                   bz, grid.x, grid.y, grid.z, block.x, block.y, block.z);
                     L.fault += where;
                 }
@@ -644,7 +650,8 @@ cudaError_t cudaGetDeviceCount(int* count) {
     return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) {
-    if (device != 0) return set_error(cudaErrorInvalidDevice, "cudaSetDevice(%d): the emulation has one device", device);
+    if (device != 0) return set_error(cudaErrorInvalidDevice, "cudaSetDevice(%d): the emulation has one device",
+            device);
     g_device = device;
     return cudaSuccess;
 }
@@ -752,13 +759,15 @@ static cudaError_t check_copy(const char* what, void* dst, size_t dst_span, cons
         return set_error(cudaErrorInvalidValue, "%s: destination %p (+%zu bytes) is not inside a cudaMalloc allocation",
                          what, dst, dst_span);
     if (src_dev && !sd)
-        return set_error(cudaErrorInvalidValue, "%s: source %p (+%zu bytes) is not inside a cudaMalloc allocation", what,
+        return set_error(cudaErrorInvalidValue, "%s: source %p (+%zu bytes) is not inside a cudaMalloc allocation",
+                what,
                          src, src_span);
     if (!dst_dev && in_device(dst, 0))
         return set_error(cudaErrorInvalidValue, "%s: destination %p is device memory but the direction says host", what,
                          dst);
     if (!src_dev && in_device(src, 0))
-        return set_error(cudaErrorInvalidValue, "%s: source %p is device memory but the direction says host", what, src);
+        return set_error(cudaErrorInvalidValue, "%s: source %p is device memory but the direction says host", what,
+                src);
     return cudaSuccess;
 }
 
@@ -780,7 +789,8 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
     if (!valid_stream(s)) return set_error(cudaErrorInvalidResourceHandle, "cudaMemcpy2DAsync: unknown stream");
     if (width == 0 || height == 0) return cudaSuccess;
     if (dpitch < width || spitch < width)
-        return set_error(cudaErrorInvalidValue, "cudaMemcpy2DAsync: pitch (%zu, %zu) < width %zu", dpitch, spitch, width);
+        return set_error(cudaErrorInvalidValue, "cudaMemcpy2DAsync: pitch (%zu, %zu) < width %zu", dpitch, spitch,
+                width);
     if (cudaError_t e = check_copy("cudaMemcpy2DAsync", dst, dpitch * (height - 1) + width, src,
                                    spitch * (height - 1) + width, kind))
         return e;
@@ -803,9 +813,11 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
 cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, size_t height, cudaStream_t s) {
     if (!valid_stream(s)) return set_error(cudaErrorInvalidResourceHandle, "cudaMemset2DAsync: unknown stream");
     if (width == 0 || height == 0) return cudaSuccess;
-    if (pitch < width) return set_error(cudaErrorInvalidValue, "cudaMemset2DAsync: pitch %zu < width %zu", pitch, width);
+    if (pitch < width) return set_error(cudaErrorInvalidValue, "cudaMemset2DAsync: pitch %zu < width %zu", pitch,
+            width);
     if (!in_device(p, pitch * (height - 1) + width))
-        return set_error(cudaErrorInvalidValue, "cudaMemset2DAsync: %p (%zu rows of %zu bytes, pitch %zu) is not inside "
+        return set_error(cudaErrorInvalidValue,
+                "cudaMemset2DAsync: %p (%zu rows of %zu bytes, pitch %zu) is not inside "
                          "a cudaMalloc allocation", p, height, width, pitch);
     for (size_t r = 0; r < height; ++r) std::memset(static_cast<char*>(p) + r * pitch, value, width);
     return cudaSuccess;
@@ -886,14 +898,16 @@ cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int v
     if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
         if (value < 0 || static_cast<size_t>(value) > kSmemOptin)
             return set_error(cudaErrorInvalidValue,
-                             "cudaFuncSetAttribute(MaxDynamicSharedMemorySize, %d): above the device's %zu bytes", value,
+                             "cudaFuncSetAttribute(MaxDynamicSharedMemorySize, %d): above the device's %zu bytes",
+                                     value,
                              kSmemOptin);
         std::lock_guard<std::mutex> lock(g_obj_mu);
         g_max_dyn_smem[func] = value;
         return cudaSuccess;
     }
     if (attr == cudaFuncAttributePreferredSharedMemoryCarveout) return cudaSuccess;
-    return set_error(cudaErrorInvalidValue, "cudaFuncSetAttribute: attribute %d is not emulated", static_cast<int>(attr));
+    return set_error(cudaErrorInvalidValue, "cudaFuncSetAttribute: attribute %d is not emulated",
+            static_cast<int>(attr));
 }
 
 }  // extern "C"

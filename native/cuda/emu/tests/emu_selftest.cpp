@@ -27,7 +27,8 @@ void result(const char* name, bool ok, const std::string& detail = "") {
     (ok ? g_pass : g_fail)++;
     std::string d;
     for (char c : detail) d += (c == '"' || c == '\\') ? '\'' : c;
-    std::printf("{\"emu_case\": \"%s\", \"pass\": %s%s%s%s}\n", name, ok ? "true" : "false", d.empty() ? "" : ", \"detail\": \"",
+    std::printf("{\"emu_case\": \"%s\", \"pass\": %s%s%s%s}\n", name, ok ? "true" : "false",
+            d.empty() ? "" : ", \"detail\": \"",
                 d.c_str(), d.empty() ? "" : "\"");
     std::fflush(stdout);
 }
@@ -141,7 +142,8 @@ float to_type(float v, cudaDataType_t t) {
 
 void lt_case(cublasLtHandle_t h, const LtCase& c, std::mt19937& rng) {
     std::normal_distribution<float> nd;
-    const int a_rows = c.ta ? c.k : c.m, a_cols = c.ta ? c.m : c.k, b_rows = c.tb ? c.n : c.k, b_cols = c.tb ? c.k : c.n;
+    const int a_rows = c.ta ? c.k : c.m, a_cols = c.ta ? c.m : c.k, b_rows = c.tb ? c.n : c.k,
+            b_cols = c.tb ? c.k : c.n;
     const int lda = a_rows + c.lda_pad, ldb = b_rows + c.ldb_pad, ldc = c.m + c.ldc_pad;
     const size_t es = c.ab == CUDA_R_32F ? 4 : 2;
     std::vector<float> A(size_t(lda) * a_cols), B(size_t(ldb) * b_cols), C(size_t(ldc) * c.n), bias(c.m);
@@ -151,7 +153,8 @@ void lt_case(cublasLtHandle_t h, const LtCase& c, std::mt19937& rng) {
     for (float& v : bias) v = nd(rng);
     auto pack = [&](const std::vector<float>& v) {
         std::vector<uint16_t> h(v.size());
-        for (size_t i = 0; i < v.size(); ++i) h[i] = c.ab == CUDA_R_16F ? st2v::f32_to_f16(v[i]) : st2v::f32_to_bf16(v[i]);
+        for (size_t i = 0; i < v.size(); ++i)
+            h[i] = c.ab == CUDA_R_16F ? st2v::f32_to_f16(v[i]) : st2v::f32_to_bf16(v[i]);
         return h;
     };
     void *dA = dev<char>(A.size() * es), *dB = dev<char>(B.size() * es);
@@ -173,7 +176,8 @@ void lt_case(cublasLtHandle_t h, const LtCase& c, std::mt19937& rng) {
     cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &ob, sizeof ob);
     cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &c.epi, sizeof c.epi);
     const void* bp = dbias;
-    if (c.epi & CUBLASLT_EPILOGUE_BIAS) cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp);
+    if (c.epi & CUBLASLT_EPILOGUE_BIAS) cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp,
+            sizeof bp);
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatrixLayoutCreate(&la, c.ab, a_rows, a_cols, lda);
     cublasLtMatrixLayoutCreate(&lb, c.ab, b_rows, b_cols, ldb);
