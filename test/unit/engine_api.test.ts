@@ -244,7 +244,7 @@ test.serial('load passes an absolute model folder and the default cache folder t
     setNativeEngineFactoryForTesting(undefined);
   }
   t.deepEqual(fake.stats.loads, [
-    [null, { dtype: 'auto', cacheDir: '/tmp/st2v-xdg/streamingt2v' }],
-    [path.resolve('models/x'), { dtype: 'f32', cacheDir: path.resolve('rel-cache') }],
+    [null, { dtype: 'auto', cacheDir: '/tmp/st2v-xdg/streamingt2v', backend: 'cpu' }],
+    [path.resolve('models/x'), { dtype: 'f32', cacheDir: path.resolve('rel-cache'), backend: 'cpu' }],
   ]);
 });
