@@ -3,12 +3,15 @@
 # under 6 minutes. The machine has nvcc 13.0 and cuBLAS/cuBLASLt in /usr/local/cuda, cmake + ninja + python3
 # with PyTorch 2.11 on PATH, no Node and no network.
 #
-#   1. builds libstreamingt2v_cuda and the C++ check tools cuda_check, cuda_model_check (cmake + ninja, sm_90 only:
+#   1. builds libstreamingt2v_cuda and the C++ check tools cuda_check, cuda_model_check, cuda_engine_check (cmake +
+#      ninja, sm_90 only:
 #      the GPU there)
 #   2. runs every CUDA op against the CPU backend on seeded random data (cuda_check: one JSON line per op)
 #   2b. runs the stage-2 networks (CAM + UNet3D + APM, CFG, DDIM) on CUDA against the CPU models at the tiny and a
 #      mid-size config (f32 and bf16 resident weights), then times our stage-2 step at the bench shape (full size,
 #      CFG batch 2, 16 frames, 32x32 latents) in f32 and bf16 with its peak device memory (cuda_model_check --bench)
+#   2c. a whole 2-chunk generation (24 frames, built-in model, engine::Engine) with the denoisers on cuda against
+#      the same generation on cpu, uint8 frames compared (cuda_engine_check)
 #   3. runs the PyTorch peer (scripts/torch_anchor.py: stage-2 step bf16 eager + fp32, enhancer-sized step
 #      bf16 eager) on the same GPU in the same run
 #   4. writes bench/results/gpu-<date>.json (and a copy under $OUT when set, for the device tool to return)
@@ -48,7 +51,7 @@ else
   if timeout 200 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DST2V_CUDA=ON \
        -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" -DST2V_CUDA_ARCHS="$ARCHS" -DST2V_BUILD_TESTS=OFF \
        > "$LOGS/build.log" 2>&1 &&
-     timeout "${ST2V_GPU_BUILD_TIMEOUT:-240}" ninja -C "$BUILD" -j "$(nproc)" streamingt2v_cuda cuda_check cuda_model_check >> "$LOGS/build.log" 2>&1; then
+     timeout "${ST2V_GPU_BUILD_TIMEOUT:-240}" ninja -C "$BUILD" -j "$(nproc)" streamingt2v_cuda cuda_check cuda_model_check cuda_engine_check >> "$LOGS/build.log" 2>&1; then
     BUILD_OK=1
   else
     echo "gpu-check: build FAILED (tail of $LOGS/build.log):" >&2
@@ -78,6 +81,17 @@ if [ "$BUILD_OK" = 1 ]; then
   tail -5 "$LOGS/cuda_model_check.err" >&2
 fi
 
+# ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model) with the denoisers on cuda vs cpu ----
+ENGINE_RC=-1
+: > "$LOGS/cuda_engine_check.jsonl"
+if [ "$BUILD_OK" = 1 ]; then
+  phase "cuda_engine_check (24 frames, 5 steps, f32 weights)"
+  timeout 120 "$BUILD/cuda_engine_check" --frames 24 --steps 5 > "$LOGS/cuda_engine_check.jsonl" 2> "$LOGS/cuda_engine_check.err"
+  ENGINE_RC=$?
+  cat "$LOGS/cuda_engine_check.jsonl" >&2
+  tail -5 "$LOGS/cuda_engine_check.err" >&2
+fi
+
 # ---- 3. the PyTorch peer, same GPU, same run ----
 : > "$LOGS/torch_bf16.jsonl"
 : > "$LOGS/torch_fp32.jsonl"
@@ -92,9 +106,9 @@ fi
 
 # ---- 4. one JSON result ----
 phase "result"
-python3 - "$LOGS" "$RESULT" "$STAMP" "$BUILD_OK" "$OPS_RC" "$((SECONDS - T0))" "$MODEL_RC" <<'PY'
+python3 - "$LOGS" "$RESULT" "$STAMP" "$BUILD_OK" "$OPS_RC" "$((SECONDS - T0))" "$MODEL_RC" "$ENGINE_RC" <<'PY'
 import json, sys
-logs, out, stamp, build_ok, ops_rc, secs, model_rc = sys.argv[1:8]
+logs, out, stamp, build_ok, ops_rc, secs, model_rc, engine_rc = sys.argv[1:9]
 
 def jsonl(path):
     rows = []
@@ -189,6 +203,8 @@ result = {
         "cases": model_cases,
         "bench": model_bench,
     },
+    # cuda_engine_check: 2 chunks (24 frames) through engine::Engine on cuda vs cpu, uint8 frames compared
+    "generation_2chunk": {"exit_code": int(engine_rc), "rows": jsonl(f"{logs}/cuda_engine_check.jsonl")},
     "torch_anchor": [r for r in torch_rows if "case" in r or r.get("event") == "sdpa_check"],
     "seconds": int(secs),
 }
@@ -204,4 +220,4 @@ if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   cp "$LOGS"/*.txt "$LOGS"/*.jsonl "$LOGS"/*.err "$LOGS"/*.log "$OUT/gpu-check/" 2>/dev/null || true
 fi
 phase "done: $RESULT"
-[ "$BUILD_OK" = 1 ] && [ "$OPS_RC" = 0 ] && [ "$MODEL_RC" = 0 ]
+[ "$BUILD_OK" = 1 ] && [ "$OPS_RC" = 0 ] && [ "$MODEL_RC" = 0 ] && [ "$ENGINE_RC" = 0 ]
