@@ -11,40 +11,32 @@
 
 #include "backend/kernel_math.h"
 #include "cuda/context.h"
+#include "cuda/kernel_util.cuh"
 #include "cuda/launch.h"
 #include "runtime/blend_math.h"
 
 namespace st2v::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned grid_for(int64_t n, int threads = kThreads) {
-    int64_t b = (n + threads - 1) / threads;
-    return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 1 << 20));
-}
-
-#define GRID_STRIDE(i, n) \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
 __global__ void silu_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
-    GRID_STRIDE(i, n) y[i] = kmath::silu(x[i]);
+    ST2V_GRID_STRIDE(i, n) y[i] = kmath::silu(x[i]);
 }
 __global__ void gelu_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
-    GRID_STRIDE(i, n) y[i] = kmath::gelu_erf(x[i]);
+    ST2V_GRID_STRIDE(i, n) y[i] = kmath::gelu_erf(x[i]);
 }
 __global__ void geglu_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t rows, int64_t C) {
-    GRID_STRIDE(i, rows * C) {
+    ST2V_GRID_STRIDE(i, rows * C) {
         const int64_t r = i / C, c = i % C;
         y[i] = kmath::geglu(x[r * 2 * C + c], x[r * 2 * C + C + c]);
     }
 }
 __global__ void axpby_kernel(const float* x, float a, const float* y2, float b, float* out, int64_t n) {
-    GRID_STRIDE(i, n) out[i] = a * x[i] + b * y2[i];
+    ST2V_GRID_STRIDE(i, n) out[i] = a * x[i] + b * y2[i];
 }
 // C[m, n] = act(C[m, n] + bias[n]) on a row-major matrix with leading dimension ldc.
 __global__ void bias_act_kernel(float* c, int64_t ldc, int64_t M, int64_t N, const float* bias, int act) {
-    GRID_STRIDE(i, M * N) {
+    ST2V_GRID_STRIDE(i, M * N) {
         const int64_t m = i / N, n = i % N;
         float v = c[m * ldc + n];
         if (bias) v += bias[n];
@@ -132,25 +124,25 @@ __global__ void layer_norm_kernel(const float* __restrict__ x, float* __restrict
 
 __global__ void timestep_kernel(const float* t, int64_t n, const float* freq, int half, int flip, float* out) {
     const int dim = 2 * half;
-    GRID_STRIDE(i, n * dim) {
+    ST2V_GRID_STRIDE(i, n * dim) {
         const int64_t r = i / dim;
         out[i] = kmath::timestep_emb(t[r], freq, half, static_cast<int>(i % dim), flip != 0);
     }
 }
 
 __global__ void cfg_kernel(const float* u, const float* c, float scale, float* out, int64_t n) {
-    GRID_STRIDE(i, n) out[i] = kmath::cfg(u[i], c[i], scale);
+    ST2V_GRID_STRIDE(i, n) out[i] = kmath::cfg(u[i], c[i], scale);
 }
 
 __global__ void ddim_kernel(const float* x, const float* eps, const float* noise, kmath::DdimCoefs k, float* out,
                             int64_t n) {
     const bool noisy = noise != nullptr;
-    GRID_STRIDE(i, n) out[i] = kmath::ddim_update(x[i], eps[i], noisy ? noise[i] : 0.0f, k, noisy);
+    ST2V_GRID_STRIDE(i, n) out[i] = kmath::ddim_update(x[i], eps[i], noisy ? noise[i] : 0.0f, k, noisy);
 }
 
 __global__ void dpm_kernel(const float* x, const float* eps, const float* prev_x0, float sigma, float alpha,
                            float coef_x, float coef_d, float inv_r0, float* x0_out, float* out, int64_t n) {
-    GRID_STRIDE(i, n) {
+    ST2V_GRID_STRIDE(i, n) {
         const float d0 = kmath::dpm_x0(x[i], eps[i], sigma, alpha);
         const float xi = x[i];
         x0_out[i] = d0;
@@ -163,7 +155,7 @@ __global__ void dpm_kernel(const float* x, const float* eps, const float* prev_x
 // then n_chunks split indices.
 __global__ void blend_kernel(const float* const* chunks, const int64_t* r, int64_t n_chunks, int64_t B, int64_t Ch,
                              int64_t L, int64_t HW, int64_t chunk, int64_t overlap, float* out) {
-    GRID_STRIDE(i, B * Ch * L * HW) {
+    ST2V_GRID_STRIDE(i, B * Ch * L * HW) {
         int64_t k = -1;
         const int64_t src = runtime::blend_math::source_index(i, B, Ch, L, HW, n_chunks, chunk, overlap, r, &k);
         out[i] = k < 0 ? 0.0f : chunks[k][src];
@@ -247,7 +239,7 @@ __device__ __forceinline__ float load_as_f32(const void* p, int t, int64_t i) {
     return static_cast<const float*>(p)[i];
 }
 __global__ void cast_kernel(const void* src, int st, void* dst, int dt, int64_t n) {
-    GRID_STRIDE(i, n) {
+    ST2V_GRID_STRIDE(i, n) {
         const float v = load_as_f32(src, st, i);
         if (dt == ST2V_BF16) static_cast<__nv_bfloat16*>(dst)[i] = __float2bfloat16_rn(v);
         else if (dt == ST2V_F16) static_cast<__half*>(dst)[i] = __float2half_rn(v);

@@ -20,20 +20,12 @@
 
 #include "cuda/context.h"
 #include "cuda/kernels_layout.h"
+#include "cuda/kernel_util.cuh"
 #include "cuda/launch.h"
 
 namespace st2v::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned grid_for(int64_t n, int threads = kThreads) {
-    int64_t b = (n + threads - 1) / threads;
-    return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 1 << 20));
-}
-
-#define ST2V_GRID_STRIDE(i, n) \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
 bool valid_type(int t) { return t == ST2V_F32 || t == ST2V_F16 || t == ST2V_BF16; }
 
