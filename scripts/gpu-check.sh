@@ -59,38 +59,33 @@ else
   fi
 fi
 
+# run_check <tool> <timeout s> <args...>: runs $BUILD/<tool> into $LOGS/<tool>.jsonl (+ .err), echoes them, and
+# sets CHECK_RC to its exit code (-1 when the build failed and it did not run).
+run_check() {
+  local tool=$1 limit=$2
+  shift 2
+  CHECK_RC=-1
+  : > "$LOGS/$tool.jsonl"
+  [ "$BUILD_OK" = 1 ] || return 0
+  phase "$tool $*"
+  timeout "$limit" "$BUILD/$tool" "$@" > "$LOGS/$tool.jsonl" 2> "$LOGS/$tool.err"
+  CHECK_RC=$?
+  cat "$LOGS/$tool.jsonl" >&2
+  tail -5 "$LOGS/$tool.err" >&2
+}
+
 # ---- 2. op-by-op parity against the CPU backend ----
-OPS_RC=-1
-: > "$LOGS/cuda_check.jsonl"
-if [ "$BUILD_OK" = 1 ]; then
-  phase "cuda_check"
-  timeout 150 "$BUILD/cuda_check" --reps 10 > "$LOGS/cuda_check.jsonl" 2> "$LOGS/cuda_check.err"
-  OPS_RC=$?
-  cat "$LOGS/cuda_check.jsonl" >&2
-  tail -5 "$LOGS/cuda_check.err" >&2
-fi
+run_check cuda_check 150 --reps 10
+OPS_RC=$CHECK_RC
 
 # ---- 2b. the stage-2 networks against the CPU models, and our stage-2 step bench (about 1-2 min) ----
-MODEL_RC=-1
-: > "$LOGS/cuda_model_check.jsonl"
-if [ "$BUILD_OK" = 1 ]; then
-  phase "cuda_model_check --bench"
-  timeout 150 "$BUILD/cuda_model_check" --bench --reps 5 > "$LOGS/cuda_model_check.jsonl" 2> "$LOGS/cuda_model_check.err"
-  MODEL_RC=$?
-  cat "$LOGS/cuda_model_check.jsonl" >&2
-  tail -5 "$LOGS/cuda_model_check.err" >&2
-fi
+run_check cuda_model_check 150 --bench --reps 5
+MODEL_RC=$CHECK_RC
 
-# ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model) with the denoisers on cuda vs cpu ----
-ENGINE_RC=-1
-: > "$LOGS/cuda_engine_check.jsonl"
-if [ "$BUILD_OK" = 1 ]; then
-  phase "cuda_engine_check (24 frames, 5 steps, f32 weights)"
-  timeout 120 "$BUILD/cuda_engine_check" --frames 24 --steps 5 > "$LOGS/cuda_engine_check.jsonl" 2> "$LOGS/cuda_engine_check.err"
-  ENGINE_RC=$?
-  cat "$LOGS/cuda_engine_check.jsonl" >&2
-  tail -5 "$LOGS/cuda_engine_check.err" >&2
-fi
+# ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model, f32 weights) with the denoisers on cuda vs
+# cpu, 24 frames, 5 steps ----
+run_check cuda_engine_check 120 --frames 24 --steps 5
+ENGINE_RC=$CHECK_RC
 
 # ---- 3. the PyTorch peer, same GPU, same run ----
 : > "$LOGS/torch_bf16.jsonl"
