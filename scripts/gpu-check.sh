@@ -14,11 +14,17 @@
 #      the same generation on cpu, uint8 frames compared (cuda_engine_check)
 #   3. runs the PyTorch peer (scripts/torch_anchor.py: stage-2 step bf16 eager + fp32, enhancer-sized step
 #      bf16 eager) on the same GPU in the same run
-#   4. writes bench/results/gpu-<date>.json (and a copy under $OUT when set, for the device tool to return)
+#   1b. the CPU side of that machine (often AVX-512 silicon, which our own machines lack), first while nothing
+#      else runs: the `ops` bench cases on 2 threads (attn_bench --json), then the C++ unit tests (st2v_tests;
+#      the goldens are not sent, so golden cases skip); both only when built (prebuilt, or tests ON)
+#   4. writes bench/results/gpu-<date>.json (and a copy under $OUT when set, with the logs as one gpu-logs.tgz:
+#      the device tool returns at most 8 files)
 #
 # Figures that need parts not implemented yet (our enhancer step on CUDA) or that a phase did not produce are
 # written as null, never guessed. Environment: ST2V_GPU_ARCHS (default: the GPU's own, e.g. 90),
-# ST2V_GPU_SKIP_TORCH=1 (no anchor), ST2V_GPU_BUILD_TIMEOUT (s, default 240), CUDA_HOME (default /usr/local/cuda).
+# ST2V_GPU_SKIP_TORCH=1 (no anchor), ST2V_GPU_BUILD_TIMEOUT (s, default 240), CUDA_HOME (default /usr/local/cuda),
+# ST2V_GPU_PREBUILT=<dir> (binaries built elsewhere with nvcc 13.0 for this GPU, e.g. by scripts/gpu-prebuild.sh:
+# used as they are when every tool is there, so the lease is not spent compiling), ST2V_GPU_SKIP_CPU=1 (no 3b).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$SECONDS
@@ -43,11 +49,19 @@ ARCHS="${ST2V_GPU_ARCHS:-$CC}"
 nvcc --version > "$LOGS/nvcc.txt" 2> "$LOGS/nvcc.err" || echo "gpu-check: no nvcc in $CUDA_HOME/bin or on PATH" >&2
 
 # ---- 1. build (about 1-2 min on 16 cores: st2v_core + the CUDA library) ----
-phase "build (archs $ARCHS)"
 BUILD_OK=0
-if ! command -v cmake >/dev/null 2>&1 || ! command -v ninja >/dev/null 2>&1; then
+PRE="${ST2V_GPU_PREBUILT:-}"
+if [ -n "$PRE" ] && [ -f "$PRE/libstreamingt2v_cuda.so" ] && [ -x "$PRE/cuda_check" ] && [ -x "$PRE/cuda_model_check" ] \
+   && [ -x "$PRE/cuda_engine_check" ]; then
+  phase "prebuilt binaries in $PRE (not compiled here)"
+  BUILD="$PRE"
+  BUILD_OK=1
+  echo "prebuilt: $PRE" > "$LOGS/build.log"
+  ls -l "$PRE" >> "$LOGS/build.log"
+elif ! command -v cmake >/dev/null 2>&1 || ! command -v ninja >/dev/null 2>&1; then
   echo "gpu-check: cmake or ninja missing on PATH: cannot build" | tee "$LOGS/build.log" >&2
 else
+  phase "build (archs $ARCHS)"
   if timeout 200 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DST2V_CUDA=ON \
        -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" -DST2V_CUDA_ARCHS="$ARCHS" -DST2V_BUILD_TESTS=OFF \
        > "$LOGS/build.log" 2>&1 &&
@@ -59,6 +73,27 @@ else
   fi
 fi
 
+# ---- 1b. the machine's own CPU first, while nothing else runs: the ops bench cases on 2 threads, then the C++
+# unit tests on every core (goldens absent: golden cases skip) ----
+: > "$LOGS/cpu_bench.jsonl"
+: > "$LOGS/cpu_tests.log"
+BENCH_BIN="$BUILD/attn_bench"
+TESTS_BIN="$BUILD/st2v_tests"
+if [ "${ST2V_GPU_SKIP_CPU:-0}" != 1 ] && [ -x "$BENCH_BIN" ]; then
+  phase "ops bench cases on the host CPU, 2 threads"
+  timeout 150 "$BENCH_BIN" --threads 2 --json fma_peak_avx512 fma_peak_avx2 gemm_2048_paired gemm_f32_2048 gemm_f16_2048 \
+    gemm_f32_4096 conv3x3_16x320x32x32 attention_80x1024x1024_d64 tattn_5120x16x16_d64 groupnorm_silu_16x320x32x32 \
+    > "$LOGS/cpu_bench.jsonl" 2> "$LOGS/cpu_bench.err"
+  cat "$LOGS/cpu_bench.jsonl" >&2
+fi
+if [ "${ST2V_GPU_SKIP_CPU:-0}" != 1 ] && [ -x "$TESTS_BIN" ]; then
+  phase "C++ unit tests on the host CPU (goldens absent)"
+  ST2V_SHARED=/nonexistent timeout 150 "$TESTS_BIN" --gtest_brief=1 --gtest_output=json:"$LOGS/cpu_tests.json" \
+    > "$LOGS/cpu_tests.log" 2>&1
+  echo "exit $?" >> "$LOGS/cpu_tests.log"
+  tail -4 "$LOGS/cpu_tests.log" >&2
+fi
+
 # run_check <tool> <timeout s> <args...>: runs $BUILD/<tool> into $LOGS/<tool>.jsonl (+ .err), echoes them, and
 # sets CHECK_RC to its exit code (-1 when the build failed and it did not run).
 run_check() {
@@ -68,7 +103,7 @@ run_check() {
   : > "$LOGS/$tool.jsonl"
   [ "$BUILD_OK" = 1 ] || return 0
   phase "$tool $*"
-  timeout "$limit" "$BUILD/$tool" "$@" > "$LOGS/$tool.jsonl" 2> "$LOGS/$tool.err"
+  timeout "$limit" stdbuf -oL "$BUILD/$tool" "$@" > "$LOGS/$tool.jsonl" 2> "$LOGS/$tool.err"
   CHECK_RC=$?
   cat "$LOGS/$tool.jsonl" >&2
   tail -5 "$LOGS/$tool.err" >&2
@@ -79,7 +114,7 @@ run_check cuda_check 150 --reps 10
 OPS_RC=$CHECK_RC
 
 # ---- 2b. the stage-2 networks against the CPU models, and our stage-2 step bench (about 1-2 min) ----
-run_check cuda_model_check 150 --bench --reps 5
+run_check cuda_model_check 200 --bench --reps 5
 MODEL_RC=$CHECK_RC
 
 # ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model, f32 weights) with the denoisers on cuda vs
@@ -99,10 +134,25 @@ if [ "${ST2V_GPU_SKIP_TORCH:-0}" != 1 ] && [ -f scripts/torch_anchor.py ]; then
     || echo "gpu-check: torch anchor fp32 exited $?" >&2
 fi
 
+# ---- 3c. compute-sanitizer (memcheck, then racecheck) over the quick op check, when time is left ----
+: > "$LOGS/sanitizer.txt"
+if [ "$BUILD_OK" = 1 ] && [ "${ST2V_GPU_SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+  for tool in memcheck racecheck; do
+    if [ $((SECONDS - T0)) -lt 330 ]; then
+      phase "compute-sanitizer --tool $tool cuda_check --quick"
+      timeout 60 compute-sanitizer --tool "$tool" --print-limit 20 "$BUILD/cuda_check" --quick > "$LOGS/sanitizer_$tool.log" 2>&1
+      echo "$tool exit $?: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|HAZARD" "$LOGS/sanitizer_$tool.log" | tail -3 | tr '\n' ' ')" \
+        | tee -a "$LOGS/sanitizer.txt" >&2
+    else
+      echo "$tool: skipped (time)" >> "$LOGS/sanitizer.txt"
+    fi
+  done
+fi
+
 # ---- 4. one JSON result ----
 phase "result"
 python3 - "$LOGS" "$RESULT" "$STAMP" "$BUILD_OK" "$OPS_RC" "$((SECONDS - T0))" "$MODEL_RC" "$ENGINE_RC" <<'PY'
-import json, sys
+import json, os, sys
 logs, out, stamp, build_ok, ops_rc, secs, model_rc, engine_rc = sys.argv[1:9]
 
 def jsonl(path):
@@ -150,6 +200,32 @@ def torch_ms(case_prefix, mode):
         if str(r.get("case", "")).startswith(case_prefix) and r.get("mode") == mode:
             return r.get("ms_median")
     return None
+
+def host_cpu():
+    """3b: the machine's own CPU (model name, our kernels' ISA), the C++ unit tests and the ops bench cases."""
+    model = None
+    try:
+        model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), None)
+    except OSError:
+        pass
+    tests = None
+    try:
+        g = json.load(open(f"{logs}/cpu_tests.json"))
+        failed = [f"{s['name']}.{t['name']}" for s in g.get("testsuites", []) for t in s.get("testsuite", [])
+                  if t.get("failures")]
+        tests = {"tests": g.get("tests"), "failures": g.get("failures"), "disabled": g.get("disabled"),
+                 "errors": g.get("errors"), "seconds": g.get("time"), "failed": failed}
+    except (OSError, ValueError):
+        tests = {"log_tail": (text(f"{logs}/cpu_tests.log") or "")[-1500:] or None}
+    rows = jsonl(f"{logs}/cpu_bench.jsonl")
+    cpu = next((r["cpu"] for r in rows if "cpu" in r), None)
+    bench = [r for r in rows if "name" in r]
+    peak = max((r.get("gflops") or 0 for r in bench if str(r["name"]).startswith("fma_peak")), default=0) or None
+    for r in bench:
+        if peak and r.get("gflops") and not str(r["name"]).startswith("fma_peak"):
+            r["ratio_to_peak"] = round(r["gflops"] / peak, 4)
+    return {"model": model, "nproc": os.cpu_count(), "kernels": cpu, "unit_tests": tests, "ops_bench_threads": 2,
+            "peak_gflops": peak, "ops_bench": bench}
 
 nvcc = text(f"{logs}/nvcc.txt") or ""
 result = {
@@ -201,6 +277,9 @@ result = {
     # cuda_engine_check: 2 chunks (24 frames) through engine::Engine on cuda vs cpu, uint8 frames compared
     "generation_2chunk": {"exit_code": int(engine_rc), "rows": jsonl(f"{logs}/cuda_engine_check.jsonl")},
     "torch_anchor": [r for r in torch_rows if "case" in r or r.get("event") == "sdpa_check"],
+    "host_cpu": host_cpu(),
+    # compute-sanitizer over cuda_check --quick: "<tool> exit <rc>: <summary lines>" per tool
+    "sanitizer": (text(f"{logs}/sanitizer.txt") or "").splitlines() or None,
     "seconds": int(secs),
 }
 json.dump(result, open(out, "w"), indent=1)
@@ -210,9 +289,9 @@ print(f"model: {model_summary.get('passed')} passed, {model_summary.get('failed'
       f"{result['parity_fp32_worst_max_abs']}, bf16 rel {result['bf16_vs_fp32_rel']}, peak bf16 {result['stage2_peak_gib_bf16']} GiB")
 PY
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-  mkdir -p "$OUT/bench/results" "$OUT/gpu-check"
+  mkdir -p "$OUT/bench/results"
   cp "$RESULT" "$OUT/bench/results/"
-  cp "$LOGS"/*.txt "$LOGS"/*.jsonl "$LOGS"/*.err "$LOGS"/*.log "$OUT/gpu-check/" 2>/dev/null || true
+  tar -czf "$OUT/gpu-logs.tgz" -C "$LOGS" . 2>/dev/null || true
 fi
 phase "done: $RESULT"
 [ "$BUILD_OK" = 1 ] && [ "$OPS_RC" = 0 ] && [ "$MODEL_RC" = 0 ] && [ "$ENGINE_RC" = 0 ]
