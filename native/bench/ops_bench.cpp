@@ -10,6 +10,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -18,6 +20,7 @@
 #include "core/half.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
+#include "ops/gemm_internal.h"
 #include "ops/ops.h"
 
 namespace st2v::bench {
@@ -303,6 +306,112 @@ Result gemm_2048_paired() {
     return r;
 }
 
+// ---- AVX-512 blocking sweep (suite "tuning"; not part of `ops`) ----------------------------------------------
+// The AVX-512 level's GEMM blocking (ops/gemm_internal.h: R x 32 microkernel, KC, MC, NC, inner loop order) for
+// gemm 2048 f32, every variant rated like gemm_2048_paired: one interleaved sequence P V1 P V2 P ... P [OB] P per
+// round, each repetition against the mean of its two neighbouring FMA peak probes. Variants: a built-in list, or
+// ST2V_GEMM_SWEEP="rows,KC,MC,NC,a_outer;..." (e.g. "6,256,144,3072,0;12,192,192,3072,1"). Extra figures per
+// variant: r<rows>_kc<KC>_mc<MC>_nc<NC>[_ao]_ratio (median), _q1, _q3 and _gflops. Only on AVX-512 CPUs (the
+// emulated-wide level has no speed meaning); the default tuning is restored afterwards.
+Result gemm_avx512_sweep() {
+    const int64_t S = 2048;
+    const int rounds = 7;
+    ThreadPool& pool = current_pool();
+    const int T = pool.size();
+    Result r;
+    r.name = "gemm_avx512_sweep";
+    if (max_supported_isa() != Isa::kAvx512 || active_isa() != Isa::kAvx512) {
+        r.note = "skipped: the AVX-512 level is not active on this CPU";
+        return r;
+    }
+    std::vector<ops::detail::GemmWideTuning> vs;
+    if (const char* env = std::getenv("ST2V_GEMM_SWEEP"); env && *env) {
+        std::string spec = env;
+        size_t pos = 0;
+        while (pos < spec.size()) {
+            const size_t end = std::min(spec.find(';', pos), spec.size());
+            int rows = 0, ao = 0;
+            long long kc = 0, mc = 0, nc = 0;
+            if (std::sscanf(spec.substr(pos, end - pos).c_str(), "%d,%lld,%lld,%lld,%d", &rows, &kc, &mc, &nc, &ao) == 5)
+                vs.push_back({rows, kc, mc, nc, ao != 0});
+            pos = end + 1;
+        }
+    }
+    if (vs.empty())
+        vs = {{6, 256, 144, 3072, false},  {6, 128, 288, 3072, false}, {6, 192, 192, 3072, false},
+              {6, 384, 96, 3072, false},   {12, 256, 144, 3072, false}, {12, 128, 288, 3072, false},
+              {12, 192, 192, 3072, false}, {12, 384, 96, 3072, false},  {14, 192, 196, 3072, false},
+              {14, 256, 140, 3072, false}, {12, 256, 144, 3072, true},  {12, 384, 144, 3072, true}};
+    const ops::detail::GemmWideTuning saved = ops::detail::gemm_wide_tuning();
+    std::vector<float> a = rand_f32(static_cast<size_t>(S * S), 1);
+    std::vector<float> w = rand_f32(static_cast<size_t>(S * S), 2);
+    std::vector<float> c(static_cast<size_t>(S * S));
+    auto seconds = [](auto&& fn) {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    auto probe = [&] {
+        const double s = seconds([&] {
+            pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+                for (int64_t i = b; i < e; ++i) g_sink.store(peak_chains_avx512(kPeakIters), std::memory_order_relaxed);
+            }, 1);
+        });
+        return static_cast<double>(T) * kPeakIters * 12 * 16 * 2 / s * 1e-9;
+    };
+    const double gflop = 2.0 * S * S * S * 1e-9;
+    auto ours = [&](const ops::detail::GemmWideTuning& t) {
+        ops::detail::set_gemm_wide_tuning(t);
+        return gflop / seconds([&] { ops::gemm(S, S, S, {a.data(), DType::F32, S, 1}, {w.data(), DType::F32, 1, S}, c.data(), S); });
+    };
+    std::vector<std::vector<double>> ratio(vs.size()), gf(vs.size());
+    try {
+        probe();
+        for (const auto& t : vs) ours(t);  // warm-up: every variant once
+        double before = probe();
+        const double c0 = process_cpu_seconds();
+        const auto w0 = std::chrono::steady_clock::now();
+        for (int round = 0; round < rounds; ++round) {
+            for (size_t v = 0; v < vs.size(); ++v) {
+                const size_t i = (v + static_cast<size_t>(round)) % vs.size();  // rotate the order per round
+                const double x = ours(vs[i]);
+                const double after = probe();
+                ratio[i].push_back(x / (0.5 * (before + after)));
+                gf[i].push_back(x);
+                before = after;
+            }
+        }
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+        const double cpu = process_cpu_seconds() - c0;
+        ops::detail::set_gemm_wide_tuning(saved);
+        size_t best = 0;
+        for (size_t i = 0; i < vs.size(); ++i) {
+            char key[96];
+            std::snprintf(key, sizeof key, "r%d_kc%lld_mc%lld_nc%lld%s", vs[i].rows, static_cast<long long>(vs[i].KC),
+                          static_cast<long long>(vs[i].MC), static_cast<long long>(vs[i].NC), vs[i].a_outer ? "_ao" : "");
+            const std::string k = key;
+            r.extra.emplace_back(k + "_ratio", median_of(ratio[i]));
+            r.extra.emplace_back(k + "_q1", median_of(ratio[i], 0.25));
+            r.extra.emplace_back(k + "_q3", median_of(ratio[i], 0.75));
+            r.extra.emplace_back(k + "_gflops", median_of(gf[i]));
+            if (median_of(ratio[i]) > median_of(ratio[best])) best = i;
+        }
+        r.gflops = median_of(gf[best]);
+        r.flops = gflop * 1e9;
+        r.seconds = gflop / r.gflops;
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "threads=%d cpu/wall=%.2f; %zu variants x %d rounds, P V P V ...; best r%d KC %lld MC %lld NC %lld%s ratio %.3f",
+                      T, wall > 0 ? cpu / wall : 0.0, vs.size(), rounds, vs[best].rows, static_cast<long long>(vs[best].KC),
+                      static_cast<long long>(vs[best].MC), static_cast<long long>(vs[best].NC), vs[best].a_outer ? " a_outer" : "",
+                      median_of(ratio[best]));
+        r.note = buf;
+    } catch (...) {
+        ops::detail::set_gemm_wide_tuning(saved);
+        throw;
+    }
+    return r;
+}
+
 // ---- conv3x3 16x320x32x32, 320 -> 320, pad 1 ---------------------------------------------------------
 Result conv3x3_case() {
     const int64_t N = 16, C = 320, H = 32, W = 32, O = 320;
@@ -324,6 +433,7 @@ ST2V_BENCH("ops", "gemm_f32_4096", gemm_f32_4096);
 ST2V_BENCH("ops", "conv3x3_16x320x32x32", conv3x3_case);
 ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);
 ST2V_BENCH("ops", "gemm_2048_paired", gemm_2048_paired);
+ST2V_BENCH("tuning", "gemm_avx512_sweep", gemm_avx512_sweep);
 
 }  // namespace
 }  // namespace st2v::bench

@@ -209,12 +209,24 @@ __attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float*
 #undef ST2V_ROW2
 #undef ST2V_ST2
 
-#define ST2V_KNAME kern_avx512_6x32
 #define ST2V_KTGT __attribute__((target("avx512f")))
 #define ST2V_X(name) _mm512_##name
 #define ST2V_XT(name) __##name
-#include "ops/gemm_kern_6x32.inc"
+#define ST2V_KNAME kern_avx512_6x32
+#define ST2V_KROWS 6
+#include "ops/gemm_kern_x32.inc"
 #undef ST2V_KNAME
+#undef ST2V_KROWS
+#define ST2V_KNAME kern_avx512_12x32
+#define ST2V_KROWS 12
+#include "ops/gemm_kern_x32.inc"
+#undef ST2V_KNAME
+#undef ST2V_KROWS
+#define ST2V_KNAME kern_avx512_14x32
+#define ST2V_KROWS 14
+#include "ops/gemm_kern_x32.inc"
+#undef ST2V_KNAME
+#undef ST2V_KROWS
 #undef ST2V_KTGT
 #undef ST2V_X
 #undef ST2V_XT
@@ -237,44 +249,71 @@ void kern_portable_4x8(int64_t kc, const float* __restrict a, const float* __res
 // without AVX-512. With SIMDe at build time the kernel is kern_avx512_6x32's own text over SIMDe's portable
 // intrinsics (ops/simd_simde_x512.h); without it, a plain C++ 6 x 32 kernel with the same contract.
 #ifdef ST2V_SIMD_HAVE_SIMDE
-#define ST2V_KNAME kern_emu_6x32
 #define ST2V_KTGT __attribute__((target("avx2,fma")))
 #define ST2V_X(name) st2v_x512_##name
 #define ST2V_XT(name) simde__##name
-#include "ops/gemm_kern_6x32.inc"
+#define ST2V_KNAME kern_emu_6x32
+#define ST2V_KROWS 6
+#include "ops/gemm_kern_x32.inc"
 #undef ST2V_KNAME
+#undef ST2V_KROWS
+#define ST2V_KNAME kern_emu_12x32
+#define ST2V_KROWS 12
+#include "ops/gemm_kern_x32.inc"
+#undef ST2V_KNAME
+#undef ST2V_KROWS
+#define ST2V_KNAME kern_emu_14x32
+#define ST2V_KROWS 14
+#include "ops/gemm_kern_x32.inc"
+#undef ST2V_KNAME
+#undef ST2V_KROWS
 #undef ST2V_KTGT
 #undef ST2V_X
 #undef ST2V_XT
 constexpr const char* kEmuWideKind = "AVX-512 kernel over SIMDe";
 #else
-__attribute__((target("avx2,fma"))) void kern_emu_6x32(int64_t kc, const float* __restrict a,
+template <int R>
+__attribute__((target("avx2,fma"))) void kern_emu_rx32(int64_t kc, const float* __restrict a,
                                                        const float* __restrict b, float* c, int64_t ldc,
                                                        float alpha, int add) {
-    float acc[6][32] = {};
+    float acc[R][32] = {};
     for (int64_t k = 0; k < kc; ++k) {
-        for (int i = 0; i < 6; ++i)
+        for (int i = 0; i < R; ++i)
             for (int j = 0; j < 32; ++j) acc[i][j] += a[i] * b[j];
-        a += 6;
+        a += R;
         b += 32;
     }
-    for (int i = 0; i < 6; ++i)
+    for (int i = 0; i < R; ++i)
         for (int j = 0; j < 32; ++j) c[i * ldc + j] = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
 }
-constexpr const char* kEmuWideKind = "plain C++ 6x32 kernel (SIMDe not found at build time)";
+constexpr KernFn kern_emu_6x32 = kern_emu_rx32<6>, kern_emu_12x32 = kern_emu_rx32<12>,
+                 kern_emu_14x32 = kern_emu_rx32<14>;
+constexpr const char* kEmuWideKind = "plain C++ R x 32 kernel (SIMDe not found at build time)";
 #endif
 std::atomic<bool> g_emulated_wide{false};
+
+// The AVX-512 level's blocking (gemm_internal.h: set_gemm_wide_tuning, for the tests and the tuning bench).
+std::atomic<int> g_wide_rows{6}, g_wide_a_outer{0};
+std::atomic<int64_t> g_wide_kc{256}, g_wide_mc{144}, g_wide_nc{3072};
 
 struct Config {
     KernFn kern;
     int MR, NR;
     int64_t KC, MC, NC;
+    bool a_outer = false;  // ir outside jr: the A micro-panel stays in L1 while B micro-panels stream
 };
+Config wide_config(bool emulated) {
+    const int rows = g_wide_rows.load(std::memory_order_relaxed);
+    KernFn k = rows == 14 ? (emulated ? kern_emu_14x32 : kern_avx512_14x32)
+               : rows == 12 ? (emulated ? kern_emu_12x32 : kern_avx512_12x32)
+                            : (emulated ? kern_emu_6x32 : kern_avx512_6x32);
+    return {k, rows, 32, g_wide_kc.load(std::memory_order_relaxed), g_wide_mc.load(std::memory_order_relaxed),
+            g_wide_nc.load(std::memory_order_relaxed), g_wide_a_outer.load(std::memory_order_relaxed) != 0};
+}
 Config config_for(Isa isa) {
-    if (isa == Isa::kAvx2 && g_emulated_wide.load(std::memory_order_relaxed))
-        return {kern_emu_6x32, 6, 32, 256, 144, 3072};
+    if (isa == Isa::kAvx2 && g_emulated_wide.load(std::memory_order_relaxed)) return wide_config(true);
     switch (isa) {
-        case Isa::kAvx512: return {kern_avx512_6x32, 6, 32, 256, 144, 3072};
+        case Isa::kAvx512: return wide_config(false);
         // KC 512 / MC 192 measured best on Zen 3 (halves the C read-modify-write passes of KC 256).
         case Isa::kAvx2: return {kern_avx2_6x16, 6, 16, 512, 192, 3072};
         default: return {kern_portable_4x8, 4, 8, 256, 128, 2048};
@@ -303,21 +342,25 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
                 for (int64_t ir = 0; ir < mc; ir += MR)
                     a.fn(a.ctx, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, MR, pa + ir * kc);
                 const int add = (!first || ep.accumulate) ? 1 : 0;
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const int64_t nr = std::min<int64_t>(NR, nc - jr);
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        const int64_t mr = std::min<int64_t>(MR, mc - ir);
-                        float* ct = C + (ic + ir) * ldc + jc + jr;
-                        if (mr == MR && nr == NR) {
-                            cf.kern(kc, pa + ir * kc, pb + jr * kc, ct, ldc, ep.alpha, add);
-                        } else {
-                            cf.kern(kc, pa + ir * kc, pb + jr * kc, tmp, NR, ep.alpha, 0);
-                            for (int64_t i = 0; i < mr; ++i)
-                                for (int64_t j = 0; j < nr; ++j)
-                                    ct[i * ldc + j] = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
-                        }
-                        if (last) finish_region(C, ldc, ic + ir, mr, jc + jr, nr, ep);
+                auto tile = [&](int64_t ir, int64_t jr) {
+                    const int64_t mr = std::min<int64_t>(MR, mc - ir), nr = std::min<int64_t>(NR, nc - jr);
+                    float* ct = C + (ic + ir) * ldc + jc + jr;
+                    if (mr == MR && nr == NR) {
+                        cf.kern(kc, pa + ir * kc, pb + jr * kc, ct, ldc, ep.alpha, add);
+                    } else {
+                        cf.kern(kc, pa + ir * kc, pb + jr * kc, tmp, NR, ep.alpha, 0);
+                        for (int64_t i = 0; i < mr; ++i)
+                            for (int64_t j = 0; j < nr; ++j)
+                                ct[i * ldc + j] = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
                     }
+                    if (last) finish_region(C, ldc, ic + ir, mr, jc + jr, nr, ep);
+                };
+                if (cf.a_outer) {
+                    for (int64_t ir = 0; ir < mc; ir += MR)
+                        for (int64_t jr = 0; jr < nc; jr += NR) tile(ir, jr);
+                } else {
+                    for (int64_t jr = 0; jr < nc; jr += NR)
+                        for (int64_t ir = 0; ir < mc; ir += MR) tile(ir, jr);
                 }
             }
         }
@@ -327,6 +370,30 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
 }  // namespace
 
 bool set_gemm_emulated_wide(bool on) { return g_emulated_wide.exchange(on); }
+
+GemmWideTuning gemm_wide_tuning() {
+    GemmWideTuning t;
+    t.rows = g_wide_rows.load();
+    t.KC = g_wide_kc.load();
+    t.MC = g_wide_mc.load();
+    t.NC = g_wide_nc.load();
+    t.a_outer = g_wide_a_outer.load() != 0;
+    return t;
+}
+GemmWideTuning set_gemm_wide_tuning(const GemmWideTuning& t) {
+    ST2V_CHECK_ARG(t.rows == 6 || t.rows == 12 || t.rows == 14, "gemm tuning: rows must be 6, 12 or 14 (got %d)",
+                   t.rows);
+    ST2V_CHECK_ARG(t.KC >= 1 && t.KC <= 4096 && t.MC >= t.rows && t.MC <= 8192 && t.NC >= 32 && t.NC <= 65536,
+                   "gemm tuning: KC %lld / MC %lld / NC %lld out of range", static_cast<long long>(t.KC),
+                   static_cast<long long>(t.MC), static_cast<long long>(t.NC));
+    const GemmWideTuning old = gemm_wide_tuning();
+    g_wide_rows = t.rows;
+    g_wide_kc = t.KC;
+    g_wide_mc = t.MC;
+    g_wide_nc = t.NC;
+    g_wide_a_outer = t.a_outer ? 1 : 0;
+    return old;
+}
 const char* gemm_emulated_wide_kind() { return kEmuWideKind; }
 
 void convert_run(const void* src, DType dt, int64_t n, float* dst) {

@@ -52,6 +52,19 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C
 // KC 256, MC 144) with the AVX-512 microkernel's text over SIMDe (or, without SIMDe, a plain C++ 6 x 32 kernel),
 // so the tests check that geometry and kernel on CPUs without AVX-512. Process-wide; returns the old value.
 bool set_gemm_emulated_wide(bool on);
+// Tests and the tuning bench only: the AVX-512 level's blocking (also used by the emulated-wide mode): an R x 32
+// microkernel (R = 6, 12 or 14 rows), the depth block KC, the row block MC, the column block NC, and the order of
+// the two innermost loops (a_outer: each A micro-panel stays in L1 while the B micro-panels stream from L2;
+// default: each B micro-panel stays in L1 while the A micro-panels stream). Process-wide; set it only while no
+// GEMM runs and no prepacked A (conv weights) made under another blocking is in use. Returns the old tuning;
+// invalid values are an St2vError (ERR_INVALID_ARG).
+struct GemmWideTuning {
+    int rows = 6;
+    int64_t KC = 256, MC = 144, NC = 3072;
+    bool a_outer = false;
+};
+GemmWideTuning set_gemm_wide_tuning(const GemmWideTuning& t);
+GemmWideTuning gemm_wide_tuning();
 // Which kernel the emulated-wide mode runs: kern_avx512_6x32's own text over SIMDe (libsimde-dev found at build
 // time), or a plain C++ 6 x 32 kernel.
 const char* gemm_emulated_wide_kind();

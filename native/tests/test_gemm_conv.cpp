@@ -314,3 +314,58 @@ TEST(GemmConv, BadShapesAndDtypesThrowTypedErrors) {
     EXPECT_EQ(code_of([&] { gemm(2, 2, 1, {a.data(), DType::I32, 1, 1}, {a.data(), DType::F32, 2, 1}, a.data(), 2); }),
               Code::kDtype);
 }
+
+// Every AVX-512 blocking the tuning bench (gemm_avx512_sweep) can choose: 6 / 12 / 14 x 32 microkernels, both
+// inner loop orders, depth / row blocks that are not multiples of anything (K tails, MC not a multiple of MR), on
+// the real AVX-512 level when the CPU has it and on the emulated-wide level (the kernels' text over SIMDe) when it
+// has AVX2; f32 and f16 B, accumulate + bias epilogue; against the double reference.
+TEST(GemmConv, WideTuningVariantsMatchDoubleReference) {
+    IsaGuard guard;
+    struct TuningGuard {
+        detail::GemmWideTuning prev = detail::gemm_wide_tuning();
+        ~TuningGuard() { detail::set_gemm_wide_tuning(prev); }
+    } tguard;
+    std::vector<Level> wide;
+    for (const Level& l : levels())
+        if (l.emu || l.isa == Isa::kAvx512) wide.push_back(l);
+    if (wide.empty()) GTEST_SKIP() << "no AVX-512 and no AVX2 (emulated wide) level on this CPU";
+    const detail::GemmWideTuning variants[] = {
+        {6, 256, 144, 3072, false}, {12, 37, 30, 3072, false}, {14, 64, 50, 96, true}, {12, 256, 144, 3072, true},
+        {14, 256, 140, 3072, false}, {6, 17, 13, 64, true}, {12, 384, 96, 3072, false}};
+    const int64_t sizes[][3] = {{1, 1, 1}, {13, 40, 600}, {150, 70, 17}, {29, 65, 259}, {31, 130, 400}};
+    uint32_t seed = 900;
+    for (const Level& l : wide) {
+        ASSERT_TRUE(use(l));
+        for (const detail::GemmWideTuning& t : variants) {
+            detail::set_gemm_wide_tuning(t);
+            for (auto& s : sizes) {
+                const int64_t M = s[0], N = s[1], K = s[2];
+                for (DType bdt : {DType::F32, DType::F16}) {
+                    std::vector<float> av = randv(static_cast<size_t>(M * K), seed++);
+                    Stored bs = store(randv(static_cast<size_t>(N * K), seed++), bdt);  // B stored [N, K]
+                    std::vector<float> bias = randv(static_cast<size_t>(N), seed++);
+                    std::vector<float> c = randv(static_cast<size_t>(M * N), seed++);
+                    std::vector<double> ref(static_cast<size_t>(M * N));
+                    for (int64_t m = 0; m < M; ++m)
+                        for (int64_t n = 0; n < N; ++n) {
+                            double acc = 0;
+                            for (int64_t k = 0; k < K; ++k)
+                                acc += static_cast<double>(av[static_cast<size_t>(m * K + k)]) *
+                                       bs.f32[static_cast<size_t>(n * K + k)];
+                            ref[static_cast<size_t>(m * N + n)] = acc + c[static_cast<size_t>(m * N + n)] + bias[n];
+                        }
+                    GemmEpilogue ep;
+                    ep.accumulate = true;
+                    ep.bias_col = bias.data();
+                    gemm(M, N, K, {av.data(), DType::F32, K, 1}, {bs.data(), bdt, 1, K}, c.data(), N, ep);
+                    EXPECT_LE(rel_err(c.data(), ref), 1e-5)
+                        << l.name() << " rows " << t.rows << " KC " << t.KC << " MC " << t.MC << " NC " << t.NC
+                        << (t.a_outer ? " a_outer" : "") << " M=" << M << " N=" << N << " K=" << K << " B "
+                        << dtype_name(bdt);
+                }
+            }
+        }
+    }
+    EXPECT_THROW(detail::set_gemm_wide_tuning({7, 256, 144, 3072, false}), Error);
+    EXPECT_THROW(detail::set_gemm_wide_tuning({6, 0, 144, 3072, false}), Error);
+}
