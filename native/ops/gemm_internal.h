@@ -48,8 +48,8 @@ void pack_prepacked(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t
 void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C, int64_t ldc,
                  const GemmEpilogue& ep);
 
-// Tests only: with on = true and the active ISA AVX2, the GEMM driver uses the AVX-512 blocking (6 x 32 tiles,
-// KC 256, MC 144) with the AVX-512 microkernel's text over SIMDe (or, without SIMDe, a plain C++ 6 x 32 kernel),
+// Tests only: with on = true and the active ISA AVX2, the GEMM driver uses the AVX-512 blocking (GemmWideTuning)
+// with the AVX-512 microkernel's text over SIMDe (or, without SIMDe, a plain C++ R x 32 kernel),
 // so the tests check that geometry and kernel on CPUs without AVX-512. Process-wide; returns the old value.
 bool set_gemm_emulated_wide(bool on);
 // Tests and the tuning bench only: the AVX-512 level's blocking (also used by the emulated-wide mode): an R x 32
@@ -58,15 +58,17 @@ bool set_gemm_emulated_wide(bool on);
 // default: each B micro-panel stays in L1 while the A micro-panels stream). Process-wide; set it only while no
 // GEMM runs and no prepacked A (conv weights) made under another blocking is in use. Returns the old tuning;
 // invalid values are an St2vError (ERR_INVALID_ARG).
+// The defaults are the AVX-512 level's blocking: 14 x 32, KC 256, MC 70 (measured best of 40 variants on an
+// Intel Xeon with AVX-512 BF16, 2 threads: bench/results/cpu-tune-*.json; not measured on Zen 4).
 struct GemmWideTuning {
-    int rows = 6;
-    int64_t KC = 256, MC = 144, NC = 3072;
+    int rows = 14;
+    int64_t KC = 256, MC = 70, NC = 3072;
     bool a_outer = false;
 };
 GemmWideTuning set_gemm_wide_tuning(const GemmWideTuning& t);
 GemmWideTuning gemm_wide_tuning();
-// Which kernel the emulated-wide mode runs: kern_avx512_6x32's own text over SIMDe (libsimde-dev found at build
-// time), or a plain C++ 6 x 32 kernel.
+// Which kernels the emulated-wide mode runs: kern_avx512_<R>x32's own text over SIMDe (libsimde-dev found at
+// build time), or plain C++ R x 32 kernels.
 const char* gemm_emulated_wide_kind();
 
 }  // namespace st2v::ops::detail

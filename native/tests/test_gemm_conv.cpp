@@ -21,8 +21,8 @@ using namespace st2v::ops;
 
 namespace {
 
-// A kernel level under test: an ISA, or (emu) the AVX-512 blocking (6 x 32 tiles, KC 256, MC 144) with the
-// AVX-512 microkernel's text over SIMDe (or a plain 6 x 32 kernel without SIMDe) on AVX2 (gemm_internal.h), so
+// A kernel level under test: an ISA, or (emu) the AVX-512 blocking (default GemmWideTuning) with the
+// AVX-512 microkernels' text over SIMDe (or plain R x 32 kernels without SIMDe) on AVX2 (gemm_internal.h), so
 // the AVX-512 driver geometry and kernel are checked on CPUs without AVX-512.
 struct Level : testing_util::Level {
     const char* name() const { return emu ? detail::gemm_emulated_wide_kind() : isa_name(isa); }
