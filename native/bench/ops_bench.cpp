@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <random>
 #include <vector>
@@ -306,43 +307,51 @@ Result gemm_2048_paired() {
     return r;
 }
 
-// ---- AVX-512 blocking sweep (suite "tuning"; not part of `ops`) ----------------------------------------------
-// The AVX-512 level's GEMM blocking (ops/gemm_internal.h: R x 32 microkernel, KC, MC, NC, inner loop order) for
-// gemm 2048 f32, every variant rated like gemm_2048_paired: one interleaved sequence P V1 P V2 P ... P [OB] P per
-// round, each repetition against the mean of its two neighbouring FMA peak probes. Variants: a built-in list, or
-// ST2V_GEMM_SWEEP="rows,KC,MC,NC,a_outer;..." (e.g. "6,256,144,3072,0;12,192,192,3072,1"). Extra figures per
-// variant: r<rows>_kc<KC>_mc<MC>_nc<NC>[_ao]_ratio (median), _q1, _q3 and _gflops. Only on AVX-512 CPUs (the
-// emulated-wide level has no speed meaning); the default tuning is restored afterwards.
-Result gemm_avx512_sweep() {
+// ---- GEMM blocking sweeps (suite "tuning"; not part of `ops`) ---------------------------------------------------
+// A level's GEMM blocking (ops/gemm_internal.h) for gemm 2048 f32, every variant rated like gemm_2048_paired: one
+// interleaved sequence P V1 P V2 P ... per round (the order rotates each round), each repetition against the mean
+// of its two neighbouring FMA peak probes. Extra figures per variant: <label>_ratio (median), _q1, _q3, _gflops.
+// Only on CPUs where that level is the active one (an emulated level has no speed meaning); the level's default
+// blocking is restored afterwards.
+//   gemm_avx512_sweep: R x 32 kernel, KC, MC, NC, loop order; ST2V_GEMM_SWEEP="rows,KC,MC,NC,a_outer;..."
+//   gemm_avx2_sweep:   6 x 16 kernel, KC, MC, NC;             ST2V_GEMM_SWEEP_AVX2="KC,MC,NC;..."
+std::vector<std::vector<long long>> sweep_spec(const char* env_name, int fields) {
+    std::vector<std::vector<long long>> out;
+    const char* env = std::getenv(env_name);
+    if (!env) return out;
+    std::string spec = env;
+    size_t pos = 0;
+    while (pos < spec.size()) {
+        const size_t end = std::min(spec.find(';', pos), spec.size());
+        std::vector<long long> v;
+        const std::string item = spec.substr(pos, end - pos);
+        size_t q = 0;
+        while (q < item.size()) {
+            const size_t e = std::min(item.find(',', q), item.size());
+            v.push_back(std::atoll(item.substr(q, e - q).c_str()));
+            q = e + 1;
+        }
+        if (static_cast<int>(v.size()) == fields) out.push_back(v);
+        pos = end + 1;
+    }
+    return out;
+}
+
+Result sweep_case(const char* name, Isa level, const std::vector<std::string>& labels,
+                  const std::function<void(size_t)>& apply, const std::function<void()>& restore) {
     const int64_t S = 2048;
     const int rounds = 7;
     ThreadPool& pool = current_pool();
     const int T = pool.size();
     Result r;
-    r.name = "gemm_avx512_sweep";
-    if (max_supported_isa() != Isa::kAvx512 || active_isa() != Isa::kAvx512) {
-        r.note = "skipped: the AVX-512 level is not active on this CPU";
+    r.name = name;
+    if (active_isa() != level || max_supported_isa() != level) {
+        r.note = std::string("skipped: the ") + isa_name(level) + " level is not this CPU's widest active level";
         return r;
     }
-    std::vector<ops::detail::GemmWideTuning> vs;
-    if (const char* env = std::getenv("ST2V_GEMM_SWEEP"); env && *env) {
-        std::string spec = env;
-        size_t pos = 0;
-        while (pos < spec.size()) {
-            const size_t end = std::min(spec.find(';', pos), spec.size());
-            int rows = 0, ao = 0;
-            long long kc = 0, mc = 0, nc = 0;
-            if (std::sscanf(spec.substr(pos, end - pos).c_str(), "%d,%lld,%lld,%lld,%d", &rows, &kc, &mc, &nc, &ao) == 5)
-                vs.push_back({rows, kc, mc, nc, ao != 0});
-            pos = end + 1;
-        }
-    }
-    if (vs.empty())
-        vs = {{6, 256, 144, 3072, false},  {6, 128, 288, 3072, false}, {6, 192, 192, 3072, false},
-              {6, 384, 96, 3072, false},   {12, 256, 144, 3072, false}, {12, 128, 288, 3072, false},
-              {12, 192, 192, 3072, false}, {12, 384, 96, 3072, false},  {14, 192, 196, 3072, false},
-              {14, 256, 140, 3072, false}, {12, 256, 144, 3072, true},  {12, 384, 144, 3072, true}};
-    const ops::detail::GemmWideTuning saved = ops::detail::gemm_wide_tuning();
+    const bool wide = level == Isa::kAvx512;
+    float (*chains)(int64_t) = wide ? peak_chains_avx512 : peak_chains_avx2;
+    const int lanes = wide ? 16 : 8;
     std::vector<float> a = rand_f32(static_cast<size_t>(S * S), 1);
     std::vector<float> w = rand_f32(static_cast<size_t>(S * S), 2);
     std::vector<float> c(static_cast<size_t>(S * S));
@@ -354,27 +363,28 @@ Result gemm_avx512_sweep() {
     auto probe = [&] {
         const double s = seconds([&] {
             pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
-                for (int64_t i = b; i < e; ++i) g_sink.store(peak_chains_avx512(kPeakIters), std::memory_order_relaxed);
+                for (int64_t i = b; i < e; ++i) g_sink.store(chains(kPeakIters), std::memory_order_relaxed);
             }, 1);
         });
-        return static_cast<double>(T) * kPeakIters * 12 * 16 * 2 / s * 1e-9;
+        return static_cast<double>(T) * kPeakIters * 12 * lanes * 2 / s * 1e-9;
     };
     const double gflop = 2.0 * S * S * S * 1e-9;
-    auto ours = [&](const ops::detail::GemmWideTuning& t) {
-        ops::detail::set_gemm_wide_tuning(t);
+    auto ours = [&](size_t v) {
+        apply(v);
         return gflop / seconds([&] { ops::gemm(S, S, S, {a.data(), DType::F32, S, 1}, {w.data(), DType::F32, 1, S}, c.data(), S); });
     };
-    std::vector<std::vector<double>> ratio(vs.size()), gf(vs.size());
+    const size_t n = labels.size();
+    std::vector<std::vector<double>> ratio(n), gf(n);
     try {
         probe();
-        for (const auto& t : vs) ours(t);  // warm-up: every variant once
+        for (size_t v = 0; v < n; ++v) ours(v);  // warm-up: every variant once
         double before = probe();
         const double c0 = process_cpu_seconds();
         const auto w0 = std::chrono::steady_clock::now();
         for (int round = 0; round < rounds; ++round) {
-            for (size_t v = 0; v < vs.size(); ++v) {
-                const size_t i = (v + static_cast<size_t>(round)) % vs.size();  // rotate the order per round
-                const double x = ours(vs[i]);
+            for (size_t v = 0; v < n; ++v) {
+                const size_t i = (v + static_cast<size_t>(round)) % n;
+                const double x = ours(i);
                 const double after = probe();
                 ratio[i].push_back(x / (0.5 * (before + after)));
                 gf[i].push_back(x);
@@ -383,33 +393,68 @@ Result gemm_avx512_sweep() {
         }
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
         const double cpu = process_cpu_seconds() - c0;
-        ops::detail::set_gemm_wide_tuning(saved);
+        restore();
         size_t best = 0;
-        for (size_t i = 0; i < vs.size(); ++i) {
-            char key[96];
-            std::snprintf(key, sizeof key, "r%d_kc%lld_mc%lld_nc%lld%s", vs[i].rows, static_cast<long long>(vs[i].KC),
-                          static_cast<long long>(vs[i].MC), static_cast<long long>(vs[i].NC), vs[i].a_outer ? "_ao" : "");
-            const std::string k = key;
-            r.extra.emplace_back(k + "_ratio", median_of(ratio[i]));
-            r.extra.emplace_back(k + "_q1", median_of(ratio[i], 0.25));
-            r.extra.emplace_back(k + "_q3", median_of(ratio[i], 0.75));
-            r.extra.emplace_back(k + "_gflops", median_of(gf[i]));
+        for (size_t i = 0; i < n; ++i) {
+            r.extra.emplace_back(labels[i] + "_ratio", median_of(ratio[i]));
+            r.extra.emplace_back(labels[i] + "_q1", median_of(ratio[i], 0.25));
+            r.extra.emplace_back(labels[i] + "_q3", median_of(ratio[i], 0.75));
+            r.extra.emplace_back(labels[i] + "_gflops", median_of(gf[i]));
             if (median_of(ratio[i]) > median_of(ratio[best])) best = i;
         }
         r.gflops = median_of(gf[best]);
         r.flops = gflop * 1e9;
         r.seconds = gflop / r.gflops;
         char buf[200];
-        std::snprintf(buf, sizeof buf, "threads=%d cpu/wall=%.2f; %zu variants x %d rounds, P V P V ...; best r%d KC %lld MC %lld NC %lld%s ratio %.3f",
-                      T, wall > 0 ? cpu / wall : 0.0, vs.size(), rounds, vs[best].rows, static_cast<long long>(vs[best].KC),
-                      static_cast<long long>(vs[best].MC), static_cast<long long>(vs[best].NC), vs[best].a_outer ? " a_outer" : "",
+        std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f; %zu variants x %d rounds, P V P V ...; best %s ratio %.3f",
+                      T, isa_name(level), wall > 0 ? cpu / wall : 0.0, n, rounds, labels[best].c_str(),
                       median_of(ratio[best]));
         r.note = buf;
     } catch (...) {
-        ops::detail::set_gemm_wide_tuning(saved);
+        restore();
         throw;
     }
     return r;
+}
+
+Result gemm_avx512_sweep() {
+    std::vector<ops::detail::GemmWideTuning> vs;
+    for (const auto& v : sweep_spec("ST2V_GEMM_SWEEP", 5))
+        vs.push_back({static_cast<int>(v[0]), v[1], v[2], v[3], v[4] != 0});
+    if (vs.empty())
+        vs = {{14, 256, 70, 3072, false},  {6, 256, 144, 3072, false},  {12, 512, 72, 3072, false},
+              {14, 512, 70, 3072, false},  {12, 384, 48, 3072, false},  {14, 384, 70, 3072, false},
+              {12, 256, 144, 3072, false}, {14, 256, 140, 3072, false}, {6, 512, 48, 3072, false}};
+    std::vector<std::string> labels;
+    for (const auto& t : vs) {
+        char key[96];
+        std::snprintf(key, sizeof key, "r%d_kc%lld_mc%lld_nc%lld%s", t.rows, static_cast<long long>(t.KC),
+                      static_cast<long long>(t.MC), static_cast<long long>(t.NC), t.a_outer ? "_ao" : "");
+        labels.push_back(key);
+    }
+    const ops::detail::GemmWideTuning saved = ops::detail::gemm_wide_tuning();
+    return sweep_case("gemm_avx512_sweep", Isa::kAvx512, labels,
+                      [&](size_t i) { ops::detail::set_gemm_wide_tuning(vs[i]); },
+                      [&] { ops::detail::set_gemm_wide_tuning(saved); });
+}
+
+Result gemm_avx2_sweep() {
+    std::vector<ops::detail::GemmAvx2Blocking> vs;
+    for (const auto& v : sweep_spec("ST2V_GEMM_SWEEP_AVX2", 3)) vs.push_back({v[0], v[1], v[2]});
+    if (vs.empty())
+        vs = {{512, 192, 3072}, {256, 144, 3072}, {256, 72, 3072}, {384, 96, 3072}, {512, 96, 3072},
+              {512, 48, 3072},  {768, 96, 3072},  {384, 48, 3072}, {1024, 48, 3072}, {512, 72, 3072}};
+    std::vector<std::string> labels;
+    for (const auto& b : vs) {
+        char key[96];
+        std::snprintf(key, sizeof key, "kc%lld_mc%lld_nc%lld", static_cast<long long>(b.KC),
+                      static_cast<long long>(b.MC), static_cast<long long>(b.NC));
+        labels.push_back(key);
+    }
+    const ops::detail::GemmAvx2Blocking saved = ops::detail::gemm_avx2_blocking();
+    return sweep_case("gemm_avx2_sweep", Isa::kAvx2, labels,
+                      [&](size_t i) { ops::detail::set_gemm_avx2_blocking(vs[i]); },
+                      [&] { ops::detail::set_gemm_avx2_blocking(saved); });
 }
 
 // ---- conv3x3 16x320x32x32, 320 -> 320, pad 1 ---------------------------------------------------------
@@ -434,6 +479,7 @@ ST2V_BENCH("ops", "conv3x3_16x320x32x32", conv3x3_case);
 ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);
 ST2V_BENCH("ops", "gemm_2048_paired", gemm_2048_paired);
 ST2V_BENCH("tuning", "gemm_avx512_sweep", gemm_avx512_sweep);
+ST2V_BENCH("tuning", "gemm_avx2_sweep", gemm_avx2_sweep);
 
 }  // namespace
 }  // namespace st2v::bench

@@ -299,6 +299,10 @@ constexpr GemmWideTuning kWideDefault{};
 std::atomic<int> g_wide_rows{kWideDefault.rows}, g_wide_a_outer{kWideDefault.a_outer ? 1 : 0};
 std::atomic<int64_t> g_wide_kc{kWideDefault.KC}, g_wide_mc{kWideDefault.MC}, g_wide_nc{kWideDefault.NC};
 
+// The AVX2 level's blocking (6 x 16 kernel; gemm_internal.h: set_gemm_avx2_blocking, for the tests and the bench).
+// KC 512 / MC 192 measured best on Zen 3 (halves the C read-modify-write passes of KC 256).
+std::atomic<int64_t> g_avx2_kc{512}, g_avx2_mc{192}, g_avx2_nc{3072};
+
 struct Config {
     KernFn kern;
     int MR, NR;
@@ -317,8 +321,9 @@ Config config_for(Isa isa) {
     if (isa == Isa::kAvx2 && g_emulated_wide.load(std::memory_order_relaxed)) return wide_config(true);
     switch (isa) {
         case Isa::kAvx512: return wide_config(false);
-        // KC 512 / MC 192 measured best on Zen 3 (halves the C read-modify-write passes of KC 256).
-        case Isa::kAvx2: return {kern_avx2_6x16, 6, 16, 512, 192, 3072};
+        case Isa::kAvx2:
+            return {kern_avx2_6x16, 6, 16, g_avx2_kc.load(std::memory_order_relaxed),
+                    g_avx2_mc.load(std::memory_order_relaxed), g_avx2_nc.load(std::memory_order_relaxed)};
         default: return {kern_portable_4x8, 4, 8, 256, 128, 2048};
     }
 }
@@ -373,6 +378,18 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
 }  // namespace
 
 bool set_gemm_emulated_wide(bool on) { return g_emulated_wide.exchange(on); }
+
+GemmAvx2Blocking gemm_avx2_blocking() { return {g_avx2_kc.load(), g_avx2_mc.load(), g_avx2_nc.load()}; }
+GemmAvx2Blocking set_gemm_avx2_blocking(const GemmAvx2Blocking& b) {
+    ST2V_CHECK_ARG(b.KC >= 1 && b.KC <= 4096 && b.MC >= 6 && b.MC <= 8192 && b.NC >= 16 && b.NC <= 65536,
+                   "gemm blocking: KC %lld / MC %lld / NC %lld out of range", static_cast<long long>(b.KC),
+                   static_cast<long long>(b.MC), static_cast<long long>(b.NC));
+    const GemmAvx2Blocking old = gemm_avx2_blocking();
+    g_avx2_kc = b.KC;
+    g_avx2_mc = b.MC;
+    g_avx2_nc = b.NC;
+    return old;
+}
 
 GemmWideTuning gemm_wide_tuning() {
     GemmWideTuning t;

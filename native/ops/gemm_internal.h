@@ -66,6 +66,12 @@ struct GemmWideTuning {
     bool a_outer = false;
 };
 GemmWideTuning set_gemm_wide_tuning(const GemmWideTuning& t);
+// The same for the AVX2 level (6 x 16 kernel): depth, row and column blocks. Returns the old blocking.
+struct GemmAvx2Blocking {
+    int64_t KC = 512, MC = 192, NC = 3072;
+};
+GemmAvx2Blocking set_gemm_avx2_blocking(const GemmAvx2Blocking& b);
+GemmAvx2Blocking gemm_avx2_blocking();
 GemmWideTuning gemm_wide_tuning();
 // Which kernels the emulated-wide mode runs: kern_avx512_<R>x32's own text over SIMDe (libsimde-dev found at
 // build time), or plain C++ R x 32 kernels.

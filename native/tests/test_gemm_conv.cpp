@@ -369,3 +369,37 @@ TEST(GemmConv, WideTuningVariantsMatchDoubleReference) {
     EXPECT_THROW(detail::set_gemm_wide_tuning({7, 256, 144, 3072, false}), Error);
     EXPECT_THROW(detail::set_gemm_wide_tuning({6, 0, 144, 3072, false}), Error);
 }
+
+// The AVX2 level's tunable blocking (gemm_avx2_sweep): odd depth / row / column blocks against the double reference.
+TEST(GemmConv, Avx2BlockingVariantsMatchDoubleReference) {
+    IsaGuard guard;
+    if (static_cast<int>(max_supported_isa()) < static_cast<int>(Isa::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU";
+    struct BlockingGuard {
+        detail::GemmAvx2Blocking prev = detail::gemm_avx2_blocking();
+        ~BlockingGuard() { detail::set_gemm_avx2_blocking(prev); }
+    } bguard;
+    ASSERT_TRUE(use({{Isa::kAvx2, false}}));
+    const detail::GemmAvx2Blocking variants[] = {{512, 192, 3072}, {37, 13, 3072}, {256, 72, 48}, {1024, 48, 16}};
+    const int64_t sizes[][3] = {{1, 1, 1}, {13, 40, 600}, {150, 70, 17}, {29, 65, 259}};
+    uint32_t seed = 1900;
+    for (const detail::GemmAvx2Blocking& b : variants) {
+        detail::set_gemm_avx2_blocking(b);
+        for (auto& s : sizes) {
+            const int64_t M = s[0], N = s[1], K = s[2];
+            std::vector<float> av = randv(static_cast<size_t>(M * K), seed++), bv = randv(static_cast<size_t>(K * N), seed++);
+            std::vector<float> c(static_cast<size_t>(M * N));
+            std::vector<double> ref(c.size());
+            for (int64_t m = 0; m < M; ++m)
+                for (int64_t n = 0; n < N; ++n) {
+                    double acc = 0;
+                    for (int64_t k = 0; k < K; ++k)
+                        acc += static_cast<double>(av[static_cast<size_t>(m * K + k)]) * bv[static_cast<size_t>(k * N + n)];
+                    ref[static_cast<size_t>(m * N + n)] = acc;
+                }
+            gemm(M, N, K, {av.data(), DType::F32, K, 1}, {bv.data(), DType::F32, N, 1}, c.data(), N);
+            EXPECT_LE(rel_err(c.data(), ref), 1e-5) << "KC " << b.KC << " MC " << b.MC << " NC " << b.NC << " M=" << M
+                                                    << " N=" << N << " K=" << K;
+        }
+    }
+    EXPECT_THROW(detail::set_gemm_avx2_blocking({0, 192, 3072}), Error);
+}
