@@ -17,6 +17,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   pipeline: () => import('./pipeline.js'),
   enhance: () => import('./enhance.js'),
   vae: () => import('./vae.js'),
+  tuning: () => import('./tuning.js'),
 };
 
 function usage(): string {
