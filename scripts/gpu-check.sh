@@ -114,7 +114,7 @@ run_check cuda_check 150 --reps 10
 OPS_RC=$CHECK_RC
 
 # ---- 2b. the stage-2 networks against the CPU models, and our stage-2 step bench (about 1-2 min) ----
-run_check cuda_model_check 200 --bench --reps 5
+run_check cuda_model_check 200 --bench --profile --reps 5
 MODEL_RC=$CHECK_RC
 
 # ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model, f32 weights) with the denoisers on cuda vs
@@ -186,6 +186,9 @@ model_summary = next((r for r in model if r.get("summary")), {})
 model_cases = [r for r in model if "case" in r and not str(r["case"]).startswith("bench/")]
 model_bench = [r for r in model if str(r.get("case", "")).startswith("bench/")]
 
+def profile(dtype):
+    return next((r for r in model_bench if r.get("case") == "bench/stage2_profile" and r.get("dtype") == dtype), None)
+
 def bench_row(dtype):
     return next((r for r in model_bench if r.get("case") == "bench/stage2_step" and r.get("dtype") == dtype
                  and "ms_median" in r), {})
@@ -254,6 +257,8 @@ result = {
     "bf16_vs_fp32_rel": worst("bf16", "rel"),
     # live DeviceBuffer bytes (weights + activations) at the bf16 step's peak; cuBLASLt workspace not included
     "stage2_peak_gib_bf16": bench_row("bf16").get("peak_gib"),
+    # one extra step per dtype with every device op synchronised and timed on its own (cuda_model_check --profile)
+    "stage2_profile": {"bf16": profile("bf16"), "f32": profile("f32")},
     "torch_stage2_peak_gib_bf16": next((r.get("peak_gib") for r in torch_rows
                                         if str(r.get("case", "")).startswith("st2v_step") and r.get("mode") == "bf16"), None),
     "ops": {

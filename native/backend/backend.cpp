@@ -2,7 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -228,13 +230,71 @@ size_t device_bytes_cached() {
     return g_cached_bytes;
 }
 
+namespace {
+std::atomic<bool> g_prof_on{false};
+std::mutex g_prof_mu;
+std::vector<OpProfileRow> g_prof;
+thread_local int t_prof_depth = 0;
+double prof_now_ms() {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+void set_op_profile(bool on) {
+    std::lock_guard<std::mutex> lk(g_prof_mu);
+    if (on) g_prof.clear();
+    g_prof_on = on;
+}
+bool op_profile_on() { return g_prof_on.load(std::memory_order_relaxed); }
+std::vector<OpProfileRow> op_profile() {
+    std::lock_guard<std::mutex> lk(g_prof_mu);
+    std::vector<OpProfileRow> v = g_prof;
+    std::sort(v.begin(), v.end(), [](const OpProfileRow& a, const OpProfileRow& b) { return a.ms > b.ms; });
+    return v;
+}
+// Never throws (it runs in DeviceBuffer's destructor): a failed synchronisation is sticky in the CUDA library and
+// reported by the next checked call; a region whose start cannot synchronise is not recorded.
+OpScope::OpScope(const char* name, double flop) {
+    if (!g_prof_on.load(std::memory_order_relaxed)) return;
+    counted_ = true;
+    if (t_prof_depth++ > 0) return;
+    try {
+        if (cuda().synchronize() != ST2V_OK) return;
+    } catch (...) {
+        return;
+    }
+    name_ = name;
+    flop_ = flop;
+    t0_ = prof_now_ms();
+}
+OpScope::~OpScope() {
+    if (counted_) --t_prof_depth;
+    if (!name_) return;
+    try {
+        (void)cuda().synchronize();
+    } catch (...) {
+        return;
+    }
+    const double ms = prof_now_ms() - t0_;
+    try {
+        std::lock_guard<std::mutex> lk(g_prof_mu);
+        auto it = std::find_if(g_prof.begin(), g_prof.end(), [&](const OpProfileRow& r) { return r.name == name_; });
+        if (it == g_prof.end()) it = g_prof.insert(g_prof.end(), OpProfileRow{name_, 0, 0, 0});
+        it->calls += 1;
+        it->ms += ms;
+        it->flop += flop_;
+    } catch (...) {  // out of host memory for one row: the profile misses it
+    }
+}
+
 DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    OpScope prof("alloc (outside ops)");
     p_ = take_cached(bytes);
     if (!p_) check(cuda().alloc(&p_, bytes), "cuda alloc");
     count_alloc(bytes);
 }
 DeviceBuffer::~DeviceBuffer() {
     if (p_) {
+        OpScope prof("free (outside ops)");
         release(p_, bytes_);
         g_live_bytes.fetch_sub(bytes_);
     }

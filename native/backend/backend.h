@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "backend/backend_abi.h"
 #include "core/status.h"
@@ -45,6 +46,33 @@ void reset_device_bytes_peak();  // peak := live
 // its one stream, in order). Turning it off frees what it holds. device_bytes_cached(): bytes held by the cache.
 void set_device_buffer_cache(bool on);
 size_t device_bytes_cached();
+
+// Device-op profile (tools: cuda_model_check --profile). While on, every timed region (each typed CUDA op of
+// backend/cuda_ops.h, and each DeviceBuffer allocation / free made outside an op: the model code's temporaries)
+// synchronises the device before and after itself and adds its wall time (and FLOPs, where the op counts them) to
+// a table keyed by region name; nested regions count in the outermost one only. Every region then pays two
+// synchronisations, so a profiled step is slower than an unprofiled one; the shares are what it is for. Off (the
+// default): one relaxed atomic load per region. set_op_profile(true) clears the table.
+struct OpProfileRow {
+    std::string name;
+    int64_t calls = 0;
+    double ms = 0, flop = 0;
+};
+void set_op_profile(bool on);
+bool op_profile_on();
+std::vector<OpProfileRow> op_profile();  // by ms, descending
+class OpScope {
+  public:
+    explicit OpScope(const char* name, double flop = 0);
+    ~OpScope();
+    OpScope(const OpScope&) = delete;
+    OpScope& operator=(const OpScope&) = delete;
+
+  private:
+    const char* name_ = nullptr;  // null: not recording (profile off, nested, or the start sync failed)
+    bool counted_ = false;        // this scope holds one level of the thread's nesting depth
+    double flop_ = 0, t0_ = 0;
+};
 
 // A device buffer of the CUDA backend (RAII).
 class DeviceBuffer {

@@ -69,6 +69,7 @@ DeviceTensor DeviceTensor::reshape(const Shape& s) const {
 }
 
 DeviceTensor DeviceTensor::to(DType dtype) const {
+    const OpScope prof("cast");
     ST2V_CHECK(defined(), Code::kInvalidArgument, "DeviceTensor::to: undefined tensor");
     if (dtype == dtype_) return *this;
     DeviceTensor t = empty(shape_, dtype);
@@ -77,18 +78,21 @@ DeviceTensor DeviceTensor::to(DType dtype) const {
 }
 
 DeviceTensor silu(const DeviceTensor& x) {
+    const OpScope prof("silu");
     need_f32(x, "silu", "x");
     DeviceTensor y = DeviceTensor::empty(x.shape());
     check(cuda().silu(x.f32(), y.f32(), x.numel()), "silu");
     return y;
 }
 DeviceTensor gelu(const DeviceTensor& x) {
+    const OpScope prof("gelu");
     need_f32(x, "gelu", "x");
     DeviceTensor y = DeviceTensor::empty(x.shape());
     check(cuda().gelu(x.f32(), y.f32(), x.numel()), "gelu");
     return y;
 }
 DeviceTensor geglu(const DeviceTensor& x) {
+    const OpScope prof("geglu");
     need_f32(x, "geglu", "x");
     ST2V_CHECK(x.ndim() >= 1 && x.size(-1) % 2 == 0, Code::kShapeMismatch, "geglu: last dim of %s is not even",
                x.shape().str().c_str());
@@ -100,6 +104,7 @@ DeviceTensor geglu(const DeviceTensor& x) {
     return y;
 }
 DeviceTensor axpby(const DeviceTensor& x, float a, const DeviceTensor& yv, float b) {
+    const OpScope prof("axpby");
     need_f32(x, "axpby", "x");
     need_f32(yv, "axpby", "y");
     ST2V_CHECK(x.shape() == yv.shape(), Code::kShapeMismatch, "axpby: %s vs %s", x.shape().str().c_str(),
@@ -110,6 +115,7 @@ DeviceTensor axpby(const DeviceTensor& x, float a, const DeviceTensor& yv, float
 }
 DeviceTensor group_norm(const DeviceTensor& x, int frames, int groups, const DeviceTensor& gamma,
                         const DeviceTensor& beta, float eps, bool silu_on) {
+    const OpScope prof("group_norm");
     need_f32(x, "group_norm", "x");
     ST2V_CHECK(x.ndim() >= 2, Code::kShapeMismatch, "group_norm: input must be at least 2-d, got %s",
                x.shape().str().c_str());
@@ -127,6 +133,7 @@ DeviceTensor group_norm(const DeviceTensor& x, int frames, int groups, const Dev
     return y;
 }
 DeviceTensor layer_norm(const DeviceTensor& x, const DeviceTensor& gamma, const DeviceTensor& beta, float eps) {
+    const OpScope prof("layer_norm");
     need_f32(x, "layer_norm", "x");
     ST2V_CHECK(x.ndim() >= 1, Code::kShapeMismatch, "layer_norm: input must be at least 1-d");
     ST2V_CHECK_ARG(std::isfinite(eps) && eps >= 0.f, "layer_norm: eps must be finite and >= 0");
@@ -143,8 +150,9 @@ DeviceTensor linear(const DeviceTensor& x, const DeviceTensor& w, const DeviceTe
                "linear: x %s vs weight %s", x.shape().str().c_str(), w.shape().str().c_str());
     ST2V_CHECK(x.dtype() == w.dtype() || x.dtype() == DType::F32, Code::kDtype,
                "linear: x (%s) must be f32 or the weight's dtype (%s)", dtype_name(x.dtype()), dtype_name(w.dtype()));
-    const DeviceTensor xa = x.to(w.dtype());
     const int64_t K = w.size(1), N = w.size(0), M = K ? x.numel() / K : 0;
+    const OpScope prof("linear", 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
+    const DeviceTensor xa = x.to(w.dtype());
     Shape s = x.shape();
     s[-1] = N;
     DeviceTensor y = DeviceTensor::empty(s);
@@ -172,6 +180,9 @@ DeviceTensor attention(const DeviceTensor& q, const DeviceTensor& k, const Devic
                Code::kShapeMismatch, "attention: q %s, k %s, v %s do not agree for %d heads", q.shape().str().c_str(),
                k.shape().str().c_str(), v.shape().str().c_str(), heads);
     const int64_t HD = q.size(2), HDv = v.size(2);
+    const OpScope prof(Lq != Lk ? "attention cross" : Lk <= 64 ? "attention temporal" : "attention self",
+                       2.0 * static_cast<double>(B) * static_cast<double>(Lq) * static_cast<double>(Lk) *
+                           static_cast<double>(HD + HDv));
     DeviceTensor o = DeviceTensor::empty({B, Lq, HDv});
     if (o.numel() == 0) return o;
     st2v_attention_args a{};
@@ -184,6 +195,7 @@ DeviceTensor attention(const DeviceTensor& q, const DeviceTensor& k, const Devic
     return o;
 }
 DeviceTensor timestep_embedding(const std::vector<float>& t, int dim, bool flip, float shift, float max_period) {
+    const OpScope prof("timestep_embedding");
     ST2V_CHECK_ARG(dim >= 2 && dim % 2 == 0, "timestep_embedding: dim must be even and >= 2 on cuda");
     const std::vector<float> freq = ops::timestep_frequencies(dim, shift, max_period);
     const int64_t n = static_cast<int64_t>(t.size());
@@ -194,6 +206,7 @@ DeviceTensor timestep_embedding(const std::vector<float>& t, int dim, bool flip,
     return y;
 }
 DeviceTensor cfg_combine(const DeviceTensor& u, const DeviceTensor& c, float scale) {
+    const OpScope prof("cfg_combine");
     need_f32(u, "cfg_combine", "uncond");
     need_f32(c, "cfg_combine", "cond");
     ST2V_CHECK(u.shape() == c.shape(), Code::kShapeMismatch, "cfg_combine: %s vs %s", u.shape().str().c_str(),
@@ -204,6 +217,7 @@ DeviceTensor cfg_combine(const DeviceTensor& u, const DeviceTensor& c, float sca
 }
 DeviceTensor ddim_step(const DeviceTensor& eps, const DeviceTensor& x, float a_t, float a_prev, float eta,
                        const DeviceTensor* noise) {
+    const OpScope prof("ddim_step");
     need_f32(eps, "ddim_step", "model output");
     need_f32(x, "ddim_step", "sample");
     ST2V_CHECK(eps.shape() == x.shape(), Code::kShapeMismatch, "DDIM: model output %s vs sample %s",
@@ -274,6 +288,8 @@ DeviceTensor conv2d(const DeviceTensor& x, const DeviceTensor& w, const DeviceTe
                (long long)kw);
     const int64_t Ho = (H + p.pad_top + p.pad_bottom - kh) / p.stride + 1;
     const int64_t Wo = (W + p.pad_left + p.pad_right - kw) / p.stride + 1;
+    const OpScope prof(kh == 1 && kw == 1 ? "conv2d 1x1" : kh == 3 && kw == 3 ? (p.stride == 1 ? "conv2d 3x3" : "conv2d 3x3 strided") : "conv2d other",
+                       2.0 * static_cast<double>(N * O * Ho * Wo) * static_cast<double>(C * kh * kw));
     DeviceTensor y = DeviceTensor::empty({N, O, Ho, Wo});
     if (y.numel() == 0) return y;
     st2v_conv2d_args a{};
@@ -300,6 +316,7 @@ DeviceTensor conv_temporal(const DeviceTensor& x, int frames, const DeviceTensor
     ST2V_CHECK(w.ndim() >= 3 && w.size(1) == C && w.size(2) == 3 && w.numel() == O * C * 3 && C >= 1,
                Code::kShapeMismatch, "conv_temporal: weight %s does not fit input %s (want [O, %lld, 3, 1, 1])",
                w.shape().str().c_str(), x.shape().str().c_str(), (long long)C);
+    const OpScope prof("conv_temporal", 2.0 * static_cast<double>(NF * O * S) * static_cast<double>(C * 3));
     DeviceTensor y = DeviceTensor::empty({NF, O, x.size(2), x.size(3)});
     if (y.numel() == 0) return y;
     st2v_conv_temporal_args a{};
@@ -312,6 +329,7 @@ DeviceTensor conv_temporal(const DeviceTensor& x, int frames, const DeviceTensor
 }
 
 DeviceTensor conv1d_same(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b) {
+    const OpScope prof("conv1d");
     need_f32(x, "conv1d", "x");
     need_defined(w, "conv1d", "weight");
     ST2V_CHECK(x.ndim() == 3 && w.ndim() == 3, Code::kShapeMismatch, "conv1d: x %s and weight %s must be 3-d",
@@ -327,6 +345,7 @@ DeviceTensor conv1d_same(const DeviceTensor& x, const DeviceTensor& w, const Dev
 }
 
 DeviceTensor permute(const DeviceTensor& x, const std::vector<int>& perm) {
+    const OpScope prof("permute");
     need_defined(x, "permute", "input");
     const int nd = x.ndim();
     ST2V_CHECK_ARG(static_cast<int>(perm.size()) == nd, "permute: %zu axes for a %d-d tensor", perm.size(), nd);
@@ -349,6 +368,7 @@ DeviceTensor permute(const DeviceTensor& x, const std::vector<int>& perm) {
 }
 
 void add_(DeviceTensor& a, const DeviceTensor& b) {
+    const OpScope prof("add_");
     need_f32(a, "add_", "a");
     need_f32(b, "add_", "b");
     int64_t inner = a.numel();
@@ -365,6 +385,7 @@ void add_(DeviceTensor& a, const DeviceTensor& b) {
 }
 
 void add_channel_(DeviceTensor& x, const DeviceTensor& v) {
+    const OpScope prof("add_channel_");
     need_f32(x, "add_channel_", "x");
     need_f32(v, "add_channel_", "v");
     ST2V_CHECK(x.ndim() >= 2, Code::kShapeMismatch, "add_channel_: x must be [N, C, ...], got %s",
@@ -379,6 +400,7 @@ void add_channel_(DeviceTensor& x, const DeviceTensor& v) {
 }
 
 DeviceTensor concat(const std::vector<DeviceTensor>& xs, int dim) {
+    const OpScope prof("concat");
     ST2V_CHECK_ARG(!xs.empty(), "concat: no tensors");
     const DeviceTensor& x0 = xs[0];
     need_defined(x0, "concat", "input 0");
@@ -413,6 +435,7 @@ DeviceTensor concat(const std::vector<DeviceTensor>& xs, int dim) {
 }
 
 DeviceTensor upsample_nearest(const DeviceTensor& x, int64_t oh, int64_t ow) {
+    const OpScope prof("upsample_nearest");
     need_f32(x, "upsample_nearest", "x");
     ST2V_CHECK(x.ndim() == 4 && x.size(2) >= 1 && x.size(3) >= 1, Code::kShapeMismatch,
                "upsample_nearest: x must be [N, C, H, W] with H, W >= 1, got %s", x.shape().str().c_str());
@@ -425,6 +448,7 @@ DeviceTensor upsample_nearest(const DeviceTensor& x, int64_t oh, int64_t ow) {
 }
 
 DeviceTensor slice(const DeviceTensor& x, int dim, int64_t start, int64_t end) {
+    const OpScope prof("slice");
     need_defined(x, "slice", "input");
     const int nd = x.ndim();
     if (dim < 0) dim += nd;
@@ -444,6 +468,7 @@ DeviceTensor slice(const DeviceTensor& x, int dim, int64_t start, int64_t end) {
 }
 
 DeviceTensor repeat_interleave(const DeviceTensor& x, int repeats) {
+    const OpScope prof("repeat_interleave");
     need_defined(x, "repeat_interleave", "input");
     ST2V_CHECK(x.ndim() >= 1, Code::kShapeMismatch, "repeat_interleave: input must be at least 1-d");
     ST2V_CHECK_ARG(repeats >= 1, "repeat_interleave: repeats must be >= 1, got %d", repeats);

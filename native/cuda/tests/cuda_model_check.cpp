@@ -1,7 +1,9 @@
 // cuda_model_check: the StreamingT2V stage-2 networks on the CUDA backend (models/t2v/device_unet3d.h) against the
 // CPU networks (the specification) on seeded random weights (St2vConfig::tiny() / ::mid(), make_random_weights).
 //
-//   cuda_model_check [--quick] [--bench] [--bench-tiny] [--reps N] [--frames F] [--latent N] [--config tiny|mid]
+//   cuda_model_check [--quick] [--bench] [--bench-tiny] [--profile] [--reps N] [--frames F] [--latent N] [--config tiny|mid]
+// (--profile, with --bench / --bench-tiny: one more step per dtype with every device op timed on its own,
+// {"case": "bench/stage2_profile", "ops": [{"op", "calls", "ms", "share", "tflops"}...]}, backend.h: OpScope)
 // (--bench-tiny: the bench code on the tiny config at --latent / --frames, also under emulation; a check of the tool)
 //
 // Under the CPU emulation of CUDA (cuda_model_check_emu, ST2V_CUDA_LIB=<libstreamingt2v_cuda_emu.so>) use small
@@ -58,6 +60,7 @@ using co::DeviceTensor;
 namespace {
 
 int g_reps = 1;
+bool g_profile = false;  // --profile: the bench also prints a per-op profile of one step per dtype
 int g_frames = 16;  // chunk frames of the parity cases (conditioning frames: half)
 int g_latent = 8;   // tiny's latent size (mid: twice that)
 int g_failed = 0, g_passed = 0;
@@ -334,6 +337,31 @@ void bench(int reps, bool tiny) {
                 finite = finite && std::isfinite(o.f32()[i]);
                 same = same && o.f32()[i] == oc.f32()[i];
             }
+            if (g_profile) {  // one more step with every op timed on its own (backend.h: OpScope)
+                backend::set_op_profile(true);
+                sync();
+                const double s0 = now_ms();
+                DeviceTensor po = t2v::device_stage2_step(dunet, dcam, in.sch, dx, in.t, dctx, dcond, 7.5f, 1.f, &dnoise);
+                sync();
+                const double total = now_ms() - s0;
+                backend::set_op_profile(false);
+                const std::vector<backend::OpProfileRow> rows = backend::op_profile();
+                double sum = 0;
+                std::string js;
+                for (const backend::OpProfileRow& r : rows) {
+                    sum += r.ms;
+                    char b[256];
+                    std::snprintf(b, sizeof b, "%s{\"op\": \"%s\", \"calls\": %lld, \"ms\": %.3f, \"share\": %.4f, \"tflops\": %.2f}",
+                                  js.empty() ? "" : ", ", r.name.c_str(), (long long)r.calls, r.ms, r.ms / total,
+                                  r.ms > 0 ? r.flop / 1e12 / (r.ms / 1e3) : 0.0);
+                    js += b;
+                }
+                std::printf("{\"case\": \"bench/stage2_profile%s\", \"dtype\": \"%s\", \"note\": \"one step, every op "
+                            "synchronised before and after (slower than unprofiled)\", \"ms_total\": %.2f, "
+                            "\"ms_in_ops\": %.2f, \"ops\": [%s]}\n",
+                            tiny ? "_tiny" : "", dn, total, sum, js.c_str());
+                std::fflush(stdout);
+            }
             const double ms = med(plain.t), msc = med(cached.t);
             std::printf("{\"case\": \"bench/stage2_step%s\", \"dtype\": \"%s\", \"shape\": \"%s, B=2 (CFG), F=%d, Fc=%d, "
                         "%lldx%lld latents, %lld ctx tokens\", \"ms_median\": %.2f, \"ms_min\": %.2f, \"ms_cam\": %.2f, "
@@ -368,12 +396,13 @@ int main(int argc, char** argv) {
         if (!std::strcmp(argv[i], "--quick")) quick = true;
         else if (!std::strcmp(argv[i], "--bench")) do_bench = true;
         else if (!std::strcmp(argv[i], "--bench-tiny")) bench_tiny = true;
+        else if (!std::strcmp(argv[i], "--profile")) g_profile = true;
         else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--frames") && i + 1 < argc) g_frames = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--latent") && i + 1 < argc) g_latent = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
         else {
-            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--bench-tiny] [--reps N] [--frames F] [--latent N] [--config tiny|mid]\n");
+            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--bench-tiny] [--profile] [--reps N] [--frames F] [--latent N] [--config tiny|mid]\n");
             return 1;
         }
     }
