@@ -3,7 +3,9 @@
 #include "cuda/context.h"
 #include "cuda/kernels_layout.h"
 
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -111,6 +113,20 @@ st2v_status api_init(int device) {
         return fail(ST2V_E_NO_CUDA, "%s has compute capability %d.%d; this build needs 8.0 or newer", g_ctx.prop.name,
                     g_ctx.prop.major, g_ctx.prop.minor);
     ST2V_CU(cudaStreamCreateWithFlags(&g_ctx.stream, cudaStreamNonBlocking));
+    {
+        int pools = 0;
+        const char* mode = std::getenv("ST2V_CUDA_ALLOC");
+        const bool want_async = !(mode && std::strcmp(mode, "sync") == 0);
+        if (want_async && cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess &&
+            pools) {
+            cudaMemPool_t pool = nullptr;
+            ST2V_CU(cudaDeviceGetDefaultMemPool(&pool, device));
+            uint64_t keep = UINT64_MAX;  // freed memory stays in the pool for the next allocation (bounded by the peak)
+            ST2V_CU(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+            g_ctx.async_alloc = true;
+        }
+        cudaGetLastError();
+    }
     g_ctx.workspace_bytes = size_t(32) << 20;
     ST2V_CU(cudaMalloc(&g_ctx.workspace, g_ctx.workspace_bytes));
     g_ctx.device = device;
@@ -142,12 +158,17 @@ st2v_status api_alloc(void** p, size_t bytes) {
     *p = nullptr;
     if (st2v_status s = require_ready()) return s;
     if (bytes == 0) return ST2V_OK;
-    ST2V_CU(cudaMalloc(p, bytes));
+    if (g_ctx.async_alloc) ST2V_CU(cudaMallocAsync(p, bytes, g_ctx.stream));
+    else ST2V_CU(cudaMalloc(p, bytes));
     return ST2V_OK;
 }
 st2v_status api_free(void* p) {
     if (!p) return ST2V_OK;
     if (st2v_status s = require_ready()) return s;
+    if (g_ctx.async_alloc) {
+        ST2V_CU(cudaFreeAsync(p, g_ctx.stream));  // in stream order: after every queued kernel that uses it
+        return ST2V_OK;
+    }
     ST2V_CU(cudaStreamSynchronize(g_ctx.stream));  // no kernel may still use it
     ST2V_CU(cudaFree(p));
     return ST2V_OK;

@@ -37,6 +37,10 @@ struct Context {
     size_t workspace_bytes = 0;
     void* scratch = nullptr;    // small per-call tables (blend chunk pointers ...)
     size_t scratch_bytes = 0;
+    // Stream-ordered allocation (cudaMallocAsync / cudaFreeAsync on `stream`, the device's default memory pool
+    // keeping what is freed): a free needs no synchronisation. Off when the device has no memory pools or
+    // ST2V_CUDA_ALLOC=sync: then cudaMalloc, and cudaFree after a stream synchronisation.
+    bool async_alloc = false;
 };
 Context& ctx();
 // Fails with NO_CUDA unless init() succeeded.

@@ -11,6 +11,9 @@
 #include <glob.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -102,6 +105,37 @@ cudaDataType_t lt_type(int t) {
 }
 
 // RAII holders for the descriptors of one call.
+// cuBLASLt's algorithm choice per GEMM shape, kept after the first heuristic query: the query costs far more host
+// time than a small GEMM's launch, and the UNet repeats the same few hundred shapes every step. The key is every
+// input of the query; the cached algorithm is the one the heuristic returned, so results are unchanged.
+// ST2V_CUDA_LT_CACHE=0 turns the cache off (a query per call, as before).
+struct AlgoKey {
+    int64_t M, N, K, lda, ldb, ldc;
+    int type, trans_a, trans_b, bias;
+    bool operator==(const AlgoKey& o) const {
+        return M == o.M && N == o.N && K == o.K && lda == o.lda && ldb == o.ldb && ldc == o.ldc && type == o.type &&
+               trans_a == o.trans_a && trans_b == o.trans_b && bias == o.bias;
+    }
+};
+struct AlgoKeyHash {
+    size_t operator()(const AlgoKey& k) const {
+        uint64_t h = 1469598103934665603ull;
+        for (int64_t v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc, int64_t(k.type), int64_t(k.trans_a), int64_t(k.trans_b),
+                          int64_t(k.bias)})
+            h = (h ^ static_cast<uint64_t>(v)) * 1099511628211ull;
+        return static_cast<size_t>(h);
+    }
+};
+std::mutex g_algo_mu;
+std::unordered_map<AlgoKey, cublasLtMatmulAlgo_t, AlgoKeyHash> g_algos;
+bool algo_cache_on() {
+    static const bool on = [] {
+        const char* e = std::getenv("ST2V_CUDA_LT_CACHE");
+        return !(e && std::strcmp(e, "0") == 0);
+    }();
+    return on;
+}
+
 struct Descs {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
@@ -205,11 +239,29 @@ st2v_status gemm(const st2v_gemm_args* g) {
     ST2V_LT(g_lt.cublasLtMatmulPreferenceCreate(&d.pref));
     ST2V_LT(g_lt.cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                       &c.workspace_bytes, sizeof c.workspace_bytes));
+    const AlgoKey key{g->M, g->N, g->K, g->lda, g->ldb, g->ldc, static_cast<int>(g->a_type), g->trans_a, g->trans_b,
+                      bias_in_epilogue ? 1 : 0};
     cublasLtMatmulHeuristicResult_t heur{};
-    int found = 0;
-    ST2V_LT(g_lt.cublasLtMatmulAlgoGetHeuristic(g_lt.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &heur, &found));
-    if (found < 1) return fail(ST2V_E_UNSUPPORTED, "gemm: cuBLASLt has no algorithm for %lldx%lldx%lld", (long long)g->M,
-                               (long long)g->N, (long long)g->K);
+    bool cached = false;
+    if (algo_cache_on()) {
+        std::lock_guard<std::mutex> lk(g_algo_mu);
+        auto it = g_algos.find(key);
+        if (it != g_algos.end()) {
+            heur.algo = it->second;
+            cached = true;
+        }
+    }
+    if (!cached) {
+        int found = 0;
+        ST2V_LT(g_lt.cublasLtMatmulAlgoGetHeuristic(g_lt.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &heur, &found));
+        if (found < 1)
+            return fail(ST2V_E_UNSUPPORTED, "gemm: cuBLASLt has no algorithm for %lldx%lldx%lld", (long long)g->M,
+                        (long long)g->N, (long long)g->K);
+        if (algo_cache_on()) {
+            std::lock_guard<std::mutex> lk(g_algo_mu);
+            g_algos.emplace(key, heur.algo);
+        }
+    }
     const float alpha = g->alpha, beta = g->accumulate ? 1.0f : 0.0f;
     ST2V_LT(g_lt.cublasLtMatmul(g_lt.handle, d.op, &alpha, g->d_b, d.a, g->d_a, d.b, &beta, g->d_c, d.c, g->d_c, d.c,
                                 &heur.algo, c.workspace, c.workspace_bytes, c.stream));

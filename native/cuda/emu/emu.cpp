@@ -737,6 +737,25 @@ cudaError_t cudaFree(void* p) {
     std::free(p);
     return cudaSuccess;
 }
+cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) { return cudaMalloc(p, bytes); }
+cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+    if (!value) return set_error(cudaErrorInvalidValue, "cudaDeviceGetAttribute: null output");
+    if (device != 0) return set_error(cudaErrorInvalidDevice, "cudaDeviceGetAttribute(%d): one device", device);
+    *value = attr == cudaDevAttrMemoryPoolsSupported ? 1 : 0;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
+    static int token;
+    if (!pool) return set_error(cudaErrorInvalidValue, "cudaDeviceGetDefaultMemPool: null output");
+    if (device != 0) return set_error(cudaErrorInvalidDevice, "cudaDeviceGetDefaultMemPool(%d): one device", device);
+    *pool = reinterpret_cast<cudaMemPool_t>(&token);
+    return cudaSuccess;
+}
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr, void* value) {
+    if (!pool || !value) return set_error(cudaErrorInvalidValue, "cudaMemPoolSetAttribute: null pool or value");
+    return cudaSuccess;
+}
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
     if (!p) return set_error(cudaErrorInvalidValue, "cudaMallocHost: null output");
     *p = std::malloc(bytes ? bytes : 1);

@@ -59,6 +59,12 @@ typedef struct CUevent_st* cudaEvent_t;
 #define cudaEventBlockingSync 0x01
 #define cudaEventDisableTiming 0x02
 
+// Stream-ordered allocation: the emulation runs every call synchronously, so cudaMallocAsync / cudaFreeAsync are
+// cudaMalloc / cudaFree and the default pool is a token whose attributes are accepted and ignored.
+typedef enum cudaDeviceAttr { cudaDevAttrMemoryPoolsSupported = 115 } cudaDeviceAttr;
+typedef enum cudaMemPoolAttr { cudaMemPoolAttrReleaseThreshold = 4 } cudaMemPoolAttr;
+typedef struct st2v_emu_mempool* cudaMemPool_t;
+
 // The fields of cudaDeviceProp the backend may read (a subset of CUDA's struct, same names).
 struct cudaDeviceProp {
     char name[256];
@@ -112,6 +118,11 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 cudaError_t cudaMalloc(void** p, size_t bytes);
 cudaError_t cudaFree(void* p);
 cudaError_t cudaMallocHost(void** p, size_t bytes);
+cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s);
+cudaError_t cudaFreeAsync(void* p, cudaStream_t s);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device);
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value);
 cudaError_t cudaFreeHost(void* p);
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s);
