@@ -3,20 +3,23 @@
 # under 6 minutes. The machine has nvcc 13.0 and cuBLAS/cuBLASLt in /usr/local/cuda, cmake + ninja + python3
 # with PyTorch 2.11 on PATH, no Node and no network.
 #
-#   1. builds libstreamingt2v_cuda and the C++ check tools cuda_check, cuda_model_check, cuda_engine_check (cmake +
-#      ninja, sm_90 only:
-#      the GPU there)
+#   1. binaries: prebuilt here by scripts/gpu-prebuild.sh (ST2V_GPU_PREBUILT=<dir>), else built there (cmake +
+#      ninja, the GPU's own architecture only): libstreamingt2v_cuda and the check tools
+#   1b. the CPU side of that machine (often AVX-512 silicon, which our own machines lack), first while nothing
+#      else runs: the `ops` bench cases on 2 threads (attn_bench --json), then the C++ unit tests (st2v_tests;
+#      the goldens are not sent, so golden cases skip); both only when built (prebuilt, or tests ON)
 #   2. runs every CUDA op against the CPU backend on seeded random data (cuda_check: one JSON line per op)
 #   2b. runs the stage-2 networks (CAM + UNet3D + APM, CFG, DDIM) on CUDA against the CPU models at the tiny and a
 #      mid-size config (f32 and bf16 resident weights), then times our stage-2 step at the bench shape (full size,
-#      CFG batch 2, 16 frames, 32x32 latents) in f32 and bf16 with its peak device memory (cuda_model_check --bench)
+#      CFG batch 2, 16 frames, 32x32 latents) in f32 and bf16 with its peak device memory and a per-op profile
+#      (cuda_model_check --bench --profile)
+#   2b'. the same stage-2 check (tiny) and step with the bf16 convolutions as tensor-core GEMMs
+#      (ST2V_CUDA_CONV=gemm), in the result as stage2_step_ms.ours_bf16_conv_gemm and conv_gemm
 #   2c. a whole 2-chunk generation (24 frames, built-in model, engine::Engine) with the denoisers on cuda against
 #      the same generation on cpu, uint8 frames compared (cuda_engine_check)
 #   3. runs the PyTorch peer (scripts/torch_anchor.py: stage-2 step bf16 eager + fp32, enhancer-sized step
 #      bf16 eager) on the same GPU in the same run
-#   1b. the CPU side of that machine (often AVX-512 silicon, which our own machines lack), first while nothing
-#      else runs: the `ops` bench cases on 2 threads (attn_bench --json), then the C++ unit tests (st2v_tests;
-#      the goldens are not sent, so golden cases skip); both only when built (prebuilt, or tests ON)
+#   3c. compute-sanitizer memcheck over cuda_check --quick while the run is under 300 s
 #   4. writes bench/results/gpu-<date>.json (and a copy under $OUT when set, with the logs as one gpu-logs.tgz:
 #      the device tool returns at most 8 files)
 #
@@ -24,7 +27,8 @@
 # written as null, never guessed. Environment: ST2V_GPU_ARCHS (default: the GPU's own, e.g. 90),
 # ST2V_GPU_SKIP_TORCH=1 (no anchor), ST2V_GPU_BUILD_TIMEOUT (s, default 240), CUDA_HOME (default /usr/local/cuda),
 # ST2V_GPU_PREBUILT=<dir> (binaries built elsewhere with nvcc 13.0 for this GPU, e.g. by scripts/gpu-prebuild.sh:
-# used as they are when every tool is there, so the lease is not spent compiling), ST2V_GPU_SKIP_CPU=1 (no 3b).
+# used as they are when every tool is there, so the lease is not spent compiling), ST2V_GPU_SKIP_CPU=1 (no 1b),
+# ST2V_GPU_RACECHECK=1 (compute-sanitizer racecheck too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$SECONDS
@@ -116,6 +120,16 @@ OPS_RC=$CHECK_RC
 # ---- 2b. the stage-2 networks against the CPU models, and our stage-2 step bench (about 1-2 min) ----
 run_check cuda_model_check 200 --bench --profile --reps 5
 MODEL_RC=$CHECK_RC
+# 2b'. the same with the bf16 convolutions as tensor-core GEMMs (cuda_ops::set_conv_gemm, opt-in until measured):
+# the parity cases (tiny config, bf16 rows go through it) and the step timing / profile
+: > "$LOGS/cuda_model_check_conv_gemm.jsonl"
+if [ "$BUILD_OK" = 1 ]; then
+  phase "cuda_model_check with ST2V_CUDA_CONV=gemm"
+  ST2V_CUDA_CONV=gemm timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --profile --reps 5 --quick --config tiny \
+    > "$LOGS/cuda_model_check_conv_gemm.jsonl" 2> "$LOGS/cuda_model_check_conv_gemm.err"
+  echo "conv gemm exit $?" >&2
+  grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_conv_gemm.jsonl" | cut -c1-300 >&2
+fi
 
 # ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model, f32 weights) with the denoisers on cuda vs
 # cpu, 24 frames, 5 steps ----
@@ -134,11 +148,14 @@ if [ "${ST2V_GPU_SKIP_TORCH:-0}" != 1 ] && [ -f scripts/torch_anchor.py ]; then
     || echo "gpu-check: torch anchor fp32 exited $?" >&2
 fi
 
-# ---- 3c. compute-sanitizer (memcheck, then racecheck) over the quick op check, when time is left ----
+# ---- 3c. compute-sanitizer memcheck over the quick op check, when time is left (racecheck too with
+# ST2V_GPU_RACECHECK=1: it did not finish in 60 s on the H100) ----
 : > "$LOGS/sanitizer.txt"
 if [ "$BUILD_OK" = 1 ] && [ "${ST2V_GPU_SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
-  for tool in memcheck racecheck; do
-    if [ $((SECONDS - T0)) -lt 330 ]; then
+  TOOLS="memcheck"
+  [ "${ST2V_GPU_RACECHECK:-0}" = 1 ] && TOOLS="memcheck racecheck"
+  for tool in $TOOLS; do
+    if [ $((SECONDS - T0)) -lt 300 ]; then
       phase "compute-sanitizer --tool $tool cuda_check --quick"
       timeout 60 compute-sanitizer --tool "$tool" --print-limit 20 "$BUILD/cuda_check" --quick > "$LOGS/sanitizer_$tool.log" 2>&1
       echo "$tool exit $?: $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|HAZARD" "$LOGS/sanitizer_$tool.log" | tail -3 | tr '\n' ' ')" \
@@ -185,6 +202,10 @@ model = jsonl(f"{logs}/cuda_model_check.jsonl")
 model_summary = next((r for r in model if r.get("summary")), {})
 model_cases = [r for r in model if "case" in r and not str(r["case"]).startswith("bench/")]
 model_bench = [r for r in model if str(r.get("case", "")).startswith("bench/")]
+
+conv_gemm = jsonl(f"{logs}/cuda_model_check_conv_gemm.jsonl")
+conv_gemm_step = next((r for r in conv_gemm if r.get("case") == "bench/stage2_step" and r.get("dtype") == "bf16"
+                       and "ms_median" in r), {})
 
 def profile(dtype):
     return next((r for r in model_bench if r.get("case") == "bench/stage2_profile" and r.get("dtype") == dtype), None)
@@ -249,6 +270,7 @@ result = {
     "stage2_step_ms": {"ours_bf16": bench_row("bf16").get("ms_median"), "ours_fp32": bench_row("f32").get("ms_median"),
                        "ours_bf16_buffer_cache": bench_row("bf16").get("ms_median_buffer_cache"),
                        "ours_fp32_buffer_cache": bench_row("f32").get("ms_median_buffer_cache"),
+                       "ours_bf16_conv_gemm": conv_gemm_step.get("ms_median"),
                        "torch_bf16_eager": torch_ms("st2v_step", "bf16"), "torch_fp32": torch_ms("st2v_step", "fp32")},
     "enh_step_ms": {"ours_bf16": None, "torch_bf16_eager": torch_ms("enh_step", "bf16")},
     # cuda_model_check: worst over the tiny / mid cases (CAM residuals, UNet eps, one stage-2 step) against the CPU
@@ -281,6 +303,8 @@ result = {
     },
     # cuda_engine_check: 2 chunks (24 frames) through engine::Engine on cuda vs cpu, uint8 frames compared
     "generation_2chunk": {"exit_code": int(engine_rc), "rows": jsonl(f"{logs}/cuda_engine_check.jsonl")},
+    # the bf16 convolutions as tensor-core GEMMs (ST2V_CUDA_CONV=gemm): tiny-config parity rows, step, profile
+    "conv_gemm": conv_gemm or None,
     "torch_anchor": [r for r in torch_rows if "case" in r or r.get("event") == "sdpa_check"],
     "host_cpu": host_cpu(),
     # compute-sanitizer over cuda_check --quick: "<tool> exit <rc>: <summary lines>" per tool

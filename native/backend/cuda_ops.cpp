@@ -1,6 +1,9 @@
 #include "backend/cuda_ops.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/kernel_math.h"
 #include "ops/ops.h"
@@ -263,6 +266,81 @@ int small_int(int64_t v, const char* op, const char* what) {
 }
 }  // namespace
 
+// ---- convolutions as tensor-core GEMMs (bf16 weights; opt-in: set_conv_gemm / ST2V_CUDA_CONV=gemm) ----
+// The input is rounded to bf16 (as linear() does for bf16 weights), unfolded by strided copies into a column
+// matrix [pixels, C*kh*kw] (a zero-padded copy first when the conv pads), multiplied by the weight [O, C*kh*kw]
+// through cuBLASLt (tensor cores, fp32 accumulate, bias in the epilogue), and the [pixels, O] result is copied
+// into y's [O, pixels] layout. The column matrix is built for a group of images at a time, at most
+// kConvColBytes, so memory stays bounded for any batch. Error: that of bf16 activations (the bf16 bound).
+namespace {
+constexpr int64_t kConvColBytes = int64_t(256) << 20;
+std::atomic<int> g_conv_gemm{-1};  // -1: not read yet (ST2V_CUDA_CONV), 0 off, 1 on
+bool conv_gemm_on() {
+    int v = g_conv_gemm.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* e = std::getenv("ST2V_CUDA_CONV");
+        v = e && std::strcmp(e, "gemm") == 0 ? 1 : 0;
+        g_conv_gemm.store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
+}
+// Copies r [n, P, O] (f32, row-major) into y's images [n0, n0+n) laid out [N, O, P].
+void scatter_pixels_major(const DeviceTensor& r, DeviceTensor& y, int64_t n0, int64_t n, int64_t O, int64_t P) {
+    copy_box(r.raw(), {P * O, 1, O}, static_cast<float*>(y.raw()) + n0 * O * P, {O * P, P, 1}, {n, O, P}, DType::F32,
+             "conv (gemm): output");
+}
+void conv2d_gemm(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b, const ops::Conv2dParams& p,
+                 int64_t kh, int64_t kw, int64_t Ho, int64_t Wo, DeviceTensor& y) {
+    const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), O = w.size(0);
+    const int64_t Hp = H + p.pad_top + p.pad_bottom, Wp = W + p.pad_left + p.pad_right, K = C * kh * kw;
+    const DeviceTensor xb = x.to(DType::BF16);
+    DeviceTensor xp = xb;
+    if (Hp != H || Wp != W) {
+        xp = DeviceTensor::zeros({N, C, Hp, Wp}, DType::BF16);
+        copy_box(xb.raw(), {C * H * W, H * W, W, 1},
+                 static_cast<uint16_t*>(xp.raw()) + p.pad_top * Wp + p.pad_left, {C * Hp * Wp, Hp * Wp, Wp, 1},
+                 {N, C, H, W}, DType::BF16, "conv2d (gemm): pad");
+    }
+    const DeviceTensor wk = w.reshape({O, K});
+    const int64_t P = Ho * Wo, per = std::max<int64_t>(1, std::min<int64_t>(N, kConvColBytes / std::max<int64_t>(1, P * K * 2)));
+    const int64_t s = p.stride;
+    for (int64_t n0 = 0; n0 < N; n0 += per) {
+        const int64_t n = std::min(per, N - n0);
+        DeviceTensor col = DeviceTensor::empty({n * P, K}, DType::BF16);
+        // col[i, ho, wo, c, dy, dx] = xp[n0 + i, c, ho*s + dy, wo*s + dx]
+        copy_box(static_cast<const uint16_t*>(xp.raw()) + n0 * C * Hp * Wp,
+                 {C * Hp * Wp, s * Wp, s, Hp * Wp, Wp, 1}, col.raw(), contiguous_strides(Shape({n, Ho, Wo, C, kh, kw})),
+                 {n, Ho, Wo, C, kh, kw}, DType::BF16, "conv2d (gemm): unfold");
+        const DeviceTensor r = linear(col, wk, b);  // [n*P, O] f32
+        scatter_pixels_major(r, y, n0, n, O, P);
+    }
+}
+void conv_temporal_gemm(const DeviceTensor& x, int frames, const DeviceTensor& w, const DeviceTensor& b, DeviceTensor& y) {
+    const int64_t NF = x.size(0), C = x.size(1), S = x.size(2) * x.size(3), O = w.size(0), F = frames, B = NF / F;
+    const DeviceTensor xb = x.to(DType::BF16);
+    // time-padded copy [B, F + 2, C, S]: frame f of sample b at index f + 1, zeros at both ends
+    DeviceTensor xp = DeviceTensor::zeros({B, F + 2, C, S}, DType::BF16);
+    copy_box(xb.raw(), {F * C * S, C * S, 1}, static_cast<uint16_t*>(xp.raw()) + C * S, {(F + 2) * C * S, C * S, 1},
+             {B, F, C * S}, DType::BF16, "conv_temporal (gemm): pad");
+    const DeviceTensor wk = w.reshape({O, C * 3});
+    const int64_t K = C * 3, P = F * S;
+    const int64_t per = std::max<int64_t>(1, std::min<int64_t>(B, kConvColBytes / std::max<int64_t>(1, P * K * 2)));
+    for (int64_t b0 = 0; b0 < B; b0 += per) {
+        const int64_t n = std::min(per, B - b0);
+        DeviceTensor col = DeviceTensor::empty({n * P, K}, DType::BF16);
+        // col[i, f, s, c, t] = xp[b0 + i, f + t, c, s]  (t = 0, 1, 2: frames f - 1, f, f + 1)
+        copy_box(static_cast<const uint16_t*>(xp.raw()) + b0 * (F + 2) * C * S, {(F + 2) * C * S, C * S, 1, S, C * S},
+                 col.raw(), contiguous_strides(Shape({n, F, S, C, 3})), {n, F, S, C, 3}, DType::BF16,
+                 "conv_temporal (gemm): unfold");
+        const DeviceTensor r = linear(col, wk, b);  // [n*F*S, O] f32, rows (i, f, s)
+        // y[(b0 + i) * F + f, o, s] = r[(i*F + f)*S + s, o]: images are (sample, frame) pairs
+        scatter_pixels_major(r, y, b0 * F, n * F, O, S);
+    }
+}
+}  // namespace
+void set_conv_gemm(bool on) { g_conv_gemm.store(on ? 1 : 0, std::memory_order_relaxed); }
+bool conv_gemm() { return conv_gemm_on(); }
+
 DeviceTensor conv2d(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b, const ops::Conv2dParams& p) {
     need_f32(x, "conv2d", "x");
     need_defined(w, "conv2d", "weight");
@@ -292,6 +370,10 @@ DeviceTensor conv2d(const DeviceTensor& x, const DeviceTensor& w, const DeviceTe
                        2.0 * static_cast<double>(N * O * Ho * Wo) * static_cast<double>(C * kh * kw));
     DeviceTensor y = DeviceTensor::empty({N, O, Ho, Wo});
     if (y.numel() == 0) return y;
+    if (conv_gemm_on() && w.dtype() == DType::BF16) {
+        conv2d_gemm(x, w, b, p, kh, kw, Ho, Wo, y);
+        return y;
+    }
     st2v_conv2d_args a{};
     a.N = N, a.C = C, a.H = H, a.W = W, a.O = O;
     a.kh = small_int(kh, "conv2d", "kernel height"), a.kw = small_int(kw, "conv2d", "kernel width");
@@ -319,6 +401,10 @@ DeviceTensor conv_temporal(const DeviceTensor& x, int frames, const DeviceTensor
     const OpScope prof("conv_temporal", 2.0 * static_cast<double>(NF * O * S) * static_cast<double>(C * 3));
     DeviceTensor y = DeviceTensor::empty({NF, O, x.size(2), x.size(3)});
     if (y.numel() == 0) return y;
+    if (conv_gemm_on() && w.dtype() == DType::BF16) {
+        conv_temporal_gemm(x, frames, w, b, y);
+        return y;
+    }
     st2v_conv_temporal_args a{};
     a.NF = NF, a.frames = frames, a.kt = 3, a.C = C, a.S = S, a.O = O;
     a.d_x = x.f32(), a.d_w = w.raw(), a.w_type = wt;

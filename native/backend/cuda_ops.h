@@ -70,6 +70,11 @@ DeviceTensor ddim_step(const DeviceTensor& eps, const DeviceTensor& x, float a_t
 // x [N, Cin, H, W] f32; w [Cout, Cin, kh, kw] f32 / f16 / bf16 (resident weights, widened in the kernel, fp32
 // accumulate); b [Cout] f32 or undefined; padding and stride as ops::Conv2dParams. -> [N, Cout, Ho, Wo] f32.
 DeviceTensor conv2d(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b, const ops::Conv2dParams& p);
+// Convolutions with bf16 weights as tensor-core GEMMs (unfold + cuBLASLt; activations rounded to bf16, so the error
+// is the bf16 bound, not the fp32 one). Off by default (the direct fp32 kernel): set_conv_gemm(true), or the
+// environment ST2V_CUDA_CONV=gemm read at the first convolution. f32 / f16 weights always take the direct kernel.
+void set_conv_gemm(bool on);
+bool conv_gemm();
 // Conv3d kernel (3,1,1), zero padding in time, on frame-major x [B*F, C, H, W]; w [Cout, Cin, 3, 1, 1] or
 // [Cout, Cin, 3] (any of the three dtypes); b [Cout] f32.
 DeviceTensor conv_temporal(const DeviceTensor& x, int frames, const DeviceTensor& w, const DeviceTensor& b);

@@ -17,6 +17,7 @@ namespace st2v::cuda {
 namespace {
 thread_local std::string g_err;
 std::mutex g_init_mu;
+std::mutex g_alloc_mu;
 Context g_ctx;
 }  // namespace
 
@@ -123,6 +124,7 @@ st2v_status api_init(int device) {
             ST2V_CU(cudaDeviceGetDefaultMemPool(&pool, device));
             uint64_t keep = UINT64_MAX;  // freed memory stays in the pool for the next allocation (bounded by the peak)
             ST2V_CU(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+            g_ctx.pool = pool;
             g_ctx.async_alloc = true;
         }
         cudaGetLastError();
@@ -160,6 +162,8 @@ st2v_status api_alloc(void** p, size_t bytes) {
     if (bytes == 0) return ST2V_OK;
     if (g_ctx.async_alloc) ST2V_CU(cudaMallocAsync(p, bytes, g_ctx.stream));
     else ST2V_CU(cudaMalloc(p, bytes));
+    std::lock_guard<std::mutex> lk(g_alloc_mu);
+    ++g_ctx.live_allocs;
     return ST2V_OK;
 }
 st2v_status api_free(void* p) {
@@ -167,10 +171,18 @@ st2v_status api_free(void* p) {
     if (st2v_status s = require_ready()) return s;
     if (g_ctx.async_alloc) {
         ST2V_CU(cudaFreeAsync(p, g_ctx.stream));  // in stream order: after every queued kernel that uses it
+        std::lock_guard<std::mutex> lk(g_alloc_mu);
+        if (--g_ctx.live_allocs <= 0) {  // nothing of ours is left on the device (models released): give it back
+            g_ctx.live_allocs = 0;
+            ST2V_CU(cudaStreamSynchronize(g_ctx.stream));
+            ST2V_CU(cudaMemPoolTrimTo(g_ctx.pool, 0));
+        }
         return ST2V_OK;
     }
     ST2V_CU(cudaStreamSynchronize(g_ctx.stream));  // no kernel may still use it
     ST2V_CU(cudaFree(p));
+    std::lock_guard<std::mutex> lk(g_alloc_mu);
+    if (g_ctx.live_allocs > 0) --g_ctx.live_allocs;
     return ST2V_OK;
 }
 st2v_status api_memcpy(void* dst, const void* src, size_t bytes, int kind) {

@@ -38,9 +38,12 @@ struct Context {
     void* scratch = nullptr;    // small per-call tables (blend chunk pointers ...)
     size_t scratch_bytes = 0;
     // Stream-ordered allocation (cudaMallocAsync / cudaFreeAsync on `stream`, the device's default memory pool
-    // keeping what is freed): a free needs no synchronisation. Off when the device has no memory pools or
+    // keeping what is freed): a free needs no synchronisation; when the last buffer is freed (every model
+    // released) the pool is trimmed, so an idle process holds no device memory of ours. Off when the device has no memory pools or
     // ST2V_CUDA_ALLOC=sync: then cudaMalloc, and cudaFree after a stream synchronisation.
     bool async_alloc = false;
+    cudaMemPool_t pool = nullptr;  // the default pool when async_alloc
+    int64_t live_allocs = 0;       // api_alloc'ed buffers not yet freed: at 0 the pool gives its memory back
 };
 Context& ctx();
 // Fails with NO_CUDA unless init() succeeded.

@@ -756,6 +756,10 @@ cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr, void* v
     if (!pool || !value) return set_error(cudaErrorInvalidValue, "cudaMemPoolSetAttribute: null pool or value");
     return cudaSuccess;
 }
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t) {
+    if (!pool) return set_error(cudaErrorInvalidValue, "cudaMemPoolTrimTo: null pool");
+    return cudaSuccess;
+}
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
     if (!p) return set_error(cudaErrorInvalidValue, "cudaMallocHost: null output");
     *p = std::malloc(bytes ? bytes : 1);

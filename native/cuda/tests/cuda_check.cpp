@@ -535,6 +535,8 @@ void check_layout_ops() {
         {1, 16, 24, 8, 8, 3, 3, 1, 1, 1, 1, 1, DType::F16, true},     // resident f16 weights
         {1, 8, 12, 11, 13, 5, 3, 1, 2, 1, 2, 1, DType::F32, true},    // 5x3 kernel
     };
+    const bool gemm_was = co::conv_gemm();
+    co::set_conv_gemm(false);  // these cases check the direct kernel, whatever ST2V_CUDA_CONV says
     for (const Cv& c : convs) {
         run_case("conv2d", [&] {
             Tensor x = randn({c.N, c.C, c.H, c.W}), b = randn({c.O});
@@ -573,6 +575,53 @@ void check_layout_ops() {
                    ref.f32(), y.to_host().f32(), ref.numel(), ms);
         });
     }
+    // The tensor-core GEMM path of the convolutions with bf16 weights (cuda_ops::set_conv_gemm): it rounds the
+    // activations to bf16, so the reference gets the same rounded activations; what is left is fp32 summation order,
+    // and the fp32 bound applies (an unfold / scatter index error would not hide under it).
+    auto round_trip = [](const Tensor& x) {
+        Tensor r = Tensor::empty(x.shape(), DType::F32);
+        for (int64_t i = 0; i < x.numel(); ++i) r.f32()[i] = bf16_to_f32(f32_to_bf16(x.f32()[i]));
+        return r;
+    };
+    co::set_conv_gemm(true);
+    for (const Cv& c : std::vector<Cv>{{2, 32, 48, 16, 16, 3, 3, 1, 1, 1, 1, 1, DType::BF16, true},
+                                       {2, 32, 40, 15, 17, 3, 3, 2, 1, 1, 1, 1, DType::BF16, true},
+                                       {2, 24, 24, 16, 16, 3, 3, 2, 0, 0, 1, 1, DType::BF16, false},
+                                       {3, 64, 70, 7, 9, 1, 1, 1, 0, 0, 0, 0, DType::BF16, true},
+                                       {2, 4, 32, 7, 9, 3, 3, 1, 1, 1, 1, 1, DType::BF16, true},
+                                       {1, 8, 12, 11, 13, 5, 3, 1, 2, 1, 2, 1, DType::BF16, true}}) {
+        run_case("conv2d_gemm", [&] {
+            Tensor x = round_trip(randn({c.N, c.C, c.H, c.W})), b = randn({c.O});
+            Tensor w = round_to(randn({c.O, c.C, c.kh, c.kw}, 1.f / std::sqrt(float(c.C * c.kh * c.kw))), c.wt);
+            ops::Conv2dParams p;
+            p.stride = c.stride, p.pad_top = c.pt, p.pad_left = c.pl, p.pad_bottom = c.pb, p.pad_right = c.pr;
+            Tensor ref = ops::conv2d(x, w, c.bias ? b : Tensor(), p);
+            DeviceTensor dx = dev(x), dw = dev(w), db = c.bias ? dev(b) : DeviceTensor(), y;
+            double ms = time_ms([&] { y = co::conv2d(dx, dw, db, p); });
+            Tensor got = y.to_host();
+            ST2V_CHECK(got.shape() == ref.shape(), Code::kShapeMismatch, "conv2d_gemm: cuda %s vs cpu %s",
+                       got.shape().str().c_str(), ref.shape().str().c_str());
+            char what[160];
+            std::snprintf(what, sizeof what, "%s w %lldx%lld bf16 stride %d pad %d,%d,%d,%d%s, tensor-core GEMM path",
+                          shp({c.N, c.C, c.H, c.W}).c_str(), (long long)c.kh, (long long)c.kw, c.stride, c.pt, c.pl,
+                          c.pb, c.pr, c.bias ? " bias" : "");
+            report("conv2d_gemm", std::string(what) + " -> " + got.shape().str(), ref.f32(), got.f32(), ref.numel(), ms);
+        });
+    }
+    for (const Ct& c : std::vector<Ct>{{2, 3, 32, 40, 5, 7, DType::BF16}, {1, 16, 24, 24, 3, 5, DType::BF16},
+                                       {3, 1, 16, 8, 2, 3, DType::BF16}}) {
+        run_case("conv_temporal_gemm", [&] {
+            Tensor x = round_trip(randn({c.B * c.F, c.C, c.H, c.W})), b = randn({c.O});
+            Tensor w = round_to(randn({c.O, c.C, 3, 1, 1}, 1.f / std::sqrt(float(3 * c.C))), c.wt);
+            Tensor ref = ops::conv_temporal(x, c.F, w, b);
+            DeviceTensor dx = dev(x), dw = dev(w), db = dev(b), y;
+            double ms = time_ms([&] { y = co::conv_temporal(dx, c.F, dw, db); });
+            report("conv_temporal_gemm", shp({c.B * c.F, c.C, c.H, c.W}) + " frames " + std::to_string(c.F) + " O " +
+                                             std::to_string(c.O) + " w bf16, tensor-core GEMM path",
+                   ref.f32(), y.to_host().f32(), ref.numel(), ms);
+        });
+    }
+    co::set_conv_gemm(gemm_was);
     run_case("conv1d_same", [&] {
         Tensor x = randn({2, 24, 77}), w = randn({32, 24, 5}, 1.f / std::sqrt(120.f)), b = randn({32});
         Tensor ref = ops::conv1d_same(x, w, b);
