@@ -125,7 +125,8 @@ MODEL_RC=$CHECK_RC
 : > "$LOGS/cuda_model_check_conv_gemm.jsonl"
 if [ "$BUILD_OK" = 1 ]; then
   phase "cuda_model_check with ST2V_CUDA_CONV=gemm"
-  ST2V_CUDA_CONV=gemm timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --profile --reps 5 --quick --config tiny \
+  ST2V_CUDA_CONV=gemm timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --bench-dtype bf16 --profile --reps 5 \
+    --quick --config tiny \
     > "$LOGS/cuda_model_check_conv_gemm.jsonl" 2> "$LOGS/cuda_model_check_conv_gemm.err"
   echo "conv gemm exit $?" >&2
   grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_conv_gemm.jsonl" | cut -c1-300 >&2

@@ -15,6 +15,25 @@ export function parseThreads(value: string | undefined): number {
   return n;
 }
 
+/** The options of a suite that takes only `--json`, `--save` and `--threads N` (ops, tuning). */
+export interface BasicOptions {
+  json: boolean;
+  save: boolean;
+  threads?: number;
+}
+/** Parses `--json`, `--save`, `--threads N`; anything else is a RangeError naming the suite and the option. */
+export function parseBasicOptions(suite: string, argv: string[]): BasicOptions {
+  const out: BasicOptions = { json: false, save: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') out.json = true;
+    else if (a === '--save') out.save = true;
+    else if (a === '--threads') out.threads = parseThreads(argv[++i]);
+    else throw new RangeError(`${suite} bench: unknown option '${a}' (options: --json, --save, --threads N)`);
+  }
+  return out;
+}
+
 /**
  * Writes `report` (pretty JSON) to bench/results/<kind>-<slug of machine>-<YYYY-MM-DD of date>.json and returns the
  * path relative to the package root.

@@ -22,7 +22,7 @@
  * had the cores to themselves; the median figures above stay the primary ones.
  */
 import os from 'node:os';
-import { round, parseThreads, saveReport } from './common.js';
+import { round, parseBasicOptions, saveReport } from './common.js';
 import { callNative } from '../errors.js';
 import { loadNative } from '../native/binding.js';
 import type { NativeBenchResult } from '../native/binding.js';
@@ -47,20 +47,8 @@ interface Row {
   extra?: Record<string, number>;
 }
 
-function parseArgs(argv: string[]): { json: boolean; save: boolean; threads?: number } {
-  const out: { json: boolean; save: boolean; threads?: number } = { json: false, save: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--json') out.json = true;
-    else if (a === '--save') out.save = true;
-    else if (a === '--threads') out.threads = parseThreads(argv[++i]);
-    else throw new RangeError(`ops bench: unknown option '${a}' (options: --json, --save, --threads N)`);
-  }
-  return out;
-}
-
 export async function run(argv: string[]): Promise<void> {
-  const opts = parseArgs(argv);
+  const opts = parseBasicOptions('ops', argv);
   const core = loadNative();
   if (opts.threads !== undefined) core.setThreads(opts.threads);
   const info = core.systemInfo();

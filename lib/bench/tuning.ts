@@ -8,7 +8,7 @@
  * level was chosen; it changes nothing by itself.
  */
 import os from 'node:os';
-import { round, parseThreads, saveReport } from './common.js';
+import { round, parseBasicOptions, saveReport } from './common.js';
 import { callNative } from '../errors.js';
 import { loadNative } from '../native/binding.js';
 import type { NativeBenchResult } from '../native/binding.js';
@@ -19,18 +19,6 @@ interface Variant {
   q1: number;
   q3: number;
   gflops: number;
-}
-
-function parseArgs(argv: string[]): { json: boolean; save: boolean; threads?: number } {
-  const out: { json: boolean; save: boolean; threads?: number } = { json: false, save: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--json') out.json = true;
-    else if (a === '--save') out.save = true;
-    else if (a === '--threads') out.threads = parseThreads(argv[++i]);
-    else throw new RangeError(`tuning bench: unknown option '${a}' (options: --json, --save, --threads N)`);
-  }
-  return out;
 }
 
 /** The per-variant figures of a sweep result's `extra` ({label}_ratio, _q1, _q3, _gflops), best first. */
@@ -52,7 +40,7 @@ export function variantsOf(extra: Record<string, number> | undefined): Variant[]
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const opts = parseArgs(argv);
+  const opts = parseBasicOptions('tuning', argv);
   const core = loadNative();
   if (opts.threads !== undefined) core.setThreads(opts.threads);
   const info = core.systemInfo();

@@ -72,9 +72,9 @@ DeviceTensor DeviceTensor::reshape(const Shape& s) const {
 }
 
 DeviceTensor DeviceTensor::to(DType dtype) const {
-    const OpScope prof("cast");
     ST2V_CHECK(defined(), Code::kInvalidArgument, "DeviceTensor::to: undefined tensor");
     if (dtype == dtype_) return *this;
+    const OpScope prof("cast");  // after the no-op return: a profile counts only real casts
     DeviceTensor t = empty(shape_, dtype);
     check(cuda().cast(raw(), abi_dtype(dtype_, "cast"), t.raw(), abi_dtype(dtype, "cast"), numel()), "cast");
     return t;

@@ -186,14 +186,32 @@ double median_of(std::vector<double> v, double q = 0.5) {
     return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
 }
 
+// Wall seconds of one call of fn.
+template <class F>
+double wall_seconds(F&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+// One FMA peak probe on every thread of pool (the AVX-512 or AVX2 chains): GFLOP/s of the whole pool.
+double probe_gflops(ThreadPool& pool, bool wide) {
+    float (*chains)(int64_t) = wide ? peak_chains_avx512 : peak_chains_avx2;
+    const int T = pool.size(), lanes = wide ? 16 : 8;
+    const double s = wall_seconds([&] {
+        pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+            for (int64_t i = b; i < e; ++i) g_sink.store(chains(kPeakIters), std::memory_order_relaxed);
+        }, 1);
+    });
+    return static_cast<double>(T) * kPeakIters * 12 * lanes * 2 / s * 1e-9;
+}
+
 Result gemm_2048_paired() {
     const int64_t S = 2048;
     const int rounds = 15;
     ThreadPool& pool = current_pool();
     const int T = pool.size();
     const bool wide = max_supported_isa() == Isa::kAvx512;
-    float (*chains)(int64_t) = wide ? peak_chains_avx512 : peak_chains_avx2;
-    const int lanes = wide ? 16 : 8;
+    auto probe = [&] { return probe_gflops(pool, wide); };
     Result r;
     r.name = "gemm_2048_paired";
     if (static_cast<int>(max_supported_isa()) < static_cast<int>(Isa::kAvx2)) {
@@ -208,26 +226,13 @@ Result gemm_2048_paired() {
     const OpenBlas& ob = openblas();
     if (ob.sgemm) ob.set_threads(1);
 
-    auto seconds = [](auto&& fn) {
-        const auto t0 = std::chrono::steady_clock::now();
-        fn();
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    };
-    auto probe = [&] {
-        const double s = seconds([&] {
-            pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
-                for (int64_t i = b; i < e; ++i) g_sink.store(chains(kPeakIters), std::memory_order_relaxed);
-            }, 1);
-        });
-        return static_cast<double>(T) * kPeakIters * 12 * lanes * 2 / s * 1e-9;
-    };
     const double gflop = 2.0 * S * S * S * 1e-9;
     auto ours = [&](const void* w, DType dt) {
-        return gflop / seconds([&] { ops::gemm(S, S, S, {a.data(), DType::F32, S, 1}, {w, dt, 1, S}, c.data(), S); });
+        return gflop / wall_seconds([&] { ops::gemm(S, S, S, {a.data(), DType::F32, S, 1}, {w, dt, 1, S}, c.data(), S); });
     };
     auto theirs = [&] {
         const int64_t per = ((S + T - 1) / T + 15) / 16 * 16;
-        return gflop / seconds([&] {
+        return gflop / wall_seconds([&] {
             pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
                 for (int64_t p = b; p < e; ++p) {
                     const int64_t n0 = p * per, n1 = std::min(S, n0 + per);
@@ -349,29 +354,14 @@ Result sweep_case(const char* name, Isa level, const std::vector<std::string>& l
         r.note = std::string("skipped: the ") + isa_name(level) + " level is not this CPU's widest active level";
         return r;
     }
-    const bool wide = level == Isa::kAvx512;
-    float (*chains)(int64_t) = wide ? peak_chains_avx512 : peak_chains_avx2;
-    const int lanes = wide ? 16 : 8;
+    auto probe = [&] { return probe_gflops(pool, level == Isa::kAvx512); };
     std::vector<float> a = rand_f32(static_cast<size_t>(S * S), 1);
     std::vector<float> w = rand_f32(static_cast<size_t>(S * S), 2);
     std::vector<float> c(static_cast<size_t>(S * S));
-    auto seconds = [](auto&& fn) {
-        const auto t0 = std::chrono::steady_clock::now();
-        fn();
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    };
-    auto probe = [&] {
-        const double s = seconds([&] {
-            pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
-                for (int64_t i = b; i < e; ++i) g_sink.store(chains(kPeakIters), std::memory_order_relaxed);
-            }, 1);
-        });
-        return static_cast<double>(T) * kPeakIters * 12 * lanes * 2 / s * 1e-9;
-    };
     const double gflop = 2.0 * S * S * S * 1e-9;
     auto ours = [&](size_t v) {
         apply(v);
-        return gflop / seconds([&] { ops::gemm(S, S, S, {a.data(), DType::F32, S, 1}, {w.data(), DType::F32, 1, S}, c.data(), S); });
+        return gflop / wall_seconds([&] { ops::gemm(S, S, S, {a.data(), DType::F32, S, 1}, {w.data(), DType::F32, 1, S}, c.data(), S); });
     };
     const size_t n = labels.size();
     std::vector<std::vector<double>> ratio(n), gf(n);

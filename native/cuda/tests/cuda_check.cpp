@@ -535,11 +535,21 @@ void check_layout_ops() {
         {1, 16, 24, 8, 8, 3, 3, 1, 1, 1, 1, 1, DType::F16, true},     // resident f16 weights
         {1, 8, 12, 11, 13, 5, 3, 1, 2, 1, 2, 1, DType::F32, true},    // 5x3 kernel
     };
-    const bool gemm_was = co::conv_gemm();
-    co::set_conv_gemm(false);  // these cases check the direct kernel, whatever ST2V_CUDA_CONV says
-    for (const Cv& c : convs) {
-        run_case("conv2d", [&] {
+    struct Ct { int64_t B; int F; int64_t C, O, H, W; DType wt; };
+    // gemm = false: the direct kernel (cuda_ops::set_conv_gemm(false), whatever ST2V_CUDA_CONV says) on f32
+    // activations. gemm = true: the tensor-core GEMM path of bf16-weight convolutions, which rounds the activations to
+    // bf16, so the reference gets the same rounded activations; what is left is fp32 summation order, and the fp32
+    // bound applies (an unfold / scatter index error would not hide under it).
+    auto round_trip = [](const Tensor& x) {
+        Tensor r = Tensor::empty(x.shape(), DType::F32);
+        for (int64_t i = 0; i < x.numel(); ++i) r.f32()[i] = bf16_to_f32(f32_to_bf16(x.f32()[i]));
+        return r;
+    };
+    auto conv2d_case = [&](const Cv& c, bool gemm) {
+        const char* op = gemm ? "conv2d_gemm" : "conv2d";
+        run_case(op, [&] {
             Tensor x = randn({c.N, c.C, c.H, c.W}), b = randn({c.O});
+            if (gemm) x = round_trip(x);
             Tensor w = randn({c.O, c.C, c.kh, c.kw}, 1.f / std::sqrt(float(c.C * c.kh * c.kw)));
             if (c.wt != DType::F32) w = round_to(w, c.wt);
             ops::Conv2dParams p;
@@ -548,79 +558,48 @@ void check_layout_ops() {
             DeviceTensor dx = dev(x), dw = dev(w), db = c.bias ? dev(b) : DeviceTensor(), y;
             double ms = time_ms([&] { y = co::conv2d(dx, dw, db, p); });
             Tensor got = y.to_host();
-            ST2V_CHECK(got.shape() == ref.shape(), Code::kShapeMismatch, "conv2d: cuda %s vs cpu %s",
+            ST2V_CHECK(got.shape() == ref.shape(), Code::kShapeMismatch, "%s: cuda %s vs cpu %s", op,
                        got.shape().str().c_str(), ref.shape().str().c_str());
             char what[160];
-            std::snprintf(what, sizeof what, "%s w %lldx%lld %s stride %d pad %d,%d,%d,%d%s",
+            std::snprintf(what, sizeof what, "%s w %lldx%lld %s stride %d pad %d,%d,%d,%d%s%s",
                           shp({c.N, c.C, c.H, c.W}).c_str(), (long long)c.kh, (long long)c.kw, dname(c.wt), c.stride,
-                          c.pt, c.pl, c.pb, c.pr, c.bias ? " bias" : "");
-            report(c.kh == 1 && c.kw == 1 ? "conv2d_1x1" : "conv2d", std::string(what) + " -> " + got.shape().str(),
-                   ref.f32(), got.f32(), ref.numel(), ms);
+                          c.pt, c.pl, c.pb, c.pr, c.bias ? " bias" : "", gemm ? ", tensor-core GEMM path" : "");
+            report(gemm ? "conv2d_gemm" : c.kh == 1 && c.kw == 1 ? "conv2d_1x1" : "conv2d",
+                   std::string(what) + " -> " + got.shape().str(), ref.f32(), got.f32(), ref.numel(), ms);
         });
-    }
-    struct Ct { int64_t B; int F; int64_t C, O, H, W; DType wt; };
-    for (const Ct& c : std::vector<Ct>{{2, 1, 32, 32, 5, 7, DType::F32},
-                                       {2, 3, 32, 40, 5, 7, DType::F32},
-                                       {1, 16, 32, 32, 4, 6, DType::F32},
-                                       {1, 16, 24, 24, 3, 5, DType::BF16}}) {
-        run_case("conv_temporal", [&] {
+    };
+    auto temporal_case = [&](const Ct& c, bool gemm) {
+        const char* op = gemm ? "conv_temporal_gemm" : "conv_temporal";
+        run_case(op, [&] {
             Tensor x = randn({c.B * c.F, c.C, c.H, c.W}), b = randn({c.O});
+            if (gemm) x = round_trip(x);
             Tensor w = randn({c.O, c.C, 3, 1, 1}, 1.f / std::sqrt(float(3 * c.C)));
             if (c.wt != DType::F32) w = round_to(w, c.wt);
             Tensor ref = ops::conv_temporal(x, c.F, w, b);
             DeviceTensor dx = dev(x), dw = dev(w), db = dev(b), y;
             double ms = time_ms([&] { y = co::conv_temporal(dx, c.F, dw, db); });
-            report("conv_temporal", shp({c.B * c.F, c.C, c.H, c.W}) + " frames " + std::to_string(c.F) + " O " +
-                                        std::to_string(c.O) + " w " + dname(c.wt),
+            report(op, shp({c.B * c.F, c.C, c.H, c.W}) + " frames " + std::to_string(c.F) + " O " +
+                           std::to_string(c.O) + " w " + dname(c.wt) + (gemm ? ", tensor-core GEMM path" : ""),
                    ref.f32(), y.to_host().f32(), ref.numel(), ms);
         });
-    }
-    // The tensor-core GEMM path of the convolutions with bf16 weights (cuda_ops::set_conv_gemm): it rounds the
-    // activations to bf16, so the reference gets the same rounded activations; what is left is fp32 summation order,
-    // and the fp32 bound applies (an unfold / scatter index error would not hide under it).
-    auto round_trip = [](const Tensor& x) {
-        Tensor r = Tensor::empty(x.shape(), DType::F32);
-        for (int64_t i = 0; i < x.numel(); ++i) r.f32()[i] = bf16_to_f32(f32_to_bf16(x.f32()[i]));
-        return r;
     };
+    const bool gemm_was = co::conv_gemm();
+    co::set_conv_gemm(false);
+    for (const Cv& c : convs) conv2d_case(c, false);
+    for (const Ct& c : std::vector<Ct>{{2, 1, 32, 32, 5, 7, DType::F32},
+                                       {2, 3, 32, 40, 5, 7, DType::F32},
+                                       {1, 16, 32, 32, 4, 6, DType::F32},
+                                       {1, 16, 24, 24, 3, 5, DType::BF16}})
+        temporal_case(c, false);
     co::set_conv_gemm(true);
-    for (const Cv& c : std::vector<Cv>{{2, 32, 48, 16, 16, 3, 3, 1, 1, 1, 1, 1, DType::BF16, true},
-                                       {2, 32, 40, 15, 17, 3, 3, 2, 1, 1, 1, 1, DType::BF16, true},
-                                       {2, 24, 24, 16, 16, 3, 3, 2, 0, 0, 1, 1, DType::BF16, false},
-                                       {3, 64, 70, 7, 9, 1, 1, 1, 0, 0, 0, 0, DType::BF16, true},
-                                       {2, 4, 32, 7, 9, 3, 3, 1, 1, 1, 1, 1, DType::BF16, true},
-                                       {1, 8, 12, 11, 13, 5, 3, 1, 2, 1, 2, 1, DType::BF16, true}}) {
-        run_case("conv2d_gemm", [&] {
-            Tensor x = round_trip(randn({c.N, c.C, c.H, c.W})), b = randn({c.O});
-            Tensor w = round_to(randn({c.O, c.C, c.kh, c.kw}, 1.f / std::sqrt(float(c.C * c.kh * c.kw))), c.wt);
-            ops::Conv2dParams p;
-            p.stride = c.stride, p.pad_top = c.pt, p.pad_left = c.pl, p.pad_bottom = c.pb, p.pad_right = c.pr;
-            Tensor ref = ops::conv2d(x, w, c.bias ? b : Tensor(), p);
-            DeviceTensor dx = dev(x), dw = dev(w), db = c.bias ? dev(b) : DeviceTensor(), y;
-            double ms = time_ms([&] { y = co::conv2d(dx, dw, db, p); });
-            Tensor got = y.to_host();
-            ST2V_CHECK(got.shape() == ref.shape(), Code::kShapeMismatch, "conv2d_gemm: cuda %s vs cpu %s",
-                       got.shape().str().c_str(), ref.shape().str().c_str());
-            char what[160];
-            std::snprintf(what, sizeof what, "%s w %lldx%lld bf16 stride %d pad %d,%d,%d,%d%s, tensor-core GEMM path",
-                          shp({c.N, c.C, c.H, c.W}).c_str(), (long long)c.kh, (long long)c.kw, c.stride, c.pt, c.pl,
-                          c.pb, c.pr, c.bias ? " bias" : "");
-            report("conv2d_gemm", std::string(what) + " -> " + got.shape().str(), ref.f32(), got.f32(), ref.numel(), ms);
-        });
-    }
+    for (Cv c : convs)  // every f32-weight shape above, with bf16 weights
+        if (c.wt == DType::F32) {
+            c.wt = DType::BF16;
+            conv2d_case(c, true);
+        }
     for (const Ct& c : std::vector<Ct>{{2, 3, 32, 40, 5, 7, DType::BF16}, {1, 16, 24, 24, 3, 5, DType::BF16},
-                                       {3, 1, 16, 8, 2, 3, DType::BF16}}) {
-        run_case("conv_temporal_gemm", [&] {
-            Tensor x = round_trip(randn({c.B * c.F, c.C, c.H, c.W})), b = randn({c.O});
-            Tensor w = round_to(randn({c.O, c.C, 3, 1, 1}, 1.f / std::sqrt(float(3 * c.C))), c.wt);
-            Tensor ref = ops::conv_temporal(x, c.F, w, b);
-            DeviceTensor dx = dev(x), dw = dev(w), db = dev(b), y;
-            double ms = time_ms([&] { y = co::conv_temporal(dx, c.F, dw, db); });
-            report("conv_temporal_gemm", shp({c.B * c.F, c.C, c.H, c.W}) + " frames " + std::to_string(c.F) + " O " +
-                                             std::to_string(c.O) + " w bf16, tensor-core GEMM path",
-                   ref.f32(), y.to_host().f32(), ref.numel(), ms);
-        });
-    }
+                                       {3, 1, 16, 8, 2, 3, DType::BF16}})
+        temporal_case(c, true);
     co::set_conv_gemm(gemm_was);
     run_case("conv1d_same", [&] {
         Tensor x = randn({2, 24, 77}), w = randn({32, 24, 5}, 1.f / std::sqrt(120.f)), b = randn({32});

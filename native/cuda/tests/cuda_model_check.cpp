@@ -1,7 +1,9 @@
 // cuda_model_check: the StreamingT2V stage-2 networks on the CUDA backend (models/t2v/device_unet3d.h) against the
 // CPU networks (the specification) on seeded random weights (St2vConfig::tiny() / ::mid(), make_random_weights).
 //
-//   cuda_model_check [--quick] [--bench] [--bench-tiny] [--profile] [--reps N] [--frames F] [--latent N] [--config tiny|mid]
+//   cuda_model_check [--quick] [--bench] [--bench-tiny] [--profile] [--bench-dtype f32|bf16] [--reps N] [--frames F]
+//                    [--latent N] [--config tiny|mid]
+// (--bench-dtype: the bench in that weight dtype only; default both)
 // (--profile, with --bench / --bench-tiny: one more step per dtype with every device op timed on its own,
 // {"case": "bench/stage2_profile", "ops": [{"op", "calls", "ms", "share", "tflops"}...]}, backend.h: OpScope)
 // (--bench-tiny: the bench code on the tiny config at --latent / --frames, also under emulation; a check of the tool)
@@ -60,7 +62,8 @@ using co::DeviceTensor;
 namespace {
 
 int g_reps = 1;
-bool g_profile = false;  // --profile: the bench also prints a per-op profile of one step per dtype
+bool g_profile = false;
+std::vector<DType> g_bench_dtypes = {DType::F32, DType::BF16};  // --bench-dtype f32|bf16: that one only  // --profile: the bench also prints a per-op profile of one step per dtype
 int g_frames = 16;  // chunk frames of the parity cases (conditioning frames: half)
 int g_latent = 8;   // tiny's latent size (mid: twice that)
 int g_failed = 0, g_passed = 0;
@@ -290,7 +293,7 @@ void bench(int reps, bool tiny) {
     std::fprintf(stderr, "bench: %s random weights in %.1f s\n", tiny ? "tiny" : "full-size", (now_ms() - a) / 1000);
     const Inputs in = make_inputs(c, hw, F, Fc, 2025);
     const double flops = t2v::step_flops(c, 2, F, Fc, hw, hw, in.ctx.size(1));
-    for (DType dt : {DType::F32, DType::BF16}) {
+    for (DType dt : g_bench_dtypes) {
         const char* dn = dt == DType::F32 ? "f32" : "bf16";
         try {
             backend::reset_device_bytes_peak();
@@ -397,12 +400,16 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--bench")) do_bench = true;
         else if (!std::strcmp(argv[i], "--bench-tiny")) bench_tiny = true;
         else if (!std::strcmp(argv[i], "--profile")) g_profile = true;
+        else if (!std::strcmp(argv[i], "--bench-dtype") && i + 1 < argc &&
+                 (!std::strcmp(argv[i + 1], "f32") || !std::strcmp(argv[i + 1], "bf16"))) {
+            g_bench_dtypes = {std::strcmp(argv[++i], "f32") ? DType::BF16 : DType::F32};
+        }
         else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--frames") && i + 1 < argc) g_frames = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--latent") && i + 1 < argc) g_latent = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
         else {
-            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--bench-tiny] [--profile] [--reps N] [--frames F] [--latent N] [--config tiny|mid]\n");
+            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--bench-tiny] [--profile] [--bench-dtype f32|bf16] [--reps N] [--frames F] [--latent N] [--config tiny|mid]\n");
             return 1;
         }
     }
