@@ -1,17 +1,26 @@
 /**
- * `npm run bench -- step`: one StreamingT2V denoising step (CAM over the 8 conditioning frames + the base
+ * `npm run bench -- step`: the StreamingT2V denoising step (CAM over the 8 conditioning frames + the base
  * UNet3D with the 13 CAM mergers and APM, CFG batch 2, 16 frames) at the mid-size config (block_out_channels
  * 128/256/512/512, head size 64, 32x32 latents, 1024-d context, 93 tokens) with random weights from a seed,
- * for f32 and f16 weights. Reports seconds per step, GFLOP/s (FLOPs counted analytically: convolutions,
- * linear layers and attention products) and the peak RSS. Each dtype runs in its own child process so the
- * peak RSS figures do not mix; the step itself runs on a native worker thread.
+ * for f32 and f16 weights. Reports the median seconds per step over --reps steps after --warmup steps (the first,
+ * cold step separately), GFLOP/s (FLOPs counted analytically: convolutions, linear layers and attention products)
+ * and the peak RSS. Each dtype runs in its own child process so the peak RSS figures do not mix; the steps run on
+ * a native worker thread, activations from one arena as in the engine.
+ *
+ * --anchor: then runs the PyTorch peer (scripts/torch_anchor.py, a copy of ../shared/tools/torch_anchor.py: the
+ * same step in plain PyTorch, same widths, same thread count, fp32) on the same machine, right after, and reports
+ * torch's median / ours for each dtype. It needs a Python with torch (--anchor-python, else $ST2V_ANCHOR_PYTHON,
+ * else python3); PyTorch is a bench tool only, never a dependency of the package.
  * Options: --dtypes f32,f16 (default), --seed N, --frames N, --cond-frames N, --latent N, --threads N,
- * --preset mid|tiny, --json.
+ * --preset mid|tiny, --reps N (3), --warmup N (1), --anchor, --anchor-python PATH, --save, --json.
  */
 import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { round, saveReport } from './common.js';
 import { callNative } from '../errors.js';
-import { loadNative } from '../native/binding.js';
+import { loadNative, packageRoot } from '../native/binding.js';
 
 export interface StepBenchResult {
   dtype: string;
@@ -19,7 +28,11 @@ export interface StepBenchResult {
   params: number;
   weightBytes: number;
   buildSeconds: number;
+  /** Median of the timed steps. */
   seconds: number;
+  secondsMin: number;
+  stepSeconds: number[];
+  warmupSeconds: number[];
   flops: number;
   gflops: number;
   peakRssBytes: number;
@@ -32,13 +45,32 @@ interface StepOptions {
   frames: number;
   condFrames: number;
   latent: number;
+  warmup: number;
+  reps: number;
 }
 
 interface StepNative {
   benchStep(o: StepOptions): Promise<Omit<StepBenchResult, 'dtype'>>;
 }
 
-function parse(argv: string[]) {
+/** One JSON line of scripts/torch_anchor.py with a measurement. */
+export interface AnchorRow {
+  case: string;
+  mode: string;
+  params: number;
+  ms_median: number;
+  ms_min: number;
+}
+
+export function parseStepArgs(argv: string[]) {
+  const known = new Set(['--dtypes', '--seed', '--preset', '--frames', '--cond-frames', '--latent', '--threads', '--reps',
+    '--warmup', '--anchor-python']);
+  const flags = new Set(['--json', '--save', '--anchor']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (known.has(a)) i++;
+    else if (!flags.has(a)) throw new RangeError(`step bench: unknown option '${a}'`);
+  }
   const arg = (name: string): string | undefined => {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
@@ -54,15 +86,27 @@ function parse(argv: string[]) {
   const preset = arg('--preset') ?? 'mid';
   if (preset !== 'mid' && preset !== 'tiny') throw new RangeError("--preset must be 'mid' or 'tiny'");
   const frames = int('--frames', 16, 1, 64);
+  const threads = arg('--threads');
+  if (threads !== undefined) int('--threads', 1, 1, 1024);
+  const anchor = argv.includes('--anchor');
+  const latent = int('--latent', 32, 1, 128);
+  const condFrames = int('--cond-frames', Math.min(8, frames), 1, frames);
+  if (anchor && (preset !== 'mid' || frames !== 16 || condFrames !== 8 || latent !== 32))
+    throw new RangeError('--anchor: the PyTorch peer runs the mid preset at 16 frames, 8 conditioning frames, 32x32 latents only');
   return {
     dtypes,
     preset,
     seed: int('--seed', 1, 0, 2 ** 31),
     frames,
-    condFrames: int('--cond-frames', Math.min(8, frames), 1, frames),
-    latent: int('--latent', 32, 1, 128),
-    threads: arg('--threads'),
+    condFrames,
+    latent,
+    threads,
+    reps: int('--reps', 3, 1, 100),
+    warmup: int('--warmup', 1, 0, 100),
+    anchor,
+    anchorPython: arg('--anchor-python') ?? process.env.ST2V_ANCHOR_PYTHON ?? 'python3',
     json: argv.includes('--json'),
+    save: argv.includes('--save'),
   };
 }
 
@@ -74,33 +118,100 @@ async function runOne(o: StepOptions, threads: string | undefined): Promise<Step
   return { dtype: o.dtype, ...r };
 }
 
+/** The measurement lines of torch_anchor.py's stdout (one JSON object per line; other lines are ignored). */
+export function parseAnchorOutput(stdout: string): { env?: Record<string, unknown>; rows: AnchorRow[] } {
+  const rows: AnchorRow[] = [];
+  let env: Record<string, unknown> | undefined;
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (o.event === 'env') env = o;
+    else if (typeof o.case === 'string' && typeof o.ms_median === 'number') rows.push(o as unknown as AnchorRow);
+  }
+  return { env, rows };
+}
+
 export async function run(argv: string[]): Promise<void> {
-  const a = parse(argv);
+  const a = parseStepArgs(argv);
   const self = fileURLToPath(import.meta.url);
   const rows: StepBenchResult[] = [];
+  const log = (s: string): void => {
+    if (a.json) process.stderr.write(`${s}\n`);
+    else process.stdout.write(`${s}\n`);
+  };
+  const core = loadNative();
+  if (a.threads !== undefined) core.setThreads(Number(a.threads));
+  const info = core.systemInfo();
+  const loadBefore = os.loadavg();
   for (const dtype of a.dtypes) {
     const childArgs = [self, '--child', dtype, '--seed', String(a.seed), '--preset', a.preset, '--frames', String(a.frames),
-      '--cond-frames', String(a.condFrames), '--latent', String(a.latent), ...(a.threads !== undefined ? ['--threads', a.threads] : [])];
+      '--cond-frames', String(a.condFrames), '--latent', String(a.latent), '--reps', String(a.reps), '--warmup', String(a.warmup),
+      ...(a.threads !== undefined ? ['--threads', a.threads] : [])];
     const execArgv = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
     const out = execFileSync(process.execPath, [...execArgv, ...childArgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     rows.push(JSON.parse(out.trim().split('\n').pop() ?? '{}') as StepBenchResult);
   }
+  let anchor: { env?: Record<string, unknown>; rows: AnchorRow[]; python: string; error?: string } | undefined;
+  if (a.anchor) {
+    const script = path.join(packageRoot, 'scripts', 'torch_anchor.py');
+    const args = [script, '--width', 'mid', '--device', 'cpu', '--threads', String(info.threads), '--modes', 'fp32',
+      '--reps', String(a.reps)];
+    log(`running the PyTorch peer: ${a.anchorPython} ${args.join(' ')}`);
+    try {
+      const out = execFileSync(a.anchorPython, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      anchor = { ...parseAnchorOutput(out), python: a.anchorPython };
+    } catch (err) {
+      anchor = { rows: [], python: a.anchorPython, error: (err as Error).message.split('\n')[0] };
+    }
+  }
+  const torchMs = anchor?.rows.find((r) => r.mode === 'fp32')?.ms_median;
+  const report = {
+    suite: 'step',
+    cpu: info.cpu,
+    isa: info.isa,
+    threads: info.threads,
+    date: new Date().toISOString(),
+    load_avg_before: loadBefore.map((x) => round(x, 2)),
+    load_avg_after: os.loadavg().map((x) => round(x, 2)),
+    options: { preset: a.preset, frames: a.frames, condFrames: a.condFrames, latent: a.latent, seed: a.seed, warmup: a.warmup, reps: a.reps },
+    results: rows.map((r) => ({
+      ...r,
+      ...(torchMs !== undefined ? { torch_fp32_over_ours: round(torchMs / 1e3 / r.seconds, 3) } : {}),
+    })),
+    ...(anchor ? { torch_anchor: anchor } : {}),
+  };
+  if (a.save) log(`saved ${saveReport('step', `${info.cpu}-${info.isa}`, report.date, report)}`);
   if (a.json) {
-    process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
   const first = rows[0];
   if (first) {
-    process.stdout.write(
+    log(
       `step: CAM (${a.condFrames} frames) + UNet3D (${a.frames} frames), CFG batch 2, ${a.latent}x${a.latent} latents, ` +
-        `${(first.params / 1e6).toFixed(1)}M params, ${(first.flops / 1e9).toFixed(1)} GFLOP per step\n  ${first.config}\n`,
+        `${(first.params / 1e6).toFixed(1)}M params, ${(first.flops / 1e9).toFixed(1)} GFLOP per step; ` +
+        `${info.cpu} ${info.isa}, ${info.threads} threads; median of ${a.reps} after ${a.warmup} warm-up\n  ${first.config}`,
     );
   }
-  for (const r of rows) {
-    process.stdout.write(
-      `  ${r.dtype.padEnd(5)} ${r.seconds.toFixed(2).padStart(8)} s/step  ${r.gflops.toFixed(1).padStart(7)} GFLOP/s  ` +
-        `peak RSS ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB  (weights ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB, built in ${r.buildSeconds.toFixed(1)} s)\n`,
+  for (const r of report.results) {
+    const cold = r.warmupSeconds[0] ?? r.stepSeconds[0] ?? NaN;
+    log(
+      `  ${r.dtype.padEnd(5)} ${r.seconds.toFixed(2).padStart(8)} s/step (min ${r.secondsMin.toFixed(2)}, first ${cold.toFixed(2)})  ` +
+        `${r.gflops.toFixed(1).padStart(7)} GFLOP/s  peak RSS ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB  ` +
+        `(weights ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB, built in ${r.buildSeconds.toFixed(1)} s)` +
+        ('torch_fp32_over_ours' in r ? `  PyTorch fp32 / ours ${r.torch_fp32_over_ours}` : ''),
     );
+  }
+  if (anchor) {
+    if (anchor.error) log(`  PyTorch peer failed (${anchor.python}): ${anchor.error}`);
+    for (const r of anchor.rows)
+      log(`  PyTorch ${String(anchor.env?.torch ?? '?')} ${r.mode}: ${(r.ms_median / 1e3).toFixed(2)} s/step (min ` +
+        `${(r.ms_min / 1e3).toFixed(2)}), ${(r.params / 1e6).toFixed(1)}M params`);
   }
 }
 
@@ -108,8 +219,8 @@ export async function run(argv: string[]): Promise<void> {
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--child') {
   const argv = process.argv.slice(2);
   const dtype = argv[1] ?? 'f32';
-  const a = parse(argv.slice(2));
-  runOne({ dtype, seed: a.seed, preset: a.preset, frames: a.frames, condFrames: a.condFrames, latent: a.latent }, a.threads)
+  const a = parseStepArgs(argv.slice(2));
+  runOne({ dtype, seed: a.seed, preset: a.preset, frames: a.frames, condFrames: a.condFrames, latent: a.latent, warmup: a.warmup, reps: a.reps }, a.threads)
     .then((r) => process.stdout.write(JSON.stringify(r) + '\n'))
     .catch((err: unknown) => {
       console.error(`bench step (${dtype}): ${(err as Error).message}`);

@@ -101,10 +101,18 @@ __attribute__((target("avx2,fma,f16c"))) void pack_depth_contig_avx2(const void*
             o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
             o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
             float* d = dst + k * R + i0;
-            if (lanes == 8)
+            if (lanes == 8) {
                 for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + q * R, o[q]);
-            else
+            } else if (R < 8) {
+                // One block of rows narrower than 8 (the 6-row AVX2 panels): full stores, each spilling into the
+                // start of the next depth row, which the next store (or the depth tail) then overwrites; masked
+                // stores (slow on AMD) only where the spill would leave the panel.
+                for (int q = 0; q < 7; ++q) _mm256_storeu_ps(d + q * R, o[q]);
+                if (k + 8 < kc) _mm256_storeu_ps(d + 7 * R, o[7]);
+                else _mm256_maskstore_ps(d + 7 * R, mask, o[7]);
+            } else {
                 for (int q = 0; q < 8; ++q) _mm256_maskstore_ps(d + q * R, mask, o[q]);
+            }
         }
         for (int64_t k = kfull; k < kc; ++k)
             for (int j = 0; j < lanes; ++j) {
@@ -333,10 +341,15 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
                 float* C, int64_t ldc, const GemmEpilogue& ep) {
     const int MR = cf.MR, NR = cf.NR;
     const int64_t KC = std::min<int64_t>(cf.KC, K);
+    const int64_t MC = std::max<int64_t>(MR, cf.MC / MR * MR);  // whole row panels, so ic stays panel-aligned
     const int64_t ncmax = std::min<int64_t>(cf.NC, ((n1 - n0 + NR - 1) / NR) * NR);
-    const int64_t mcmax = std::min<int64_t>(cf.MC, ((m1 - m0 + MR - 1) / MR) * MR);
+    const int64_t mcmax = std::min<int64_t>(MC, ((m1 - m0 + MR - 1) / MR) * MR);
+    // A prepacked A (conv weights over a batch) is read in place: its blocks are already in this panel layout.
+    const PrepackedA* pre = a.fn == pack_prepacked ? static_cast<const PrepackedA*>(a.ctx) : nullptr;
+    ST2V_CHECK(!pre || (pre->MR == MR && pre->KC == KC && m0 % MR == 0), Code::kInternal,
+               "gemm: prepacked A used with another blocking (ISA changed?)");
     float* pb = t_pack_b.get(static_cast<size_t>(KC * ncmax));
-    float* pa = t_pack_a.get(static_cast<size_t>(KC * mcmax));
+    float* pa_buf = pre ? nullptr : t_pack_a.get(static_cast<size_t>(KC * mcmax));
     float* tmp = t_tmp.get(static_cast<size_t>(MR * NR));
     for (int64_t jc = n0; jc < n1; jc += cf.NC) {
         const int64_t nc = std::min<int64_t>(cf.NC, n1 - jc);
@@ -345,10 +358,12 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
             const bool first = pc == 0, last = pc + kc == K;
             for (int64_t jr = 0; jr < nc; jr += NR)
                 b.fn(b.ctx, jc + jr, std::min<int64_t>(NR, nc - jr), pc, kc, NR, pb + jr * kc);
-            for (int64_t ic = m0; ic < m1; ic += cf.MC) {
-                const int64_t mc = std::min<int64_t>(cf.MC, m1 - ic);
-                for (int64_t ir = 0; ir < mc; ir += MR)
-                    a.fn(a.ctx, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, MR, pa + ir * kc);
+            for (int64_t ic = m0; ic < m1; ic += MC) {
+                const int64_t mc = std::min<int64_t>(MC, m1 - ic);
+                const float* pa = pre ? pre->buf.data() + pc * pre->Mpad + ic * kc : pa_buf;
+                if (!pre)
+                    for (int64_t ir = 0; ir < mc; ir += MR)
+                        a.fn(a.ctx, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, MR, pa_buf + ir * kc);
                 const int add = (!first || ep.accumulate) ? 1 : 0;
                 auto tile = [&](int64_t ir, int64_t jr) {
                     const int64_t mr = std::min<int64_t>(MR, mc - ir), nr = std::min<int64_t>(NR, nc - jr);

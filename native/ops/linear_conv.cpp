@@ -1,6 +1,9 @@
 // GEMM-based ops: portable GEMM, linear, conv2d, temporal conv, conv1d.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "core/half.h"
@@ -97,12 +100,67 @@ struct Im2col {
     const float* x;  // one image [C, H, W]
     int64_t H, W, Wo, kh, kw, stride, pt, pl;
 };
+// The panel's columns split into runs that stay in one output row.
+struct Seg {
+    int64_t off, oh, ow, len;
+};
+
+// Stride-1 panels on AVX2: for each kernel tap (i, j) and 8-column chunk of the panel, the source offset within a
+// channel plane and the lane masks (which columns read the image, which the padding, which lie in the panel) are
+// the same for every channel, so they are computed once per panel; each depth row is then one masked load and
+// store per chunk (masked-off lanes are never read). Returns false (nothing written) when the plan does not fit.
+__attribute__((target("avx2"))) bool pack_im2col_s1_avx2(const Im2col& g, const Seg* seg, int ns, int64_t nr,
+                                                         int64_t k0, int64_t kc, int R, float* dst) {
+    constexpr int kMaxChunks = 8, kMaxTaps = 9;
+    const int taps = static_cast<int>(g.kh * g.kw), chunks = (R + 7) / 8;
+    if (taps > kMaxTaps || chunks > kMaxChunks || ns > kMaxChunks) return false;
+    alignas(32) int32_t ld[kMaxTaps][kMaxChunks][8];  // -1: lane reads the image
+    int64_t src[kMaxTaps][kMaxChunks];                // element offset of lane 0 in the channel plane
+    // A chunk must not straddle two segments (its lanes would need two source offsets).
+    for (int q = 0; q < ns; ++q)
+        if (seg[q].off % 8 != 0 && q > 0) return false;
+    for (int tap = 0; tap < taps; ++tap) {
+        const int64_t i = tap / g.kw, j = tap % g.kw;
+        for (int ch = 0; ch < chunks; ++ch) {
+            const int64_t c0 = ch * 8;
+            int q = 0;
+            while (q + 1 < ns && seg[q + 1].off <= c0) ++q;
+            const Seg& sg = seg[q];
+            const int64_t ih = sg.oh - g.pt + i, iw0 = sg.ow - g.pl + j + (c0 - sg.off);
+            src[tap][ch] = ih * g.W + iw0;
+            for (int l = 0; l < 8; ++l) {
+                const int64_t col = c0 + l, iw = iw0 + l;
+                const bool in_seg = col < nr && col >= sg.off && col < sg.off + sg.len;
+                ld[tap][ch][l] = in_seg && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? -1 : 0;
+            }
+        }
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i last_st = _mm256_cmpgt_epi32(_mm256_set1_epi32(R - (chunks - 1) * 8), lane);
+    int64_t c = k0 / taps;
+    int tap = static_cast<int>(k0 % taps);
+    const int64_t plane = g.H * g.W;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+        const intptr_t base = reinterpret_cast<intptr_t>(g.x + c * plane);
+        float* d = dst + kk * R;
+        for (int ch = 0; ch < chunks; ++ch) {
+            const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(ld[tap][ch]));
+            // lane 0's address may lie in the padding: only unmasked lanes are read
+            const __m256 v = _mm256_maskload_ps(reinterpret_cast<const float*>(base + src[tap][ch] * 4), m);
+            if (ch + 1 < chunks || R % 8 == 0) _mm256_storeu_ps(d + ch * 8, v);
+            else _mm256_maskstore_ps(d + ch * 8, last_st, v);
+        }
+        if (++tap == taps) {
+            tap = 0;
+            ++c;
+        }
+    }
+    return true;
+}
+
 void pack_im2col(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
     const Im2col& g = *static_cast<const Im2col*>(ctx);
     // The panel's columns split into runs that stay in one output row; computed once for all depth rows.
-    struct Seg {
-        int64_t off, oh, ow, len;
-    };
     Seg seg[64];
     int ns = 0;
     for (int64_t n = r0, filled = 0; filled < nr && ns < 64; ++ns) {
@@ -113,6 +171,7 @@ void pack_im2col(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc
     }
     ST2V_CHECK(seg[ns - 1].off + seg[ns - 1].len == nr, Code::kInternal, "conv2d: im2col panel of %lld columns too wide",
                (long long)nr);
+    if (g.stride == 1 && active_isa() != Isa::kPortable && pack_im2col_s1_avx2(g, seg, ns, nr, k0, kc, R, dst)) return;
     int64_t c = k0 / (g.kh * g.kw), i = (k0 / g.kw) % g.kh, j = k0 % g.kw;
     for (int64_t kk = 0; kk < kc; ++kk) {
         const float* xc = g.x + c * g.H * g.W;

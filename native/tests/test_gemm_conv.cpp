@@ -149,6 +149,43 @@ TEST(GemmConv, GemmSameBitsForOneAndTwoThreads) {
     EXPECT_EQ(c1, c2);
 }
 
+// The packers write exactly their panel (R x kc floats, rows >= nr zero) and nothing around it, for operands
+// contiguous along depth (the transposing AVX2 path, whose narrow panels use overlapping full stores) and along
+// rows, in every dtype and on every level.
+TEST(GemmConv, PackersWriteOnlyTheirPanel) {
+    IsaGuard guard;
+    const float kCanary = -12345.f;
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
+        for (DType dt : {DType::F32, DType::F16, DType::BF16})
+            for (int R : {4, 6, 8, 14, 16, 32})
+                for (int64_t kc : {1, 7, 8, 9, 16, 23, 40})
+                    for (bool depth_contig : {true, false}) {
+                        const int64_t rows = 40, depth = 64, r0 = 3, k0 = 5;
+                        Stored m = store(randv(static_cast<size_t>(rows * depth), static_cast<uint32_t>(R * 100 + kc)), dt);
+                        detail::MatPack mp{m.data(), dt, depth_contig ? depth : 1, depth_contig ? 1 : rows};
+                        for (int64_t nr : {int64_t(1), int64_t(R) - 1, int64_t(R)}) {
+                            if (nr < 1) continue;
+                            std::vector<float> buf(static_cast<size_t>(R * kc + 64), kCanary);
+                            float* dst = buf.data() + 32;
+                            detail::pack_mat(&mp, r0, nr, k0, kc, R, dst);
+                            for (int64_t i = 0; i < 32; ++i) ASSERT_EQ(buf[static_cast<size_t>(i)], kCanary) << "before the panel";
+                            for (int64_t i = 0; i < 32; ++i)
+                                ASSERT_EQ(dst[R * kc + i], kCanary) << isa.name() << " " << dtype_name(dt) << " R=" << R
+                                                                    << " kc=" << kc << " nr=" << nr << ": after the panel";
+                            for (int64_t k = 0; k < kc; ++k)
+                                for (int64_t r = 0; r < R; ++r) {
+                                    const size_t at = depth_contig ? static_cast<size_t>((r0 + r) * depth + k0 + k)
+                                                                   : static_cast<size_t>((k0 + k) * rows + r0 + r);
+                                    const float want = r < nr ? m.f32[at] : 0.f;
+                                    ASSERT_EQ(dst[k * R + r], want) << isa.name() << " R=" << R << " kc=" << kc << " k=" << k
+                                                                    << " r=" << r << " nr=" << nr;
+                                }
+                        }
+                    }
+    }
+}
+
 TEST(GemmConv, LinearF16Bf16WeightsAndStridedInput) {
     IsaGuard guard;
     for (Level isa : levels()) {
