@@ -1,0 +1,66 @@
+// `npm run bench -- step`: option handling, the reading of the PyTorch peer's output, and (through the addon, on
+// the tiny preset) the warm-up / repetition contract of benchStep. The mid-size run itself takes minutes and is
+// run by hand (bench/results/step-*.json).
+import test from 'ava';
+import { parseAnchorOutput, parseStepArgs } from '../../lib/bench/step.js';
+import { St2vError, callNative } from '../../lib/errors.js';
+import { loadNative } from '../../lib/native/binding.js';
+
+test('step bench options: defaults, unknown options and an anchor on another config are RangeErrors', (t) => {
+  const a = parseStepArgs([]);
+  t.is(a.reps, 3);
+  t.is(a.warmup, 1);
+  t.false(a.anchor);
+  t.deepEqual(a.dtypes, ['f32', 'f16']);
+  t.is(parseStepArgs(['--anchor', '--anchor-python', '/usr/bin/python3']).anchorPython, '/usr/bin/python3');
+  t.throws(() => parseStepArgs(['--nope']), { instanceOf: RangeError, message: /unknown option '--nope'/ });
+  t.throws(() => parseStepArgs(['--reps', '0']), { instanceOf: RangeError, message: /--reps/ });
+  t.throws(() => parseStepArgs(['--threads', '0']), { instanceOf: RangeError, message: /--threads/ });
+  t.throws(() => parseStepArgs(['--anchor', '--preset', 'tiny']), { instanceOf: RangeError, message: /--anchor/ });
+  t.throws(() => parseStepArgs(['--anchor', '--latent', '16']), { instanceOf: RangeError, message: /--anchor/ });
+});
+
+test("parseAnchorOutput keeps the peer's env line and measurement lines, and ignores everything else", (t) => {
+  const out = [
+    '{"event": "env", "torch": "1.13.0a0", "device": "cpu", "sdpa": false, "tiny": false}',
+    '{"case": "st2v_step_16f_32x32_cfg2_mid", "mode": "fp32", "params": 366067828, "ms_median": 42450.5, "ms_min": 41230.1}',
+    '',
+    'case | mode | median ms | min ms | peak GiB | compile s',
+    '{not json',
+    '{"event": "sdpa_check", "max_abs": 0.0}',
+  ].join('\n');
+  const r = parseAnchorOutput(out);
+  t.is(r.env?.torch, '1.13.0a0');
+  t.is(r.rows.length, 1);
+  t.is(r.rows[0]?.mode, 'fp32');
+  t.is(r.rows[0]?.ms_median, 42450.5);
+});
+
+interface StepOut {
+  seconds: number;
+  secondsMin: number;
+  stepSeconds: number[];
+  warmupSeconds: number[];
+  gflops: number;
+  flops: number;
+}
+const native = loadNative() as unknown as { benchStep(o: Record<string, unknown>): Promise<StepOut> };
+
+test('benchStep runs warm-up + reps steps and reports the median of the timed ones', async (t) => {
+  const r = await callNative(() => native.benchStep({ dtype: 'f32', preset: 'tiny', frames: 4, condFrames: 2, latent: 4, warmup: 1, reps: 3 }));
+  t.is(r.warmupSeconds.length, 1);
+  t.is(r.stepSeconds.length, 3);
+  const sorted = [...r.stepSeconds].sort((x, y) => x - y);
+  t.is(r.seconds, sorted[1]);
+  t.is(r.secondsMin, sorted[0]);
+  t.true(r.flops > 0);
+  t.true(Math.abs(r.gflops - r.flops / r.seconds / 1e9) <= 1e-9 * r.gflops);
+});
+
+test('benchStep rejects bad repetition counts with a typed error', async (t) => {
+  for (const bad of [{ reps: 0 }, { reps: 1.5 }, { warmup: -1 }, { reps: 101 }]) {
+    const err = await t.throwsAsync(callNative(() => native.benchStep({ preset: 'tiny', frames: 2, condFrames: 1, latent: 2, ...bad })));
+    t.true(err instanceof St2vError, JSON.stringify(bad));
+    t.is((err as St2vError).code, 'ERR_INVALID_ARG', JSON.stringify(bad));
+  }
+});
