@@ -157,9 +157,35 @@ inline float act_apply(float x, Act a) {
     }
     return x;
 }
+// Bias without activation on AVX2 (the common case: every linear / conv of the UNet); same sums as the scalar path
+// below (r + (bc + br), one rounding each).
+__attribute__((target("avx2"))) void bias_region_avx2(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0,
+                                                      int64_t nr, const GemmEpilogue& ep) {
+    for (int64_t i = 0; i < mr; ++i) {
+        float* r = C + (m0 + i) * ldc + n0;
+        const float br = ep.bias_row ? ep.bias_row[m0 + i] : 0.f;
+        int64_t j = 0;
+        if (ep.bias_col) {
+            const float* bc = ep.bias_col + n0;
+            const __m256 vbr = _mm256_set1_ps(br);
+            for (; j + 8 <= nr; j += 8)
+                _mm256_storeu_ps(r + j, _mm256_add_ps(_mm256_loadu_ps(r + j), _mm256_add_ps(_mm256_loadu_ps(bc + j), vbr)));
+            for (; j < nr; ++j) r[j] += bc[j] + br;
+        } else if (br != 0.f) {
+            const __m256 vbr = _mm256_set1_ps(br);
+            for (; j + 8 <= nr; j += 8) _mm256_storeu_ps(r + j, _mm256_add_ps(_mm256_loadu_ps(r + j), vbr));
+            for (; j < nr; ++j) r[j] += br;
+        }
+    }
+}
+
 // Bias and activation on a finished tile region (called once per element, after the last K block).
 void finish_region(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0, int64_t nr, const GemmEpilogue& ep) {
     if (!ep.bias_col && !ep.bias_row && ep.act == Act::kNone) return;
+    if (ep.act == Act::kNone && active_isa() != Isa::kPortable) {
+        bias_region_avx2(C, ldc, m0, mr, n0, nr, ep);
+        return;
+    }
     for (int64_t i = 0; i < mr; ++i) {
         float* r = C + (m0 + i) * ldc + n0;
         const float br = ep.bias_row ? ep.bias_row[m0 + i] : 0.f;
@@ -360,7 +386,7 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
                 b.fn(b.ctx, jc + jr, std::min<int64_t>(NR, nc - jr), pc, kc, NR, pb + jr * kc);
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 const int64_t mc = std::min<int64_t>(MC, m1 - ic);
-                const float* pa = pre ? pre->buf.data() + pc * pre->Mpad + ic * kc : pa_buf;
+                const float* pa = pre ? pre->data() + pc * pre->Mpad + ic * kc : pa_buf;
                 if (!pre)
                     for (int64_t ir = 0; ir < mc; ir += MR)
                         a.fn(a.ctx, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, MR, pa_buf + ir * kc);
@@ -491,11 +517,11 @@ void prepack_a(int64_t M, int64_t K, const PackSrc& a, PrepackedA* out) {
     gemm_a_blocking(K, &out->MR, &out->KC);
     const int MR = out->MR;
     out->Mpad = (M + MR - 1) / MR * MR;
-    out->buf.assign(static_cast<size_t>(out->Mpad * K), 0.f);
+    out->buf = Tensor::empty({out->Mpad * K});  // every element is written below (packers zero rows >= M)
     for (int64_t pc = 0; pc < K; pc += out->KC) {
         const int64_t kc = std::min<int64_t>(out->KC, K - pc);
         for (int64_t r0 = 0; r0 < M; r0 += MR)
-            a.fn(a.ctx, r0, std::min<int64_t>(MR, M - r0), pc, kc, MR, out->buf.data() + pc * out->Mpad + r0 * kc);
+            a.fn(a.ctx, r0, std::min<int64_t>(MR, M - r0), pc, kc, MR, out->buf.f32() + pc * out->Mpad + r0 * kc);
     }
 }
 
@@ -503,7 +529,7 @@ void pack_prepacked(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t
     const PrepackedA& p = *static_cast<const PrepackedA*>(ctx);
     ST2V_CHECK(R == p.MR && r0 % p.MR == 0 && k0 % p.KC == 0, Code::kInternal,
                "gemm: prepacked A used with another blocking (ISA changed?)");
-    std::memcpy(dst, p.buf.data() + k0 * p.Mpad + r0 * kc, static_cast<size_t>(kc * R) * sizeof(float));
+    std::memcpy(dst, p.data() + k0 * p.Mpad + r0 * kc, static_cast<size_t>(kc * R) * sizeof(float));
 }
 
 void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C, int64_t ldc,

@@ -33,11 +33,14 @@ void convert_run(const void* src, DType dt, int64_t n, float* dst);
 // The active microkernel's row-panel height MR and depth block KC for a problem of depth K.
 void gemm_a_blocking(int64_t K, int* MR, int64_t* KC);
 // Packs all of A [M, K] once in the driver's panel order (for reuse over many GEMMs with the same A, e.g.
-// conv weights over a batch): returns the buffer (ceil(M/MR)*MR * K floats) and a packer reading it.
+// conv weights over a batch): returns the buffer (ceil(M/MR)*MR * K floats, a tensor, so from the current
+// Arena when one is installed: no fresh pages per call in a denoising loop) and a packer reading it. The driver
+// reads the blocks of a PrepackedA in place.
 struct PrepackedA {
-    std::vector<float> buf;
+    Tensor buf;
     int MR = 0;
     int64_t KC = 0, Mpad = 0;
+    const float* data() const { return buf.f32(); }
 };
 void prepack_a(int64_t M, int64_t K, const PackSrc& a, PrepackedA* out);
 void pack_prepacked(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst);
