@@ -2,8 +2,11 @@
 
 #include <atomic>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "core/arena.h"
+#include "core/cpu.h"
 #include "core/half.h"
 #include "core/status.h"
 #include "core/tensor.h"
@@ -36,6 +39,79 @@ TEST(Core, TensorViewsAndCopies) {
     } catch (const Error& e) {
         EXPECT_EQ(e.code(), Code::kShapeMismatch);
     }
+}
+
+// Element (multi-index idx) of a strided tensor, as raw 4-byte bits.
+namespace {
+uint32_t bits_at(const Tensor& t, const std::vector<int64_t>& idx) {
+    int64_t off = 0;
+    for (int d = 0; d < t.ndim(); ++d) off += idx[static_cast<size_t>(d)] * t.stride(d);
+    return static_cast<const uint32_t*>(t.raw())[off];
+}
+// Every element of dst equals the same element of src (by multi-index), bit for bit.
+void expect_same_elements(const Tensor& src, const Tensor& dst, const std::string& what) {
+    ASSERT_EQ(src.shape(), dst.shape()) << what;
+    std::vector<int64_t> idx(static_cast<size_t>(src.ndim()), 0);
+    for (int64_t n = 0; n < src.numel(); ++n) {
+        ASSERT_EQ(bits_at(src, idx), bits_at(dst, idx)) << what << " element " << n;
+        for (int d = src.ndim() - 1; d >= 0; --d) {
+            if (++idx[static_cast<size_t>(d)] < src.size(d)) break;
+            idx[static_cast<size_t>(d)] = 0;
+        }
+    }
+}
+}  // namespace
+
+// Permuting copies (the blocked-transpose path for 4-byte elements, AVX2 and scalar, with odd extents and size-1
+// dims, into contiguous and strided destinations) against the element-by-index reference; 2-byte dtypes and
+// small tensors take the element loop.
+TEST(Core, PermutingCopiesMatchElementByElement) {
+    struct Case {
+        Shape shape;
+        std::vector<int> order;
+    };
+    const Case cases[] = {
+        {{2, 16, 128, 32, 32}, {0, 3, 4, 1, 2}},  // frames -> temporal tokens [B, H, W, F, C]
+        {{2, 32, 32, 16, 128}, {0, 3, 4, 1, 2}},  // tokens -> frames
+        {{32, 128, 1024}, {0, 2, 1}},            // [N, C, HW] -> [N, HW, C]
+        {{3, 37, 45}, {0, 2, 1}},                // odd extents: 8 x 8 blocks + tails
+        {{1, 9, 1, 70, 13}, {0, 4, 2, 3, 1}},    // size-1 dims
+        {{5, 7, 3, 61}, {3, 1, 0, 2}},
+        {{4, 96, 96}, {2, 1, 0}},
+    };
+    Isa prev = active_isa();
+    for (Isa isa : {Isa::kAvx2, Isa::kPortable}) {
+        if (!set_isa(isa)) continue;
+        for (const Case& c : cases) {
+            Tensor t = Tensor::empty(c.shape);
+            for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = static_cast<float>(i) * 0.5f - 7.f;
+            Tensor p;
+            switch (c.order.size()) {
+                case 3: p = t.permute({c.order[0], c.order[1], c.order[2]}); break;
+                case 4: p = t.permute({c.order[0], c.order[1], c.order[2], c.order[3]}); break;
+                default: p = t.permute({c.order[0], c.order[1], c.order[2], c.order[3], c.order[4]}); break;
+            }
+            const std::string what = std::string(isa_name(isa)) + " " + c.shape.str();
+            expect_same_elements(p, p.contiguous(), what + " contiguous");
+            // into a strided destination: a slice of a wider tensor
+            Shape wide = p.shape();
+            wide[0] += 2;
+            Tensor big = Tensor::empty(wide);
+            Tensor view = big.slice(0, 1, 1 + p.size(0));
+            view.copy_from(p);
+            expect_same_elements(p, view, what + " into a slice");
+        }
+        // 2-byte elements: the element loop (values exact in f16)
+        Tensor t16 = Tensor::empty({3, 37, 45});
+        for (int64_t i = 0; i < t16.numel(); ++i) t16.f32()[i] = static_cast<float>(i % 100) * 0.25f;
+        Tensor hp = t16.to(DType::F16).permute({0, 2, 1}).contiguous().to(DType::F32);
+        expect_same_elements(t16.permute({0, 2, 1}), hp, "f16");
+        // i32 is copied bitwise like f32
+        Tensor ti = Tensor::empty({3, 50, 40}, DType::I32);
+        for (int64_t i = 0; i < ti.numel(); ++i) static_cast<int32_t*>(ti.raw())[i] = static_cast<int32_t>(i * 7919 - 100000);
+        expect_same_elements(ti.permute({0, 2, 1}), ti.permute({0, 2, 1}).contiguous(), "i32");
+    }
+    set_isa(prev);
 }
 
 TEST(Core, HalfConversionsRoundTrip) {
