@@ -157,35 +157,16 @@ inline float act_apply(float x, Act a) {
     }
     return x;
 }
-// Bias without activation on AVX2 (the common case: every linear / conv of the UNet); same sums as the scalar path
-// below (r + (bc + br), one rounding each).
-__attribute__((target("avx2"))) void bias_region_avx2(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0,
-                                                      int64_t nr, const GemmEpilogue& ep) {
+// The activation on a finished tile region (the microkernel added the bias with its last store).
+void activate_region(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0, int64_t nr, Act act) {
     for (int64_t i = 0; i < mr; ++i) {
         float* r = C + (m0 + i) * ldc + n0;
-        const float br = ep.bias_row ? ep.bias_row[m0 + i] : 0.f;
-        int64_t j = 0;
-        if (ep.bias_col) {
-            const float* bc = ep.bias_col + n0;
-            const __m256 vbr = _mm256_set1_ps(br);
-            for (; j + 8 <= nr; j += 8)
-                _mm256_storeu_ps(r + j, _mm256_add_ps(_mm256_loadu_ps(r + j), _mm256_add_ps(_mm256_loadu_ps(bc + j), vbr)));
-            for (; j < nr; ++j) r[j] += bc[j] + br;
-        } else if (br != 0.f) {
-            const __m256 vbr = _mm256_set1_ps(br);
-            for (; j + 8 <= nr; j += 8) _mm256_storeu_ps(r + j, _mm256_add_ps(_mm256_loadu_ps(r + j), vbr));
-            for (; j < nr; ++j) r[j] += br;
-        }
+        for (int64_t j = 0; j < nr; ++j) r[j] = act_apply(r[j], act);
     }
 }
-
-// Bias and activation on a finished tile region (called once per element, after the last K block).
+// Bias and activation on a whole region (the K = 0 case of gemm_packed).
 void finish_region(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0, int64_t nr, const GemmEpilogue& ep) {
     if (!ep.bias_col && !ep.bias_row && ep.act == Act::kNone) return;
-    if (ep.act == Act::kNone && active_isa() != Isa::kPortable) {
-        bias_region_avx2(C, ldc, m0, mr, n0, nr, ep);
-        return;
-    }
     for (int64_t i = 0; i < mr; ++i) {
         float* r = C + (m0 + i) * ldc + n0;
         const float br = ep.bias_row ? ep.bias_row[m0 + i] : 0.f;
@@ -201,27 +182,32 @@ void finish_region(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0, in
 }
 
 // ---- microkernels: c (ldc) = alpha * acc (+ c if add) over a full MR x NR tile -----------------------
-using KernFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, int add);
+// c (ldc) = alpha * acc (+ c if add) (+ (bcol[j] + brow[i]) when either pointer is non-null) over a full tile.
+using KernFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, int add,
+                        const float* bcol, const float* brow);
 
 #define ST2V_ROW2(i)                                       \
     t = _mm256_broadcast_ss(a + i);                        \
     c##i##0 = _mm256_fmadd_ps(t, b0, c##i##0);             \
     c##i##1 = _mm256_fmadd_ps(t, b1, c##i##1);
-#define ST2V_ST2(i)                                                                              \
-    {                                                                                            \
-        float* r = c + i * ldc;                                                                  \
-        if (add) {                                                                               \
-            _mm256_storeu_ps(r, _mm256_fmadd_ps(va, c##i##0, _mm256_loadu_ps(r)));               \
-            _mm256_storeu_ps(r + 8, _mm256_fmadd_ps(va, c##i##1, _mm256_loadu_ps(r + 8)));       \
-        } else {                                                                                 \
-            _mm256_storeu_ps(r, _mm256_mul_ps(va, c##i##0));                                     \
-            _mm256_storeu_ps(r + 8, _mm256_mul_ps(va, c##i##1));                                 \
-        }                                                                                        \
+#define ST2V_ST2(i)                                                                                        \
+    {                                                                                                      \
+        float* r = c + i * ldc;                                                                            \
+        __m256 v0 = add ? _mm256_fmadd_ps(va, c##i##0, _mm256_loadu_ps(r)) : _mm256_mul_ps(va, c##i##0);     \
+        __m256 v1 = add ? _mm256_fmadd_ps(va, c##i##1, _mm256_loadu_ps(r + 8)) : _mm256_mul_ps(va, c##i##1); \
+        if (bias) {                                                                                        \
+            const __m256 bi = _mm256_set1_ps(brow ? brow[i] : 0.f);                                        \
+            v0 = _mm256_add_ps(v0, _mm256_add_ps(bc0, bi));                                                \
+            v1 = _mm256_add_ps(v1, _mm256_add_ps(bc1, bi));                                                \
+        }                                                                                                  \
+        _mm256_storeu_ps(r, v0);                                                                           \
+        _mm256_storeu_ps(r + 8, v1);                                                                       \
     }
 
 __attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float* __restrict a,
                                                         const float* __restrict b, float* c, int64_t ldc,
-                                                        float alpha, int add) {
+                                                        float alpha, int add, const float* bcol,
+                                                        const float* brow) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
            c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
            c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
@@ -240,6 +226,9 @@ __attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float*
         b += 16;
     }
     const __m256 va = _mm256_set1_ps(alpha);
+    const bool bias = bcol || brow;
+    const __m256 bc0 = bcol ? _mm256_loadu_ps(bcol) : _mm256_setzero_ps(),
+                 bc1 = bcol ? _mm256_loadu_ps(bcol + 8) : _mm256_setzero_ps();
     ST2V_ST2(0) ST2V_ST2(1) ST2V_ST2(2) ST2V_ST2(3) ST2V_ST2(4) ST2V_ST2(5)
 }
 #undef ST2V_ROW2
@@ -269,7 +258,7 @@ __attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float*
 
 // Portable 4 x 8 tile (plain C++; the compiler vectorises the inner j loops with the baseline ISA).
 void kern_portable_4x8(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
-                       float alpha, int add) {
+                       float alpha, int add, const float* bcol, const float* brow) {
     float acc[4][8] = {};
     for (int64_t k = 0; k < kc; ++k) {
         for (int i = 0; i < 4; ++i)
@@ -278,7 +267,11 @@ void kern_portable_4x8(int64_t kc, const float* __restrict a, const float* __res
         b += 8;
     }
     for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 8; ++j) c[i * ldc + j] = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
+        for (int j = 0; j < 8; ++j) {
+            float v = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
+            if (bcol || brow) v += (bcol ? bcol[j] : 0.f) + (brow ? brow[i] : 0.f);
+            c[i * ldc + j] = v;
+        }
 }
 
 // Tests only (gemm_internal.h, set_gemm_emulated_wide): the AVX-512 blocking (R x 32 tiles, KC, MC as tuned) on
@@ -311,7 +304,7 @@ constexpr const char* kEmuWideKind = "AVX-512 kernel over SIMDe";
 template <int R>
 __attribute__((target("avx2,fma"))) void kern_emu_rx32(int64_t kc, const float* __restrict a,
                                                        const float* __restrict b, float* c, int64_t ldc,
-                                                       float alpha, int add) {
+                                                       float alpha, int add, const float* bcol, const float* brow) {
     float acc[R][32] = {};
     for (int64_t k = 0; k < kc; ++k) {
         for (int i = 0; i < R; ++i)
@@ -320,7 +313,11 @@ __attribute__((target("avx2,fma"))) void kern_emu_rx32(int64_t kc, const float* 
         b += 32;
     }
     for (int i = 0; i < R; ++i)
-        for (int j = 0; j < 32; ++j) c[i * ldc + j] = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
+        for (int j = 0; j < 32; ++j) {
+            float v = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
+            if (bcol || brow) v += (bcol ? bcol[j] : 0.f) + (brow ? brow[i] : 0.f);
+            c[i * ldc + j] = v;
+        }
 }
 constexpr KernFn kern_emu_6x32 = kern_emu_rx32<6>, kern_emu_12x32 = kern_emu_rx32<12>,
                  kern_emu_14x32 = kern_emu_rx32<14>;
@@ -394,15 +391,21 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
                 auto tile = [&](int64_t ir, int64_t jr) {
                     const int64_t mr = std::min<int64_t>(MR, mc - ir), nr = std::min<int64_t>(NR, nc - jr);
                     float* ct = C + (ic + ir) * ldc + jc + jr;
+                    // the bias goes in with the last depth block's store; an activation after it (finish_region)
+                    const float* bcol = last && ep.bias_col ? ep.bias_col + jc + jr : nullptr;
+                    const float* brow = last && ep.bias_row ? ep.bias_row + ic + ir : nullptr;
                     if (mr == MR && nr == NR) {
-                        cf.kern(kc, pa + ir * kc, pb + jr * kc, ct, ldc, ep.alpha, add);
+                        cf.kern(kc, pa + ir * kc, pb + jr * kc, ct, ldc, ep.alpha, add, bcol, brow);
                     } else {
-                        cf.kern(kc, pa + ir * kc, pb + jr * kc, tmp, NR, ep.alpha, 0);
+                        cf.kern(kc, pa + ir * kc, pb + jr * kc, tmp, NR, ep.alpha, 0, nullptr, nullptr);
                         for (int64_t i = 0; i < mr; ++i)
-                            for (int64_t j = 0; j < nr; ++j)
-                                ct[i * ldc + j] = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
+                            for (int64_t j = 0; j < nr; ++j) {
+                                float v = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
+                                if (bcol || brow) v += (bcol ? bcol[j] : 0.f) + (brow ? brow[i] : 0.f);
+                                ct[i * ldc + j] = v;
+                            }
                     }
-                    if (last) finish_region(C, ldc, ic + ir, mr, jc + jr, nr, ep);
+                    if (last && ep.act != Act::kNone) activate_region(C, ldc, ic + ir, mr, jc + jr, nr, ep.act);
                 };
                 if (cf.a_outer) {
                     for (int64_t ir = 0; ir < mc; ir += MR)
