@@ -8,6 +8,7 @@
 #include "core/arena.h"
 #include "core/cpu.h"
 #include "core/half.h"
+#include "core/simd_transpose.h"
 #include "core/threadpool.h"
 
 namespace st2v {
@@ -302,23 +303,10 @@ __attribute__((target("avx2"))) void transpose_rows_avx2(const uint32_t* src, in
         for (; j + 8 <= L; j += 8) {
             __m256 v[8];
             for (int q = 0; q < 8; ++q) v[q] = _mm256_loadu_ps(reinterpret_cast<const float*>(src + (j + q) * sl));
-            const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-            const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-            const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-            const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            __m256 o[8];
+            transpose8x8_ps(v, o);
             float* d = reinterpret_cast<float*>(dst + j);
-            _mm256_storeu_ps(d + 0 * dp, _mm256_permute2f128_ps(u0, u4, 0x20));
-            _mm256_storeu_ps(d + 1 * dp, _mm256_permute2f128_ps(u1, u5, 0x20));
-            _mm256_storeu_ps(d + 2 * dp, _mm256_permute2f128_ps(u2, u6, 0x20));
-            _mm256_storeu_ps(d + 3 * dp, _mm256_permute2f128_ps(u3, u7, 0x20));
-            _mm256_storeu_ps(d + 4 * dp, _mm256_permute2f128_ps(u0, u4, 0x31));
-            _mm256_storeu_ps(d + 5 * dp, _mm256_permute2f128_ps(u1, u5, 0x31));
-            _mm256_storeu_ps(d + 6 * dp, _mm256_permute2f128_ps(u2, u6, 0x31));
-            _mm256_storeu_ps(d + 7 * dp, _mm256_permute2f128_ps(u3, u7, 0x31));
+            for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + q * dp, o[q]);
         }
     }
     if (j < L) transpose_block_scalar(src + j * sl, sl, dst + j, dp, ni, L - j);

@@ -22,6 +22,7 @@
 
 #include "core/cpu.h"
 #include "core/half.h"
+#include "core/simd_transpose.h"
 #include "core/threadpool.h"
 #include "ops/gemm_internal.h"
 #include "ops/ops.h"
@@ -83,23 +84,8 @@ __attribute__((target("avx2,fma,f16c"))) void pack_depth_contig_avx2(const void*
         for (int64_t k = 0; k < kfull; k += 8) {
             __m256 v[8];
             for (int j = 0; j < 8; ++j) v[j] = live[j] ? load8_avx2(rp[j] + k * esz, dt) : _mm256_setzero_ps();
-            const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-            const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-            const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-            const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
             __m256 o[8];
-            o[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-            o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-            o[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-            o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-            o[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-            o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-            o[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-            o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+            transpose8x8_ps(v, o);
             float* d = dst + k * R + i0;
             if (lanes == 8) {
                 for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + q * R, o[q]);

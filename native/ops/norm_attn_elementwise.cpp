@@ -21,6 +21,7 @@
 
 #include "core/cpu.h"
 #include "core/half.h"
+#include "core/simd_transpose.h"
 #include "core/threadpool.h"
 #include "ops/ops.h"
 #include "ops/simd_math_testing.h"
