@@ -64,7 +64,7 @@ class StreamingT2VModel : public Model {
         }
         double a = now_ms();
         const int Fc = static_cast<int>(cond.size(0) / x.size(0));
-        t2v::CamResiduals r = cam_->forward(x, t, ctx, cond, Fc);
+        t2v::CamResiduals r = cam_->forward(x, t, ctx, cond, Fc, nullptr, &econd_.get(*cam_, cond));
         double b = now_ms();
         Tensor eps = unet_->forward(x, t, ctx, &r);
         if (ms_cam) *ms_cam += b - a;
@@ -134,6 +134,7 @@ class StreamingT2VModel : public Model {
     io::WeightStore w_;
     std::unique_ptr<t2v::UNet3D> unet_;
     std::unique_ptr<t2v::CamNet> cam_;
+    t2v::ECondCache econd_;  // E_cond of the current chunk's conditioning frames
     std::unique_ptr<t2v::Resampler> res_;
     std::unique_ptr<enc::ClipTextModel> text_;
     std::unique_ptr<enc::OpenClipImageTower> image_;

@@ -38,7 +38,7 @@ class DumpModel : public Model {
     explicit DumpModel(const io::WeightStore& w) : unet_(w, w.has("base_model.conv_in.weight") ? "base_model." : ""), cam_(w, "unet.") {}
     Tensor eps_extension(const Tensor& x, float t, const Tensor& ctx, const Tensor& cond, double*, double*) override {
         const int Fc = static_cast<int>(cond.size(0) / x.size(0));
-        t2v::CamResiduals r = cam_.forward(x, t, ctx, cond, Fc);
+        t2v::CamResiduals r = cam_.forward(x, t, ctx, cond, Fc, nullptr, &econd_.get(cam_, cond));
         return unet_.forward(x, t, ctx, &r);
     }
     Tensor encode_text(const std::vector<int32_t>&) override { return unsupported(); }
@@ -51,6 +51,7 @@ class DumpModel : public Model {
     static Tensor unsupported() { ST2V_THROW(Code::kUnsupported, "verify ddim: only the stage-2 UNet + CAM are loaded"); }
     t2v::UNet3D unet_;
     t2v::CamNet cam_;
+    t2v::ECondCache econd_;  // steps 2.. of the official trajectory reuse E_cond
 };
 
 void run_case(const std::string& tag, DumpModel& m, const Tensor& x_T, const runtime::NoiseFn& noise, const Tensor& ctx,

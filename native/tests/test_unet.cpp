@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -313,4 +314,39 @@ TEST(St2vModel, VerifyReadsEverySizeFromTheDump) {
     EXPECT_EQ(out.size(), 4u + r.down.size() + 3u);  // img x2, ctx, e_cond; cam_down_*; cam_mid, eps, eps_cfg
     for (const verify::CaseResult& x : out) EXPECT_TRUE(x.pass) << x.name << " " << x.note << " " << x.max_rel;
     std::filesystem::remove_all(dir);
+}
+
+// ECondCache: E_cond is computed once per set of conditioning frames and handed back while they are equal byte for
+// byte; new frames in the same memory are recomputed; CAM with the cached E_cond gives the same bits as without.
+TEST(St2vModel, ECondCacheReusesOnlyForIdenticalFrames) {
+    St2vConfig c = St2vConfig::tiny();
+    io::WeightStore w = t2v::make_random_weights(c, 5, DType::F32);
+    t2v::CamNet cam(w, "unet.");
+    const int F = 4, Fc = 2;
+    Tensor x = Tensor::empty({2, 4, F, 4, 4});
+    Tensor ctx = Tensor::empty({2, 93, 1024});
+    Tensor cond = Tensor::empty({2 * Fc, 3, 32, 32});
+    for (Tensor* t : {&x, &ctx, &cond})
+        for (int64_t i = 0; i < t->numel(); ++i) t->f32()[i] = std::sin(0.29f * static_cast<float>(i));
+    auto same = [](const Tensor& a, const Tensor& b) {
+        return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+    };
+    t2v::ECondCache cache;
+    const Tensor e1 = cache.get(cam, cond);
+    EXPECT_TRUE(same(e1, cam.encode_cond(cond)));
+    const Tensor e2 = cache.get(cam, cond);
+    EXPECT_EQ(cache.misses(), 1);
+    EXPECT_EQ(cache.hits(), 1);
+    EXPECT_EQ(e2.raw(), e1.raw());  // the same tensor, not recomputed
+    t2v::CamResiduals plain = cam.forward(x, 600.f, ctx, cond, Fc);
+    t2v::CamResiduals cached = cam.forward(x, 600.f, ctx, cond, Fc, nullptr, &cache.get(cam, cond));
+    ASSERT_EQ(plain.down.size(), cached.down.size());
+    for (size_t i = 0; i < plain.down.size(); ++i) EXPECT_TRUE(same(plain.down[i], cached.down[i])) << "down " << i;
+    EXPECT_TRUE(same(plain.mid, cached.mid));
+    // one changed value in the same storage: recomputed
+    cond.f32()[cond.numel() / 2] += 0.5f;
+    const Tensor e3 = cache.get(cam, cond);
+    EXPECT_EQ(cache.misses(), 2);
+    EXPECT_TRUE(same(e3, cam.encode_cond(cond)));
+    EXPECT_FALSE(same(e3, e1));
 }

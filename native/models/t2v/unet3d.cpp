@@ -288,7 +288,8 @@ Tensor CamNet::encode_cond(const Tensor& frames) const {
     return ce_out_(h);
 }
 
-CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const Tensor& cond, int Fc, Tensor* e_cond_out) const {
+CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const Tensor& cond, int Fc, Tensor* e_cond_out,
+                             const Tensor* e_cond_in) const {
     check_ndim(x, 5, "CAM", "sample");
     const int64_t B = x.size(0);
     ST2V_CHECK(Fc >= 1 && Fc <= x.size(2), Code::kShapeMismatch, "CAM: %d conditioning frames for a %lld-frame chunk", Fc,
@@ -300,7 +301,7 @@ CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const 
     Tensor text = ctx.slice(1, 0, std::min<int64_t>(77, ctx.size(1))).contiguous();  // text tokens only
     Tensor ctxF = repeat_interleave(text, Fc);
     Tensor h = enc_.conv_in(video_to_frames(s));                    // [B*Fc, C0, h, w]
-    Tensor e = encode_cond(cond);                                   // [B*Fc, C0, h, w]
+    Tensor e = e_cond_in && e_cond_in->defined() ? *e_cond_in : encode_cond(cond);  // [B*Fc, C0, h, w]
     ST2V_CHECK(e.shape() == h.shape(), Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features %s "
                "(conditioning frames must be 8x the latent size)", e.desc().c_str(), h.desc().c_str());
     if (e_cond_out) *e_cond_out = e;
@@ -310,6 +311,20 @@ CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const 
     r.down = enc_.run_down(h, temb, ctxF, Fc);
     r.mid = enc_.run_mid(r.down.back(), temb, ctxF, Fc);
     return r;
+}
+
+const Tensor& ECondCache::get(const CamNet& cam, const Tensor& cond) {
+    Tensor c = cond.contiguous();
+    if (e_.defined() && frames_.shape() == c.shape() && frames_.dtype() == c.dtype() &&
+        std::memcmp(frames_.raw(), c.raw(), c.nbytes()) == 0) {
+        ++hits_;
+        return e_;
+    }
+    ++misses_;
+    e_ = Tensor();
+    frames_ = c.clone();
+    e_ = cam.encode_cond(c);
+    return e_;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -104,8 +104,9 @@ class CamNet {
     Tensor encode_cond(const Tensor& frames) const;
     // x [B, 4, F, h, w] (only its first Fc frames are used); ctx [B, >=77, D] (text part used);
     // cond [B*Fc, 3, Hp, Wp]. Returns the skip residuals and the mid residual.
+    // e_cond_in: E_cond(cond) computed before (ECondCache), used instead of computing it again.
     CamResiduals forward(const Tensor& x, float t, const Tensor& ctx, const Tensor& cond, int cond_frames,
-                         Tensor* e_cond_out = nullptr) const;
+                         Tensor* e_cond_out = nullptr, const Tensor* e_cond_in = nullptr) const;
     const std::vector<std::string>& bound_keys() const { return keys_; }
 
   private:
@@ -113,6 +114,20 @@ class CamNet {
     Conv2d ce_in_, ce_out_;
     std::vector<Conv2d> ce_blocks_;
     std::vector<std::string> keys_;
+};
+
+// E_cond depends only on the conditioning frames, which stay the same for every denoising step of a chunk: the
+// cache keeps the last frames (a copy) and their E_cond, and hands the same tensor back while the frames are equal
+// byte for byte (a changed chunk, even in reused memory, is recomputed). Memory: one chunk's frames and features.
+class ECondCache {
+  public:
+    const Tensor& get(const CamNet& cam, const Tensor& cond);
+    int64_t hits() const { return hits_; }
+    int64_t misses() const { return misses_; }
+
+  private:
+    Tensor frames_, e_;
+    int64_t hits_ = 0, misses_ = 0;
 };
 
 // APM resampler: [N, E] image embeddings (N = B * frames) -> [B, 16, D].
