@@ -4,7 +4,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../native/binding.js';
+import os from 'node:os';
+import { loadNative, packageRoot, type NativeSystemInfo } from '../native/binding.js';
 
 export const round = (x: number, d: number): number => Number(x.toFixed(d));
 
@@ -45,4 +46,23 @@ export function saveReport(kind: string, machine: string, date: string, report: 
   const file = path.join(dir, `${kind}-${slug}-${date.slice(0, 10)}.json`);
   fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   return path.relative(packageRoot, file);
+}
+
+/**
+ * The addon with a suite's `--threads` applied, its system info, and the suite's logger: stdout for people, stderr
+ * when `--json` keeps stdout for the report.
+ */
+export function openBench(opts: { json: boolean; threads?: number }) {
+  const core = loadNative();
+  if (opts.threads !== undefined) core.setThreads(opts.threads);
+  const info = core.systemInfo();
+  const log = (s: string): void => {
+    (opts.json ? process.stderr : process.stdout).write(`${s}\n`);
+  };
+  return { core, info, log };
+}
+
+/** The first line of the CPU suites' output: the CPU, the kernel level, the threads and the load average. */
+export function hostLine(info: NativeSystemInfo): string {
+  return `cpu: ${info.cpu}  isa: ${info.isa}  threads: ${info.threads}  load avg: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`;
 }

@@ -12,9 +12,9 @@
  * Prints a summary (or one JSON object with --json); --save writes it to bench/results/enhance-<cpu>-<isa>-<date>.json.
  */
 import os from 'node:os';
-import { round, parseThreads, saveReport } from './common.js';
+import { openBench, round, parseThreads, saveReport } from './common.js';
 import { callNative } from '../errors.js';
-import { loadNative, type NativeBenchResult } from '../native/binding.js';
+import type { NativeBenchResult } from '../native/binding.js';
 
 interface Args {
   json: boolean;
@@ -38,10 +38,7 @@ function parseArgs(argv: string[]): Args {
 
 export async function run(argv: string[]): Promise<void> {
   const opts = parseArgs(argv);
-  const core = loadNative();
-  if (opts.threads !== undefined) core.setThreads(opts.threads);
-  const info = core.systemInfo();
-  const log = (s: string) => (opts.json ? process.stderr : process.stdout).write(`${s}\n`);
+  const { core, info, log } = openBench(opts);
   const listed = core.benchList('enhance');
   const results: NativeBenchResult[] = [];
   for (const name of listed) {

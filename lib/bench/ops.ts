@@ -22,9 +22,8 @@
  * had the cores to themselves; the median figures above stay the primary ones.
  */
 import os from 'node:os';
-import { round, parseBasicOptions, saveReport } from './common.js';
+import { hostLine, openBench, round, parseBasicOptions, saveReport } from './common.js';
 import { callNative } from '../errors.js';
-import { loadNative } from '../native/binding.js';
 import type { NativeBenchResult } from '../native/binding.js';
 
 const FIRST = ['gemm_f32_2048', 'gemm_f16_2048', 'gemm_f32_4096', 'conv3x3_16x320x32x32'];
@@ -49,14 +48,8 @@ interface Row {
 
 export async function run(argv: string[]): Promise<void> {
   const opts = parseBasicOptions('ops', argv);
-  const core = loadNative();
-  if (opts.threads !== undefined) core.setThreads(opts.threads);
-  const info = core.systemInfo();
-  const log = (s: string): void => {
-    if (!opts.json) console.log(s);
-    else process.stderr.write(`${s}\n`);
-  };
-  log(`cpu: ${info.cpu}  isa: ${info.isa}  threads: ${info.threads}  load avg: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const { core, info, log } = openBench(opts);
+  log(hostLine(info));
 
   const peaks: Array<{ name: string; gflops: number; gflops_per_cpu_s: number; gflops_best: number; note: string }> = [];
   const bestGflops = (r: NativeBenchResult): number => (r.bestSeconds ? r.flops / r.bestSeconds / 1e9 : 0);

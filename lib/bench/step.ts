@@ -18,9 +18,9 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { round, saveReport } from './common.js';
+import { openBench, parseThreads, round, saveReport } from './common.js';
 import { callNative } from '../errors.js';
-import { loadNative, packageRoot } from '../native/binding.js';
+import { packageRoot } from '../native/binding.js';
 
 export interface StepBenchResult {
   dtype: string;
@@ -86,8 +86,8 @@ export function parseStepArgs(argv: string[]) {
   const preset = arg('--preset') ?? 'mid';
   if (preset !== 'mid' && preset !== 'tiny') throw new RangeError("--preset must be 'mid' or 'tiny'");
   const frames = int('--frames', 16, 1, 64);
-  const threads = arg('--threads');
-  if (threads !== undefined) int('--threads', 1, 1, 1024);
+  const threadsArg = arg('--threads');
+  const threads = threadsArg === undefined ? undefined : parseThreads(threadsArg);
   const anchor = argv.includes('--anchor');
   const latent = int('--latent', 32, 1, 128);
   const condFrames = int('--cond-frames', Math.min(8, frames), 1, frames);
@@ -110,9 +110,8 @@ export function parseStepArgs(argv: string[]) {
   };
 }
 
-async function runOne(o: StepOptions, threads: string | undefined): Promise<StepBenchResult> {
-  const core = loadNative();
-  if (threads !== undefined) core.setThreads(Number(threads));
+async function runOne(o: StepOptions, threads: number | undefined): Promise<StepBenchResult> {
+  const { core } = openBench({ json: true, threads });
   const native = core as unknown as StepNative;
   const r = await callNative(() => native.benchStep(o));
   return { dtype: o.dtype, ...r };
@@ -140,18 +139,12 @@ export async function run(argv: string[]): Promise<void> {
   const a = parseStepArgs(argv);
   const self = fileURLToPath(import.meta.url);
   const rows: StepBenchResult[] = [];
-  const log = (s: string): void => {
-    if (a.json) process.stderr.write(`${s}\n`);
-    else process.stdout.write(`${s}\n`);
-  };
-  const core = loadNative();
-  if (a.threads !== undefined) core.setThreads(Number(a.threads));
-  const info = core.systemInfo();
+  const { info, log } = openBench(a);
   const loadBefore = os.loadavg();
   for (const dtype of a.dtypes) {
     const childArgs = [self, '--child', dtype, '--seed', String(a.seed), '--preset', a.preset, '--frames', String(a.frames),
       '--cond-frames', String(a.condFrames), '--latent', String(a.latent), '--reps', String(a.reps), '--warmup', String(a.warmup),
-      ...(a.threads !== undefined ? ['--threads', a.threads] : [])];
+      ...(a.threads !== undefined ? ['--threads', String(a.threads)] : [])];
     const execArgv = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
     const out = execFileSync(process.execPath, [...execArgv, ...childArgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     rows.push(JSON.parse(out.trim().split('\n').pop() ?? '{}') as StepBenchResult);

@@ -7,10 +7,8 @@
  * ST2V_GEMM_SWEEP / ST2V_GEMM_SWEEP_AVX2 (native/bench/ops_bench.cpp). This is how the default blocking of each
  * level was chosen; it changes nothing by itself.
  */
-import os from 'node:os';
-import { round, parseBasicOptions, saveReport } from './common.js';
+import { hostLine, openBench, round, parseBasicOptions, saveReport } from './common.js';
 import { callNative } from '../errors.js';
-import { loadNative } from '../native/binding.js';
 import type { NativeBenchResult } from '../native/binding.js';
 
 interface Variant {
@@ -41,14 +39,8 @@ export function variantsOf(extra: Record<string, number> | undefined): Variant[]
 
 export async function run(argv: string[]): Promise<void> {
   const opts = parseBasicOptions('tuning', argv);
-  const core = loadNative();
-  if (opts.threads !== undefined) core.setThreads(opts.threads);
-  const info = core.systemInfo();
-  const log = (s: string): void => {
-    if (!opts.json) console.log(s);
-    else process.stderr.write(`${s}\n`);
-  };
-  log(`cpu: ${info.cpu}  isa: ${info.isa}  threads: ${info.threads}  load avg: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const { core, info, log } = openBench(opts);
+  log(hostLine(info));
   const sweeps: Array<{ name: string; note: string; variants: Variant[] }> = [];
   for (const name of core.benchList('tuning')) {
     const r: NativeBenchResult = await callNative(() => core.benchRun(name));
