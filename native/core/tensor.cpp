@@ -335,7 +335,7 @@ bool copy_as_transpose(const Shape& shape, const int64_t* sstr, const int64_t* d
     for (int d = 0; d < nd - 1; ++d)
         if (d != p) outer *= dims[d].n;
     const int64_t pblocks = (P + 7) / 8;
-    const bool avx2 = cpu_features().avx2 && active_isa() != Isa::kPortable;
+    const bool avx2 = active_isa() != Isa::kPortable;
     const uint32_t* s0 = static_cast<const uint32_t*>(src);
     uint32_t* d0 = static_cast<uint32_t*>(dst);
     const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, 8 * L));

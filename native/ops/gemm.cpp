@@ -143,6 +143,10 @@ inline float act_apply(float x, Act a) {
     }
     return x;
 }
+// The bias of element (i, j) of a tile, as the microkernels add it: bcol[j] + brow[i] (either may be null).
+inline float tile_bias(const float* bcol, const float* brow, int64_t i, int64_t j) {
+    return (bcol ? bcol[j] : 0.f) + (brow ? brow[i] : 0.f);
+}
 // The activation on a finished tile region (the microkernel added the bias with its last store).
 void activate_region(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0, int64_t nr, Act act) {
     for (int64_t i = 0; i < mr; ++i) {
@@ -162,13 +166,12 @@ void finish_region(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0, in
         } else if (br != 0.f) {
             for (int64_t j = 0; j < nr; ++j) r[j] += br;
         }
-        if (ep.act != Act::kNone)
-            for (int64_t j = 0; j < nr; ++j) r[j] = act_apply(r[j], ep.act);
     }
+    if (ep.act != Act::kNone) activate_region(C, ldc, m0, mr, n0, nr, ep.act);
 }
 
-// ---- microkernels: c (ldc) = alpha * acc (+ c if add) over a full MR x NR tile -----------------------
-// c (ldc) = alpha * acc (+ c if add) (+ (bcol[j] + brow[i]) when either pointer is non-null) over a full tile.
+// ---- microkernels: c (ldc) = alpha * acc (+ c if add) (+ tile_bias when bcol or brow is non-null) over a full
+// MR x NR tile ----------------------------------------------------------------------------------------------------
 using KernFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, int add,
                         const float* bcol, const float* brow);
 
@@ -255,7 +258,7 @@ void kern_portable_4x8(int64_t kc, const float* __restrict a, const float* __res
     for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 8; ++j) {
             float v = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
-            if (bcol || brow) v += (bcol ? bcol[j] : 0.f) + (brow ? brow[i] : 0.f);
+            if (bcol || brow) v += tile_bias(bcol, brow, i, j);
             c[i * ldc + j] = v;
         }
 }
@@ -301,7 +304,7 @@ __attribute__((target("avx2,fma"))) void kern_emu_rx32(int64_t kc, const float* 
     for (int i = 0; i < R; ++i)
         for (int j = 0; j < 32; ++j) {
             float v = alpha * acc[i][j] + (add ? c[i * ldc + j] : 0.f);
-            if (bcol || brow) v += (bcol ? bcol[j] : 0.f) + (brow ? brow[i] : 0.f);
+            if (bcol || brow) v += tile_bias(bcol, brow, i, j);
             c[i * ldc + j] = v;
         }
 }
@@ -377,7 +380,7 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
                 auto tile = [&](int64_t ir, int64_t jr) {
                     const int64_t mr = std::min<int64_t>(MR, mc - ir), nr = std::min<int64_t>(NR, nc - jr);
                     float* ct = C + (ic + ir) * ldc + jc + jr;
-                    // the bias goes in with the last depth block's store; an activation after it (finish_region)
+                    // the bias goes in with the last depth block's store; an activation after it (activate_region)
                     const float* bcol = last && ep.bias_col ? ep.bias_col + jc + jr : nullptr;
                     const float* brow = last && ep.bias_row ? ep.bias_row + ic + ir : nullptr;
                     if (mr == MR && nr == NR) {
@@ -387,7 +390,7 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
                         for (int64_t i = 0; i < mr; ++i)
                             for (int64_t j = 0; j < nr; ++j) {
                                 float v = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
-                                if (bcol || brow) v += (bcol ? bcol[j] : 0.f) + (brow ? brow[i] : 0.f);
+                                if (bcol || brow) v += tile_bias(bcol, brow, i, j);
                                 ct[i * ldc + j] = v;
                             }
                     }

@@ -118,7 +118,7 @@ __attribute__((target("avx2"))) bool pack_im2col_s1_avx2(const Im2col& g, const 
     int64_t src[kMaxTaps][kMaxChunks];                // element offset of lane 0 in the channel plane
     // A chunk must not straddle two segments (its lanes would need two source offsets).
     for (int q = 0; q < ns; ++q)
-        if (seg[q].off % 8 != 0 && q > 0) return false;
+        if (seg[q].off % 8 != 0) return false;
     for (int tap = 0; tap < taps; ++tap) {
         const int64_t i = tap / g.kw, j = tap % g.kw;
         for (int ch = 0; ch < chunks; ++ch) {

@@ -321,7 +321,7 @@ const Tensor& ECondCache::get(const CamNet& cam, const Tensor& cond) {
         return e_;
     }
     ++misses_;
-    e_ = Tensor();
+    e_ = Tensor();  // the old features go before the new ones are computed
     frames_ = c.clone();
     e_ = cam.encode_cond(c);
     return e_;
