@@ -102,7 +102,8 @@ export async function run(argv: string[]): Promise<void> {
     peak_gflops_paired_median: pairedPeak || null,
     /**
      * gemm_2048_paired: GEMM repetitions interleaved with peak probes, each rated against the mean of the two
-     * probes around it (median and quartiles), and OpenBLAS's sgemm in the same sequence when installed.
+     * probes around it (median and quartiles), OpenBLAS's sgemm in the same sequence when installed, and the
+     * microkernel alone on hot operands (kernel_hot_*: the ceiling any GEMM built on it can reach at those moments).
      */
     paired,
     /** gemm_f32_2048 on the pool / on one thread (wall clock; ~threads when the cores were free). */
@@ -139,6 +140,9 @@ export async function run(argv: string[]): Promise<void> {
       console.log(`  gemm 2048 f16 weights: ${paired.f16_gflops_median} GFLOP/s, x peak ${q('f16')}`);
       if (paired.openblas_ratio_median !== undefined) {
         console.log(`  OpenBLAS sgemm 2048:   ${paired.openblas_gflops_median} GFLOP/s, x peak ${q('openblas')}; ours / OpenBLAS ${paired.f32_over_openblas_median}`);
+      }
+      if (paired.kernel_hot_ratio_median !== undefined) {
+        console.log(`  microkernel, hot operands (ceiling): ${paired.kernel_hot_gflops_median} GFLOP/s, x peak ${q('kernel_hot')}; gemm f32 / ceiling ${paired.f32_over_kernel_hot_median}`);
       }
     }
   }

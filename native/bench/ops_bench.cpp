@@ -150,7 +150,11 @@ Result gemm_f32_2048_1thread() {
 // P G32 P G16 P [OB] P ... (P: the FMA peak probe on the whole pool, G32/G16: gemm 2048 with f32/f16 weights,
 // OB: OpenBLAS's cblas_sgemm on the same operands when the system has libopenblas.so.0) and rates every GEMM
 // repetition against the mean of the two probes around it; the figures are the median and quartiles of
-// those per-repetition ratios. OpenBLAS (Debian's DYNAMIC_ARCH build, dlopen()ed here only: the engine never
+// those per-repetition ratios. KH (the kernel ceiling): the active microkernel alone on every pool thread, the
+// same packed micro-panels and C tile at every call (ops::detail::gemm_kernel_hot_flops: no packing, no driver, no
+// cold operands), as long as a GEMM; f32_over_kernel says how much of the kernel's own speed at that moment the
+// whole GEMM keeps, which separates the driver's losses from the host's (a kernel that reads well under the
+// peak even on hot operands means the cores themselves were slower than the register-only probe). OpenBLAS (Debian's DYNAMIC_ARCH build, dlopen()ed here only: the engine never
 // uses it) is called single-threaded from each pool thread on its own block of columns, the same split our
 // driver uses, so the two kernels are compared under the same partition and the same moments of load.
 using sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
@@ -245,13 +249,31 @@ Result gemm_2048_paired() {
             }, 1);
         });
     };
+    // the kernel ceiling: each pool thread runs the microkernel for about as long as one GEMM repetition
+    int64_t hot_calls = 0;
+    auto hot = [&] {
+        std::atomic<int64_t> flops_done{0};
+        const double s = wall_seconds([&] {
+            pool.parallel_for(T, [&](int64_t b, int64_t e, int) {
+                for (int64_t i = b; i < e; ++i)
+                    flops_done.fetch_add(static_cast<int64_t>(ops::detail::gemm_kernel_hot_flops(hot_calls)));
+            }, 1);
+        });
+        return static_cast<double>(flops_done.load()) * 1e-9 / s;
+    };
     // warm-up: every kernel once (page faults, scratch allocation, OpenBLAS's buffers)
     probe();
     ours(wf.data(), DType::F32);
     ours(wh.data(), DType::F16);
     if (ob.sgemm) theirs();
+    {
+        // size the ceiling's repetition like one GEMM: (GEMM FLOPs / T) per thread
+        const double per_call = ops::detail::gemm_kernel_hot_flops(1);
+        hot_calls = std::max<int64_t>(1, static_cast<int64_t>(gflop * 1e9 / T / per_call));
+        hot();
+    }
 
-    std::vector<double> p32, p16, pob, g32, g16, gob, rel;
+    std::vector<double> p32, p16, pob, g32, g16, gob, rel, pkh, gkh, relkh;
     double before = probe();
     std::vector<double> peaks{before};
     const double c0 = process_cpu_seconds();
@@ -278,6 +300,13 @@ Result gemm_2048_paired() {
             before = after;
             peaks.push_back(after);
         }
+        const double xk = hot();
+        after = probe();
+        pkh.push_back(xk / (0.5 * (before + after)));
+        gkh.push_back(xk);
+        relkh.push_back(x32 / xk);
+        before = after;
+        peaks.push_back(after);
     }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
     const double cpu = process_cpu_seconds() - c0;
@@ -303,8 +332,13 @@ Result gemm_2048_paired() {
         add("openblas_ratio_q3", median_of(pob, 0.75));
         add("f32_over_openblas_median", median_of(rel));
     }
+    add("kernel_hot_gflops_median", median_of(gkh));
+    add("kernel_hot_ratio_median", median_of(pkh));
+    add("kernel_hot_ratio_q1", median_of(pkh, 0.25));
+    add("kernel_hot_ratio_q3", median_of(pkh, 0.75));
+    add("f32_over_kernel_hot_median", median_of(relkh));
     char buf[160];
-    std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f; P G32 P G16 P%s x %d, ratios to the mean of the neighbouring probes",
+    std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f; P G32 P G16 P%s KH P x %d, ratios to the mean of the neighbouring probes",
                   T, isa_name(active_isa()), wall > 0 ? cpu / wall : 0.0, ob.sgemm ? " OB P" : "", rounds);
     r.note = buf;
     if (ob.sgemm) r.note += "; OpenBLAS: " + ob.config + " (1 thread per pool thread, same column split)";

@@ -524,6 +524,23 @@ void pack_prepacked(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t
     std::memcpy(dst, p.data() + k0 * p.Mpad + r0 * kc, static_cast<size_t>(kc * R) * sizeof(float));
 }
 
+double gemm_kernel_hot_flops(int64_t calls, float* c00) {
+    const Config cf = config_for(active_isa());
+    const int64_t kc = cf.KC;
+    // Separate scratch from the driver's (t_pack_a/b), so a bench run leaves the GEMM's buffers as they were.
+    thread_local Scratch hot;
+    const int64_t a_len = (kc * cf.MR + 15) / 16 * 16, b_len = (kc * cf.NR + 15) / 16 * 16;  // 64-byte aligned
+    float* a = hot.get(static_cast<size_t>(a_len + b_len + cf.MR * cf.NR));
+    float* b = a + a_len;
+    float* c = b + b_len;
+    for (int64_t i = 0; i < kc * cf.MR; ++i) a[i] = 1e-3f * static_cast<float>(i % 7);
+    for (int64_t i = 0; i < kc * cf.NR; ++i) b[i] = 1e-3f * static_cast<float>(i % 5);
+    std::memset(c, 0, sizeof(float) * static_cast<size_t>(cf.MR * cf.NR));
+    for (int64_t i = 0; i < calls; ++i) cf.kern(kc, a, b, c, cf.NR, 1.f, 1, nullptr, nullptr);
+    if (c00) *c00 = c[0];
+    return 2.0 * cf.MR * cf.NR * static_cast<double>(kc) * static_cast<double>(calls);
+}
+
 void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C, int64_t ldc,
                  const GemmEpilogue& ep) {
     if (M <= 0 || N <= 0) return;

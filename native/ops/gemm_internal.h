@@ -51,6 +51,13 @@ void pack_prepacked(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t
 void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C, int64_t ldc,
                  const GemmEpilogue& ep);
 
+// Bench only (the `ops` suite's kernel ceiling): calls the active level's microkernel `calls` times on the same
+// packed A and B micro-panels of the driver's depth block KC (hot in L1/L2) and the same C tile (add = 1), on the
+// calling thread: the kernel's own speed without packing, without the driver and without cold operands. Returns
+// the FLOPs done (2 * MR * NR * KC * calls). The panels hold a[k*MR + i] = 1e-3 * ((k*MR + i) % 7) and
+// b[k*NR + j] = 1e-3 * ((k*NR + j) % 5); *c00 (when given) receives the tile's element (0, 0) after the calls.
+double gemm_kernel_hot_flops(int64_t calls, float* c00 = nullptr);
+
 // Tests only: with on = true and the active ISA AVX2, the GEMM driver uses the AVX-512 blocking (GemmWideTuning)
 // with the AVX-512 microkernel's text over SIMDe (or, without SIMDe, a plain C++ R x 32 kernel),
 // so the tests check that geometry and kernel on CPUs without AVX-512. Process-wide; returns the old value.

@@ -186,6 +186,26 @@ TEST(GemmConv, PackersWriteOnlyTheirPanel) {
     }
 }
 
+// The ops bench's kernel ceiling really runs the level's microkernel on its panels: element (0, 0) of the tile after
+// n calls is n x sum_k a[k*MR] * b[k*NR], and the FLOP count is 2 MR NR KC per call.
+TEST(GemmConv, KernelHotCeilingRunsTheMicrokernel) {
+    IsaGuard guard;
+    for (const Level& l : levels()) {
+        if (!use(l)) continue;
+        int MR = 0;
+        int64_t KC = 0;
+        detail::gemm_a_blocking(1 << 20, &MR, &KC);
+        const int NR = l.isa == Isa::kAvx512 || l.emu ? 32 : l.isa == Isa::kAvx2 ? 16 : 8;
+        double dot = 0;
+        for (int64_t k = 0; k < KC; ++k)
+            dot += 1e-3 * static_cast<double>((k * MR) % 7) * 1e-3 * static_cast<double>((k * NR) % 5);
+        float c00 = -1.f;
+        const double flops = detail::gemm_kernel_hot_flops(3, &c00);
+        EXPECT_EQ(flops, 2.0 * MR * NR * static_cast<double>(KC) * 3) << l.name();
+        EXPECT_NEAR(c00, 3 * dot, 1e-5 * std::max(1.0, 3 * dot)) << l.name();
+    }
+}
+
 TEST(GemmConv, LinearF16Bf16WeightsAndStridedInput) {
     IsaGuard guard;
     for (Level isa : levels()) {
