@@ -13,8 +13,9 @@
 #      mid-size config (f32 and bf16 resident weights), then times our stage-2 step at the bench shape (full size,
 #      CFG batch 2, 16 frames, 32x32 latents) in f32 and bf16 with its peak device memory and a per-op profile
 #      (cuda_model_check --bench --profile)
-#   2b'. the same stage-2 check (tiny) and step with the bf16 convolutions as tensor-core GEMMs
-#      (ST2V_CUDA_CONV=gemm), in the result as stage2_step_ms.ours_bf16_conv_gemm and conv_gemm
+#   2b'. the same stage-2 check (tiny) and bf16 step with the direct fp32 convolution kernel instead of the default
+#      tensor-core GEMMs (ST2V_CUDA_CONV=direct), in the result as stage2_step_ms.ours_bf16_conv_direct and
+#      conv_direct
 #   2c. a whole 2-chunk generation (24 frames, built-in model, engine::Engine) with the denoisers on cuda against
 #      the same generation on cpu, uint8 frames compared (cuda_engine_check)
 #   3. runs the PyTorch peer (scripts/torch_anchor.py: stage-2 step bf16 eager + fp32, enhancer-sized step
@@ -120,16 +121,16 @@ OPS_RC=$CHECK_RC
 # ---- 2b. the stage-2 networks against the CPU models, and our stage-2 step bench (about 1-2 min) ----
 run_check cuda_model_check 200 --bench --profile --reps 5
 MODEL_RC=$CHECK_RC
-# 2b'. the same with the bf16 convolutions as tensor-core GEMMs (cuda_ops::set_conv_gemm, opt-in until measured):
-# the parity cases (tiny config, bf16 rows go through it) and the step timing / profile
-: > "$LOGS/cuda_model_check_conv_gemm.jsonl"
+# 2b'. the same with the direct fp32 convolution kernel for bf16 weights (ST2V_CUDA_CONV=direct; the default since
+# it was measured is the tensor-core GEMM path): the parity cases (tiny config) and the bf16 step timing / profile
+: > "$LOGS/cuda_model_check_conv_direct.jsonl"
 if [ "$BUILD_OK" = 1 ]; then
-  phase "cuda_model_check with ST2V_CUDA_CONV=gemm"
-  ST2V_CUDA_CONV=gemm timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --bench-dtype bf16 --profile --reps 5 \
+  phase "cuda_model_check with ST2V_CUDA_CONV=direct"
+  ST2V_CUDA_CONV=direct timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --bench-dtype bf16 --profile --reps 5 \
     --quick --config tiny \
-    > "$LOGS/cuda_model_check_conv_gemm.jsonl" 2> "$LOGS/cuda_model_check_conv_gemm.err"
-  echo "conv gemm exit $?" >&2
-  grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_conv_gemm.jsonl" | cut -c1-300 >&2
+    > "$LOGS/cuda_model_check_conv_direct.jsonl" 2> "$LOGS/cuda_model_check_conv_direct.err"
+  echo "conv direct exit $?" >&2
+  grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_conv_direct.jsonl" | cut -c1-300 >&2
 fi
 
 # ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model, f32 weights) with the denoisers on cuda vs
@@ -204,9 +205,9 @@ model_summary = next((r for r in model if r.get("summary")), {})
 model_cases = [r for r in model if "case" in r and not str(r["case"]).startswith("bench/")]
 model_bench = [r for r in model if str(r.get("case", "")).startswith("bench/")]
 
-conv_gemm = jsonl(f"{logs}/cuda_model_check_conv_gemm.jsonl")
-conv_gemm_step = next((r for r in conv_gemm if r.get("case") == "bench/stage2_step" and r.get("dtype") == "bf16"
-                       and "ms_median" in r), {})
+conv_direct = jsonl(f"{logs}/cuda_model_check_conv_direct.jsonl")
+conv_direct_step = next((r for r in conv_direct if r.get("case") == "bench/stage2_step" and r.get("dtype") == "bf16"
+                         and "ms_median" in r), {})
 
 def profile(dtype):
     return next((r for r in model_bench if r.get("case") == "bench/stage2_profile" and r.get("dtype") == dtype), None)
@@ -271,7 +272,9 @@ result = {
     "stage2_step_ms": {"ours_bf16": bench_row("bf16").get("ms_median"), "ours_fp32": bench_row("f32").get("ms_median"),
                        "ours_bf16_buffer_cache": bench_row("bf16").get("ms_median_buffer_cache"),
                        "ours_fp32_buffer_cache": bench_row("f32").get("ms_median_buffer_cache"),
-                       "ours_bf16_conv_gemm": conv_gemm_step.get("ms_median"),
+                       # ours_bf16: bf16 convolutions as tensor-core GEMMs (the default); _conv_direct: the fp32
+                       # direct kernel (ST2V_CUDA_CONV=direct)
+                       "ours_bf16_conv_direct": conv_direct_step.get("ms_median"),
                        "torch_bf16_eager": torch_ms("st2v_step", "bf16"), "torch_fp32": torch_ms("st2v_step", "fp32")},
     "enh_step_ms": {"ours_bf16": None, "torch_bf16_eager": torch_ms("enh_step", "bf16")},
     # cuda_model_check: worst over the tiny / mid cases (CAM residuals, UNet eps, one stage-2 step) against the CPU
@@ -304,8 +307,8 @@ result = {
     },
     # cuda_engine_check: 2 chunks (24 frames) through engine::Engine on cuda vs cpu, uint8 frames compared
     "generation_2chunk": {"exit_code": int(engine_rc), "rows": jsonl(f"{logs}/cuda_engine_check.jsonl")},
-    # the bf16 convolutions as tensor-core GEMMs (ST2V_CUDA_CONV=gemm): tiny-config parity rows, step, profile
-    "conv_gemm": conv_gemm or None,
+    # the bf16 convolutions with the direct fp32 kernel (ST2V_CUDA_CONV=direct): tiny-config parity rows, step, profile
+    "conv_direct": conv_direct or None,
     "torch_anchor": [r for r in torch_rows if "case" in r or r.get("event") == "sdpa_check"],
     "host_cpu": host_cpu(),
     # compute-sanitizer over cuda_check --quick: "<tool> exit <rc>: <summary lines>" per tool

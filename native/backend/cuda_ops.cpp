@@ -266,7 +266,8 @@ int small_int(int64_t v, const char* op, const char* what) {
 }
 }  // namespace
 
-// ---- convolutions as tensor-core GEMMs (bf16 weights; opt-in: set_conv_gemm / ST2V_CUDA_CONV=gemm) ----
+// ---- convolutions as tensor-core GEMMs (bf16 weights; the default; set_conv_gemm(false) / ST2V_CUDA_CONV=direct
+// select the direct fp32 kernel) ----
 // The input is rounded to bf16 (as linear() does for bf16 weights), unfolded by strided copies into a column
 // matrix [pixels, C*kh*kw] (a zero-padded copy first when the conv pads), multiplied by the weight [O, C*kh*kw]
 // through cuBLASLt (tensor cores, fp32 accumulate, bias in the epilogue), and the [pixels, O] result is copied
@@ -274,12 +275,14 @@ int small_int(int64_t v, const char* op, const char* what) {
 // kConvColBytes, so memory stays bounded for any batch. Error: that of bf16 activations (the bf16 bound).
 namespace {
 constexpr int64_t kConvColBytes = int64_t(256) << 20;
-std::atomic<int> g_conv_gemm{-1};  // -1: not read yet (ST2V_CUDA_CONV), 0 off, 1 on
+// On an H200 (bench/results/gpu-2026-11-27T131620Z.json) the full-size bf16 stage-2 step took 225.8 ms this way
+// against 575.5 ms with the direct kernel, its parity cases within the bf16 bound: so it is the default for bf16.
+std::atomic<int> g_conv_gemm{-1};  // -1: not read yet (ST2V_CUDA_CONV), 0 off (direct kernel), 1 on
 bool conv_gemm_on() {
     int v = g_conv_gemm.load(std::memory_order_relaxed);
     if (v < 0) {
-        const char* e = std::getenv("ST2V_CUDA_CONV");
-        v = e && std::strcmp(e, "gemm") == 0 ? 1 : 0;
+        const char* e = std::getenv("ST2V_CUDA_CONV");  // "direct": the fp32 direct kernel; anything else: default
+        v = e && std::strcmp(e, "direct") == 0 ? 0 : 1;
         g_conv_gemm.store(v, std::memory_order_relaxed);
     }
     return v == 1;

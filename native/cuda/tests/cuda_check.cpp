@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -584,6 +585,18 @@ void check_layout_ops() {
         });
     };
     const bool gemm_was = co::conv_gemm();
+    // The default path for bf16 weights (the first read of ST2V_CUDA_CONV): the tensor-core GEMM unless the
+    // environment says "direct".
+    run_case("conv_default", [&] {
+        const char* e = std::getenv("ST2V_CUDA_CONV");
+        const bool want = !(e && std::strcmp(e, "direct") == 0);
+        const bool pass = gemm_was == want;
+        (pass ? g_passed : g_failed)++;
+        std::printf("{\"op\": \"conv_default\", \"shape\": \"ST2V_CUDA_CONV=%s\", \"dtype\": \"bf16\", "
+                    "\"path\": \"%s\", \"want\": \"%s\", \"pass\": %s}\n",
+                    e ? e : "(unset)", gemm_was ? "gemm" : "direct", want ? "gemm" : "direct", pass ? "true" : "false");
+        std::fflush(stdout);
+    });
     co::set_conv_gemm(false);
     for (const Cv& c : convs) conv2d_case(c, false);
     for (const Ct& c : std::vector<Ct>{{2, 1, 32, 32, 5, 7, DType::F32},
