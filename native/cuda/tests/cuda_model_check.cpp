@@ -16,6 +16,8 @@
 //   cam_residuals  the CAM branch (E_cond + encoder) skip and mid residuals, all of them together
 //   unet_eps       CAM + UNet3D (APM context, CAM mergers) eps for [uncond, cond]
 //   stage2_step    one step of engine::sample_extension_chunk: CAM + UNet, CFG 7.5, DDIM (eta 1, 50 steps)
+//   stage2_step_econd_cached  the same step with E_cond from t2v::DeviceECondCache (engine::Model's once-per-chunk
+//                  features; the cache's hit / miss counts are checked too)
 // each with resident f32 weights (tolerance 1e-4 * max(1, max|ref|), the project's parity bound) and bf16 weights
 // (tolerance 2e-2 * max|ref|: "bf16 within 2e-2 relative to the output scale", issue 11). The reference is the
 // CPU fp32 forward. One JSON line per case:
@@ -232,6 +234,32 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
         Diff ds;
         ds.add(x_prev, dxp.to_host());
         report(pre + "stage2_step", dt, ds, ms, ms_cpu_step);
+        // E_cond once per chunk (t2v::DeviceECondCache, as engine::Model uses it): the step with the cached features
+        // against the same CPU reference; a second get() of the same frames is a hit (the same device tensor, no
+        // upload, no encoder), changed frames a miss.
+        {
+            t2v::DeviceECondCache cache;
+            const DeviceTensor* e1 = &cache.get(dcam, in.cond2);
+            const DeviceTensor* e2 = &cache.get(dcam, in.cond2);
+            bool ok = cache.misses() == 1 && cache.hits() == 1 && e1 == e2;
+            double mcc = 0;
+            const double a0 = now_ms();
+            const DeviceTensor dxc = t2v::device_stage2_step(dunet, dcam, in.sch, dx, in.t, dctx, DeviceTensor(), guidance,
+                                                             eta, &dnoise, &mcc, nullptr, nullptr, nullptr, e2);
+            const double ms_c = now_ms() - a0;
+            Tensor changed = in.cond2.clone();
+            changed.f32()[0] += 0.5f;
+            cache.get(dcam, changed);
+            ok = ok && cache.misses() == 2 && cache.hits() == 1;
+            Diff dc;
+            dc.add(x_prev, dxc.to_host());
+            if (!ok) {
+                std::fprintf(stderr, "%s: DeviceECondCache: %lld hits, %lld misses, same tensor %d (want 1, 2, 1)\n",
+                             name, (long long)cache.hits(), (long long)cache.misses(), e1 == e2 ? 1 : 0);
+                dc.finite = false;
+            }
+            report(pre + "stage2_step_econd_cached", dt, dc, ms_c, ms_cpu_step);
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "backend/backend.h"
@@ -460,15 +461,17 @@ DeviceTensor DeviceCamNet::encode_cond(const DeviceTensor& frames) const {
 }
 
 DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const DeviceTensor& ctx, const DeviceTensor& cond,
-                                         int Fc) const {
+                                         int Fc, const DeviceTensor* e_cond_in) const {
     ST2V_CHECK(x.defined() && x.ndim() == 5 && x.dtype() == DType::F32, Code::kShapeMismatch,
                "CAM (cuda): sample must be an f32 [B, C, F, h, w] tensor");
     const int64_t B = x.size(0);
     ST2V_CHECK(Fc >= 1 && Fc <= x.size(2), Code::kShapeMismatch, "CAM: %d conditioning frames for a %lld-frame chunk", Fc,
                (long long)x.size(2));
-    ST2V_CHECK(cond.defined() && cond.ndim() == 4 && cond.size(0) == B * Fc, Code::kShapeMismatch,
-               "CAM: conditioning frames must be [%lld, 3, H, W], got %s", (long long)(B * Fc),
-               cond.defined() ? cond.shape().str().c_str() : "undefined");
+    const bool cached = e_cond_in && e_cond_in->defined();
+    const DeviceTensor& cf = cached ? *e_cond_in : cond;  // what the batch check applies to
+    ST2V_CHECK(cf.defined() && cf.ndim() == 4 && cf.size(0) == B * Fc, Code::kShapeMismatch,
+               "CAM: conditioning frames%s must be [%lld, C, H, W], got %s", cached ? " (their E_cond)" : "",
+               (long long)(B * Fc), cf.defined() ? cf.shape().str().c_str() : "undefined");
     ST2V_CHECK(ctx.defined() && ctx.ndim() == 3 && ctx.size(0) == B, Code::kShapeMismatch,
                "CAM (cuda): context must be [%lld, T, D]", (long long)B);
     DeviceTensor s = co::slice(x, 2, 0, Fc);                                          // first Fc noisy frames [B, 4, Fc, h, w]
@@ -476,7 +479,7 @@ DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const D
     DeviceTensor text = co::slice(ctx, 1, 0, std::min<int64_t>(77, ctx.size(1)));    // text tokens only
     // the CPU's ctxF = repeat_interleave(text, Fc): per sample here (see Attention)
     DeviceTensor h = enc_.conv_in(video_to_frames(s));                                // [B*Fc, C0, h, w]
-    DeviceTensor e = encode_cond(cond);                                               // [B*Fc, C0, h, w]
+    DeviceTensor e = cached ? *e_cond_in : encode_cond(cond);                        // [B*Fc, C0, h, w]
     ST2V_CHECK(e.shape() == h.shape(), Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features %s "
                "(conditioning frames must be 8x the latent size)", e.shape().str().c_str(), h.shape().str().c_str());
     if (Fc > 1) h = enc_.transformer_in(h, Fc);
@@ -487,16 +490,34 @@ DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const D
     return r;
 }
 
+const DeviceTensor& DeviceECondCache::get(const DeviceCamNet& cam, const Tensor& cond) {
+    Tensor c = cond.contiguous();
+    if (e_.defined() && frames_.shape() == c.shape() && frames_.dtype() == c.dtype() &&
+        std::memcmp(frames_.raw(), c.raw(), c.nbytes()) == 0) {
+        ++hits_;
+        return e_;
+    }
+    ++misses_;
+    e_ = DeviceTensor();  // the old features go before the new ones are computed
+    frames_ = c.clone();
+    e_ = cam.encode_cond(DeviceTensor::from_host(c));
+    return e_;
+}
+
 // ---------------------------------------------------------------------------------------------------
 DeviceTensor device_eps_extension(const DeviceUNet3D& unet, const DeviceCamNet& cam, const DeviceTensor& X, float t,
                                   const DeviceTensor& ctx, const DeviceTensor& cond, double* ms_cam, double* ms_unet,
-                                  DeviceCamResiduals* cam_out) {
+                                  DeviceCamResiduals* cam_out, const DeviceTensor* e_cond) {
     // engine::Model::eps_extension (model.cpp)
     const bool timed = ms_cam || ms_unet;
     if (timed) sync();
     const double a = timed ? now_ms() : 0;
-    const int Fc = static_cast<int>(cond.size(0) / X.size(0));
-    DeviceCamResiduals r = cam.forward(X, t, ctx, cond, Fc);
+    const bool cached = e_cond && e_cond->defined();
+    ST2V_CHECK_ARG(X.defined() && X.ndim() == 5 && X.size(0) >= 1, "eps_extension (cuda): sample must be [B, C, F, h, w]");
+    ST2V_CHECK_ARG(cached || (cond.defined() && cond.ndim() == 4),
+                   "eps_extension (cuda): conditioning frames [B*Fc, 3, H, W] or their E_cond required");
+    const int Fc = static_cast<int>((cached ? e_cond->size(0) : cond.size(0)) / X.size(0));
+    DeviceCamResiduals r = cam.forward(X, t, ctx, cond, Fc, e_cond);
     if (timed) sync();
     const double b = timed ? now_ms() : 0;
     DeviceTensor eps = unet.forward(X, t, ctx, &r);
@@ -510,12 +531,13 @@ DeviceTensor device_eps_extension(const DeviceUNet3D& unet, const DeviceCamNet& 
 DeviceTensor device_stage2_step(const DeviceUNet3D& unet, const DeviceCamNet& cam, const runtime::DdimScheduler& sch,
                                 const DeviceTensor& x, int64_t t, const DeviceTensor& ctx, const DeviceTensor& cond2,
                                 float guidance, float eta, const DeviceTensor* noise, double* ms_cam, double* ms_unet,
-                                DeviceCamResiduals* cam_out, DeviceTensor* eps_out) {
+                                DeviceCamResiduals* cam_out, DeviceTensor* eps_out, const DeviceTensor* e_cond) {
     ST2V_CHECK_ARG(x.defined() && x.ndim() == 4, "device_stage2_step: x must be [F, C, h, w]");
     ST2V_CHECK_ARG(ctx.defined() && ctx.ndim() == 3 && ctx.size(0) == 2,
                    "device_stage2_step: ctx must be [2, L, D] ([uncond, cond])");
-    ST2V_CHECK_ARG(cond2.defined() && cond2.ndim() == 4 && cond2.size(0) % 2 == 0,
-                   "device_stage2_step: cond frames must be [2 * Fc, 3, H, W]");
+    const DeviceTensor& cf = e_cond && e_cond->defined() ? *e_cond : cond2;
+    ST2V_CHECK_ARG(cf.defined() && cf.ndim() == 4 && cf.size(0) % 2 == 0,
+                   "device_stage2_step: cond frames (or their E_cond) must be [2 * Fc, C, H, W]");
     const std::vector<float>& acp = sch.alphas_cumprod();
     ST2V_CHECK_ARG(t >= 0 && t < static_cast<int64_t>(acp.size()), "device_stage2_step: timestep %lld out of range",
                    (long long)t);
@@ -523,7 +545,8 @@ DeviceTensor device_stage2_step(const DeviceUNet3D& unet, const DeviceCamNet& ca
     // engine::sample_extension_chunk: X = repeat_batch(to_bcfhw(x), 2) -> eps -> cfg_combine_batch -> to_bfchw
     DeviceTensor xv = co::permute(x.reshape({1, F, x.size(1), x.size(2), x.size(3)}), {0, 2, 1, 3, 4});  // [1, 4, F, h, w]
     DeviceTensor X = co::concat({xv, xv}, 0);                                                              // [2, 4, F, h, w]
-    DeviceTensor eps2 = device_eps_extension(unet, cam, X, static_cast<float>(t), ctx, cond2, ms_cam, ms_unet, cam_out);
+    DeviceTensor eps2 = device_eps_extension(unet, cam, X, static_cast<float>(t), ctx, cond2, ms_cam, ms_unet, cam_out,
+                                             e_cond);
     if (eps_out) *eps_out = eps2;
     DeviceTensor eps = co::cfg_combine(co::slice(eps2, 0, 0, 1), co::slice(eps2, 0, 1, 2), guidance);       // [1, 4, F, h, w]
     eps = co::permute(eps, {0, 2, 1, 3, 4}).reshape(x.shape());                                            // [F, 4, h, w]

@@ -173,8 +173,11 @@ class DeviceCamNet {
     const UNetConfig& config() const { return enc_.cfg; }
     device::DeviceTensor encode_cond(const device::DeviceTensor& frames) const;
     // CamNet::forward: x [B, 4, F, h, w] (first Fc frames used), ctx [B, >=77, D], cond [B*Fc, 3, Hp, Wp].
+    // e_cond_in (optional): E_cond(cond) computed before (DeviceECondCache), used instead of computing it again;
+    // cond may then be undefined.
     DeviceCamResiduals forward(const device::DeviceTensor& x, float t, const device::DeviceTensor& ctx,
-                               const device::DeviceTensor& cond, int cond_frames) const;
+                               const device::DeviceTensor& cond, int cond_frames,
+                               const device::DeviceTensor* e_cond_in = nullptr) const;
     const std::vector<std::string>& bound_keys() const { return keys_; }
     size_t weight_bytes() const { return weight_bytes_; }
 
@@ -186,14 +189,31 @@ class DeviceCamNet {
     size_t weight_bytes_ = 0;
 };
 
+// ECondCache on the device: E_cond of the host conditioning frames, uploaded and computed when the frames differ
+// byte for byte from the last call's, else the same device tensor (no upload, no encoder). Memory: one chunk's
+// frames on the host and their features on the device.
+class DeviceECondCache {
+  public:
+    const device::DeviceTensor& get(const DeviceCamNet& cam, const Tensor& cond);
+    int64_t hits() const { return hits_; }
+    int64_t misses() const { return misses_; }
+
+  private:
+    Tensor frames_;
+    device::DeviceTensor e_;
+    int64_t hits_ = 0, misses_ = 0;
+};
+
 // engine::Model::eps_extension on the device: CAM on the conditioning frames, then the UNet with its residuals.
 // X [B, 4, F, h, w] (B = 2: [uncond, cond]); ctx [B, 77 (+16 APM tokens), D]; cond [B*Fc, 3, Hp, Wp].
 // ms_cam / ms_unet (optional) get the synchronised wall time of each part added; cam_out (optional) keeps the
-// CAM residuals (for checks).
+// CAM residuals (for checks); e_cond (optional): E_cond(cond) computed before (DeviceECondCache), cond may then be
+// undefined.
 device::DeviceTensor device_eps_extension(const DeviceUNet3D& unet, const DeviceCamNet& cam, const device::DeviceTensor& X,
                                           float t, const device::DeviceTensor& ctx, const device::DeviceTensor& cond,
                                           double* ms_cam = nullptr, double* ms_unet = nullptr,
-                                          DeviceCamResiduals* cam_out = nullptr);
+                                          DeviceCamResiduals* cam_out = nullptr,
+                                          const device::DeviceTensor* e_cond = nullptr);
 
 // One step of engine::sample_extension_chunk on the device: x [F, 4, h, w] (frames first, as the engine holds
 // the sample) at timestep t of `sch` (set_timesteps done); ctx [2, L, D] = [uncond, cond]; cond2 [2*Fc, 3, Hp, Wp];
@@ -205,6 +225,7 @@ device::DeviceTensor device_stage2_step(const DeviceUNet3D& unet, const DeviceCa
                                         const device::DeviceTensor& ctx, const device::DeviceTensor& cond2,
                                         float guidance, float eta, const device::DeviceTensor* noise,
                                         double* ms_cam = nullptr, double* ms_unet = nullptr,
-                                        DeviceCamResiduals* cam_out = nullptr, device::DeviceTensor* eps_out = nullptr);
+                                        DeviceCamResiduals* cam_out = nullptr, device::DeviceTensor* eps_out = nullptr,
+                                        const device::DeviceTensor* e_cond = nullptr);
 
 }  // namespace st2v::t2v
