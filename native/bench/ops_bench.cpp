@@ -273,70 +273,54 @@ Result gemm_2048_paired() {
         hot();
     }
 
-    std::vector<double> p32, p16, pob, g32, g16, gob, rel, pkh, gkh, relkh;
+    // One series of the sequence: GFLOP/s per repetition, its ratio to the mean of the two probes around it, and
+    // (over_f32) the same round's f32 GEMM over it.
+    struct Series {
+        std::vector<double> gflops, ratio, over_f32;
+    };
+    Series s32, s16, sob, skh;
     double before = probe();
     std::vector<double> peaks{before};
+    auto rate = [&](Series& s, double x, double x32) {
+        const double after = probe();
+        s.gflops.push_back(x);
+        s.ratio.push_back(x / (0.5 * (before + after)));
+        if (x32 > 0) s.over_f32.push_back(x32 / x);
+        before = after;
+        peaks.push_back(after);
+    };
     const double c0 = process_cpu_seconds();
     const auto w0 = std::chrono::steady_clock::now();
     for (int i = 0; i < rounds; ++i) {
         const double x32 = ours(wf.data(), DType::F32);
-        double after = probe();
-        p32.push_back(x32 / (0.5 * (before + after)));
-        g32.push_back(x32);
-        before = after;
-        peaks.push_back(after);
-        const double x16 = ours(wh.data(), DType::F16);
-        after = probe();
-        p16.push_back(x16 / (0.5 * (before + after)));
-        g16.push_back(x16);
-        before = after;
-        peaks.push_back(after);
-        if (ob.sgemm) {
-            const double xo = theirs();
-            after = probe();
-            pob.push_back(xo / (0.5 * (before + after)));
-            gob.push_back(xo);
-            rel.push_back(x32 / xo);
-            before = after;
-            peaks.push_back(after);
-        }
-        const double xk = hot();
-        after = probe();
-        pkh.push_back(xk / (0.5 * (before + after)));
-        gkh.push_back(xk);
-        relkh.push_back(x32 / xk);
-        before = after;
-        peaks.push_back(after);
+        rate(s32, x32, 0);
+        rate(s16, ours(wh.data(), DType::F16), 0);
+        if (ob.sgemm) rate(sob, theirs(), x32);
+        rate(skh, hot(), x32);
     }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
     const double cpu = process_cpu_seconds() - c0;
-    r.gflops = median_of(g32);
+    r.gflops = median_of(s32.gflops);
     r.flops = gflop * 1e9;
     r.seconds = gflop / r.gflops;
-    r.best_seconds = gflop / *std::max_element(g32.begin(), g32.end());
-    auto add = [&](const char* k, double v) { r.extra.emplace_back(k, v); };
+    r.best_seconds = gflop / *std::max_element(s32.gflops.begin(), s32.gflops.end());
+    auto add = [&](const std::string& k, double v) { r.extra.emplace_back(k, v); };
+    auto add_series = [&](const std::string& k, const Series& s) {
+        add(k + "_gflops_median", median_of(s.gflops));
+        add(k + "_ratio_median", median_of(s.ratio));
+        add(k + "_ratio_q1", median_of(s.ratio, 0.25));
+        add(k + "_ratio_q3", median_of(s.ratio, 0.75));
+    };
     add("rounds", rounds);
     add("peak_gflops_median", median_of(peaks));
-    add("f32_gflops_median", median_of(g32));
-    add("f32_ratio_median", median_of(p32));
-    add("f32_ratio_q1", median_of(p32, 0.25));
-    add("f32_ratio_q3", median_of(p32, 0.75));
-    add("f16_gflops_median", median_of(g16));
-    add("f16_ratio_median", median_of(p16));
-    add("f16_ratio_q1", median_of(p16, 0.25));
-    add("f16_ratio_q3", median_of(p16, 0.75));
+    add_series("f32", s32);
+    add_series("f16", s16);
     if (ob.sgemm) {
-        add("openblas_gflops_median", median_of(gob));
-        add("openblas_ratio_median", median_of(pob));
-        add("openblas_ratio_q1", median_of(pob, 0.25));
-        add("openblas_ratio_q3", median_of(pob, 0.75));
-        add("f32_over_openblas_median", median_of(rel));
+        add_series("openblas", sob);
+        add("f32_over_openblas_median", median_of(sob.over_f32));
     }
-    add("kernel_hot_gflops_median", median_of(gkh));
-    add("kernel_hot_ratio_median", median_of(pkh));
-    add("kernel_hot_ratio_q1", median_of(pkh, 0.25));
-    add("kernel_hot_ratio_q3", median_of(pkh, 0.75));
-    add("f32_over_kernel_hot_median", median_of(relkh));
+    add_series("kernel_hot", skh);
+    add("f32_over_kernel_hot_median", median_of(skh.over_f32));
     char buf[160];
     std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f; P G32 P G16 P%s KH P x %d, ratios to the mean of the neighbouring probes",
                   T, isa_name(active_isa()), wall > 0 ? cpu / wall : 0.0, ob.sgemm ? " OB P" : "", rounds);

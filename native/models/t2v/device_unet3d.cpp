@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <utility>
 
 #include "backend/backend.h"
@@ -488,20 +487,6 @@ DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const D
     r.down = enc_.run_down(h, temb, text, Fc);
     r.mid = enc_.run_mid(r.down.back(), temb, text, Fc);
     return r;
-}
-
-const DeviceTensor& DeviceECondCache::get(const DeviceCamNet& cam, const Tensor& cond) {
-    Tensor c = cond.contiguous();
-    if (e_.defined() && frames_.shape() == c.shape() && frames_.dtype() == c.dtype() &&
-        std::memcmp(frames_.raw(), c.raw(), c.nbytes()) == 0) {
-        ++hits_;
-        return e_;
-    }
-    ++misses_;
-    e_ = DeviceTensor();  // the old features go before the new ones are computed
-    frames_ = c.clone();
-    e_ = cam.encode_cond(DeviceTensor::from_host(c));
-    return e_;
 }
 
 // ---------------------------------------------------------------------------------------------------

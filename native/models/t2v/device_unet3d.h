@@ -192,16 +192,12 @@ class DeviceCamNet {
 // ECondCache on the device: E_cond of the host conditioning frames, uploaded and computed when the frames differ
 // byte for byte from the last call's, else the same device tensor (no upload, no encoder). Memory: one chunk's
 // frames on the host and their features on the device.
-class DeviceECondCache {
+class DeviceECondCache : public FramesKeyed<device::DeviceTensor> {
   public:
-    const device::DeviceTensor& get(const DeviceCamNet& cam, const Tensor& cond);
-    int64_t hits() const { return hits_; }
-    int64_t misses() const { return misses_; }
-
-  private:
-    Tensor frames_;
-    device::DeviceTensor e_;
-    int64_t hits_ = 0, misses_ = 0;
+    const device::DeviceTensor& get(const DeviceCamNet& cam, const Tensor& cond) {
+        return FramesKeyed<device::DeviceTensor>::get(
+            cond, [&](const Tensor& c) { return cam.encode_cond(device::DeviceTensor::from_host(c)); });
+    }
 };
 
 // engine::Model::eps_extension on the device: CAM on the conditioning frames, then the UNet with its residuals.

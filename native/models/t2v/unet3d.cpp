@@ -313,20 +313,6 @@ CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const 
     return r;
 }
 
-const Tensor& ECondCache::get(const CamNet& cam, const Tensor& cond) {
-    Tensor c = cond.contiguous();
-    if (e_.defined() && frames_.shape() == c.shape() && frames_.dtype() == c.dtype() &&
-        std::memcmp(frames_.raw(), c.raw(), c.nbytes()) == 0) {
-        ++hits_;
-        return e_;
-    }
-    ++misses_;
-    e_ = Tensor();  // the old features go before the new ones are computed
-    frames_ = c.clone();
-    e_ = cam.encode_cond(c);
-    return e_;
-}
-
 // ---------------------------------------------------------------------------------------------------
 Resampler::Resampler(const io::WeightStore& w, const std::string& prefix, int64_t context_dim) : ctx_dim_(context_dim) {
     Binder p(w, prefix);

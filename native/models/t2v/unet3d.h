@@ -3,6 +3,7 @@
 // (t2v_enhanced/model/diffusers_conditional/models/controlnet/ on branch StreamingModelscope) and binds the
 // official checkpoint names. Configs are detected from weight shapes only.
 #pragma once
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -116,18 +117,45 @@ class CamNet {
     std::vector<std::string> keys_;
 };
 
-// E_cond depends only on the conditioning frames, which stay the same for every denoising step of a chunk: the
-// cache keeps the last frames (a copy) and their E_cond, and hands the same tensor back while the frames are equal
-// byte for byte (a changed chunk, even in reused memory, is recomputed). Memory: one chunk's frames and features.
-class ECondCache {
+// A value computed from conditioning frames, kept with a copy of those frames and handed back while the frames of
+// the next call are equal byte for byte (changed frames, even in reused memory, are computed again; the old value
+// is released first). V: a host Tensor (ECondCache) or a device tensor (DeviceECondCache).
+template <class V>
+class FramesKeyed {
   public:
-    const Tensor& get(const CamNet& cam, const Tensor& cond);
+    template <class Compute>  // V compute(const Tensor& contiguous_frames)
+    const V& get(const Tensor& cond, Compute&& compute) {
+        Tensor c = cond.contiguous();
+        if (kept_ && frames_.shape() == c.shape() && frames_.dtype() == c.dtype() &&
+            std::memcmp(frames_.raw(), c.raw(), c.nbytes()) == 0) {
+            ++hits_;
+            return v_;
+        }
+        ++misses_;
+        kept_ = false;
+        v_ = V();
+        frames_ = c.clone();
+        v_ = compute(c);
+        kept_ = true;
+        return v_;
+    }
     int64_t hits() const { return hits_; }
     int64_t misses() const { return misses_; }
 
   private:
-    Tensor frames_, e_;
+    Tensor frames_;
+    V v_{};
+    bool kept_ = false;
     int64_t hits_ = 0, misses_ = 0;
+};
+
+// E_cond depends only on the conditioning frames, which stay the same for every denoising step of a chunk: computed
+// once per chunk. Memory: one chunk's frames and features.
+class ECondCache : public FramesKeyed<Tensor> {
+  public:
+    const Tensor& get(const CamNet& cam, const Tensor& cond) {
+        return FramesKeyed<Tensor>::get(cond, [&](const Tensor& c) { return cam.encode_cond(c); });
+    }
 };
 
 // APM resampler: [N, E] image embeddings (N = B * frames) -> [B, 16, D].
