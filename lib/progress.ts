@@ -25,17 +25,26 @@ export interface GenerateProgress {
   framesPerSecond: number;
 }
 
-/** Turns native step events into {@link GenerateProgress}. */
+/**
+ * Turns native step events into {@link GenerateProgress}. The ETA counts denoising steps only (stage 1 and the
+ * extension chunks, each event sent when its step has finished): the text and decode events carry their own
+ * step counts (0 of 1), which say nothing about the denoising left, so they keep the last step count.
+ */
 export class ProgressTracker {
   private readonly start = performance.now();
+  private stepsPerChunk = 0;
+  private stepsDone = 0;
   framesDone = 0;
 
   constructor(private readonly frames: number) {}
 
   update(p: NativeProgress): GenerateProgress {
     const elapsedMs = performance.now() - this.start;
-    const total = p.chunks * p.steps;
-    const done = p.chunk * p.steps + p.step;
+    if (p.stage === 'stage1' || p.stage === 'extend') {
+      this.stepsPerChunk = p.steps;
+      this.stepsDone = p.chunk * p.steps + p.step;
+    }
+    const total = p.chunks * this.stepsPerChunk, done = this.stepsDone;
     const etaMs = done > 0 && total > 0 ? (elapsedMs / done) * Math.max(0, total - done) : Number.NaN;
     return {
       stage: p.stage,

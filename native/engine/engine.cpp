@@ -157,14 +157,18 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
         Tensor x = to_bfchw(gen.randn({1, mi.latent_channels, F, h, w}));  // [F, 4, h, w]
         double tu = 0;
         int i = 0;
+        // progress after each finished step (the API's GenerateProgress.step counts steps done); cancellation is
+        // checked before each one
         x = runtime::dpmpp_2m_sample(x, o.base_steps, [&](const Tensor& xf, int64_t t) {
             cancelled();
-            on_progress({"stage1", 0, chunks, ++i, o.base_steps});
             double a = now_ms();
             Tensor X = repeat_batch(to_bcfhw(xf, F), 2);  // [2, 4, F, h, w]
             Tensor eps = runtime::cfg_combine_batch(m.eps_base(X, static_cast<float>(t), ctx_base), o.base_guidance);
             tu += now_ms() - a;
             return to_bfchw(eps);  // [F, 4, h, w]
+        }, [&](int, int64_t, const Tensor&) {
+            on_progress({"stage1", 0, chunks, ++i, o.base_steps});
+            return true;
         });
         cancelled();
         double a = now_ms();
@@ -218,11 +222,12 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
         Tensor x = to_bfchw(gen.randn({1, mi.latent_channels, F, h, w}));  // [F, 4, h, w]
         int i = 0;
         x = sample_extension_chunk(m, x, ctx, cond2, ExtensionSampling{o.steps, o.eta, o.guidance}, runtime::torch_noise(gen),
-                                   [&](int, int64_t) {
-                                       cancelled();
+                                   [&](int, int64_t) { cancelled(); },
+                                   [&](int, int64_t, const Tensor&) {
                                        on_progress({"extend", k, chunks, ++i, o.steps});
+                                       return true;
                                    },
-                                   {}, &c.ms_cam, &c.ms_unet);
+                                   &c.ms_cam, &c.ms_unet);
         cancelled();
         double a = now_ms();
         on_progress({"decode", k, chunks, 0, 1});
