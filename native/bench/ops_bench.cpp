@@ -466,16 +466,29 @@ Result gemm_avx2_sweep() {
 }
 
 // ---- conv3x3 16x320x32x32, 320 -> 320, pad 1 ---------------------------------------------------------
-Result conv3x3_case() {
-    const int64_t N = 16, C = 320, H = 32, W = 32, O = 320;
+// conv2d 3x3, pad 1, f32 weights, C -> O channels on N images of H x W, stride s (output (H/s) x (W/s)).
+Result conv3x3_run(const char* name, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int s, const char* note) {
     std::vector<float> xv = rand_f32(static_cast<size_t>(N * C * H * W), 3);
     std::vector<float> wv = rand_f32(static_cast<size_t>(O * C * 9), 4);
     std::vector<float> bv = rand_f32(static_cast<size_t>(O), 5);
     Tensor x = Tensor::from_data(xv.data(), {N, C, H, W}, DType::F32);
     Tensor w = Tensor::from_data(wv.data(), {O, C, 3, 3}, DType::F32);
     Tensor b = Tensor::from_data(bv.data(), {O}, DType::F32);
-    Timing t = time_it(1, 5, [&] { Tensor y = ops::conv2d(x, w, b, ops::Conv2dParams::same(3)); });
-    return flop_result("conv3x3_16x320x32x32", 2.0 * N * O * H * W * C * 9, t, "implicit GEMM, f32 weights");
+    Timing t = time_it(1, 5, [&] { Tensor y = ops::conv2d(x, w, b, ops::Conv2dParams::same(3, s)); });
+    const int64_t Ho = (H - 1) / s + 1, Wo = (W - 1) / s + 1;
+    return flop_result(name, 2.0 * N * O * Ho * Wo * C * 9, t, note);
+}
+Result conv3x3_case() {
+    return conv3x3_run("conv3x3_16x320x32x32", 16, 320, 32, 32, 320, 1, "implicit GEMM, f32 weights");
+}
+// The downsampler shape (stride 2; the im2col panels gather every other column) and CAM's E_cond shape (few
+// output channels, so the im2col packing weighs more).
+Result conv3x3_s2_case() {
+    return conv3x3_run("conv3x3s2_16x320x32x32", 16, 320, 32, 32, 320, 2, "stride 2, implicit GEMM, f32 weights");
+}
+Result conv3x3_econd_case() {
+    return conv3x3_run("conv3x3s2_16x32x128x128_o96", 16, 32, 128, 128, 96, 2,
+                       "stride 2, 32 -> 96 channels (CAM E_cond), implicit GEMM, f32 weights");
 }
 
 ST2V_BENCH("peak", "fma_peak_avx2", peak_avx2);
@@ -484,6 +497,8 @@ ST2V_BENCH("ops", "gemm_f32_2048", gemm_f32_2048);
 ST2V_BENCH("ops", "gemm_f16_2048", gemm_f16_2048);
 ST2V_BENCH("ops", "gemm_f32_4096", gemm_f32_4096);
 ST2V_BENCH("ops", "conv3x3_16x320x32x32", conv3x3_case);
+ST2V_BENCH("ops", "conv3x3s2_16x320x32x32", conv3x3_s2_case);
+ST2V_BENCH("ops", "conv3x3s2_16x32x128x128_o96", conv3x3_econd_case);
 ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);
 ST2V_BENCH("ops", "gemm_2048_paired", gemm_2048_paired);
 ST2V_BENCH("tuning", "gemm_avx512_sweep", gemm_avx512_sweep);

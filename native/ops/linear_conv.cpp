@@ -105,48 +105,69 @@ struct Seg {
     int64_t off, oh, ow, len;
 };
 
-// Stride-1 panels on AVX2: for each kernel tap (i, j) and 8-column chunk of the panel, the source offset within a
-// channel plane and the lane masks (which columns read the image, which the padding, which lie in the panel) are
-// the same for every channel, so they are computed once per panel; each depth row is then one masked load and
-// store per chunk (masked-off lanes are never read). Returns false (nothing written) when the plan does not fit.
-__attribute__((target("avx2"))) bool pack_im2col_s1_avx2(const Im2col& g, const Seg* seg, int ns, int64_t nr,
-                                                         int64_t k0, int64_t kc, int R, float* dst) {
-    constexpr int kMaxChunks = 8, kMaxTaps = 9;
+// AVX2 im2col panels, planned once per panel: for each kernel tap (i, j) and 8-column chunk of the panel, where
+// each lane's value sits in a channel plane and which lanes read the image (the others are padding or lie outside
+// the panel) is the same for every channel; each depth row is then one masked load per chunk and one store.
+//   contiguous (stride 1, every chunk inside one output row): lane l reads off[tap][ch][0] + l, one masked load
+//   otherwise (stride 2, or output rows narrower than a chunk): lane l reads off[tap][ch][l], one masked gather
+// Masked-off lanes are never read.
+struct Im2colPlan {
+    static constexpr int kMaxChunks = 8, kMaxTaps = 9;
+    alignas(32) int32_t off[kMaxTaps][kMaxChunks][8];  // element offsets in the channel plane
+    alignas(32) int32_t ld[kMaxTaps][kMaxChunks][8];   // -1: lane reads the image
+    bool contiguous = false;
+};
+// Fills `p` for the panel (columns split into segments `seg`); false when the panel does not fit a plan.
+bool plan_im2col(const Im2col& g, const Seg* seg, int ns, int64_t nr, int R, Im2colPlan* p) {
     const int taps = static_cast<int>(g.kh * g.kw), chunks = (R + 7) / 8;
-    if (taps > kMaxTaps || chunks > kMaxChunks || ns > kMaxChunks) return false;
-    alignas(32) int32_t ld[kMaxTaps][kMaxChunks][8];  // -1: lane reads the image
-    int64_t src[kMaxTaps][kMaxChunks];                // element offset of lane 0 in the channel plane
-    // A chunk must not straddle two segments (its lanes would need two source offsets).
+    if (taps > Im2colPlan::kMaxTaps || chunks > Im2colPlan::kMaxChunks || g.H * g.W > INT32_MAX) return false;
+    // One offset per chunk needs stride 1 and chunks that do not straddle two segments (two output rows).
+    p->contiguous = g.stride == 1;
     for (int q = 0; q < ns; ++q)
-        if (seg[q].off % 8 != 0) return false;
+        if (seg[q].off % 8 != 0) p->contiguous = false;
     for (int tap = 0; tap < taps; ++tap) {
         const int64_t i = tap / g.kw, j = tap % g.kw;
-        for (int ch = 0; ch < chunks; ++ch) {
-            const int64_t c0 = ch * 8;
-            int q = 0;
-            while (q + 1 < ns && seg[q + 1].off <= c0) ++q;
-            const Seg& sg = seg[q];
-            const int64_t ih = sg.oh - g.pt + i, iw0 = sg.ow - g.pl + j + (c0 - sg.off);
-            src[tap][ch] = ih * g.W + iw0;
-            for (int l = 0; l < 8; ++l) {
-                const int64_t col = c0 + l, iw = iw0 + l;
-                const bool in_seg = col < nr && col >= sg.off && col < sg.off + sg.len;
-                ld[tap][ch][l] = in_seg && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? -1 : 0;
+        int q = 0;
+        for (int64_t col = 0; col < chunks * 8; ++col) {
+            int64_t o = 0;
+            int32_t m = 0;
+            if (col < nr) {
+                while (seg[q].off + seg[q].len <= col) ++q;
+            } else if (!p->contiguous) {
+                p->off[tap][col / 8][col % 8] = 0;
+                p->ld[tap][col / 8][col % 8] = 0;
+                continue;
             }
+            // past the panel (contiguous plans only) the lane keeps its segment's addressing and is masked off
+            const Seg& sg = seg[q];
+            const int64_t ih = sg.oh * g.stride - g.pt + i, iw = (sg.ow + col - sg.off) * g.stride - g.pl + j;
+            o = ih * g.W + iw;
+            if (col < nr && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) m = -1;
+            p->off[tap][col / 8][col % 8] = static_cast<int32_t>(o);
+            p->ld[tap][col / 8][col % 8] = m;
         }
     }
+    return true;
+}
+__attribute__((target("avx2"))) void run_im2col_plan_avx2(const Im2col& g, const Im2colPlan& p, int64_t k0, int64_t kc,
+                                                          int R, float* dst) {
+    const int taps = static_cast<int>(g.kh * g.kw), chunks = (R + 7) / 8;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i last_st = _mm256_cmpgt_epi32(_mm256_set1_epi32(R - (chunks - 1) * 8), lane);
     int64_t c = k0 / taps;
     int tap = static_cast<int>(k0 % taps);
     const int64_t plane = g.H * g.W;
     for (int64_t kk = 0; kk < kc; ++kk) {
-        const intptr_t base = reinterpret_cast<intptr_t>(g.x + c * plane);
+        const float* base = g.x + c * plane;
         float* d = dst + kk * R;
         for (int ch = 0; ch < chunks; ++ch) {
-            const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(ld[tap][ch]));
+            const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.ld[tap][ch]));
             // lane 0's address may lie in the padding: only unmasked lanes are read
-            const __m256 v = _mm256_maskload_ps(reinterpret_cast<const float*>(base + src[tap][ch] * 4), m);
+            const __m256 v =
+                p.contiguous ? _mm256_maskload_ps(base + p.off[tap][ch][0], m)
+                             : _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base,
+                                                        _mm256_load_si256(reinterpret_cast<const __m256i*>(p.off[tap][ch])),
+                                                        _mm256_castsi256_ps(m), 4);
             if (ch + 1 < chunks || R % 8 == 0) _mm256_storeu_ps(d + ch * 8, v);
             else _mm256_maskstore_ps(d + ch * 8, last_st, v);
         }
@@ -155,7 +176,6 @@ __attribute__((target("avx2"))) bool pack_im2col_s1_avx2(const Im2col& g, const 
             ++c;
         }
     }
-    return true;
 }
 
 void pack_im2col(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
@@ -171,7 +191,11 @@ void pack_im2col(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc
     }
     ST2V_CHECK(seg[ns - 1].off + seg[ns - 1].len == nr, Code::kInternal, "conv2d: im2col panel of %lld columns too wide",
                (long long)nr);
-    if (g.stride == 1 && active_isa() != Isa::kPortable && pack_im2col_s1_avx2(g, seg, ns, nr, k0, kc, R, dst)) return;
+    Im2colPlan plan;
+    if (active_isa() != Isa::kPortable && plan_im2col(g, seg, ns, nr, R, &plan)) {
+        run_im2col_plan_avx2(g, plan, k0, kc, R, dst);
+        return;
+    }
     int64_t c = k0 / (g.kh * g.kw), i = (k0 / g.kw) % g.kh, j = k0 % g.kw;
     for (int64_t kk = 0; kk < kc; ++kk) {
         const float* xc = g.x + c * g.H * g.W;

@@ -274,6 +274,7 @@ TEST(GemmConv, Conv2dMatchesDoubleReference) {
         {2, 33, 5, 7, 9, 1, Conv2dParams::same(1)},    {1, 6, 7, 7, 4, 1, Conv2dParams::same(1, 2)},
         {1, 20, 16, 16, 40, 3, Conv2dParams::same(3)}, {3, 64, 5, 6, 13, 3, Conv2dParams::same(3)},
         {2, 70, 4, 9, 200, 3, Conv2dParams::same(3, 2)},
+        {1, 8, 16, 34, 12, 3, Conv2dParams::same(3, 2)},  // stride 2, output rows of 17 (whole 8-column chunks too)
     };
     uint32_t seed = 100;
     for (Level isa : levels()) {
