@@ -65,34 +65,62 @@ __device__ void block_sum2(double& a, double& b) {
     }
 }
 
-// One block per (sample b, group g). x [B*frames, C, S]; the group's elements are, for each frame f,
-// the contiguous run ((b*frames + f)*C + g*cpg)*S .. + cpg*S. Shifted sums in double, as the CPU op.
-__global__ void group_norm_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t C, int64_t S, int frames,
-                                  int groups, const float* __restrict__ gamma, const float* __restrict__ beta, float eps,
-                                  int silu) {
-    const int64_t b = blockIdx.x / groups, g = blockIdx.x % groups, cpg = C / groups;
-    const int64_t run = cpg * S, total = run * frames;
+// GroupNorm in two kernels so that a few large groups still fill the GPU. x [B*frames, C, S]; group (b, g) is
+// R = frames * cpg rows of S contiguous elements, row r = (f, cc) = (r / cpg, r % cpg) at
+// ((b*frames + f)*C + g*cpg + cc)*S. Each group is cut into P slices of whole rows (grid (B*groups, P)):
+//   stats: slice p's shifted sums (shift: the group's first element), in double as the CPU op -> part[group*P + p]
+//   apply: every block of the group adds up the P partial sums (same order in each), then normalises its slice
+// Per-element index arithmetic is one add; divisions happen once per row.
+__device__ inline const float* gn_row(const float* x, int64_t b, int64_t g, int64_t r, int64_t C, int64_t cpg,
+                                      int64_t S, int frames) {
+    return x + ((b * frames + r / cpg) * C + g * cpg + r % cpg) * S;
+}
+__global__ void group_norm_stats_kernel(const float* __restrict__ x, double2* __restrict__ part, int64_t C, int64_t S,
+                                        int frames, int groups, int P) {
+    const int64_t grp = blockIdx.x, b = grp / groups, g = grp % groups, cpg = C / groups, R = frames * cpg;
+    const int64_t r0 = R * blockIdx.y / P, r1 = R * (blockIdx.y + 1) / P;
     const float shift = x[(b * frames * C + g * cpg) * S];
     double s1 = 0, s2 = 0;
-    for (int64_t j = threadIdx.x; j < total; j += blockDim.x) {
-        const int64_t f = j / run, k = j % run;
-        const double d = static_cast<double>(x[((b * frames + f) * C + g * cpg) * S + k]) - shift;
-        s1 += d;
-        s2 += d * d;
+    for (int64_t r = r0; r < r1; ++r) {
+        const float* row = gn_row(x, b, g, r, C, cpg, S, frames);
+        for (int64_t k = threadIdx.x; k < S; k += blockDim.x) {
+            const double d = static_cast<double>(row[k]) - shift;
+            s1 += d;
+            s2 += d * d;
+        }
     }
     block_sum2(s1, s2);
-    const double n = static_cast<double>(total);
+    if (threadIdx.x == 0) {
+        double2 v;
+        v.x = s1;
+        v.y = s2;
+        part[grp * P + blockIdx.y] = v;
+    }
+}
+__global__ void group_norm_apply_kernel(const float* __restrict__ x, float* __restrict__ y,
+                                        const double2* __restrict__ part, int64_t C, int64_t S, int frames, int groups,
+                                        int P, const float* __restrict__ gamma, const float* __restrict__ beta, float eps,
+                                        int silu) {
+    const int64_t grp = blockIdx.x, b = grp / groups, g = grp % groups, cpg = C / groups, R = frames * cpg;
+    const int64_t r0 = R * blockIdx.y / P, r1 = R * (blockIdx.y + 1) / P;
+    double s1 = 0, s2 = 0;
+    for (int q = 0; q < P; ++q) {  // the same order in every block of the group: the same mean and rstd
+        const double2 v = part[grp * P + q];
+        s1 += v.x;
+        s2 += v.y;
+    }
+    const float shift = x[(b * frames * C + g * cpg) * S];
+    const double n = static_cast<double>(R * S);
     const double dm = s1 / n;
     double var = s2 / n - dm * dm;
     if (var < 0) var = 0;
     const float rstd = static_cast<float>(1.0 / sqrt(var + eps));
     const float mean = static_cast<float>(shift + dm);
-    for (int64_t j = threadIdx.x; j < total; j += blockDim.x) {
-        const int64_t f = j / run, k = j % run, c = g * cpg + k / S;
-        const int64_t off = ((b * frames + f) * C + g * cpg) * S + k;
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t c = g * cpg + r % cpg, off = gn_row(x, b, g, r, C, cpg, S, frames) - x;
         const float sc = rstd * (gamma ? gamma[c] : 1.0f);
         const float sh = beta ? beta[c] : 0.0f;
-        y[off] = kmath::norm_affine(x[off], mean, sc, sh, silu != 0);
+        for (int64_t k = threadIdx.x; k < S; k += blockDim.x) y[off + k] = kmath::norm_affine(x[off + k], mean, sc, sh, silu != 0);
     }
 }
 
@@ -300,9 +328,20 @@ st2v_status k_group_norm(const float* x, float* y, int64_t NF, int64_t C, int64_
     const int64_t blocks = NF / frames * groups;
     if (blocks == 0 || S == 0) return ST2V_OK;
     if (blocks > 0x7fffffff) return fail(ST2V_E_UNSUPPORTED, "group_norm: %lld groups in one call", (long long)blocks);
-    ST2V_LAUNCH(group_norm_kernel, static_cast<unsigned>(blocks), 512, 0, ctx().stream, x, y, C, S, frames, groups,
-                gamma, beta, eps, silu);
-    ST2V_CU_LAUNCHED("group_norm_kernel");
+    // Slices per group: about 512 blocks in all (a few waves on a large GPU), at most one per row, at most 64.
+    const int64_t rows = static_cast<int64_t>(frames) * (C / groups);
+    const int P = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({(512 + blocks - 1) / blocks, rows, 64})));
+    // Threads per block: whole warps up to S (small maps leave fewer threads idle), at most 256.
+    const int threads = static_cast<int>(std::min<int64_t>(256, std::max<int64_t>(32, (S + 31) / 32 * 32)));
+    void* part = nullptr;
+    if (st2v_status st = scratch(static_cast<size_t>(blocks * P) * sizeof(double2), &part)) return st;
+    const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(P));
+    ST2V_LAUNCH(group_norm_stats_kernel, grid, threads, 0, ctx().stream, x, static_cast<double2*>(part), C, S, frames,
+                groups, P);
+    ST2V_CU_LAUNCHED("group_norm_stats_kernel");
+    ST2V_LAUNCH(group_norm_apply_kernel, grid, threads, 0, ctx().stream, x, y, static_cast<const double2*>(part), C, S,
+                frames, groups, P, gamma, beta, eps, silu);
+    ST2V_CU_LAUNCHED("group_norm_apply_kernel");
     return ST2V_OK;
 }
 st2v_status k_layer_norm(const float* x, float* y, int64_t rows, int64_t C, const float* gamma, const float* beta,

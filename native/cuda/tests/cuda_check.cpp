@@ -153,9 +153,11 @@ void check_elementwise(int64_t n) {
 void check_norms(bool quick) {
     const st2v_backend_api& api = backend::cuda();
     struct G { int64_t B, F, C, H, W; int frames, groups; bool silu; };
+    // (the last: 4 groups of 36 rows of 35 elements, so each group is cut into slices of one row, fewer threads than
+    // a block's maximum; the 3-d cases: 64 groups of 16 frames, cut into 8 slices)
     std::vector<G> cases = {{2, 16, 320, 16, 16, 1, 32, true}, {2, 16, 320, 16, 16, 16, 32, true},
                             {2, 16, 640, 8, 8, 16, 32, false}, {1, 3, 48, 5, 7, 3, 4, false}};
-    if (quick) cases.resize(2);
+    if (quick) cases.erase(cases.begin() + 2);
     for (const G& g : cases) {
         const std::string name = g.frames == 1 ? "group_norm_2d" : "group_norm_3d";
         run_case(name.c_str(), [&] {
