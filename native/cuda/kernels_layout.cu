@@ -198,8 +198,65 @@ __global__ void copy_strided_kernel(const T* __restrict__ src, T* __restrict__ d
     }
 }
 
+// Copies of fewer than 2^31 elements (nearly all): the index is split into coordinates with 32-bit divisions by
+// multiply-high with a magic number per extent (for 0 <= n < 2^31 and 1 <= d < 2^31: q = (umulhi(n, m) + n) >> s,
+// s = ceil(log2 d), m = floor(2^32 (2^s - d) / d) + 1), a few instructions where a 64-bit division takes dozens.
+struct Div32 {
+    uint32_t magic = 1, shift = 0;
+};
+inline Div32 make_div32(uint32_t d) {
+    Div32 r;
+    while ((uint64_t(1) << r.shift) < d) ++r.shift;
+    r.magic = static_cast<uint32_t>(((uint64_t(1) << 32) * ((uint64_t(1) << r.shift) - d)) / d + 1);
+    return r;
+}
+struct CopyDesc32 {
+    int ndim;
+    uint32_t shape[ST2V_MAX_COPY_DIMS];
+    Div32 div[ST2V_MAX_COPY_DIMS];
+    int64_t ss[ST2V_MAX_COPY_DIMS];
+    int64_t ds[ST2V_MAX_COPY_DIMS];
+};
+__device__ inline uint32_t umulhi32(uint32_t a, uint32_t b) {
+#ifdef ST2V_CUDA_EMU
+    return static_cast<uint32_t>((static_cast<uint64_t>(a) * b) >> 32);
+#else
+    return __umulhi(a, b);
+#endif
+}
+template <typename T>
+__global__ void copy_strided32_kernel(const T* __restrict__ src, T* __restrict__ dst, CopyDesc32 d, uint32_t n) {
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        uint32_t r = i;
+        int64_t so = 0, dof = 0;
+        for (int k = d.ndim - 1; k > 0; --k) {
+            const uint32_t q = (umulhi32(r, d.div[k].magic) + r) >> d.div[k].shift, c = r - q * d.shape[k];
+            so += c * d.ss[k];
+            dof += c * d.ds[k];
+            r = q;
+        }
+        so += r * d.ss[0];
+        dof += r * d.ds[0];
+        dst[dof] = src[so];
+    }
+}
+
 template <typename T>
 st2v_status launch_copy(const void* src, void* dst, const CopyDesc& d, int64_t n) {
+    if (n <= INT32_MAX) {
+        CopyDesc32 d32{};
+        d32.ndim = d.ndim;
+        for (int k = 0; k < d.ndim; ++k) {  // every extent divides into n, so each is < 2^31 too
+            d32.shape[k] = static_cast<uint32_t>(d.shape[k]);
+            d32.div[k] = make_div32(static_cast<uint32_t>(d.shape[k]));
+            d32.ss[k] = d.ss[k];
+            d32.ds[k] = d.ds[k];
+        }
+        ST2V_LAUNCH(copy_strided32_kernel<T>, grid_for(n), kThreads, 0, ctx().stream, static_cast<const T*>(src),
+                    static_cast<T*>(dst), d32, static_cast<uint32_t>(n));
+        ST2V_CU_LAUNCHED("copy_strided32_kernel");
+        return ST2V_OK;
+    }
     ST2V_LAUNCH(copy_strided_kernel<T>, grid_for(n), kThreads, 0, ctx().stream, static_cast<const T*>(src),
                 static_cast<T*>(dst), d, n);
     ST2V_CU_LAUNCHED("copy_strided_kernel");
@@ -212,6 +269,14 @@ __global__ void add_broadcast_kernel(float* a, const float* b, int64_t n, int64_
         ST2V_GRID_STRIDE(i, n) a[i] += b[i % inner];
     } else {
         ST2V_GRID_STRIDE(i, n) a[i] += b[(i / div) % inner];
+    }
+}
+// The same for n < 2^31 with the 32-bit magic-number divisions (Div32).
+__global__ void add_broadcast32_kernel(float* a, const float* b, uint32_t n, Div32 div, uint32_t inner, Div32 inner_div) {
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        const uint32_t q = (umulhi32(i, div.magic) + i) >> div.shift;             // i / div
+        const uint32_t qq = (umulhi32(q, inner_div.magic) + q) >> inner_div.shift;  // q / inner
+        a[i] += b[q - qq * inner];
     }
 }
 
@@ -308,6 +373,13 @@ st2v_status k_add_broadcast(float* a, const float* b, int64_t n, int64_t div, in
                     (long long)inner);
     if (n == 0) return ST2V_OK;
     if (!a || !b) return fail(ST2V_E_INVALID_ARG, "add_broadcast: null pointer");
+    if (n <= INT32_MAX && div <= INT32_MAX && inner <= INT32_MAX) {
+        ST2V_LAUNCH(add_broadcast32_kernel, grid_for(n), kThreads, 0, ctx().stream, a, b, static_cast<uint32_t>(n),
+                    make_div32(static_cast<uint32_t>(div)), static_cast<uint32_t>(inner),
+                    make_div32(static_cast<uint32_t>(inner)));
+        ST2V_CU_LAUNCHED("add_broadcast32_kernel");
+        return ST2V_OK;
+    }
     ST2V_LAUNCH(add_broadcast_kernel, grid_for(n), kThreads, 0, ctx().stream, a, b, n, div, inner);
     ST2V_CU_LAUNCHED("add_broadcast_kernel");
     return ST2V_OK;
