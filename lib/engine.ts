@@ -240,7 +240,8 @@ export class Engine implements AsyncDisposable {
               notify();
             },
             (p: NativeProgress) => {
-              if (!o.onProgress) return;
+              // After an abort or a failed callback, events still in flight from the native thread are dropped.
+              if (!o.onProgress || o.signal?.aborted || failure !== undefined) return;
               try {
                 o.onProgress(tracker.update(p));
               } catch (err) {

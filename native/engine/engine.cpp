@@ -158,7 +158,7 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
         double tu = 0;
         int i = 0;
         // progress after each finished step (the API's GenerateProgress.step counts steps done); cancellation is
-        // checked before each one
+        // checked before each step and before a finished step is reported (no step is reported after a cancel)
         x = runtime::dpmpp_2m_sample(x, o.base_steps, [&](const Tensor& xf, int64_t t) {
             cancelled();
             double a = now_ms();
@@ -167,6 +167,7 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
             tu += now_ms() - a;
             return to_bfchw(eps);  // [F, 4, h, w]
         }, [&](int, int64_t, const Tensor&) {
+            cancelled();
             on_progress({"stage1", 0, chunks, ++i, o.base_steps});
             return true;
         });
@@ -224,6 +225,7 @@ Summary Engine::generate(const GenerateOptions& o, const std::function<void(Chun
         x = sample_extension_chunk(m, x, ctx, cond2, ExtensionSampling{o.steps, o.eta, o.guidance}, runtime::torch_noise(gen),
                                    [&](int, int64_t) { cancelled(); },
                                    [&](int, int64_t, const Tensor&) {
+                                       cancelled();
                                        on_progress({"extend", k, chunks, ++i, o.steps});
                                        return true;
                                    },
