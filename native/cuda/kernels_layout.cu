@@ -182,23 +182,7 @@ struct CopyDesc {
     int64_t ds[ST2V_MAX_COPY_DIMS];  // destination strides
 };
 
-template <typename T>
-__global__ void copy_strided_kernel(const T* __restrict__ src, T* __restrict__ dst, CopyDesc d, int64_t n) {
-    ST2V_GRID_STRIDE(i, n) {
-        int64_t r = i, so = 0, dof = 0;
-        for (int k = d.ndim - 1; k > 0; --k) {
-            const int64_t q = r / d.shape[k], c = r - q * d.shape[k];
-            so += c * d.ss[k];
-            dof += c * d.ds[k];
-            r = q;
-        }
-        so += r * d.ss[0];
-        dof += r * d.ds[0];
-        dst[dof] = src[so];
-    }
-}
-
-// Copies of fewer than 2^31 elements (nearly all): the index is split into coordinates with 32-bit divisions by
+// Copies of fewer than 2^31 elements (nearly all) split the index into coordinates with 32-bit divisions by
 // multiply-high with a magic number per extent (for 0 <= n < 2^31 and 1 <= d < 2^31: q = (umulhi(n, m) + n) >> s,
 // s = ceil(log2 d), m = floor(2^32 (2^s - d) / d) + 1), a few instructions where a 64-bit division takes dozens.
 struct Div32 {
@@ -224,19 +208,26 @@ __device__ inline uint32_t umulhi32(uint32_t a, uint32_t b) {
     return __umulhi(a, b);
 #endif
 }
-template <typename T>
-__global__ void copy_strided32_kernel(const T* __restrict__ src, T* __restrict__ dst, CopyDesc32 d, uint32_t n) {
-    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        uint32_t r = i;
+// r / extent k, for each index width
+__device__ inline int64_t div_extent(const CopyDesc& d, int k, int64_t r) { return r / d.shape[k]; }
+__device__ inline uint32_t div_extent(const CopyDesc32& d, int k, uint32_t r) {
+    return (umulhi32(r, d.div[k].magic) + r) >> d.div[k].shift;
+}
+
+// Idx: int64_t with CopyDesc, uint32_t with CopyDesc32.
+template <typename T, typename Desc, typename Idx>
+__global__ void copy_strided_kernel(const T* __restrict__ src, T* __restrict__ dst, Desc d, Idx n) {
+    for (Idx i = blockIdx.x * static_cast<Idx>(blockDim.x) + threadIdx.x; i < n; i += static_cast<Idx>(gridDim.x) * blockDim.x) {
+        Idx r = i;
         int64_t so = 0, dof = 0;
         for (int k = d.ndim - 1; k > 0; --k) {
-            const uint32_t q = (umulhi32(r, d.div[k].magic) + r) >> d.div[k].shift, c = r - q * d.shape[k];
-            so += c * d.ss[k];
-            dof += c * d.ds[k];
+            const Idx q = div_extent(d, k, r), c = r - q * static_cast<Idx>(d.shape[k]);
+            so += static_cast<int64_t>(c) * d.ss[k];
+            dof += static_cast<int64_t>(c) * d.ds[k];
             r = q;
         }
-        so += r * d.ss[0];
-        dof += r * d.ds[0];
+        so += static_cast<int64_t>(r) * d.ss[0];
+        dof += static_cast<int64_t>(r) * d.ds[0];
         dst[dof] = src[so];
     }
 }
@@ -252,13 +243,12 @@ st2v_status launch_copy(const void* src, void* dst, const CopyDesc& d, int64_t n
             d32.ss[k] = d.ss[k];
             d32.ds[k] = d.ds[k];
         }
-        ST2V_LAUNCH(copy_strided32_kernel<T>, grid_for(n), kThreads, 0, ctx().stream, static_cast<const T*>(src),
-                    static_cast<T*>(dst), d32, static_cast<uint32_t>(n));
-        ST2V_CU_LAUNCHED("copy_strided32_kernel");
-        return ST2V_OK;
+        ST2V_LAUNCH((copy_strided_kernel<T, CopyDesc32, uint32_t>), grid_for(n), kThreads, 0, ctx().stream,
+                    static_cast<const T*>(src), static_cast<T*>(dst), d32, static_cast<uint32_t>(n));
+    } else {
+        ST2V_LAUNCH((copy_strided_kernel<T, CopyDesc, int64_t>), grid_for(n), kThreads, 0, ctx().stream,
+                    static_cast<const T*>(src), static_cast<T*>(dst), d, n);
     }
-    ST2V_LAUNCH(copy_strided_kernel<T>, grid_for(n), kThreads, 0, ctx().stream, static_cast<const T*>(src),
-                static_cast<T*>(dst), d, n);
     ST2V_CU_LAUNCHED("copy_strided_kernel");
     return ST2V_OK;
 }
