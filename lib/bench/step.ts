@@ -28,10 +28,13 @@ export interface StepBenchResult {
   params: number;
   weightBytes: number;
   buildSeconds: number;
-  /** Median of the timed steps. */
+  /** Median of the timed steps (each a chunk's first step: E_cond computed, as the PyTorch peer does every step). */
   seconds: number;
   secondsMin: number;
   stepSeconds: number[];
+  /** Median of the steps run right after each timed one with E_cond from the cache (a chunk's later steps). */
+  secondsCachedECond?: number;
+  cachedStepSeconds?: number[];
   warmupSeconds: number[];
   flops: number;
   gflops: number;
@@ -197,6 +200,7 @@ export async function run(argv: string[]): Promise<void> {
       `  ${r.dtype.padEnd(5)} ${r.seconds.toFixed(2).padStart(8)} s/step (min ${r.secondsMin.toFixed(2)}, first ${cold.toFixed(2)})  ` +
         `${r.gflops.toFixed(1).padStart(7)} GFLOP/s  peak RSS ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB  ` +
         `(weights ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB, built in ${r.buildSeconds.toFixed(1)} s)` +
+        (r.secondsCachedECond !== undefined ? `; later steps of a chunk (E_cond reused) ${r.secondsCachedECond.toFixed(2)} s` : '') +
         ('torch_fp32_over_ours' in r ? `  PyTorch fp32 / ours ${r.torch_fp32_over_ours}` : ''),
     );
   }

@@ -41,6 +41,8 @@ interface StepOut {
   secondsMin: number;
   stepSeconds: number[];
   warmupSeconds: number[];
+  secondsCachedECond: number;
+  cachedStepSeconds: number[];
   gflops: number;
   flops: number;
 }
@@ -55,6 +57,9 @@ test('benchStep runs warm-up + reps steps and reports the median of the timed on
   t.is(r.secondsMin, sorted[0]);
   t.true(r.flops > 0);
   t.true(Math.abs(r.gflops - r.flops / r.seconds / 1e9) <= 1e-9 * r.gflops);
+  // one later-step-of-a-chunk step (E_cond from the cache) after each timed step, and their median
+  t.is(r.cachedStepSeconds.length, 3);
+  t.is(r.secondsCachedECond, [...r.cachedStepSeconds].sort((x, y) => x - y)[1]);
 });
 
 test('benchStep rejects bad repetition counts with a typed error', async (t) => {
