@@ -71,18 +71,24 @@ __device__ void block_sum2(double& a, double& b) {
 //   stats: slice p's shifted sums (shift: the group's first element), in double as the CPU op -> part[group*P + p]
 //   apply: every block of the group adds up the P partial sums (same order in each), then normalises its slice
 // Per-element index arithmetic is one add; divisions happen once per row.
-__device__ inline const float* gn_row(const float* x, int64_t b, int64_t g, int64_t r, int64_t C, int64_t cpg,
-                                      int64_t S, int frames) {
-    return x + ((b * frames + r / cpg) * C + g * cpg + r % cpg) * S;
-}
+// This block's group (blockIdx.x) and slice (blockIdx.y) of the grid (B*groups, P).
+struct GnSlice {
+    int64_t grp, b, g, cpg, R, r0, r1, first;  // first: offset of the group's first element (the shift)
+    __device__ GnSlice(int64_t C, int64_t S, int frames, int groups, int P)
+        : grp(blockIdx.x), b(grp / groups), g(grp % groups), cpg(C / groups), R(frames * cpg),
+          r0(R * blockIdx.y / P), r1(R * (blockIdx.y + 1) / P), first((b * frames * C + g * cpg) * S) {}
+    // element offset of row r = (frame r / cpg, channel g*cpg + r % cpg)
+    __device__ int64_t row(int64_t r, int64_t C, int64_t S, int frames) const {
+        return ((b * frames + r / cpg) * C + g * cpg + r % cpg) * S;
+    }
+};
 __global__ void group_norm_stats_kernel(const float* __restrict__ x, double2* __restrict__ part, int64_t C, int64_t S,
                                         int frames, int groups, int P) {
-    const int64_t grp = blockIdx.x, b = grp / groups, g = grp % groups, cpg = C / groups, R = frames * cpg;
-    const int64_t r0 = R * blockIdx.y / P, r1 = R * (blockIdx.y + 1) / P;
-    const float shift = x[(b * frames * C + g * cpg) * S];
+    const GnSlice sl(C, S, frames, groups, P);
+    const float shift = x[sl.first];
     double s1 = 0, s2 = 0;
-    for (int64_t r = r0; r < r1; ++r) {
-        const float* row = gn_row(x, b, g, r, C, cpg, S, frames);
+    for (int64_t r = sl.r0; r < sl.r1; ++r) {
+        const float* row = x + sl.row(r, C, S, frames);
         for (int64_t k = threadIdx.x; k < S; k += blockDim.x) {
             const double d = static_cast<double>(row[k]) - shift;
             s1 += d;
@@ -94,30 +100,29 @@ __global__ void group_norm_stats_kernel(const float* __restrict__ x, double2* __
         double2 v;
         v.x = s1;
         v.y = s2;
-        part[grp * P + blockIdx.y] = v;
+        part[sl.grp * P + blockIdx.y] = v;
     }
 }
 __global__ void group_norm_apply_kernel(const float* __restrict__ x, float* __restrict__ y,
                                         const double2* __restrict__ part, int64_t C, int64_t S, int frames, int groups,
                                         int P, const float* __restrict__ gamma, const float* __restrict__ beta, float eps,
                                         int silu) {
-    const int64_t grp = blockIdx.x, b = grp / groups, g = grp % groups, cpg = C / groups, R = frames * cpg;
-    const int64_t r0 = R * blockIdx.y / P, r1 = R * (blockIdx.y + 1) / P;
+    const GnSlice sl(C, S, frames, groups, P);
     double s1 = 0, s2 = 0;
     for (int q = 0; q < P; ++q) {  // the same order in every block of the group: the same mean and rstd
-        const double2 v = part[grp * P + q];
+        const double2 v = part[sl.grp * P + q];
         s1 += v.x;
         s2 += v.y;
     }
-    const float shift = x[(b * frames * C + g * cpg) * S];
-    const double n = static_cast<double>(R * S);
+    const float shift = x[sl.first];
+    const double n = static_cast<double>(sl.R * S);
     const double dm = s1 / n;
     double var = s2 / n - dm * dm;
     if (var < 0) var = 0;
     const float rstd = static_cast<float>(1.0 / sqrt(var + eps));
     const float mean = static_cast<float>(shift + dm);
-    for (int64_t r = r0; r < r1; ++r) {
-        const int64_t c = g * cpg + r % cpg, off = gn_row(x, b, g, r, C, cpg, S, frames) - x;
+    for (int64_t r = sl.r0; r < sl.r1; ++r) {
+        const int64_t c = sl.g * sl.cpg + r % sl.cpg, off = sl.row(r, C, S, frames);
         const float sc = rstd * (gamma ? gamma[c] : 1.0f);
         const float sh = beta ? beta[c] : 0.0f;
         for (int64_t k = threadIdx.x; k < S; k += blockDim.x) y[off + k] = kmath::norm_affine(x[off + k], mean, sc, sh, silu != 0);

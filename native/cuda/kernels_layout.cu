@@ -201,18 +201,18 @@ struct CopyDesc32 {
     int64_t ss[ST2V_MAX_COPY_DIMS];
     int64_t ds[ST2V_MAX_COPY_DIMS];
 };
-__device__ inline uint32_t umulhi32(uint32_t a, uint32_t b) {
+// n / d for 0 <= n < 2^31 (the d of make_div32(d)).
+__device__ inline uint32_t div32(uint32_t n, Div32 d) {
 #ifdef ST2V_CUDA_EMU
-    return static_cast<uint32_t>((static_cast<uint64_t>(a) * b) >> 32);
+    const uint32_t hi = static_cast<uint32_t>((static_cast<uint64_t>(n) * d.magic) >> 32);
 #else
-    return __umulhi(a, b);
+    const uint32_t hi = __umulhi(n, d.magic);
 #endif
+    return (hi + n) >> d.shift;
 }
 // r / extent k, for each index width
 __device__ inline int64_t div_extent(const CopyDesc& d, int k, int64_t r) { return r / d.shape[k]; }
-__device__ inline uint32_t div_extent(const CopyDesc32& d, int k, uint32_t r) {
-    return (umulhi32(r, d.div[k].magic) + r) >> d.div[k].shift;
-}
+__device__ inline uint32_t div_extent(const CopyDesc32& d, int k, uint32_t r) { return div32(r, d.div[k]); }
 
 // Idx: int64_t with CopyDesc, uint32_t with CopyDesc32.
 template <typename T, typename Desc, typename Idx>
@@ -264,9 +264,8 @@ __global__ void add_broadcast_kernel(float* a, const float* b, int64_t n, int64_
 // The same for n < 2^31 with the 32-bit magic-number divisions (Div32).
 __global__ void add_broadcast32_kernel(float* a, const float* b, uint32_t n, Div32 div, uint32_t inner, Div32 inner_div) {
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        const uint32_t q = (umulhi32(i, div.magic) + i) >> div.shift;             // i / div
-        const uint32_t qq = (umulhi32(q, inner_div.magic) + q) >> inner_div.shift;  // q / inner
-        a[i] += b[q - qq * inner];
+        const uint32_t q = div32(i, div);
+        a[i] += b[q - div32(q, inner_div) * inner];  // b[(i / div) % inner]
     }
 }
 

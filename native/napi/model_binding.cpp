@@ -125,23 +125,22 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                 // reuse the same blocks instead of fresh pages.
                 Arena arena;
                 ArenaScope scope(&arena);
+                // One step at timestep t with E_cond from `econd` (computed on its first use): seconds.
+                auto step = [&](t2v::ECondCache& econd, float t) {
+                    const auto t1 = clk::now();
+                    {  // the step's tensors go back to the arena inside the timed span
+                        t2v::CamResiduals r = cam.forward(X, t, ctx, cond, static_cast<int>(Fc), nullptr, &econd.get(cam, cond));
+                        Tensor eps = unet.forward(X, t, ctx, &r);
+                    }
+                    return std::chrono::duration<double>(clk::now() - t1).count();
+                };
                 for (int i = 0; i < warmup + reps; ++i) {
                     // a chunk's first step (E_cond computed, as the PyTorch peer does at every step) ...
                     t2v::ECondCache econd;
-                    auto t1 = clk::now();
-                    {
-                        t2v::CamResiduals r = cam.forward(X, 500.f, ctx, cond, static_cast<int>(Fc), nullptr, &econd.get(cam, cond));
-                        Tensor eps = unet.forward(X, 500.f, ctx, &r);
-                    }
-                    (i < warmup ? res->warmup_s : res->step_s).push_back(std::chrono::duration<double>(clk::now() - t1).count());
+                    (i < warmup ? res->warmup_s : res->step_s).push_back(step(econd, 500.f));
                     if (i < warmup) continue;
                     // ... and a later step of the same chunk (E_cond from the cache)
-                    t1 = clk::now();
-                    {
-                        t2v::CamResiduals r = cam.forward(X, 480.f, ctx, cond, static_cast<int>(Fc), nullptr, &econd.get(cam, cond));
-                        Tensor eps = unet.forward(X, 480.f, ctx, &r);
-                    }
-                    res->cached_s.push_back(std::chrono::duration<double>(clk::now() - t1).count());
+                    res->cached_s.push_back(step(econd, 480.f));
                     ST2V_CHECK(econd.hits() == 1 && econd.misses() == 1, Code::kInternal,
                                "benchStep: E_cond cache: %lld hits, %lld misses", (long long)econd.hits(),
                                (long long)econd.misses());
@@ -157,21 +156,20 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                 out.Set("params", res->params);
                 out.Set("weightBytes", res->weight_bytes);
                 out.Set("buildSeconds", res->build_s);
-                std::vector<double> sorted = res->step_s;
-                std::sort(sorted.begin(), sorted.end());
-                const size_t n = sorted.size();
-                const double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+                auto median_of = [](std::vector<double> v) {
+                    std::sort(v.begin(), v.end());
+                    const size_t n = v.size();
+                    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+                };
+                const double median = median_of(res->step_s);
                 auto arr = [&](const std::vector<double>& v) {
                     Napi::Array a = Napi::Array::New(env, v.size());
                     for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), v[i]);
                     return a;
                 };
                 out.Set("seconds", median);
-                out.Set("secondsMin", sorted.front());
-                std::vector<double> cs = res->cached_s;
-                std::sort(cs.begin(), cs.end());
-                const size_t m = cs.size();
-                if (m > 0) out.Set("secondsCachedECond", m % 2 ? cs[m / 2] : 0.5 * (cs[m / 2 - 1] + cs[m / 2]));
+                out.Set("secondsMin", *std::min_element(res->step_s.begin(), res->step_s.end()));
+                if (!res->cached_s.empty()) out.Set("secondsCachedECond", median_of(res->cached_s));
                 out.Set("cachedStepSeconds", arr(res->cached_s));
                 out.Set("stepSeconds", arr(res->step_s));
                 out.Set("warmupSeconds", arr(res->warmup_s));

@@ -237,17 +237,28 @@ TEST(St2vModel, FullSizeKeyManifestBindsStrictly) {
     std::filesystem::remove(path);
 }
 
+// Inputs of the tiny config's CAM + UNet at 4x4 latents, 4 frames: x [2, 4, 4, 4, 4], ctx [2, 93, 1024] and the
+// conditioning frames [2 * Fc, 3, 32, 32], every value sin(freq * i).
+namespace {
+struct TinyCamInputs {
+    Tensor x, ctx, cond;
+};
+TinyCamInputs tiny_cam_inputs(int Fc, float freq) {
+    TinyCamInputs in{Tensor::empty({2, 4, 4, 4, 4}), Tensor::empty({2, 93, 1024}), Tensor::empty({2 * Fc, 3, 32, 32})};
+    for (Tensor* t : {&in.x, &in.ctx, &in.cond})
+        for (int64_t i = 0; i < t->numel(); ++i) t->f32()[i] = std::sin(freq * static_cast<float>(i));
+    return in;
+}
+}  // namespace
+
 // The same random model in f16 weights (rounded from the same draws) runs CAM + UNet and stays close to f32.
 TEST(St2vModel, RandomTinyModelF16WeightsMatchF32) {
     St2vConfig c = St2vConfig::tiny();
     io::WeightStore w32 = t2v::make_random_weights(c, 11, DType::F32);
     io::WeightStore w16 = t2v::make_random_weights(c, 11, DType::F16);
-    const int F = 4, Fc = 2;
-    Tensor x = Tensor::empty({2, 4, F, 4, 4});
-    Tensor ctx = Tensor::empty({2, 93, 1024});
-    Tensor cond = Tensor::empty({2 * Fc, 3, 32, 32});
-    for (Tensor* t : {&x, &ctx, &cond})
-        for (int64_t i = 0; i < t->numel(); ++i) t->f32()[i] = std::sin(0.37f * static_cast<float>(i));
+    const int Fc = 2;
+    const TinyCamInputs in = tiny_cam_inputs(Fc, 0.37f);
+    const Tensor &x = in.x, &ctx = in.ctx, &cond = in.cond;
     auto run = [&](const io::WeightStore& w) {
         t2v::CamNet cam(w, "unet.");
         t2v::UNet3D unet(w, "base_model.");
@@ -322,12 +333,9 @@ TEST(St2vModel, ECondCacheReusesOnlyForIdenticalFrames) {
     St2vConfig c = St2vConfig::tiny();
     io::WeightStore w = t2v::make_random_weights(c, 5, DType::F32);
     t2v::CamNet cam(w, "unet.");
-    const int F = 4, Fc = 2;
-    Tensor x = Tensor::empty({2, 4, F, 4, 4});
-    Tensor ctx = Tensor::empty({2, 93, 1024});
-    Tensor cond = Tensor::empty({2 * Fc, 3, 32, 32});
-    for (Tensor* t : {&x, &ctx, &cond})
-        for (int64_t i = 0; i < t->numel(); ++i) t->f32()[i] = std::sin(0.29f * static_cast<float>(i));
+    const int Fc = 2;
+    const TinyCamInputs in = tiny_cam_inputs(Fc, 0.29f);
+    const Tensor &x = in.x, &ctx = in.ctx, &cond = in.cond;
     auto same = [](const Tensor& a, const Tensor& b) {
         return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
     };
