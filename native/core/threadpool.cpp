@@ -1,5 +1,6 @@
 #include "core/threadpool.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 
@@ -27,28 +28,51 @@ ThreadPool::ThreadPool(int threads) : n_(threads < 1 ? 1 : threads) {
 ThreadPool::~ThreadPool() {
     {
         std::lock_guard<std::mutex> lk(mu_);
-        stop_ = true;
+        stop_.store(true);
     }
     cv_.notify_all();
     for (auto& t : threads_) t.join();
 }
 
+namespace {
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+}
+// Spins until done() or about kSpinMicros have passed; true when done() became true.
+constexpr int64_t kSpinMicros = 100;
+template <typename F>
+bool spin_until(F done) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+    for (;;) {
+        for (int i = 0; i < 64; ++i) {
+            if (done()) return true;
+            cpu_relax();
+        }
+        if (std::chrono::steady_clock::now() >= end) return done();
+    }
+}
+}  // namespace
+
 void ThreadPool::worker(int idx) {
     t_in_worker = true;
     uint64_t seen = 0;
     for (;;) {
-        const std::function<void(int)>* job;
-        {
+        auto ready = [&] { return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; };
+        if (!spin_until(ready)) {
             std::unique_lock<std::mutex> lk(mu_);
-            cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-            if (stop_) return;
-            seen = generation_;
-            job = job_;
+            cv_.wait(lk, ready);
         }
-        (*job)(idx);
-        {
-            std::lock_guard<std::mutex> lk(mu_);
-            if (--pending_ == 0) done_cv_.notify_one();
+        if (stop_.load(std::memory_order_acquire)) return;
+        seen = generation_.load(std::memory_order_acquire);
+        // job_ was stored before generation_ was bumped, and stays until every worker has counted itself out below
+        (*job_.load(std::memory_order_relaxed))(idx);
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            std::lock_guard<std::mutex> lk(mu_);  // the caller checks pending_ under mu_ before it sleeps
+            done_cv_.notify_one();
         }
     }
 }
@@ -72,20 +96,21 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
     };
     {
         std::lock_guard<std::mutex> lk(mu_);
-        job_ = &wrapped;
-        pending_ = n_ - 1;
-        ++generation_;
+        job_.store(&wrapped, std::memory_order_relaxed);
+        pending_.store(n_ - 1, std::memory_order_relaxed);
+        generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     bool was = t_in_worker;
     t_in_worker = true;
     wrapped(0);
     t_in_worker = was;
-    {
+    auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(done)) {
         std::unique_lock<std::mutex> lk(mu_);
-        done_cv_.wait(lk, [&] { return pending_ == 0; });
-        job_ = nullptr;
+        done_cv_.wait(lk, done);
     }
+    job_.store(nullptr, std::memory_order_relaxed);
     if (err) std::rethrow_exception(err);
 }
 

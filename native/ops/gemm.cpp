@@ -313,6 +313,7 @@ constexpr KernFn kern_emu_6x32 = kern_emu_rx32<6>, kern_emu_12x32 = kern_emu_rx3
 constexpr const char* kEmuWideKind = "plain C++ R x 32 kernel (SIMDe not found at build time)";
 #endif
 std::atomic<bool> g_emulated_wide{false};
+std::atomic<bool> g_dynamic{true};
 
 // The AVX-512 level's blocking (gemm_internal.h: set_gemm_wide_tuning, for the tests and the tuning bench).
 constexpr GemmWideTuning kWideDefault{};
@@ -348,18 +349,83 @@ Config config_for(Isa isa) {
     }
 }
 
+// The macro-kernel: C rows [ic, ic+mc) x cols [jc, jc+nc) over depth block [pc, pc+kc) from A packed in pa (row
+// micro-panels of MR rows, kc deep) and B packed in pb (micro-panels of NR columns).
+struct Block {
+    int64_t ic, mc, jc, nc, pc, kc;
+    bool first, last;
+};
+void macro_block(const Config& cf, const Block& bk, const float* pa, const float* pb, float* tmp, float* C,
+                 int64_t ldc, const GemmEpilogue& ep) {
+    const int MR = cf.MR, NR = cf.NR;
+    const int64_t ic = bk.ic, mc = bk.mc, jc = bk.jc, nc = bk.nc, kc = bk.kc;
+    const int add = (!bk.first || ep.accumulate) ? 1 : 0;
+    auto tile = [&](int64_t ir, int64_t jr) {
+        const int64_t mr = std::min<int64_t>(MR, mc - ir), nr = std::min<int64_t>(NR, nc - jr);
+        float* ct = C + (ic + ir) * ldc + jc + jr;
+        // the bias goes in with the last depth block's store; an activation after it (activate_region)
+        const float* bcol = bk.last && ep.bias_col ? ep.bias_col + jc + jr : nullptr;
+        const float* brow = bk.last && ep.bias_row ? ep.bias_row + ic + ir : nullptr;
+        if (mr == MR && nr == NR) {
+            cf.kern(kc, pa + ir * kc, pb + jr * kc, ct, ldc, ep.alpha, add, bcol, brow);
+        } else {
+            cf.kern(kc, pa + ir * kc, pb + jr * kc, tmp, NR, ep.alpha, 0, nullptr, nullptr);
+            for (int64_t i = 0; i < mr; ++i)
+                for (int64_t j = 0; j < nr; ++j) {
+                    float v = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
+                    if (bcol || brow) v += tile_bias(bcol, brow, i, j);
+                    ct[i * ldc + j] = v;
+                }
+        }
+        if (bk.last && ep.act != Act::kNone) activate_region(C, ldc, ic + ir, mr, jc + jr, nr, ep.act);
+    };
+    if (cf.a_outer) {
+        for (int64_t ir = 0; ir < mc; ir += MR)
+            for (int64_t jr = 0; jr < nc; jr += NR) tile(ir, jr);
+    } else {
+        for (int64_t jr = 0; jr < nc; jr += NR)
+            for (int64_t ir = 0; ir < mc; ir += MR) tile(ir, jr);
+    }
+}
+
+struct Blocking {
+    int64_t KC, MC;
+};
+Blocking blocking_for(const Config& cf, int64_t K) {
+    // whole row panels in MC, so ic stays panel-aligned
+    return {std::min<int64_t>(cf.KC, K), std::max<int64_t>(cf.MR, cf.MC / cf.MR * cf.MR)};
+}
+// A prepacked A (conv weights over a batch) is read in place: its blocks are already in the driver's panel layout.
+const PrepackedA* prepacked_of(PackSrc a) {
+    return a.fn == pack_prepacked ? static_cast<const PrepackedA*>(a.ctx) : nullptr;
+}
+void check_prepacked(const PrepackedA* pre, const Config& cf, int64_t KC, int64_t m0) {
+    ST2V_CHECK(!pre || (pre->MR == cf.MR && pre->KC == KC && m0 % cf.MR == 0), Code::kInternal,
+               "gemm: prepacked A used with another blocking (ISA changed?)");
+}
+// Rows [ic, ic+mc) of A over depth block [pc, pc+kc), packed: read in place from a PrepackedA, else packed into dst.
+const float* a_block(const Config& cf, PackSrc a, const PrepackedA* pre, int64_t ic, int64_t mc, int64_t pc,
+                     int64_t kc, float* dst) {
+    if (pre) return pre->data() + pc * pre->Mpad + ic * kc;
+    for (int64_t ir = 0; ir < mc; ir += cf.MR)
+        a.fn(a.ctx, ic + ir, std::min<int64_t>(cf.MR, mc - ir), pc, kc, cf.MR, dst + ir * kc);
+    return dst;
+}
+void pack_b_panels(const Config& cf, PackSrc b, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t p0,
+                   int64_t p1, float* pb) {
+    for (int64_t p = p0; p < p1; ++p)
+        b.fn(b.ctx, jc + p * cf.NR, std::min<int64_t>(cf.NR, nc - p * cf.NR), pc, kc, cf.NR, pb + p * cf.NR * kc);
+}
+
 // One thread's block of C: rows [m0, m1), cols [n0, n1).
 void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, PackSrc a, PackSrc b,
                 float* C, int64_t ldc, const GemmEpilogue& ep) {
     const int MR = cf.MR, NR = cf.NR;
-    const int64_t KC = std::min<int64_t>(cf.KC, K);
-    const int64_t MC = std::max<int64_t>(MR, cf.MC / MR * MR);  // whole row panels, so ic stays panel-aligned
+    const auto [KC, MC] = blocking_for(cf, K);
     const int64_t ncmax = std::min<int64_t>(cf.NC, ((n1 - n0 + NR - 1) / NR) * NR);
     const int64_t mcmax = std::min<int64_t>(MC, ((m1 - m0 + MR - 1) / MR) * MR);
-    // A prepacked A (conv weights over a batch) is read in place: its blocks are already in this panel layout.
-    const PrepackedA* pre = a.fn == pack_prepacked ? static_cast<const PrepackedA*>(a.ctx) : nullptr;
-    ST2V_CHECK(!pre || (pre->MR == MR && pre->KC == KC && m0 % MR == 0), Code::kInternal,
-               "gemm: prepacked A used with another blocking (ISA changed?)");
+    const PrepackedA* pre = prepacked_of(a);
+    check_prepacked(pre, cf, KC, m0);
     float* pb = t_pack_b.get(static_cast<size_t>(KC * ncmax));
     float* pa_buf = pre ? nullptr : t_pack_a.get(static_cast<size_t>(KC * mcmax));
     float* tmp = t_tmp.get(static_cast<size_t>(MR * NR));
@@ -367,50 +433,108 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
         const int64_t nc = std::min<int64_t>(cf.NC, n1 - jc);
         for (int64_t pc = 0; pc < K; pc += KC) {
             const int64_t kc = std::min<int64_t>(KC, K - pc);
-            const bool first = pc == 0, last = pc + kc == K;
-            for (int64_t jr = 0; jr < nc; jr += NR)
-                b.fn(b.ctx, jc + jr, std::min<int64_t>(NR, nc - jr), pc, kc, NR, pb + jr * kc);
+            pack_b_panels(cf, b, jc, nc, pc, kc, 0, (nc + NR - 1) / NR, pb);
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 const int64_t mc = std::min<int64_t>(MC, m1 - ic);
-                const float* pa = pre ? pre->data() + pc * pre->Mpad + ic * kc : pa_buf;
-                if (!pre)
-                    for (int64_t ir = 0; ir < mc; ir += MR)
-                        a.fn(a.ctx, ic + ir, std::min<int64_t>(MR, mc - ir), pc, kc, MR, pa_buf + ir * kc);
-                const int add = (!first || ep.accumulate) ? 1 : 0;
-                auto tile = [&](int64_t ir, int64_t jr) {
-                    const int64_t mr = std::min<int64_t>(MR, mc - ir), nr = std::min<int64_t>(NR, nc - jr);
-                    float* ct = C + (ic + ir) * ldc + jc + jr;
-                    // the bias goes in with the last depth block's store; an activation after it (activate_region)
-                    const float* bcol = last && ep.bias_col ? ep.bias_col + jc + jr : nullptr;
-                    const float* brow = last && ep.bias_row ? ep.bias_row + ic + ir : nullptr;
-                    if (mr == MR && nr == NR) {
-                        cf.kern(kc, pa + ir * kc, pb + jr * kc, ct, ldc, ep.alpha, add, bcol, brow);
-                    } else {
-                        cf.kern(kc, pa + ir * kc, pb + jr * kc, tmp, NR, ep.alpha, 0, nullptr, nullptr);
-                        for (int64_t i = 0; i < mr; ++i)
-                            for (int64_t j = 0; j < nr; ++j) {
-                                float v = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
-                                if (bcol || brow) v += tile_bias(bcol, brow, i, j);
-                                ct[i * ldc + j] = v;
-                            }
-                    }
-                    if (last && ep.act != Act::kNone) activate_region(C, ldc, ic + ir, mr, jc + jr, nr, ep.act);
-                };
-                if (cf.a_outer) {
-                    for (int64_t ir = 0; ir < mc; ir += MR)
-                        for (int64_t jr = 0; jr < nc; jr += NR) tile(ir, jr);
-                } else {
-                    for (int64_t jr = 0; jr < nc; jr += NR)
-                        for (int64_t ir = 0; ir < mc; ir += MR) tile(ir, jr);
-                }
+                macro_block(cf, {ic, mc, jc, nc, pc, kc, pc == 0, pc + kc == K},
+                            a_block(cf, a, pre, ic, mc, pc, kc, pa_buf), pb, tmp, C, ldc, ep);
             }
         }
+    }
+}
+
+// Guided self-scheduling over [0, total): claims [*begin, *begin + *len), a 1/(2 * threads) share of what is left
+// rounded up to whole `step`s, at least min_len and at most max_len (both multiples of step), never past total.
+// False when nothing is left. Which thread gets which range varies from run to run; what a range computes does not.
+bool guided_claim(std::atomic<int64_t>& next, int64_t total, int64_t threads, int64_t step, int64_t min_len,
+                  int64_t max_len, int64_t* begin, int64_t* len) {
+    int64_t i = next.load(std::memory_order_relaxed);
+    for (;;) {
+        if (i >= total) return false;
+        const int64_t share = (total - i + 2 * threads - 1) / (2 * threads);
+        const int64_t want = std::max<int64_t>(min_len, (share + step - 1) / step * step);
+        const int64_t n = std::min<int64_t>({want, max_len, total - i});
+        if (next.compare_exchange_weak(i, i + n, std::memory_order_relaxed)) {
+            *begin = i;
+            *len = n;
+            return true;
+        }
+    }
+}
+
+// All threads of the pool on one C with more row panels than column panels: per depth block the threads pack B
+// once into one shared buffer (each a share of its micro-panels), then take row blocks of C from a shared counter
+// (MC rows while much is left, then smaller blocks, so a thread that lost its core for a while leaves the rest to
+// the others) and pack their own A for each. Each element's depth blocks still run in order (one region per
+// block), so the bits are gemm_block's for any thread count.
+void gemm_shared_b(const Config& cf, ThreadPool& pool, int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b,
+                   float* C, int64_t ldc, const GemmEpilogue& ep) {
+    const int MR = cf.MR, NR = cf.NR;
+    const auto [KC, MC] = blocking_for(cf, K);
+    const int64_t ncmax = std::min<int64_t>(cf.NC, ((N + NR - 1) / NR) * NR);
+    const int64_t mcmax = std::min<int64_t>(MC, ((M + MR - 1) / MR) * MR);
+    const PrepackedA* pre = prepacked_of(a);
+    check_prepacked(pre, cf, KC, 0);
+    float* pb = t_pack_b.get(static_cast<size_t>(KC * ncmax));  // the calling thread's, shared for the call
+    const int64_t threads = pool.size();
+    for (int64_t jc = 0; jc < N; jc += cf.NC) {
+        const int64_t nc = std::min<int64_t>(cf.NC, N - jc);
+        for (int64_t pc = 0; pc < K; pc += KC) {
+            const int64_t kc = std::min<int64_t>(KC, K - pc);
+            pool.parallel_for((nc + NR - 1) / NR,
+                              [&](int64_t p0, int64_t p1, int) { pack_b_panels(cf, b, jc, nc, pc, kc, p0, p1, pb); });
+            std::atomic<int64_t> next{0};
+            pool.run_on_all([&](int) {
+                float* pa_buf = pre ? nullptr : t_pack_a.get(static_cast<size_t>(KC * mcmax));
+                float* tmp = t_tmp.get(static_cast<size_t>(MR * NR));
+                int64_t ic, mc;
+                while (guided_claim(next, M, threads, MR, MR, MC, &ic, &mc))
+                    macro_block(cf, {ic, mc, jc, nc, pc, kc, pc == 0, pc + kc == K},
+                                a_block(cf, a, pre, ic, mc, pc, kc, pa_buf), pb, tmp, C, ldc, ep);
+            });
+        }
+    }
+}
+
+// The same with the roles swapped, for a C with at least as many column panels as row panels (convolutions: the
+// output channels are the rows): per depth block the threads pack all rows of A once into one shared buffer (or
+// read a PrepackedA in place), then take column bands of C from a shared counter, each packing its own band of B
+// and running every row block over it.
+void gemm_shared_a(const Config& cf, ThreadPool& pool, int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b,
+                   float* C, int64_t ldc, const GemmEpilogue& ep) {
+    const int MR = cf.MR, NR = cf.NR;
+    const auto [KC, MC] = blocking_for(cf, K);
+    const int64_t Mpad = (M + MR - 1) / MR * MR, ncmax = std::min<int64_t>(cf.NC, (N + NR - 1) / NR * NR);
+    const PrepackedA* pre = prepacked_of(a);
+    check_prepacked(pre, cf, KC, 0);
+    float* pa_all = pre ? nullptr : t_pack_a.get(static_cast<size_t>(KC * Mpad));  // the caller's, shared
+    const int64_t threads = pool.size();
+    for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kc = std::min<int64_t>(KC, K - pc);
+        const float* pa = pre ? pre->data() + pc * pre->Mpad : pa_all;
+        if (!pre)
+            pool.parallel_for(Mpad / MR, [&](int64_t p0, int64_t p1, int) {
+                a_block(cf, a, nullptr, p0 * MR, std::min<int64_t>(M, p1 * MR) - p0 * MR, pc, kc, pa_all + p0 * MR * kc);
+            });
+        std::atomic<int64_t> next{0};
+        pool.run_on_all([&](int) {
+            float* pb = t_pack_b.get(static_cast<size_t>(KC * ncmax));
+            float* tmp = t_tmp.get(static_cast<size_t>(MR * NR));
+            int64_t jc, nc;
+            while (guided_claim(next, N, threads, NR, NR, cf.NC, &jc, &nc)) {
+                pack_b_panels(cf, b, jc, nc, pc, kc, 0, (nc + NR - 1) / NR, pb);
+                for (int64_t ic = 0; ic < M; ic += MC)
+                    macro_block(cf, {ic, std::min<int64_t>(MC, M - ic), jc, nc, pc, kc, pc == 0, pc + kc == K},
+                                pa + ic * kc, pb, tmp, C, ldc, ep);
+            }
+        });
     }
 }
 
 }  // namespace
 
 bool set_gemm_emulated_wide(bool on) { return g_emulated_wide.exchange(on); }
+bool set_gemm_dynamic(bool on) { return g_dynamic.exchange(on); }
 
 GemmAvx2Blocking gemm_avx2_blocking() { return {g_avx2_kc.load(), g_avx2_mc.load(), g_avx2_nc.load()}; }
 GemmAvx2Blocking set_gemm_avx2_blocking(const GemmAvx2Blocking& b) {
@@ -571,6 +695,11 @@ void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C
     };
     if (parts == 1) {
         run_part(0);
+        return;
+    }
+    if (g_dynamic.load(std::memory_order_relaxed)) {
+        if (split_n) gemm_shared_a(cf, pool, M, N, K, a, b, C, ldc, ep);
+        else gemm_shared_b(cf, pool, M, N, K, a, b, C, ldc, ep);
         return;
     }
     pool.parallel_for(parts, [&](int64_t p0, int64_t p1, int) {

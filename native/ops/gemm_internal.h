@@ -62,6 +62,12 @@ double gemm_kernel_hot_flops(int64_t calls, float* c00 = nullptr);
 // with the AVX-512 microkernel's text over SIMDe (or, without SIMDe, a plain C++ R x 32 kernel),
 // so the tests check that geometry and kernel on CPUs without AVX-512. Process-wide; returns the old value.
 bool set_gemm_emulated_wide(bool on);
+// Tests and the bench only: with on = true (the default), a call on more than one thread hands out its work from
+// a shared counter: with more row panels than column panels each B block is packed once for all threads, which then
+// take row blocks (gemm_shared_b); otherwise the threads take column bands (gemm_column_bands). With false, each
+// thread owns a fixed band of C and packs all it needs itself (the older driver). Same bits either way.
+// Process-wide; returns the old value.
+bool set_gemm_dynamic(bool on);
 // Tests and the tuning bench only: the AVX-512 level's blocking (also used by the emulated-wide mode): an R x 32
 // microkernel (R = 6, 12 or 14 rows), the depth block KC, the row block MC, the column block NC, and the order of
 // the two innermost loops (a_outer: each A micro-panel stays in L1 while the B micro-panels stream from L2;

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/arena.h"
@@ -141,6 +143,38 @@ TEST(Core, ThreadPoolCoversRangeAndPropagatesErrors) {
         pool.parallel_for(5, [&](int64_t b, int64_t e, int) { n += int(e - b); });
     });
     EXPECT_EQ(n.load(), 15);
+}
+
+// Back-to-back regions (workers and caller catch them while spinning) and regions after a pause longer than the spin
+// (workers asleep on the condition variable), from two submitting threads at once: every region runs each index
+// exactly once and returns only when all of its work is done.
+TEST(Core, ThreadPoolRegionsBackToBackAndAfterSleep) {
+    ThreadPool pool(3);
+    auto burst = [&](int regions, int pause_us, int64_t* bad) {
+        for (int r = 0; r < regions; ++r) {
+            std::vector<int> hit(64, 0);
+            pool.parallel_for(64, [&](int64_t b, int64_t e, int) { for (int64_t i = b; i < e; ++i) hit[size_t(i)]++; });
+            for (int v : hit) *bad += v != 1;
+            std::atomic<int> ran{0};
+            pool.run_on_all([&](int) { ran.fetch_add(1); });
+            *bad += ran.load() != 3;
+            if (pause_us) std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
+        }
+    };
+    int64_t bad1 = 0, bad2 = 0;
+    burst(2000, 0, &bad1);
+    burst(20, 2000, &bad1);
+    std::thread other([&] { burst(500, 0, &bad2); });
+    burst(500, 0, &bad1);
+    other.join();
+    EXPECT_EQ(bad1, 0);
+    EXPECT_EQ(bad2, 0);
+    {
+        ThreadPool brief(2);  // destroyed right after a region, while its worker spins
+        std::atomic<int> n{0};
+        brief.run_on_all([&](int) { n.fetch_add(1); });
+        EXPECT_EQ(n.load(), 2);
+    }
 }
 
 TEST(Core, ArenaReusesBlocks) {

@@ -132,21 +132,56 @@ TEST(GemmConv, GemmMatchesDoubleReferenceAllIsasDtypesLayouts) {
     }
 }
 
-TEST(GemmConv, GemmSameBitsForOneAndTwoThreads) {
-    const int64_t M = 61, N = 200, K = 517;
-    std::vector<float> a = randv(static_cast<size_t>(M * K), 7), b = randv(static_cast<size_t>(K * N), 8);
-    std::vector<float> c1(static_cast<size_t>(M * N)), c2(c1.size());
-    {
-        ThreadPool p1(1);
-        PoolScope s(&p1);
-        gemm(M, N, K, {a.data(), DType::F32, K, 1}, {b.data(), DType::F32, N, 1}, c1.data(), N);
+// The result does not depend on the thread count or on which driver hands out the work: one thread; the fixed bands
+// of the older driver; and the shared-counter drivers (gemm_shared_b for tall C, gemm_shared_a for wide C, with a
+// PrepackedA in the convolution) on 2 and 3 threads, whose threads take different blocks from run to run.
+TEST(GemmConv, GemmSameBitsAnyThreadCountAndDriver) {
+    struct DynGuard {
+        bool prev = detail::set_gemm_dynamic(true);
+        ~DynGuard() { detail::set_gemm_dynamic(prev); }
+    } guard;
+    // tall (more row panels: shared B), wide (shared A), square-ish, several depth blocks, ragged edges
+    const int64_t shapes[][3] = {{61, 200, 517}, {1201, 45, 1100}, {29, 1029, 700}, {300, 300, 2049}, {97, 13, 5}};
+    uint32_t seed = 40;
+    for (auto& sh : shapes) {
+        const int64_t M = sh[0], N = sh[1], K = sh[2];
+        std::vector<float> a = randv(static_cast<size_t>(M * K), seed++), b = randv(static_cast<size_t>(K * N), seed++);
+        std::vector<float> bias = randv(static_cast<size_t>(N), seed++);
+        std::vector<uint16_t> bh(b.size());
+        for (size_t i = 0; i < b.size(); ++i) bh[i] = f32_to_f16(b[i]);
+        for (bool half : {false, true}) {
+            GemmEpilogue ep;
+            ep.bias_col = bias.data();
+            ep.act = half ? Act::kGelu : Act::kSilu;
+            auto run = [&](int threads, bool dynamic) {
+                ThreadPool p(threads);
+                PoolScope s(&p);
+                detail::set_gemm_dynamic(dynamic);
+                std::vector<float> c(static_cast<size_t>(M * N));
+                const MatRef B = half ? MatRef{bh.data(), DType::F16, N, 1} : MatRef{b.data(), DType::F32, N, 1};
+                gemm(M, N, K, {a.data(), DType::F32, K, 1}, B, c.data(), N, ep);
+                return c;
+            };
+            const std::vector<float> one = run(1, true);
+            EXPECT_EQ(run(2, false), one) << "fixed bands, 2 threads, M=" << M << " N=" << N << " K=" << K;
+            for (int rep = 0; rep < 3; ++rep)
+                for (int t : {2, 3})
+                    EXPECT_EQ(run(t, true), one) << "shared counter, " << t << " threads, M=" << M << " N=" << N
+                                                 << " K=" << K << " f16 " << half;
+        }
     }
-    {
-        ThreadPool p2(2);
-        PoolScope s(&p2);
-        gemm(M, N, K, {a.data(), DType::F32, K, 1}, {b.data(), DType::F32, N, 1}, c2.data(), N);
-    }
-    EXPECT_EQ(c1, c2);
+    // convolution: weights prepacked once per call (A), implicit im2col (B), two images
+    const Tensor x = Tensor::from_data(randv(2 * 19 * 23 * 21, 91).data(), {2, 19, 23, 21}, DType::F32);
+    const Tensor w = Tensor::from_data(randv(37 * 19 * 9, 92).data(), {37, 19, 3, 3}, DType::F32);
+    const Tensor bias = Tensor::from_data(randv(37, 93).data(), {37}, DType::F32);
+    auto conv = [&](int threads) {
+        ThreadPool p(threads);
+        PoolScope s(&p);
+        const Tensor y = conv2d(x, w, bias, Conv2dParams::same(3));
+        return std::vector<float>(y.f32(), y.f32() + y.numel());
+    };
+    const std::vector<float> one = conv(1);
+    for (int t : {2, 3}) EXPECT_EQ(conv(t), one) << "conv2d, " << t << " threads";
 }
 
 // The packers write exactly their panel (R x kc floats, rows >= nr zero) and nothing around it, for operands
