@@ -103,7 +103,8 @@ export async function run(argv: string[]): Promise<void> {
     /**
      * gemm_2048_paired: GEMM repetitions interleaved with peak probes, each rated against the mean of the two
      * probes around it (median and quartiles), OpenBLAS's sgemm in the same sequence when installed, and the
-     * microkernel alone on hot operands (kernel_hot_*: the ceiling any GEMM built on it can reach at those moments).
+     * microkernel alone on hot operands (kernel_hot_*: the ceiling any GEMM built on it can reach at those moments),
+     * and the f32 GEMM with the older fixed-band driver (f32_fixed_bands_*; f32_over_fixed_bands_median).
      */
     paired,
     /** gemm_f32_2048 on the pool / on one thread (wall clock; ~threads when the cores were free). */
@@ -143,6 +144,9 @@ export async function run(argv: string[]): Promise<void> {
       }
       if (paired.kernel_hot_ratio_median !== undefined) {
         console.log(`  microkernel, hot operands (ceiling): ${paired.kernel_hot_gflops_median} GFLOP/s, x peak ${q('kernel_hot')}; gemm f32 / ceiling ${paired.f32_over_kernel_hot_median}`);
+      }
+      if (paired.f32_fixed_bands_ratio_median !== undefined) {
+        console.log(`  gemm 2048 f32, fixed bands (older driver): ${paired.f32_fixed_bands_gflops_median} GFLOP/s, x peak ${q('f32_fixed_bands')}; shared counter / fixed bands ${paired.f32_over_fixed_bands_median}`);
       }
     }
   }

@@ -154,7 +154,9 @@ Result gemm_f32_2048_1thread() {
 // same packed micro-panels and C tile at every call (ops::detail::gemm_kernel_hot_flops: no packing, no driver, no
 // cold operands), as long as a GEMM; f32_over_kernel says how much of the kernel's own speed at that moment the
 // whole GEMM keeps, which separates the driver's losses from the host's (a kernel that reads well under the
-// peak even on hot operands means the cores themselves were slower than the register-only probe). OpenBLAS (Debian's DYNAMIC_ARCH build, dlopen()ed here only: the engine never
+// peak even on hot operands means the cores themselves were slower than the register-only probe). GF: the same f32
+// GEMM with the older driver (ops::detail::set_gemm_dynamic(false): each thread a fixed band of C, packing all of
+// B itself); f32_over_fixed_bands says what the shared-counter driver buys at the same moments. OpenBLAS (Debian's DYNAMIC_ARCH build, dlopen()ed here only: the engine never
 // uses it) is called single-threaded from each pool thread on its own block of columns, the same split our
 // driver uses, so the two kernels are compared under the same partition and the same moments of load.
 using sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
@@ -278,7 +280,7 @@ Result gemm_2048_paired() {
     struct Series {
         std::vector<double> gflops, ratio, over_f32;
     };
-    Series s32, s16, sob, skh;
+    Series s32, s16, sob, skh, sfix;
     double before = probe();
     std::vector<double> peaks{before};
     auto rate = [&](Series& s, double x, double x32) {
@@ -297,6 +299,12 @@ Result gemm_2048_paired() {
         rate(s16, ours(wh.data(), DType::F16), 0);
         if (ob.sgemm) rate(sob, theirs(), x32);
         rate(skh, hot(), x32);
+        {
+            const bool was = ops::detail::set_gemm_dynamic(false);
+            const double x = ours(wf.data(), DType::F32);
+            ops::detail::set_gemm_dynamic(was);
+            rate(sfix, x, x32);
+        }
     }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
     const double cpu = process_cpu_seconds() - c0;
@@ -321,8 +329,10 @@ Result gemm_2048_paired() {
     }
     add_series("kernel_hot", skh);
     add("f32_over_kernel_hot_median", median_of(skh.over_f32));
+    add_series("f32_fixed_bands", sfix);
+    add("f32_over_fixed_bands_median", median_of(sfix.over_f32));
     char buf[160];
-    std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f; P G32 P G16 P%s KH P x %d, ratios to the mean of the neighbouring probes",
+    std::snprintf(buf, sizeof buf, "threads=%d isa=%s cpu/wall=%.2f; P G32 P G16 P%s KH P GF P x %d, ratios to the mean of the neighbouring probes",
                   T, isa_name(active_isa()), wall > 0 ? cpu / wall : 0.0, ob.sgemm ? " OB P" : "", rounds);
     r.note = buf;
     if (ob.sgemm) r.note += "; OpenBLAS: " + ob.config + " (1 thread per pool thread, same column split)";
