@@ -62,6 +62,17 @@ double gemm_kernel_hot_flops(int64_t calls, float* c00 = nullptr);
 // with the AVX-512 microkernel's text over SIMDe (or, without SIMDe, a plain C++ R x 32 kernel),
 // so the tests check that geometry and kernel on CPUs without AVX-512. Process-wide; returns the old value.
 bool set_gemm_emulated_wide(bool on);
+// 3x3 convolution, stride 1, padding 1 on all sides, by Winograd F(2x2, 3x3) (ops/conv_winograd.cpp): x [N, C, H, W]
+// f32 contiguous, w [O, C, 3, 3] contiguous in f32 / f16 / bf16, bias (O floats) or null, y [N, O, H, W].
+// conv2d takes this path when conv3x3_winograd_applies: AVX2 level or wider and, in the default kAuto mode, deep
+// enough GEMMs and enough tiles (C >= 96, O >= 64, N * ceil(H/2) * ceil(W/2) >= 256; measured, see the .cpp).
+void conv3x3_winograd(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, const void* w, DType wdt, int64_t O,
+                      const float* bias, float* y);
+bool conv3x3_winograd_applies(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W);
+// Tests and the bench only: kOff sends every convolution through the im2col GEMM, kAlways every 3x3 / stride 1 /
+// pad 1 one on AVX2 or wider through Winograd whatever its size. Process-wide; returns the old mode.
+enum class WinogradMode { kOff, kAuto, kAlways };
+WinogradMode set_conv_winograd(WinogradMode mode);
 // Tests and the bench only: with on = true (the default), a call on more than one thread hands out its work from
 // a shared counter: with more row panels than column panels each B block is packed once for all threads, which then
 // take row blocks (gemm_shared_b); otherwise the threads take column bands (gemm_column_bands). With false, each

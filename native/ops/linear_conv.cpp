@@ -276,6 +276,12 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
     const int64_t Kdim = C * kh * kw, P = Ho * Wo;
     const bool direct = kh == 1 && kw == 1 && p.stride == 1 && p.pad_top == 0 && p.pad_left == 0 &&
                         p.pad_bottom == 0 && p.pad_right == 0;
+    if (kh == 3 && kw == 3 && p.stride == 1 && p.pad_top == 1 && p.pad_left == 1 && p.pad_bottom == 1 &&
+        p.pad_right == 1 && detail::conv3x3_winograd_applies(N, C, O, H, W)) {
+        detail::conv3x3_winograd(xcont.f32(), N, C, H, W, wc.raw(), wc.dtype(), O, bias.empty() ? nullptr : bias.data(),
+                                 y.f32());
+        return y;
+    }
     GemmEpilogue ep;
     ep.bias_row = bias.empty() ? nullptr : bias.data();
     // Weights packed (and widened) once for the whole batch.

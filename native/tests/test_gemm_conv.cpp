@@ -330,6 +330,75 @@ TEST(GemmConv, Conv2dMatchesDoubleReference) {
     }
 }
 
+// 3x3 / stride 1 / pad 1 convolutions through Winograd F(2x2, 3x3) (ops/conv_winograd.cpp, forced on for these
+// small shapes), the same cases through the im2col GEMM (kOff) as a control. Odd and even maps (partial tiles at the
+// right and bottom), tile rows of 8k, 8k + r and < 8 tiles (the vector and scalar transform paths), 1 x 1 maps,
+// many images in one tile group and groups that are bands of tile rows spanning two images, f32 / f16 / bf16
+// weights, with and without bias; the same bits
+// on 1, 2 and 3 threads; and which shapes the default (kAuto) mode sends to Winograd.
+TEST(GemmConv, Conv3x3WinogradMatchesDoubleReference) {
+    IsaGuard guard;
+    struct WinoGuard {
+        detail::WinogradMode prev = detail::set_conv_winograd(detail::WinogradMode::kAlways);
+        ~WinoGuard() { detail::set_conv_winograd(prev); }
+    } wino;
+    struct Case {
+        int64_t N, C, H, W, O;
+        bool bias;
+    };
+    const Case cases[] = {{1, 32, 16, 16, 32, true}, {2, 33, 7, 19, 35, true},  {3, 40, 1, 1, 33, false},
+                          {1, 48, 33, 34, 40, true}, {5, 32, 9, 4, 64, false},  {2, 64, 2, 35, 32, true},
+                          {20, 32, 4, 6, 32, true},   // 20 whole images in one tile group
+                          {2, 32, 10, 300, 32, true}};  // groups of 3 tile rows of 150 tiles: bands across images
+    uint32_t seed = 700;
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
+        for (const Case& c : cases)
+            for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+                EXPECT_EQ(detail::conv3x3_winograd_applies(c.N, c.C, c.O, c.H, c.W), isa.isa != Isa::kPortable);
+                std::vector<float> x = randv(static_cast<size_t>(c.N * c.C * c.H * c.W), seed++);
+                Stored w = store(randv(static_cast<size_t>(c.O * c.C * 9), seed++), dt);
+                std::vector<float> b = c.bias ? randv(static_cast<size_t>(c.O), seed++) : std::vector<float>{};
+                int64_t Ho, Wo;
+                const std::vector<double> ref =
+                    conv2d_ref(x, w.f32, b, c.N, c.C, c.H, c.W, c.O, 3, 3, Conv2dParams::same(3), &Ho, &Wo);
+                const Tensor xt = Tensor::from_data(x.data(), {c.N, c.C, c.H, c.W}, DType::F32);
+                const Tensor bt = c.bias ? Tensor::from_data(b.data(), {c.O}, DType::F32) : Tensor();
+                for (bool on : {true, false}) {
+                    detail::set_conv_winograd(on ? detail::WinogradMode::kAlways : detail::WinogradMode::kOff);
+                    Tensor y = conv2d(xt, tensor_of(w, {c.O, c.C, 3, 3}), bt, Conv2dParams::same(3));
+                    ASSERT_EQ(y.shape(), Shape({c.N, c.O, Ho, Wo}));
+                    EXPECT_LE(rel_err(y.f32(), ref), 1e-5)
+                        << isa.name() << (on ? " winograd " : " im2col ") << dtype_name(dt) << " N=" << c.N
+                        << " C=" << c.C << " H=" << c.H << " W=" << c.W << " O=" << c.O;
+                }
+                detail::set_conv_winograd(detail::WinogradMode::kAlways);
+                if (dt == DType::F16) {
+                    auto run = [&](int threads) {
+                        ThreadPool p(threads);
+                        PoolScope s(&p);
+                        const Tensor y = conv2d(xt, tensor_of(w, {c.O, c.C, 3, 3}), bt, Conv2dParams::same(3));
+                        return std::vector<float>(y.f32(), y.f32() + y.numel());
+                    };
+                    const std::vector<float> one = run(1);
+                    EXPECT_EQ(run(2), one) << isa.name() << " 2 threads, C=" << c.C << " H=" << c.H << " W=" << c.W;
+                    EXPECT_EQ(run(3), one) << isa.name() << " 3 threads, C=" << c.C << " H=" << c.H << " W=" << c.W;
+                }
+            }
+    }
+    // the default mode: the model's deep 3x3 convolutions (CFG batch 2 x 16 frames) yes, shallow or tiny ones no
+    ASSERT_TRUE(use(Level{testing_util::Level{max_supported_isa(), false}}));
+    detail::set_conv_winograd(detail::WinogradMode::kAuto);
+    const bool avx2 = static_cast<int>(max_supported_isa()) >= static_cast<int>(Isa::kAvx2);
+    EXPECT_EQ(detail::conv3x3_winograd_applies(32, 128, 128, 32, 32), avx2);
+    EXPECT_EQ(detail::conv3x3_winograd_applies(32, 512, 512, 8, 8), avx2);
+    EXPECT_FALSE(detail::conv3x3_winograd_applies(32, 512, 512, 4, 4));
+    EXPECT_FALSE(detail::conv3x3_winograd_applies(32, 64, 64, 64, 64));
+    EXPECT_FALSE(detail::conv3x3_winograd_applies(32, 320, 4, 32, 32));
+    detail::set_conv_winograd(detail::WinogradMode::kOff);
+    EXPECT_FALSE(detail::conv3x3_winograd_applies(32, 128, 128, 32, 32));
+}
+
 TEST(GemmConv, ConvTemporalAndConv1dMatchDoubleReference) {
     IsaGuard guard;
     for (Level isa : levels()) {
