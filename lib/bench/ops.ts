@@ -4,7 +4,10 @@
  * First the register-only FMA peak probes (native suite 'peak': AVX2 and, where the CPU has it, AVX-512;
  * the peak is the highest), then the native 'ops' cases: gemm_f32_2048, gemm_f16_2048, gemm_f32_4096,
  * conv3x3_16x320x32x32 first, then every other registered 'ops' case in registration order. Every FLOP
- * case is reported as a ratio to the peak measured in this same run. Prints a table, or with --json
+ * case is reported as a ratio to the peak measured in this same run. conv3x3_16x320x32x32 runs the default path,
+ * Winograd F(2x2, 3x3) on CPUs with AVX2: its GFLOP/s count the direct method's FLOPs (an effective rate, which can
+ * pass the peak); conv3x3_16x320x32x32_im2col is the same convolution through the im2col GEMM (the report's
+ * conv3x3_default_over_im2col is the first's speed over the second's). Prints a table, or with --json
  * exactly one JSON object on stdout; --save also writes it to bench/results/ops-<cpu>-<isa>-<date>.json.
  *
  * The peak is the highest of the probe medians and of the median of the many probes that gemm_2048_paired
@@ -26,7 +29,7 @@ import { hostLine, openBench, round, parseBasicOptions, saveReport } from './com
 import { callNative } from '../errors.js';
 import type { NativeBenchResult } from '../native/binding.js';
 
-const FIRST = ['gemm_f32_2048', 'gemm_f16_2048', 'gemm_f32_4096', 'conv3x3_16x320x32x32'];
+const FIRST = ['gemm_f32_2048', 'gemm_f16_2048', 'gemm_f32_4096', 'conv3x3_16x320x32x32', 'conv3x3_16x320x32x32_im2col'];
 
 interface Row {
   name: string;
@@ -95,6 +98,8 @@ export async function run(argv: string[]): Promise<void> {
   const g2 = results.find((r) => r.name === 'gemm_f32_2048')?.gflops;
   const g1 = results.find((r) => r.name === 'gemm_f32_2048_1thread')?.gflops;
   const paired = results.find((r) => r.name === 'gemm_2048_paired')?.extra ?? null;
+  const convDefault = results.find((r) => r.name === 'conv3x3_16x320x32x32')?.gflops;
+  const convIm2col = results.find((r) => r.name === 'conv3x3_16x320x32x32_im2col')?.gflops;
   const report = {
     /** The peak the ratios use: max(probe medians, gemm_2048_paired's probe median). */
     peak_gflops: peakRef,
@@ -109,6 +114,8 @@ export async function run(argv: string[]): Promise<void> {
     paired,
     /** gemm_f32_2048 on the pool / on one thread (wall clock; ~threads when the cores were free). */
     thread_scaling_gemm_2048: g1 && g2 ? round(g2 / g1, 2) : null,
+    /** conv3x3_16x320x32x32 (the default path: Winograd on AVX2) over the same convolution through im2col. */
+    conv3x3_default_over_im2col: convDefault && convIm2col ? round(convDefault / convIm2col, 3) : null,
     threads: info.threads,
     isa: info.isa,
     cpu: info.cpu,
@@ -134,6 +141,9 @@ export async function run(argv: string[]): Promise<void> {
     }));
     console.log(`FMA peak: ${peakRef} GFLOP/s on ${info.threads} threads (probes ${peak}, paired probes' median ${pairedPeak || '-'}; ${peakPerCpu} GFLOP per CPU-second)`);
     console.table(table);
+    if (report.conv3x3_default_over_im2col !== null) {
+      console.log(`conv3x3 16x320x32x32: default path / im2col GEMM ${report.conv3x3_default_over_im2col}`);
+    }
     if (paired) {
       const q = (k: string): string => `${paired[`${k}_ratio_median`]} (q1 ${paired[`${k}_ratio_q1`]}, q3 ${paired[`${k}_ratio_q3`]})`;
       console.log(`paired with neighbouring peak probes (${paired.rounds} rounds, peak median ${paired.peak_gflops_median} GFLOP/s):`);
