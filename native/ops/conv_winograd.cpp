@@ -198,10 +198,10 @@ bool conv3x3_winograd_applies(int64_t N, int64_t C, int64_t O, int64_t H, int64_
     if (mode == WinogradMode::kOff || active_isa() == Isa::kPortable || !cpu_features().avx2 || !cpu_features().fma)
         return false;  // the transforms are AVX2 code
     if (mode == WinogradMode::kAlways) return true;
-    // Measured on Zen 3, 2 threads (ABA against the im2col GEMM, f16 weights, 16 images): 1.5x at 32x32 with 128 or
-    // 320 channels and 16x16 with 640, 1.1-1.15x at 8x8 / 512, 16x16 / 256 and 64x64 / 96, but 0.88x at 64x64 / 64,
-    // 0.76x for 32 -> 64 channels and 0.63x at 4x4 / 512: the GEMMs' depth is C (shallow GEMMs lose more to their C
-    // tiles than Winograd saves), and the weight transform (16 O C floats per call) needs enough tiles to pay off.
+    // Measured on Zen 3, 2 threads (ABA against the im2col GEMM, f16 weights, 16 or 32 images): 1.35-1.55x at 32x32
+    // with 128 or 320 channels and 16x16 with 640, 1.1-1.3x at 8x8 / 512, 16x16 / 256 and 64x64 / 96, but 0.88x at
+    // 64x64 / 64, 0.76x for 32 -> 64 channels and 0.63x at 4x4 / 512: the GEMMs' depth is C (shallow GEMMs lose more
+    // to their C tiles than Winograd saves), and the weight transform (16 O C floats per call) needs enough tiles.
     const int64_t tiles = N * ((H + 1) / 2) * ((W + 1) / 2);
     return C >= 96 && O >= 64 && tiles >= 256;
 }
