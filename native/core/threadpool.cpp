@@ -61,7 +61,9 @@ void ThreadPool::worker(int idx) {
     t_in_worker = true;
     uint64_t seen = 0;
     for (;;) {
-        auto ready = [&] { return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; };
+        auto ready = [&] {
+            return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen;
+        };
         if (!spin_until(ready)) {
             std::unique_lock<std::mutex> lk(mu_);
             cv_.wait(lk, ready);

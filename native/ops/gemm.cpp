@@ -6,10 +6,12 @@
 //   AVX2+FMA : 6 x 16 tile (12 ymm accumulators)
 //   portable : gemm_portable (linear_conv.cpp) for plain gemm(); a 4 x 8 C++ tile for the packed driver
 //
-// Loop nest (per thread): jc (NC) -> pc (KC, pack B kc x nc) -> ic (MC, pack A mc x kc) -> jr (NR) -> ir (MR).
-// Accumulators are named variables (g++ 12 spills arrays of vector accumulators to the stack). Each thread
-// owns a block of C (split along the longer of M/N in whole tiles) and packs its own panels, so there is no
-// synchronisation inside a call and the K summation order of every element is independent of the thread
+// Loop nest: jc (NC) -> pc (KC, pack B kc x nc) -> ic (MC, pack A mc x kc) -> jr (NR) -> ir (MR). Accumulators are
+// named variables (g++ 12 spills arrays of vector accumulators to the stack). On several threads, per depth block
+// the operand shared by all of C's blocks (B when C has more row panels than column panels, else A) is packed once
+// by all threads together, then the threads take row blocks / column bands of C from a shared counter
+// (gemm_shared_b / gemm_shared_a; set_gemm_dynamic(false) restores the older fixed bands, gemm_block per thread).
+// Every element's depth blocks run in order whoever computes them, so the results are the same bits for any thread
 // count. The epilogue (alpha, accumulate, bias_row/bias_col, SiLU / erf-GELU) is fused into the tile stores.
 #include <immintrin.h>
 
@@ -634,11 +636,15 @@ void prepack_a(int64_t M, int64_t K, const PackSrc& a, PrepackedA* out) {
     const int MR = out->MR;
     out->Mpad = (M + MR - 1) / MR * MR;
     out->buf = Tensor::empty({out->Mpad * K});  // every element is written below (packers zero rows >= M)
-    for (int64_t pc = 0; pc < K; pc += out->KC) {
-        const int64_t kc = std::min<int64_t>(out->KC, K - pc);
-        for (int64_t r0 = 0; r0 < M; r0 += MR)
-            a.fn(a.ctx, r0, std::min<int64_t>(MR, M - r0), pc, kc, MR, out->buf.f32() + pc * out->Mpad + r0 * kc);
-    }
+    // (depth block, row panel) pairs over the pool: the buffer comes from the caller's arena, the copies are shared
+    const int64_t KC = out->KC, Mpad = out->Mpad, panels = Mpad / MR, blocks = (K + KC - 1) / KC;
+    float* buf = out->buf.f32();
+    parallel_for(blocks * panels, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) {
+            const int64_t pc = i / panels * KC, r0 = i % panels * MR, kc = std::min<int64_t>(KC, K - pc);
+            a.fn(a.ctx, r0, std::min<int64_t>(MR, M - r0), pc, kc, MR, buf + pc * Mpad + r0 * kc);
+        }
+    });
 }
 
 void pack_prepacked(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {

@@ -75,7 +75,7 @@ enum class WinogradMode { kOff, kAuto, kAlways };
 WinogradMode set_conv_winograd(WinogradMode mode);
 // Tests and the bench only: with on = true (the default), a call on more than one thread hands out its work from
 // a shared counter: with more row panels than column panels each B block is packed once for all threads, which then
-// take row blocks (gemm_shared_b); otherwise the threads take column bands (gemm_column_bands). With false, each
+// take row blocks (gemm_shared_b); otherwise A is, and the threads take column bands (gemm_shared_a). With false, each
 // thread owns a fixed band of C and packs all it needs itself (the older driver). Same bits either way.
 // Process-wide; returns the old value.
 bool set_gemm_dynamic(bool on);
