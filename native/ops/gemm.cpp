@@ -587,8 +587,20 @@ void convert_run(const void* src, DType dt, int64_t n, float* dst) {
     }
 }
 
+// dst[k * R + j] = src[k * stride + j] for k < n, j < R (R = 16 or 32): whole rows of an f32 matrix into an R-wide
+// panel (the B micro-panels of the AVX2 / AVX-512 levels) in registers, not one memcpy call per row (measured on
+// the Winograd convolutions' 16 GEMMs, whose B is row-major: 1.08-1.16x for the whole convolution).
+__attribute__((target("avx2"))) void copy_rows_avx2(const float* src, int64_t stride, int64_t n, int R, float* dst) {
+    for (int64_t k = 0; k < n; ++k, src += stride, dst += R)
+        for (int j = 0; j < R; j += 8) _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
+}
+
 void pack_mat(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
     const MatPack& m = *static_cast<const MatPack*>(ctx);
+    if (m.rstride == 1 && m.dtype == DType::F32 && nr == R && (R == 16 || R == 32) && cpu_features().avx2) {
+        copy_rows_avx2(static_cast<const float*>(m.data) + k0 * m.dstride + r0, m.dstride, kc, R, dst);
+        return;
+    }
     if (m.rstride == 1) {
         // contiguous along rows: one run of nr per depth step
         for (int64_t k = 0; k < kc; ++k) {

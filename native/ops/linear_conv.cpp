@@ -236,8 +236,26 @@ struct TimeCol {
     const float* x;  // all frames [NF, C, S]
     int64_t nf, f, frames, C, S;
 };
+// Whole panels (nr == R, R = 16 or 32) in registers, not a memcpy call per depth row.
+__attribute__((target("avx2"))) void timecol_full_avx2(const TimeCol& g, int64_t r0, int64_t k0, int64_t kc, int R,
+                                                       float* dst) {
+    for (int64_t kk = 0; kk < kc; ++kk) {
+        const int64_t k = k0 + kk, c = k / 3, t = k % 3, src = g.f + t - 1;
+        float* d = dst + kk * R;
+        if (src < 0 || src >= g.frames) {
+            for (int j = 0; j < R; j += 8) _mm256_storeu_ps(d + j, _mm256_setzero_ps());
+            continue;
+        }
+        const float* s = g.x + ((g.nf + t - 1) * g.C + c) * g.S + r0;
+        for (int j = 0; j < R; j += 8) _mm256_storeu_ps(d + j, _mm256_loadu_ps(s + j));
+    }
+}
 void pack_timecol(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
     const TimeCol& g = *static_cast<const TimeCol*>(ctx);
+    if (nr == R && (R == 16 || R == 32) && cpu_features().avx2) {
+        timecol_full_avx2(g, r0, k0, kc, R, dst);
+        return;
+    }
     for (int64_t kk = 0; kk < kc; ++kk) {
         const int64_t k = k0 + kk, c = k / 3, t = k % 3, src = g.f + t - 1;
         float* d = dst + kk * R;
