@@ -13,6 +13,11 @@
  * else python3); PyTorch is a bench tool only, never a dependency of the package.
  * Options: --dtypes f32,f16 (default), --seed N, --frames N, --cond-frames N, --latent N, --threads N,
  * --preset mid|tiny, --reps N (3), --warmup N (1), --anchor, --anchor-python PATH, --save, --json.
+ *
+ * --profile: after the timed steps, one more first step with the CPU op profile on (native/core/profile.h): the
+ * time of every op kind (convolutions by kind, linear, the three kinds of attention, norms, element-wise ops, layout
+ * copies) in that step, its share of the step, its GFLOP/s or GB/s, and its ratio to the FMA peak probed right
+ * after in the same process ("outside ops" is the rest: model code between ops). The report gets `profile` rows.
  */
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -39,6 +44,19 @@ export interface StepBenchResult {
   flops: number;
   gflops: number;
   peakRssBytes: number;
+  /** With --profile: the op rows of one profiled first step, its seconds, and the FMA peak probed after it. */
+  profile?: ProfileRow[];
+  profileStepSeconds?: number;
+  peakGflops?: number;
+}
+
+/** One row of the CPU op profile (native/core/profile.h): an op kind's total over the profiled step. */
+export interface ProfileRow {
+  name: string;
+  calls: number;
+  seconds: number;
+  flop: number;
+  bytes: number;
 }
 
 interface StepOptions {
@@ -50,6 +68,7 @@ interface StepOptions {
   latent: number;
   warmup: number;
   reps: number;
+  profile: boolean;
 }
 
 interface StepNative {
@@ -68,7 +87,7 @@ export interface AnchorRow {
 export function parseStepArgs(argv: string[]) {
   const known = new Set(['--dtypes', '--seed', '--preset', '--frames', '--cond-frames', '--latent', '--threads', '--reps',
     '--warmup', '--anchor-python']);
-  const flags = new Set(['--json', '--save', '--anchor']);
+  const flags = new Set(['--json', '--save', '--anchor', '--profile']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (known.has(a)) i++;
@@ -107,6 +126,7 @@ export function parseStepArgs(argv: string[]) {
     reps: int('--reps', 3, 1, 100),
     warmup: int('--warmup', 1, 0, 100),
     anchor,
+    profile: argv.includes('--profile'),
     anchorPython: arg('--anchor-python') ?? process.env.ST2V_ANCHOR_PYTHON ?? 'python3',
     json: argv.includes('--json'),
     save: argv.includes('--save'),
@@ -117,7 +137,14 @@ async function runOne(o: StepOptions, threads: number | undefined): Promise<Step
   const { core } = openBench({ json: true, threads });
   const native = core as unknown as StepNative;
   const r = await callNative(() => native.benchStep(o));
-  return { dtype: o.dtype, ...r };
+  if (!o.profile) return { dtype: o.dtype, ...r };
+  // the FMA peak of this CPU's widest level, probed in this process right after the profiled step
+  let peak = 0;
+  for (const name of core.benchList('peak')) {
+    const p = await callNative(() => core.benchRun(name));
+    if (typeof p.gflops === 'number' && p.gflops > peak) peak = p.gflops;
+  }
+  return { dtype: o.dtype, ...r, ...(peak > 0 ? { peakGflops: peak } : {}) };
 }
 
 /** The measurement lines of torch_anchor.py's stdout (one JSON object per line; other lines are ignored). */
@@ -147,7 +174,7 @@ export async function run(argv: string[]): Promise<void> {
   for (const dtype of a.dtypes) {
     const childArgs = [self, '--child', dtype, '--seed', String(a.seed), '--preset', a.preset, '--frames', String(a.frames),
       '--cond-frames', String(a.condFrames), '--latent', String(a.latent), '--reps', String(a.reps), '--warmup', String(a.warmup),
-      ...(a.threads !== undefined ? ['--threads', String(a.threads)] : [])];
+      ...(a.threads !== undefined ? ['--threads', String(a.threads)] : []), ...(a.profile ? ['--profile'] : [])];
     const execArgv = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
     const out = execFileSync(process.execPath, [...execArgv, ...childArgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     rows.push(JSON.parse(out.trim().split('\n').pop() ?? '{}') as StepBenchResult);
@@ -204,6 +231,7 @@ export async function run(argv: string[]): Promise<void> {
         ('torch_fp32_over_ours' in r ? `  PyTorch fp32 / ours ${r.torch_fp32_over_ours}` : ''),
     );
   }
+  for (const r of report.results) if (r.profile && r.profileStepSeconds !== undefined) printProfile(r, log);
   if (anchor) {
     if (anchor.error) log(`  PyTorch peer failed (${anchor.python}): ${anchor.error}`);
     for (const r of anchor.rows)
@@ -212,12 +240,36 @@ export async function run(argv: string[]): Promise<void> {
   }
 }
 
+/** The profile as table rows: op kinds by time, then the time outside ops; shares of the profiled step. */
+export function profileTable(r: Pick<StepBenchResult, 'profile' | 'profileStepSeconds' | 'peakGflops'>) {
+  const step = r.profileStepSeconds ?? 0;
+  const rows = (r.profile ?? []).map((p) => ({
+    op: p.name,
+    calls: p.calls,
+    's/step': round(p.seconds, 3),
+    share: step > 0 ? `${((100 * p.seconds) / step).toFixed(1)}%` : '',
+    'GFLOP/s': p.flop > 0 && p.seconds > 0 ? round(p.flop / p.seconds / 1e9, 1) : '',
+    'x peak': p.flop > 0 && p.seconds > 0 && r.peakGflops ? round(p.flop / p.seconds / 1e9 / r.peakGflops, 3) : '',
+    'GB/s': p.flop === 0 && p.bytes > 0 && p.seconds > 0 ? round(p.bytes / p.seconds / 1e9, 1) : '',
+  }));
+  const inside = (r.profile ?? []).reduce((s, p) => s + p.seconds, 0);
+  if (step > 0) rows.push({ op: 'outside ops', calls: 0, 's/step': round(step - inside, 3), share: `${((100 * (step - inside)) / step).toFixed(1)}%`, 'GFLOP/s': '', 'x peak': '', 'GB/s': '' });
+  return rows;
+}
+
+function printProfile(r: StepBenchResult, log: (s: string) => void): void {
+  log(`profile (${r.dtype}): one first step, ${(r.profileStepSeconds ?? 0).toFixed(2)} s` +
+    (r.peakGflops ? `; FMA peak ${r.peakGflops.toFixed(1)} GFLOP/s probed after it` : ''));
+  console.table(profileTable(r));
+}
+
 // Child mode: one dtype, one JSON line on stdout.
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--child') {
   const argv = process.argv.slice(2);
   const dtype = argv[1] ?? 'f32';
   const a = parseStepArgs(argv.slice(2));
-  runOne({ dtype, seed: a.seed, preset: a.preset, frames: a.frames, condFrames: a.condFrames, latent: a.latent, warmup: a.warmup, reps: a.reps }, a.threads)
+  runOne({ dtype, seed: a.seed, preset: a.preset, frames: a.frames, condFrames: a.condFrames, latent: a.latent, warmup: a.warmup,
+    reps: a.reps, profile: a.profile }, a.threads)
     .then((r) => process.stdout.write(JSON.stringify(r) + '\n'))
     .catch((err: unknown) => {
       console.error(`bench step (${dtype}): ${(err as Error).message}`);

@@ -8,6 +8,7 @@
 #include "core/arena.h"
 #include "core/cpu.h"
 #include "core/half.h"
+#include "core/profile.h"
 #include "core/simd_transpose.h"
 #include "core/threadpool.h"
 
@@ -367,6 +368,8 @@ void Tensor::copy_from(const Tensor& src) {
     const int nd = ndim();
     const int64_t n = numel();
     if (n == 0) return;
+    ProfScope prof("copy (layout / dtype)", 0,
+                   static_cast<double>(n) * static_cast<double>(dtype_size(src.dtype_) + dtype_size(dtype_)));
     if (src.dtype_ == dtype_ && is_contiguous() && src.is_contiguous()) {
         std::memcpy(raw(), src.raw(), nbytes());
         return;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "core/profile.h"
 #include "models/common/verify_registry.h"
 #include "models/streamingt2v/config.h"
 #include "napi/common.h"
@@ -71,6 +72,9 @@ struct StepBench {
     // after each timed step, one more with the same conditioning frames and E_cond from the cache (t2v::ECondCache),
     // as the engine runs every step of a chunk but the first
     std::vector<double> cached_s;
+    // with `profile`: one more first step (E_cond computed) with the CPU op profile on (core/profile.h)
+    std::vector<ProfileRow> profile;
+    double profile_step_s = 0;
 };
 
 Napi::Value BenchStep(const Napi::CallbackInfo& info) {
@@ -92,6 +96,7 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                            warm_d == std::floor(warm_d),
                        "benchStep: need integer reps in [1, 100] and warmup in [0, 100]");
         const int reps = static_cast<int>(reps_d), warmup = static_cast<int>(warm_d);
+        const bool profile = get_bool(o, "profile", false);
         auto res = std::make_shared<StepBench>();
         return run_async(
             info.Env(), "st2v.benchStep",
@@ -145,6 +150,18 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                                "benchStep: E_cond cache: %lld hits, %lld misses", (long long)econd.hits(),
                                (long long)econd.misses());
                 }
+                if (profile) {  // after the timed steps, so their times do not include the profile's clock reads
+                    t2v::ECondCache econd;
+                    set_cpu_profile(true);
+                    try {
+                        res->profile_step_s = step(econd, 500.f);
+                    } catch (...) {
+                        set_cpu_profile(false);
+                        throw;
+                    }
+                    set_cpu_profile(false);
+                    res->profile = cpu_profile();
+                }
                 res->flops = t2v::step_flops(c, B, F, Fc, lat, lat, T);
                 struct rusage ru {};
                 getrusage(RUSAGE_SELF, &ru);
@@ -176,6 +193,21 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                 out.Set("flops", res->flops);
                 out.Set("gflops", res->flops / median / 1e9);
                 out.Set("peakRssBytes", res->peak_rss);
+                if (!res->profile.empty()) {
+                    Napi::Array rows = Napi::Array::New(env, res->profile.size());
+                    for (size_t i = 0; i < res->profile.size(); ++i) {
+                        const ProfileRow& p = res->profile[i];
+                        Napi::Object r = Napi::Object::New(env);
+                        r.Set("name", p.name);
+                        r.Set("calls", static_cast<double>(p.calls));
+                        r.Set("seconds", p.seconds);
+                        r.Set("flop", p.flop);
+                        r.Set("bytes", p.bytes);
+                        rows.Set(static_cast<uint32_t>(i), r);
+                    }
+                    out.Set("profile", rows);
+                    out.Set("profileStepSeconds", res->profile_step_s);
+                }
                 return out;
             });
     });

@@ -8,6 +8,7 @@
 
 #include "core/half.h"
 #include "core/cpu.h"
+#include "core/profile.h"
 #include "core/threadpool.h"
 #include "ops/gemm_internal.h"
 #include "ops/ops.h"
@@ -64,6 +65,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act) {
                "linear: input %s does not match weight %s (in_features %lld)", x.desc().c_str(), w.desc().c_str(),
                (long long)w.size(1));
     const int64_t in = w.size(1), out = w.size(0);
+    ProfScope prof("linear", 2.0 * static_cast<double>(x.numel()) * static_cast<double>(out));
     Tensor xc = x;
     // Rows must be addressable with one stride: collapse leading dims when possible.
     int64_t rows = in ? x.numel() / in : 0;
@@ -288,14 +290,22 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
                Code::kShapeMismatch, "conv2d: input %s too small for kernel %lldx%lld", x.desc().c_str(),
                (long long)kh, (long long)kw);
     std::vector<float> bias = vec_f32(b, O, "conv2d", "bias");
-    Tensor wc = w.contiguous();
-    Tensor xcont = x.contiguous();
-    Tensor y = Tensor::empty({N, O, Ho, Wo});
     const int64_t Kdim = C * kh * kw, P = Ho * Wo;
     const bool direct = kh == 1 && kw == 1 && p.stride == 1 && p.pad_top == 0 && p.pad_left == 0 &&
                         p.pad_bottom == 0 && p.pad_right == 0;
-    if (kh == 3 && kw == 3 && p.stride == 1 && p.pad_top == 1 && p.pad_left == 1 && p.pad_bottom == 1 &&
-        p.pad_right == 1 && detail::conv3x3_winograd_applies(N, C, O, H, W)) {
+    const bool same3x3 = kh == 3 && kw == 3 && p.stride == 1 && p.pad_top == 1 && p.pad_left == 1 &&
+                         p.pad_bottom == 1 && p.pad_right == 1;
+    const bool winograd = same3x3 && detail::conv3x3_winograd_applies(N, C, O, H, W);
+    ProfScope prof(winograd ? "conv2d 3x3 (winograd)"
+                   : direct ? "conv2d 1x1"
+                   : same3x3 ? "conv2d 3x3 (im2col)"
+                   : kh == 3 && kw == 3 && p.stride == 2 ? "conv2d 3x3 stride 2"
+                   : "conv2d other",
+                   2.0 * static_cast<double>(N * O * P) * static_cast<double>(Kdim));
+    Tensor wc = w.contiguous();
+    Tensor xcont = x.contiguous();
+    Tensor y = Tensor::empty({N, O, Ho, Wo});
+    if (winograd) {
         detail::conv3x3_winograd(xcont.f32(), N, C, H, W, wc.raw(), wc.dtype(), O, bias.empty() ? nullptr : bias.data(),
                                  y.f32());
         return y;
@@ -346,6 +356,7 @@ Tensor conv_temporal(const Tensor& x, int frames, const Tensor& w, const Tensor&
                "conv_temporal: weight %s does not fit input %s (want [O, %lld, 3, 1, 1])", w.desc().c_str(),
                x.desc().c_str(), (long long)C);
     std::vector<float> bias = vec_f32(b, O, "conv_temporal", "bias");
+    ProfScope prof("conv temporal (3,1,1)", 6.0 * static_cast<double>(NF * O * S) * static_cast<double>(C));
     Tensor xc = x.contiguous();
     Tensor wc = w.contiguous();
     Tensor y = Tensor::empty({NF, O, x.size(2), x.size(3)});

@@ -21,6 +21,7 @@
 
 #include "core/cpu.h"
 #include "core/half.h"
+#include "core/profile.h"
 #include "core/simd_transpose.h"
 #include "core/threadpool.h"
 #include "ops/ops.h"
@@ -201,6 +202,7 @@ Tensor group_norm(const Tensor& x, int frames, int groups, const Tensor& gamma, 
     const int64_t S = (NF && C) ? x.numel() / (NF * C) : 0;
     std::vector<float> g = vec_f32(gamma, C, "group_norm", "weight");
     std::vector<float> bt = vec_f32(beta, C, "group_norm", "bias");
+    ProfScope prof(silu ? "group_norm + silu" : "group_norm", 0, 2 * 4.0 * static_cast<double>(x.numel()));
     Tensor xc = x.contiguous();
     Tensor y = Tensor::empty(x.shape());
     if (x.numel() == 0) return y;
@@ -240,6 +242,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
     const int64_t C = x.size(-1), R = C ? x.numel() / C : 0;
     std::vector<float> g = vec_f32(gamma, C, "layer_norm", "weight");
     std::vector<float> bt = vec_f32(beta, C, "layer_norm", "bias");
+    ProfScope prof("layer_norm", 0, 2 * 4.0 * static_cast<double>(x.numel()));
     Tensor xc = x.contiguous();
     Tensor y = Tensor::empty(x.shape());
     if (R == 0) return y;
@@ -281,12 +284,22 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int head
 }
 }  // namespace
 
+namespace {
+// The profile's names for attention by shape: cross-attention (Lq != Lk: pixels to text/image tokens), short
+// self-attention (L <= 32: in the UNet the temporal attention over a chunk's frames) and long self-attention (the
+// spatial attention over a frame's pixels).
+const char* attention_kind(int64_t Lq, int64_t Lk) {
+    return Lq != Lk ? "attention cross" : Lq <= 32 ? "attention self, L <= 32" : "attention self, L > 32";
+}
+}  // namespace
+
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
     const Kernels& K = kernels();
     if (!K.attn) return attention_portable(q, k, v, heads, scale);
     check_attention(q, k, v, heads, scale);
     const int64_t B = q.size(0), Lq = q.size(1), Lk = k.size(1);
     const int64_t D = q.size(2) / heads, Dv = v.size(2) / heads;
+    ProfScope prof(attention_kind(Lq, Lk), 2.0 * static_cast<double>(B * heads * Lq * Lk) * static_cast<double>(D + Dv));
     Tensor o = Tensor::empty({B, Lq, heads * Dv});
     if (B == 0 || Lq == 0 || Dv == 0) return o;
     AttnArgs a{q.f32(), k.f32(), v.f32(), o.f32(), B, Lq, Lk, heads, D, Dv, kAttnBQ,
@@ -301,6 +314,7 @@ Tensor attention_portable(const Tensor& q, const Tensor& k, const Tensor& v, int
     check_attention(q, k, v, heads, scale);
     const int64_t B = q.size(0), Lq = q.size(1), Lk = k.size(1);
     const int64_t D = q.size(2) / heads, Dv = v.size(2) / heads;
+    ProfScope prof(attention_kind(Lq, Lk), 2.0 * static_cast<double>(B * heads * Lq * Lk) * static_cast<double>(D + Dv));
     Tensor o = Tensor::empty({B, Lq, heads * Dv});
     const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32();
     float* op_ = o.f32();
@@ -338,6 +352,7 @@ namespace {
 using UnaryFn = void (*)(const float*, float*, int64_t);
 Tensor unary(const Tensor& x, const char* name, UnaryFn f) {
     check_dtype(x, DType::F32, name, "x");
+    ProfScope prof(name, 0, 2 * 4.0 * static_cast<double>(x.numel()));
     Tensor xc = x.contiguous();
     Tensor y = Tensor::empty(x.shape());
     const float* a = xc.f32();
@@ -376,6 +391,7 @@ Tensor silu(const Tensor& x) { return unary(x, "silu", kernels().silu); }
 Tensor gelu(const Tensor& x) { return unary(x, "gelu", kernels().gelu); }
 Tensor scale(const Tensor& x, float s) {
     check_dtype(x, DType::F32, "scale", "x");
+    ProfScope prof("scale", 0, 2 * 4.0 * static_cast<double>(x.numel()));
     Tensor xc = x.contiguous();
     Tensor y = Tensor::empty(x.shape());
     const float* a = xc.f32();
@@ -390,6 +406,7 @@ Tensor geglu(const Tensor& x) {
     ST2V_CHECK(x.ndim() >= 1 && x.size(-1) % 2 == 0, Code::kShapeMismatch, "geglu: last dim of %s must be even",
                x.desc().c_str());
     const int64_t C2 = x.size(-1), C = C2 / 2, R = C2 ? x.numel() / C2 : 0;
+    ProfScope prof("geglu", 0, 1.5 * 4.0 * static_cast<double>(x.numel()));
     Tensor xc = x.contiguous();
     std::vector<int64_t> s = x.shape().vec();
     s.back() = C;
@@ -406,6 +423,7 @@ Tensor geglu(const Tensor& x) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
     const int64_t inner = broadcast_inner(a, b, "add");
+    ProfScope prof("add", 0, 12.0 * static_cast<double>(a.numel()));
     Tensor ac = a.contiguous(), bc = b.contiguous();
     Tensor y = Tensor::empty(a.shape());
     binary_bcast(ac.f32(), bc.f32(), y.f32(), a.numel(), inner, kernels().add);
@@ -415,6 +433,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 void add_(Tensor& a, const Tensor& b) {
     const int64_t inner = broadcast_inner(a, b, "add");
     ST2V_CHECK(a.is_contiguous(), Code::kInvalidArgument, "add_: destination must be contiguous");
+    ProfScope prof("add", 0, 12.0 * static_cast<double>(a.numel()));
     Tensor bc = b.contiguous();
     // b may alias a (a += a): the kernels read each element before writing it, so that is safe.
     binary_bcast(a.f32(), bc.f32(), a.f32(), a.numel(), inner, kernels().add);
@@ -422,6 +441,7 @@ void add_(Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
     const int64_t inner = broadcast_inner(a, b, "mul");
+    ProfScope prof("mul", 0, 12.0 * static_cast<double>(a.numel()));
     Tensor ac = a.contiguous(), bc = b.contiguous();
     Tensor y = Tensor::empty(a.shape());
     binary_bcast(ac.f32(), bc.f32(), y.f32(), a.numel(), inner, kernels().mul);
@@ -432,6 +452,7 @@ Tensor axpby(const Tensor& x, float a, const Tensor& y, float b) {
     check_dtype(x, DType::F32, "axpby", "x");
     check_dtype(y, DType::F32, "axpby", "y");
     ST2V_CHECK(x.shape() == y.shape(), Code::kShapeMismatch, "axpby: %s vs %s", x.desc().c_str(), y.desc().c_str());
+    ProfScope prof("axpby", 0, 12.0 * static_cast<double>(x.numel()));
     Tensor xc = x.contiguous(), yc = y.contiguous();
     Tensor o = Tensor::empty(x.shape());
     const float *p = xc.f32(), *q = yc.f32();
@@ -461,6 +482,7 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
     std::vector<int64_t> s = x0.shape().vec();
     s[static_cast<size_t>(dim)] = total;
     Tensor y = Tensor::empty(Shape(s), x0.dtype());
+    ProfScope prof("concat", 0, 2.0 * static_cast<double>(y.numel() * dtype_size(y.dtype())));
     int64_t off = 0;
     for (const Tensor& t : xs) {
         Tensor dst = y.slice(dim, off, off + t.size(dim));
@@ -474,6 +496,7 @@ Tensor upsample_nearest2x(const Tensor& x) {
     check_dtype(x, DType::F32, "upsample_nearest2x", "x");
     check_ndim(x, 4, "upsample_nearest2x", "x");
     const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+    ProfScope prof("upsample_nearest2x", 0, 20.0 * static_cast<double>(x.numel()));
     Tensor xc = x.contiguous();
     Tensor y = Tensor::empty({N, C, 2 * H, 2 * W});
     if (y.numel() == 0) return y;

@@ -10,9 +10,11 @@
 #include "core/arena.h"
 #include "core/cpu.h"
 #include "core/half.h"
+#include "core/profile.h"
 #include "core/status.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
+#include "ops/ops.h"
 
 using namespace st2v;
 
@@ -195,4 +197,56 @@ TEST(Core, ArenaReusesBlocks) {
     }
     arena.trim();
     EXPECT_EQ(arena.bytes_cached(), 0u);
+}
+
+// The CPU op profile (core/profile.h, the step bench's --profile): off records nothing; on, each outermost op adds
+// one call with its FLOPs under its name; work nested in an op (the conv's input copy, the ops inside a worker's
+// region) counts in that op only; set_cpu_profile(true) starts a fresh table.
+TEST(Core, CpuOpProfileCountsOutermostOpsOnly) {
+    auto row = [](const std::vector<ProfileRow>& rows, const std::string& name) -> const ProfileRow* {
+        for (const ProfileRow& r : rows)
+            if (r.name == name) return &r;
+        return nullptr;
+    };
+    Tensor x = Tensor::empty({2, 8, 5, 6});  // [N, C, H, W]
+    for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = static_cast<float>(i % 11) * 0.1f;
+    Tensor w = Tensor::empty({4, 8, 3, 3});
+    for (int64_t i = 0; i < w.numel(); ++i) w.f32()[i] = static_cast<float>(i % 5) * 0.01f;
+    Tensor lw = Tensor::empty({3, 6});
+    for (int64_t i = 0; i < lw.numel(); ++i) lw.f32()[i] = 0.5f;
+    ops::Conv2dParams p;
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = 1;
+    const Tensor xt = x.permute({0, 1, 3, 2});  // a non-contiguous input: conv2d copies it inside
+
+    set_cpu_profile(false);
+    (void)ops::conv2d(xt, w, Tensor(), p);
+    EXPECT_TRUE(cpu_profile().empty());
+
+    set_cpu_profile(true);
+    (void)ops::conv2d(xt, w, Tensor(), p);
+    (void)ops::conv2d(xt, w, Tensor(), p);
+    (void)ops::linear(x, lw, Tensor());  // rows 2*8*5 = 80 of 6 inputs, 3 outputs
+    (void)x.permute({1, 0, 2, 3}).contiguous();  // a copy outside any op: its own row
+    set_cpu_profile(false);
+    (void)ops::linear(x, lw, Tensor());  // off again: not counted
+    const std::vector<ProfileRow> rows = cpu_profile();
+    ASSERT_EQ(rows.size(), 3u);
+    const ProfileRow* conv = row(rows, "conv2d 3x3 (im2col)");  // C = 8 < 96: not Winograd
+    ASSERT_NE(conv, nullptr);
+    EXPECT_EQ(conv->calls, 2);
+    EXPECT_DOUBLE_EQ(conv->flop, 2 * (2.0 * 2 * 4 * 6 * 5 * 8 * 9));  // 2 * N*O*Ho*Wo*C*9, twice
+    const ProfileRow* lin = row(rows, "linear");
+    ASSERT_NE(lin, nullptr);
+    EXPECT_EQ(lin->calls, 1);
+    EXPECT_DOUBLE_EQ(lin->flop, 2.0 * 80 * 6 * 3);
+    const ProfileRow* cp = row(rows, "copy (layout / dtype)");
+    ASSERT_NE(cp, nullptr);
+    EXPECT_EQ(cp->calls, 1);  // the conv's two input copies were inside conv2d
+    EXPECT_DOUBLE_EQ(cp->bytes, 2.0 * 4 * x.numel());
+    for (const ProfileRow& r : rows) EXPECT_GE(r.seconds, 0.0);
+    for (size_t i = 1; i < rows.size(); ++i) EXPECT_GE(rows[i - 1].seconds, rows[i].seconds);  // by time
+
+    set_cpu_profile(true);  // a fresh table
+    EXPECT_TRUE(cpu_profile().empty());
+    set_cpu_profile(false);
 }

@@ -2,7 +2,7 @@
 // the tiny preset) the warm-up / repetition contract of benchStep. The mid-size run itself takes minutes and is
 // run by hand (bench/results/step-*.json).
 import test from 'ava';
-import { parseAnchorOutput, parseStepArgs } from '../../lib/bench/step.js';
+import { parseAnchorOutput, parseStepArgs, profileTable, type ProfileRow } from '../../lib/bench/step.js';
 import { St2vError, callNative } from '../../lib/errors.js';
 import { loadNative } from '../../lib/native/binding.js';
 
@@ -68,4 +68,37 @@ test('benchStep rejects bad repetition counts with a typed error', async (t) => 
     t.true(err instanceof St2vError, JSON.stringify(bad));
     t.is((err as St2vError).code, 'ERR_INVALID_ARG', JSON.stringify(bad));
   }
+});
+
+// serial: the profile is process-wide, and the other tests' steps would land in it
+test.serial('--profile: benchStep adds one profiled step whose op rows fit inside it; the table adds the rest', async (t) => {
+  t.true(parseStepArgs(['--profile']).profile);
+  t.false(parseStepArgs([]).profile);
+  const r = (await callNative(() =>
+    native.benchStep({ dtype: 'f32', preset: 'tiny', frames: 4, condFrames: 2, latent: 8, warmup: 0, reps: 1, profile: true }),
+  )) as unknown as StepOut & { profile: ProfileRow[]; profileStepSeconds: number };
+  t.true(r.profileStepSeconds > 0);
+  const names = r.profile.map((p) => p.name);
+  // latent 8: spatial self-attention over 64 pixels, temporal over 4 frames
+  for (const want of ['linear', 'attention self, L > 32', 'attention cross', 'attention self, L <= 32', 'layer_norm', 'geglu'])
+    t.true(names.includes(want), want);
+  t.true(names.some((n) => n.startsWith('conv2d')));
+  t.true(names.includes('conv temporal (3,1,1)'));
+  const inside = r.profile.reduce((s, p) => s + p.seconds, 0);
+  t.true(inside <= r.profileStepSeconds * (1 + 1e-9));
+  // the op rows' FLOPs: the analytic step count covers the same convolutions, linear layers and attention products
+  const flop = r.profile.reduce((s, p) => s + p.flop, 0);
+  t.true(flop > 0.5 * r.flops && flop < 1.5 * r.flops, `${flop} vs ${r.flops}`);
+  const rows = profileTable({ ...r, peakGflops: 100 });
+  t.is(rows.length, r.profile.length + 1);
+  t.is(rows.at(-1)?.op, 'outside ops');
+  const lin = rows.find((x) => x.op === 'linear');
+  const p = r.profile.find((x) => x.name === 'linear');
+  t.truthy(lin && p);
+  t.is(lin?.['GFLOP/s'], Number((p!.flop / p!.seconds / 1e9).toFixed(1)));
+  // without profile: no rows
+  const plain = (await callNative(() =>
+    native.benchStep({ dtype: 'f32', preset: 'tiny', frames: 2, condFrames: 1, latent: 2, warmup: 0, reps: 1 }),
+  )) as unknown as Record<string, unknown>;
+  t.false('profile' in plain);
 });
