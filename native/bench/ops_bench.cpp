@@ -373,7 +373,8 @@ std::vector<std::vector<long long>> sweep_spec(const char* env_name, int fields)
 Result sweep_case(const char* name, Isa level, const std::vector<std::string>& labels,
                   const std::function<void(size_t)>& apply, const std::function<void()>& restore) {
     const int64_t S = 2048;
-    const int rounds = std::getenv("ST2V_SWEEP_ROUNDS") ? std::max(1, std::atoi(std::getenv("ST2V_SWEEP_ROUNDS"))) : 7;
+    const char* rounds_env = std::getenv("ST2V_SWEEP_ROUNDS");
+    const int rounds = rounds_env ? std::max(1, std::atoi(rounds_env)) : 7;
     ThreadPool& pool = current_pool();
     const int T = pool.size();
     Result r;

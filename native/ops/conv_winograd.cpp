@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "core/cpu.h"
@@ -116,10 +117,16 @@ __attribute__((target("avx2,fma"))) inline void deinterleave16(const float* p, _
 __attribute__((target("avx2,fma"))) void input_rows(const float* x, const Geometry& g, int64_t ty0, int64_t ty1,
                                                     float* pad, float* V, int64_t vs) {
     const int64_t pw = 2 * g.tw + 2, ph = 2 * (ty1 - ty0) + 2;
-    std::memset(pad, 0, sizeof(float) * static_cast<size_t>(pw * ph));
-    for (int64_t r = 0; r < ph; ++r) {
+    for (int64_t r = 0; r < ph; ++r) {  // each pad element written once: the image row and its zero border
         const int64_t iy = 2 * ty0 - 1 + r;
-        if (iy >= 0 && iy < g.H) std::memcpy(pad + r * pw + 1, x + iy * g.W, sizeof(float) * static_cast<size_t>(g.W));
+        float* row = pad + r * pw;
+        if (iy >= 0 && iy < g.H) {
+            row[0] = 0.f;
+            std::memcpy(row + 1, x + iy * g.W, sizeof(float) * static_cast<size_t>(g.W));
+            std::memset(row + 1 + g.W, 0, sizeof(float) * static_cast<size_t>(pw - 1 - g.W));
+        } else {
+            std::memset(row, 0, sizeof(float) * static_cast<size_t>(pw));
+        }
     }
     for (int64_t ty = ty0; ty < ty1; ++ty) {
         const float* rows = pad + 2 * (ty - ty0) * pw;
@@ -243,11 +250,11 @@ void conv3x3_winograd(const float* x, int64_t N, int64_t C, int64_t H, int64_t W
         float* m = M.f32();
         const int64_t pad_floats = (2 * rows_per_group + 2) * (2 * g.tw + 2);
         pool.parallel_for(np * C, [&](int64_t b, int64_t e, int) {
-            std::vector<float> pad(static_cast<size_t>(pad_floats));
+            std::unique_ptr<float[]> pad(new float[static_cast<size_t>(pad_floats)]);  // input_rows writes all of it
             for (int64_t i = b; i < e; ++i) {
                 const Piece& pc = pieces[static_cast<size_t>(i / C)];
                 const int64_t c = i % C;
-                input_rows(x + (pc.n * C + c) * H * W, g, pc.a, pc.b, pad.data(), v + c * Tg + pc.off, C * Tg);
+                input_rows(x + (pc.n * C + c) * H * W, g, pc.a, pc.b, pad.get(), v + c * Tg + pc.off, C * Tg);
             }
         });
         for (int xi = 0; xi < 16; ++xi) {
