@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/profile.h"
+
 namespace st2v::backend {
 namespace {
 
@@ -232,23 +234,20 @@ size_t device_bytes_cached() {
 
 namespace {
 std::atomic<bool> g_prof_on{false};
-std::mutex g_prof_mu;
-std::vector<OpProfileRow> g_prof;
+ProfileTable g_prof;
 thread_local int t_prof_depth = 0;
 double prof_now_ms() {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 }  // namespace
 void set_op_profile(bool on) {
-    std::lock_guard<std::mutex> lk(g_prof_mu);
     if (on) g_prof.clear();
     g_prof_on = on;
 }
 bool op_profile_on() { return g_prof_on.load(std::memory_order_relaxed); }
 std::vector<OpProfileRow> op_profile() {
-    std::lock_guard<std::mutex> lk(g_prof_mu);
-    std::vector<OpProfileRow> v = g_prof;
-    std::sort(v.begin(), v.end(), [](const OpProfileRow& a, const OpProfileRow& b) { return a.ms > b.ms; });
+    std::vector<OpProfileRow> v;
+    for (const ProfileRow& r : g_prof.rows()) v.push_back({r.name, r.calls, r.seconds * 1e3, r.flop});
     return v;
 }
 // Never throws (it runs in DeviceBuffer's destructor): a failed synchronisation is sticky in the CUDA library and
@@ -274,16 +273,7 @@ OpScope::~OpScope() {
     } catch (...) {
         return;
     }
-    const double ms = prof_now_ms() - t0_;
-    try {
-        std::lock_guard<std::mutex> lk(g_prof_mu);
-        auto it = std::find_if(g_prof.begin(), g_prof.end(), [&](const OpProfileRow& r) { return r.name == name_; });
-        if (it == g_prof.end()) it = g_prof.insert(g_prof.end(), OpProfileRow{name_, 0, 0, 0});
-        it->calls += 1;
-        it->ms += ms;
-        it->flop += flop_;
-    } catch (...) {  // out of host memory for one row: the profile misses it
-    }
+    g_prof.add(name_, (prof_now_ms() - t0_) * 1e-3, flop_, 0);
 }
 
 DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {

@@ -9,6 +9,7 @@
 // while it is on, the ops of every thread land in it (a second model running at the same time would mix in).
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,20 @@ struct ProfileRow {
     std::string name;
     int64_t calls = 0;
     double seconds = 0, flop = 0, bytes = 0;
+};
+
+// A table of rows by name (thread-safe): the CPU op profile's, and the CUDA backend's device-op profile
+// (backend/backend.h) keeps its own.
+class ProfileTable {
+  public:
+    void clear();
+    // Adds one call; never throws (out of memory for a new row: the table misses it).
+    void add(const char* name, double seconds, double flop, double bytes) noexcept;
+    std::vector<ProfileRow> rows() const;  // by seconds, descending
+
+  private:
+    mutable std::mutex mu_;
+    std::vector<ProfileRow> rows_;
 };
 
 void set_cpu_profile(bool on);
