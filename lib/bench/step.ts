@@ -25,7 +25,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openBench, parseThreads, round, saveReport } from './common.js';
 import { callNative } from '../errors.js';
-import { packageRoot } from '../native/binding.js';
+import { packageRoot, type NativeProfileRow } from '../native/binding.js';
+import { profileTable as opProfileTable } from '../profile.js';
 
 export interface StepBenchResult {
   dtype: string;
@@ -51,13 +52,7 @@ export interface StepBenchResult {
 }
 
 /** One row of the CPU op profile (native/core/profile.h): an op kind's total over the profiled step. */
-export interface ProfileRow {
-  name: string;
-  calls: number;
-  seconds: number;
-  flop: number;
-  bytes: number;
-}
+export type ProfileRow = NativeProfileRow;
 
 interface StepOptions {
   dtype: string;
@@ -242,19 +237,7 @@ export async function run(argv: string[]): Promise<void> {
 
 /** The profile as table rows: op kinds by time, then the time outside ops; shares of the profiled step. */
 export function profileTable(r: Pick<StepBenchResult, 'profile' | 'profileStepSeconds' | 'peakGflops'>) {
-  const step = r.profileStepSeconds ?? 0;
-  const rows = (r.profile ?? []).map((p) => ({
-    op: p.name,
-    calls: p.calls,
-    's/step': round(p.seconds, 3),
-    share: step > 0 ? `${((100 * p.seconds) / step).toFixed(1)}%` : '',
-    'GFLOP/s': p.flop > 0 && p.seconds > 0 ? round(p.flop / p.seconds / 1e9, 1) : '',
-    'x peak': p.flop > 0 && p.seconds > 0 && r.peakGflops ? round(p.flop / p.seconds / 1e9 / r.peakGflops, 3) : '',
-    'GB/s': p.flop === 0 && p.bytes > 0 && p.seconds > 0 ? round(p.bytes / p.seconds / 1e9, 1) : '',
-  }));
-  const inside = (r.profile ?? []).reduce((s, p) => s + p.seconds, 0);
-  if (step > 0) rows.push({ op: 'outside ops', calls: 0, 's/step': round(step - inside, 3), share: `${((100 * (step - inside)) / step).toFixed(1)}%`, 'GFLOP/s': '', 'x peak': '', 'GB/s': '' });
-  return rows;
+  return opProfileTable(r.profile ?? [], r.profileStepSeconds ?? 0, r.peakGflops);
 }
 
 function printProfile(r: StepBenchResult, log: (s: string) => void): void {

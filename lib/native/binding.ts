@@ -269,6 +269,15 @@ export interface NativeEnhanceJob {
   cancel(): void;
 }
 
+/** One row of the CPU op profile: an op kind's totals (outermost ops of each thread; see native/core/profile.h). */
+export interface NativeProfileRow {
+  name: string;
+  calls: number;
+  seconds: number;
+  flop: number;
+  bytes: number;
+}
+
 export interface NativeModule {
   systemInfo(): NativeSystemInfo;
   /** The CUDA backend's state (native/backend/backend.h); never throws. */
@@ -282,6 +291,10 @@ export interface NativeModule {
   setIsa(isa: 'portable' | 'avx2' | 'avx512'): boolean;
   /** Runs one op (tests, benches): see native/napi/ops_binding.cpp for names and params. */
   runOp(name: string, inputs: Array<NativeTensor | null | undefined>, params?: Record<string, unknown>): Promise<NativeTensor>;
+  /** Turns the process-wide CPU op profile on (clearing it) or off (native/core/profile.h). */
+  setCpuProfile(on: boolean): void;
+  /** The CPU op profile's rows so far, by time (each op kind's calls, seconds, FLOPs and bytes). */
+  cpuProfile(): NativeProfileRow[];
   /** Names of the registered native bench cases of a suite ('peak', 'ops', ...), in registration order. */
   benchList(suite: string): string[];
   /** Runs one native bench case on the current pool (medians of a few repetitions). */

@@ -213,8 +213,36 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
     });
 }
 
+// setCpuProfile(on): turns the process-wide CPU op profile on (clearing it) or off (core/profile.h).
+Napi::Value SetCpuProfile(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+        ST2V_CHECK_ARG(info.Length() >= 1 && info[0].IsBoolean(), "setCpuProfile: expected a boolean");
+        set_cpu_profile(info[0].As<Napi::Boolean>().Value());
+        return info.Env().Undefined();
+    });
+}
+// cpuProfile(): the rows so far, by time: [{name, calls, seconds, flop, bytes}].
+Napi::Value CpuProfile(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+        const std::vector<ProfileRow> rows = cpu_profile();
+        Napi::Array a = Napi::Array::New(info.Env(), rows.size());
+        for (size_t i = 0; i < rows.size(); ++i) {
+            Napi::Object r = Napi::Object::New(info.Env());
+            r.Set("name", rows[i].name);
+            r.Set("calls", static_cast<double>(rows[i].calls));
+            r.Set("seconds", rows[i].seconds);
+            r.Set("flop", rows[i].flop);
+            r.Set("bytes", rows[i].bytes);
+            a.Set(static_cast<uint32_t>(i), r);
+        }
+        return a;
+    });
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
     exports.Set("benchStep", Napi::Function::New(env, BenchStep, "benchStep"));
+    exports.Set("setCpuProfile", Napi::Function::New(env, SetCpuProfile, "setCpuProfile"));
+    exports.Set("cpuProfile", Napi::Function::New(env, CpuProfile, "cpuProfile"));
     exports.Set("verifyReference", Napi::Function::New(env, VerifyReference, "verifyReference"));
 }
 

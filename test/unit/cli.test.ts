@@ -93,3 +93,19 @@ test.serial('a range error from the API is one line too', async (t) => {
     setNativeEngineFactoryForTesting(undefined);
   }
 });
+
+test('generate --profile prints the CPU op profile to stderr (child process, built-in model, PNG frames)', (t) => {
+  const out = path.join(tmp, 'prof');
+  const r = cli(['generate', 'a red ball', '-o', out, '--format', 'png', '--frames', '8', '--steps', '2', '--profile']);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /wrote 8 PNG files/);
+  t.regex(r.stderr, /^CPU op profile \(outermost ops of every thread, [\d.]+ s in all\):$/m);
+  t.regex(r.stderr, /^op +calls +s +share +GFLOP\/s +GB\/s$/m);
+  const linear = /^linear +(\d+) +([\d.]+) +([\d.]+)% +([\d.]+)/m.exec(r.stderr);
+  t.truthy(linear, r.stderr);
+  t.true(Number(linear?.[1]) > 0 && Number(linear?.[4]) > 0);
+  t.regex(r.stderr, /^outside ops +0 /m);
+  const plain = cli(['generate', 'a red ball', '-o', path.join(tmp, 'noprof'), '--format', 'png', '--frames', '8', '--steps', '1']);
+  t.is(plain.status, 0, plain.stderr);
+  t.false(plain.stderr.includes('CPU op profile'));
+});

@@ -7,6 +7,8 @@ import { St2vError } from '../../errors.js';
 import { type GenerateProgress, formatDuration } from '../../progress.js';
 import { OUTPUT_FORMATS, type OutputFormat, assertFfmpeg, formatFromPath, writeVideo } from '../../postprocess/encode.js';
 import { closePool } from '../../postprocess/pool.js';
+import { loadNative } from '../../native/binding.js';
+import { formatProfile, profileTable } from '../../profile.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -43,6 +45,7 @@ interface GenerateCliOptions {
   fps: number;
   size?: { width: number; height: number };
   quiet?: boolean;
+  profile?: boolean;
 }
 
 const STAGE_LABEL: Record<GenerateProgress['stage'], string> = { text: 'text', stage1: 'stage 1', extend: 'extend', decode: 'decode' };
@@ -123,6 +126,7 @@ export function register(program: Command): void {
     .option('--fps <n>', 'frames per second of the file', num('--fps'), 8)
     .option('--size <WxH>', 'fit frames inside WxH and pad with black (1280x720 is the official stage-3 canvas)', size)
     .option('-q, --quiet', 'no progress output')
+    .option('--profile', 'after the video, print where the CPU time went, op by op (seconds, share, GFLOP/s) to stderr')
     .addHelpText(
       'after',
       `
@@ -138,6 +142,8 @@ Examples:
       const format = o.format ?? formatFromPath(o.output);
       if (format !== 'png') assertFfmpeg(); // fail before loading anything
       const started = performance.now();
+      // the process-wide CPU op profile (native/core/profile.h) from the model load on
+      if (o.profile) loadNative().setCpuProfile(true);
       const engine = await Engine.load(o.model, {
         ...(o.threads === undefined ? {} : { threads: o.threads }),
         ...(o.backend === undefined ? {} : { backend: o.backend }),
@@ -182,11 +188,20 @@ Examples:
           const parts = Object.entries(stageMs).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`);
           if (parts.length) process.stderr.write(`stages: ${parts.join(', ')}\n`);
         }
+        if (o.profile) {
+          const rows = loadNative().cpuProfile();
+          process.stderr.write(
+            `CPU op profile (outermost ops of every thread, ${s.toFixed(1)} s in all` +
+              `${o.backend === 'cuda' ? '; with --backend cuda the device ops are not in it' : ''}):\n` +
+              `${formatProfile(profileTable(rows, s))}\n`,
+          );
+        }
       } catch (err) {
         view.stop();
         if (ac.signal.aborted && err instanceof St2vError && err.code === 'ERR_CANCELLED') throw new St2vError('interrupted', 'ERR_CANCELLED');
         throw err;
       } finally {
+        if (o.profile) loadNative().setCpuProfile(false);
         process.removeListener('SIGINT', onSigint);
         await engine.dispose();
         await closePool();
