@@ -19,6 +19,15 @@ test('native error codes equal the TypeScript ErrorCode list', (t) => {
   t.deepEqual(native.errorCodes(), [...ERROR_CODES]);
 });
 
+test('BAD CALL - setCpuProfile without a boolean is a typed error; the profile stays usable', (t) => {
+  for (const bad of [[], ['yes'], [1]] as unknown[][]) {
+    const err = t.throws(() => callNativeSync(() => (native.setCpuProfile as (...a: unknown[]) => void)(...bad)));
+    t.true(err instanceof St2vError, JSON.stringify(bad));
+    t.is((err as St2vError).code, 'ERR_INVALID_ARG');
+  }
+  t.true(Array.isArray(native.cpuProfile()));
+});
+
 test('BAD CALL - setThreads with a bad count is a typed error', (t) => {
   const err = t.throws(() => callNativeSync(() => native.setThreads(-3)));
   t.true(err instanceof St2vError);
