@@ -1,10 +1,10 @@
-// CPU op profile: where a step's time goes, op by op (the `step` bench's --profile).
+// CPU op profile: where the time goes, op by op (`npm run bench -- step --profile`, `st2v generate --profile`).
 //
 // Each public op of ops/ops.h (and the Tensor copies of core/tensor.h) opens a ProfScope at its entry. While the
 // profile is on, the outermost scope of each thread adds its wall time, its FLOPs (convolutions, linear layers,
 // attention products; 0 elsewhere) and the bytes it reads and writes to a table keyed by the scope's name; scopes
-// nested inside another (linear inside attention code, a copy inside an op) count in the outermost one only, so the
-// rows add up to the time spent inside ops. Off (the default), a scope costs one relaxed atomic load.
+// nested inside another (a layout copy inside a convolution) count in the outermost one only, so the rows add up
+// to the time spent inside ops. Off (the default), a scope costs one relaxed atomic load.
 // set_cpu_profile(true) clears the table. Names are static strings (string literals). The table is process-wide:
 // while it is on, the ops of every thread land in it (a second model running at the same time would mix in).
 #pragma once
@@ -21,8 +21,8 @@ struct ProfileRow {
     double seconds = 0, flop = 0, bytes = 0;
 };
 
-// A table of rows by name (thread-safe): the CPU op profile's, and the CUDA backend's device-op profile
-// (backend/backend.h) keeps its own.
+// Rows by name, thread-safe. The CPU op profile below keeps one; the CUDA backend's device-op profile
+// (backend/backend.h) keeps another.
 class ProfileTable {
   public:
     void clear();
