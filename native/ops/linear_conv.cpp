@@ -57,18 +57,14 @@ void gemm_portable(int64_t M, int64_t N, int64_t K, const MatRef& A, const MatRe
     }, 1);
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act) {
-    check_dtype(x, DType::F32, "linear", "x");
-    check_float_weight(w, "linear", "weight");
-    ST2V_CHECK(w.ndim() == 2, Code::kShapeMismatch, "linear: weight must be 2-d, got %s", w.desc().c_str());
-    ST2V_CHECK(x.ndim() >= 1 && x.size(-1) == w.size(1), Code::kShapeMismatch,
-               "linear: input %s does not match weight %s (in_features %lld)", x.desc().c_str(), w.desc().c_str(),
-               (long long)w.size(1));
-    const int64_t in = w.size(1), out = w.size(0);
-    ProfScope prof("linear", 2.0 * static_cast<double>(x.numel()) * static_cast<double>(out));
-    Tensor xc = x;
-    // Rows must be addressable with one stride: collapse leading dims when possible.
-    int64_t rows = in ? x.numel() / in : 0;
+namespace {
+// x's rows as one strided matrix [rows, in]: leading dims collapsed when their strides allow, else a copy.
+struct LinearRows {
+    Tensor x;
+    int64_t rows, rs;
+};
+LinearRows linear_rows(const Tensor& x, int64_t in) {
+    const int64_t rows = in ? x.numel() / in : 0;
     int64_t rs = in;
     bool ok = x.stride(-1) == 1;
     if (ok && x.ndim() >= 2) {
@@ -79,7 +75,76 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act) {
             expect *= x.size(d);
         }
     }
-    if (!ok) { xc = x.contiguous(); rs = in; }
+    if (!ok) return {x.contiguous(), rows, in};
+    return {x, rows, rs};
+}
+
+// B of linear_concat: the weights' rows one after another (every part but the last a multiple of 32 rows, so no
+// micro-panel of the GEMM levels (8, 16 or 32 wide) straddles two parts).
+struct CatPack {
+    std::vector<detail::MatPack> parts;
+    std::vector<int64_t> starts;
+};
+void pack_cat(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
+    const CatPack& c = *static_cast<const CatPack*>(ctx);
+    size_t p = c.parts.size() - 1;
+    while (p > 0 && c.starts[p] > r0) --p;
+    detail::pack_mat(&c.parts[p], r0 - c.starts[p], nr, k0, kc, R, dst);
+}
+}  // namespace
+
+Tensor linear_concat(const Tensor& x, const std::vector<Tensor>& ws) {
+    check_dtype(x, DType::F32, "linear_concat", "x");
+    ST2V_CHECK_ARG(!ws.empty(), "linear_concat: no weights");
+    ST2V_CHECK(x.ndim() >= 1, Code::kShapeMismatch, "linear_concat: input must be at least 1-d");
+    const int64_t in = x.size(-1);
+    int64_t out = 0;
+    bool aligned = true;
+    for (size_t i = 0; i < ws.size(); ++i) {
+        check_float_weight(ws[i], "linear_concat", "weight");
+        ST2V_CHECK(ws[i].ndim() == 2 && ws[i].size(1) == in, Code::kShapeMismatch,
+                   "linear_concat: input %s does not match weight %s", x.desc().c_str(), ws[i].desc().c_str());
+        if (i + 1 < ws.size() && ws[i].size(0) % 32 != 0) aligned = false;
+        out += ws[i].size(0);
+    }
+    std::vector<int64_t> oshape = x.shape().vec();
+    oshape.back() = out;
+    if (!aligned || active_isa() == Isa::kPortable) {  // one linear per part into its columns (same sums)
+        Tensor y = Tensor::empty(Shape(oshape));
+        int64_t off = 0;
+        for (const Tensor& w : ws) {
+            y.slice(-1, off, off + w.size(0)).copy_from(linear(x, w, Tensor()));
+            off += w.size(0);
+        }
+        return y;
+    }
+    ProfScope prof("linear", 2.0 * static_cast<double>(x.numel()) * static_cast<double>(out));
+    const auto [xc, rows, rs] = linear_rows(x, in);
+    std::vector<Tensor> wc;
+    CatPack cat;
+    int64_t start = 0;
+    for (const Tensor& w : ws) {
+        wc.push_back(w.contiguous());
+        cat.parts.push_back({wc.back().raw(), wc.back().dtype(), in, 1});  // B[k, n] = w[n, k]
+        cat.starts.push_back(start);
+        start += w.size(0);
+    }
+    Tensor y = Tensor::empty(Shape(oshape));
+    detail::MatPack pa{xc.raw(), DType::F32, rs, 1};
+    detail::gemm_packed(rows, out, in, {detail::pack_mat, &pa}, {pack_cat, &cat}, y.f32(), out, GemmEpilogue{});
+    return y;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act) {
+    check_dtype(x, DType::F32, "linear", "x");
+    check_float_weight(w, "linear", "weight");
+    ST2V_CHECK(w.ndim() == 2, Code::kShapeMismatch, "linear: weight must be 2-d, got %s", w.desc().c_str());
+    ST2V_CHECK(x.ndim() >= 1 && x.size(-1) == w.size(1), Code::kShapeMismatch,
+               "linear: input %s does not match weight %s (in_features %lld)", x.desc().c_str(), w.desc().c_str(),
+               (long long)w.size(1));
+    const int64_t in = w.size(1), out = w.size(0);
+    ProfScope prof("linear", 2.0 * static_cast<double>(x.numel()) * static_cast<double>(out));
+    const auto [xc, rows, rs] = linear_rows(x, in);
     Tensor wc = w.contiguous();
     std::vector<float> bias = vec_f32(b, out, "linear", "bias");
     std::vector<int64_t> oshape = x.shape().vec();

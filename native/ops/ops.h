@@ -41,6 +41,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const MatRef& A, const MatRef& B, flo
 // y[..., out] = x[..., in] @ w[out, in]^T + b[out], then act. x f32 (rows may be strided: any view whose last
 // dim is contiguous and whose leading dims collapse to one row stride), w f32/f16/bf16, b f32/f16/bf16 or undefined.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act = Act::kNone);
+// y[..., sum of outs] = x[..., in] @ concat(ws, rows)^T without bias, in one GEMM (x read and packed once; e.g. a
+// self-attention's q, k, v): the same values, bit for bit, as one linear per weight into its columns.
+Tensor linear_concat(const Tensor& x, const std::vector<Tensor>& ws);
 
 // ---- Convolutions ----------------------------------------------------------------------------------
 // x [N, Cin, H, W] f32, w [Cout, Cin, kh, kw] (kh = kw = 1 or 3; w may also be [Cout, Cin] for 1x1),

@@ -267,6 +267,63 @@ TEST(GemmConv, LinearF16Bf16WeightsAndStridedInput) {
     }
 }
 
+// linear_concat (one GEMM for several weights, e.g. a self-attention's q, k, v): the double reference on every
+// level and weight dtype, with strided x, parts of 32 / 64 rows (one GEMM, panels never straddle parts) and a ragged
+// last part; the same bits as one linear per weight into its columns; parts not a multiple of 32 (the per-part
+// fallback) as well; bad shapes and dtypes are typed errors.
+TEST(GemmConv, LinearConcatMatchesReferenceAndSeparateLinears) {
+    IsaGuard guard;
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
+        for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+            for (const std::vector<int64_t>& outs : std::vector<std::vector<int64_t>>{{64, 32, 45}, {33, 7}, {96}}) {
+                const int64_t rows = 37, in = 77;
+                Tensor xw = Tensor::from_data(randv(static_cast<size_t>(rows * (in + 3)), 21).data(), {rows, in + 3}, DType::F32);
+                Tensor x = xw.slice(1, 1, 1 + in);  // rows strided by in + 3
+                std::vector<Stored> st;
+                std::vector<Tensor> ws;
+                int64_t total = 0;
+                for (size_t i = 0; i < outs.size(); ++i) {
+                    st.push_back(store(randv(static_cast<size_t>(outs[i] * in), 30 + static_cast<uint32_t>(i)), dt));
+                    total += outs[i];
+                }
+                for (size_t i = 0; i < outs.size(); ++i) ws.push_back(tensor_of(st[i], {outs[i], in}));
+                Tensor y = linear_concat(x, ws);
+                ASSERT_EQ(y.shape(), Shape({rows, total}));
+                std::vector<double> ref(static_cast<size_t>(rows * total));
+                int64_t off = 0;
+                for (size_t i = 0; i < outs.size(); ++i) {
+                    Tensor sep = linear(x, ws[i], Tensor());
+                    for (int64_t r = 0; r < rows; ++r)
+                        for (int64_t o = 0; o < outs[i]; ++o) {
+                            double acc = 0;
+                            for (int64_t k = 0; k < in; ++k)
+                                acc += static_cast<double>(x.f32()[r * (in + 3) + k]) * st[i].f32[static_cast<size_t>(o * in + k)];
+                            ref[static_cast<size_t>(r * total + off + o)] = acc;
+                            ASSERT_EQ(y.f32()[r * total + off + o], sep.f32()[r * outs[i] + o])
+                                << isa.name() << " " << dtype_name(dt) << " part " << i << " row " << r << " col " << o;
+                        }
+                    off += outs[i];
+                }
+                EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << isa.name() << " " << dtype_name(dt) << " parts " << outs.size();
+            }
+        }
+    }
+    auto code_of = [](auto fn) {
+        try {
+            fn();
+        } catch (const Error& e) {
+            return e.code();
+        }
+        return Code::kOk;
+    };
+    EXPECT_EQ(code_of([] { linear_concat(Tensor::zeros({2, 3}), {}); }), Code::kInvalidArgument);
+    EXPECT_EQ(code_of([] { linear_concat(Tensor::zeros({2, 3}), {Tensor::zeros({32, 3}), Tensor::zeros({4, 5})}); }),
+              Code::kShapeMismatch);
+    EXPECT_EQ(code_of([] { linear_concat(Tensor::zeros({2, 3}), {Tensor::zeros({4, 3}, DType::I32)}); }), Code::kDtype);
+    EXPECT_EQ(code_of([] { linear_concat(Tensor::zeros({2, 3}, DType::I32), {Tensor::zeros({4, 3})}); }), Code::kDtype);
+}
+
 namespace {
 std::vector<double> conv2d_ref(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
                                int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,

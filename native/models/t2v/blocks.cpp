@@ -77,9 +77,19 @@ Tensor Attention::operator()(const Tensor& x, const Tensor& ctx_in) const {
         Tensor text = ctx.slice(1, 0, T).contiguous();
         ctx = ops::axpby(mixed, silu_alpha, text, 1.f);  // text + SiLU(alpha) * mixed
     }
-    Tensor q = to_q(x);    // [N, L, inner]
-    Tensor k = to_k(ctx);  // [N, Lk, inner]
-    Tensor v = to_v(ctx);
+    Tensor q, k, v;  // [N, L, inner], [N, Lk, inner] x 2
+    if (!ctx_in.defined() && to_k.out() == to_q.out() && to_v.out() == to_q.out()) {
+        // self-attention: q, k, v from one GEMM over x (the same values as three linears), as views of its output
+        const int64_t inner = to_q.out();
+        const Tensor qkv = ops::linear_concat(x, {to_q.w, to_k.w, to_v.w});  // [N, L, 3 inner]
+        q = qkv.slice(2, 0, inner);
+        k = qkv.slice(2, inner, 2 * inner);
+        v = qkv.slice(2, 2 * inner, 3 * inner);
+    } else {
+        q = to_q(x);
+        k = to_k(ctx);
+        v = to_v(ctx);
+    }
     const int64_t d = q.size(2) / heads;
     Tensor o = ops::attention(q, k, v, heads, 1.f / std::sqrt(static_cast<float>(d)));  // [N, L, inner]
     (void)N;
