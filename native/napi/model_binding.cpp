@@ -65,6 +65,21 @@ Napi::Value VerifyReference(const Napi::CallbackInfo& info) {
     });
 }
 
+// The CPU op profile's rows (core/profile.h) as [{name, calls, seconds, flop, bytes}].
+Napi::Array profile_rows_js(Napi::Env env, const std::vector<ProfileRow>& rows) {
+    Napi::Array a = Napi::Array::New(env, rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("name", rows[i].name);
+        r.Set("calls", static_cast<double>(rows[i].calls));
+        r.Set("seconds", rows[i].seconds);
+        r.Set("flop", rows[i].flop);
+        r.Set("bytes", rows[i].bytes);
+        a.Set(static_cast<uint32_t>(i), r);
+    }
+    return a;
+}
+
 struct StepBench {
     std::string config;
     double params = 0, weight_bytes = 0, build_s = 0, flops = 0, peak_rss = 0;
@@ -194,18 +209,7 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                 out.Set("gflops", res->flops / median / 1e9);
                 out.Set("peakRssBytes", res->peak_rss);
                 if (!res->profile.empty()) {
-                    Napi::Array rows = Napi::Array::New(env, res->profile.size());
-                    for (size_t i = 0; i < res->profile.size(); ++i) {
-                        const ProfileRow& p = res->profile[i];
-                        Napi::Object r = Napi::Object::New(env);
-                        r.Set("name", p.name);
-                        r.Set("calls", static_cast<double>(p.calls));
-                        r.Set("seconds", p.seconds);
-                        r.Set("flop", p.flop);
-                        r.Set("bytes", p.bytes);
-                        rows.Set(static_cast<uint32_t>(i), r);
-                    }
-                    out.Set("profile", rows);
+                    out.Set("profile", profile_rows_js(env, res->profile));
                     out.Set("profileStepSeconds", res->profile_step_s);
                 }
                 return out;
@@ -223,20 +227,7 @@ Napi::Value SetCpuProfile(const Napi::CallbackInfo& info) {
 }
 // cpuProfile(): the rows so far, by time: [{name, calls, seconds, flop, bytes}].
 Napi::Value CpuProfile(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value {
-        const std::vector<ProfileRow> rows = cpu_profile();
-        Napi::Array a = Napi::Array::New(info.Env(), rows.size());
-        for (size_t i = 0; i < rows.size(); ++i) {
-            Napi::Object r = Napi::Object::New(info.Env());
-            r.Set("name", rows[i].name);
-            r.Set("calls", static_cast<double>(rows[i].calls));
-            r.Set("seconds", rows[i].seconds);
-            r.Set("flop", rows[i].flop);
-            r.Set("bytes", rows[i].bytes);
-            a.Set(static_cast<uint32_t>(i), r);
-        }
-        return a;
-    });
+    return guard(info.Env(), [&]() -> Napi::Value { return profile_rows_js(info.Env(), cpu_profile()); });
 }
 
 void Init(Napi::Env env, Napi::Object exports) {

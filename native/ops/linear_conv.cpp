@@ -303,18 +303,18 @@ struct TimeCol {
     const float* x;  // all frames [NF, C, S]
     int64_t nf, f, frames, C, S;
 };
+// Depth row k (channel k / 3 of frame f + k % 3 - 1 of the same sample): its start, or null outside the sample.
+inline const float* timecol_row(const TimeCol& g, int64_t k) {
+    const int64_t c = k / 3, t = k % 3, src = g.f + t - 1;
+    return src < 0 || src >= g.frames ? nullptr : g.x + ((g.nf + t - 1) * g.C + c) * g.S;
+}
 // Whole panels (nr == R, R = 16 or 32) in registers, not a memcpy call per depth row.
 __attribute__((target("avx2"))) void timecol_full_avx2(const TimeCol& g, int64_t r0, int64_t k0, int64_t kc, int R,
                                                        float* dst) {
     for (int64_t kk = 0; kk < kc; ++kk) {
-        const int64_t k = k0 + kk, c = k / 3, t = k % 3, src = g.f + t - 1;
+        const float* s = timecol_row(g, k0 + kk);
         float* d = dst + kk * R;
-        if (src < 0 || src >= g.frames) {
-            for (int j = 0; j < R; j += 8) _mm256_storeu_ps(d + j, _mm256_setzero_ps());
-            continue;
-        }
-        const float* s = g.x + ((g.nf + t - 1) * g.C + c) * g.S + r0;
-        for (int j = 0; j < R; j += 8) _mm256_storeu_ps(d + j, _mm256_loadu_ps(s + j));
+        for (int j = 0; j < R; j += 8) _mm256_storeu_ps(d + j, s ? _mm256_loadu_ps(s + r0 + j) : _mm256_setzero_ps());
     }
 }
 void pack_timecol(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
@@ -324,14 +324,11 @@ void pack_timecol(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t k
         return;
     }
     for (int64_t kk = 0; kk < kc; ++kk) {
-        const int64_t k = k0 + kk, c = k / 3, t = k % 3, src = g.f + t - 1;
+        const float* s = timecol_row(g, k0 + kk);
         float* d = dst + kk * R;
-        if (src < 0 || src >= g.frames) {
-            for (int64_t i = 0; i < R; ++i) d[i] = 0.f;
-            continue;
-        }
-        std::memcpy(d, g.x + ((g.nf + t - 1) * g.C + c) * g.S + r0, static_cast<size_t>(nr) * sizeof(float));
-        for (int64_t i = nr; i < R; ++i) d[i] = 0.f;
+        const int64_t n = s ? nr : 0;
+        if (n) std::memcpy(d, s + r0, static_cast<size_t>(n) * sizeof(float));
+        for (int64_t i = n; i < R; ++i) d[i] = 0.f;
     }
 }
 }  // namespace

@@ -69,6 +69,17 @@ double act_ref(double x, Act a) {
     if (a == Act::kGelu) return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
     return x;
 }
+// The code of the st2v::Error fn throws (kOk when it throws none).
+template <class Fn>
+Code code_of(Fn fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e.code();
+    }
+    return Code::kOk;
+}
+
 // max |got - ref| / max(1, max |ref|)
 double rel_err(const float* got, const std::vector<double>& ref) {
     double scale = 1, err = 0;
@@ -309,14 +320,6 @@ TEST(GemmConv, LinearConcatMatchesReferenceAndSeparateLinears) {
             }
         }
     }
-    auto code_of = [](auto fn) {
-        try {
-            fn();
-        } catch (const Error& e) {
-            return e.code();
-        }
-        return Code::kOk;
-    };
     EXPECT_EQ(code_of([] { linear_concat(Tensor::zeros({2, 3}), {}); }), Code::kInvalidArgument);
     EXPECT_EQ(code_of([] { linear_concat(Tensor::zeros({2, 3}), {Tensor::zeros({32, 3}), Tensor::zeros({4, 5})}); }),
               Code::kShapeMismatch);
@@ -515,14 +518,6 @@ TEST(GemmConv, ConvTemporalAndConv1dMatchDoubleReference) {
 }
 
 TEST(GemmConv, BadShapesAndDtypesThrowTypedErrors) {
-    auto code_of = [](auto fn) {
-        try {
-            fn();
-        } catch (const Error& e) {
-            return e.code();
-        }
-        return Code::kOk;
-    };
     Tensor x = Tensor::zeros({1, 4, 5, 5});
     EXPECT_EQ(code_of([&] { conv2d(x, Tensor::zeros({2, 3, 3, 3}), Tensor(), Conv2dParams::same(3)); }), Code::kShapeMismatch);
     EXPECT_EQ(code_of([&] { conv2d(x, Tensor::zeros({2, 4, 3, 3}, DType::I32), Tensor(), Conv2dParams::same(3)); }), Code::kDtype);
