@@ -109,3 +109,27 @@ test('generate --profile prints the CPU op profile to stderr (child process, bui
   t.is(plain.status, 0, plain.stderr);
   t.false(plain.stderr.includes('CPU op profile'));
 });
+
+test('the st2v bin (bin/st2v.js) runs the built CLI, and before the build says what to run', (t) => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>; files: string[] };
+  t.is(pkg.bin.st2v, './bin/st2v.js');
+  t.true(pkg.files.includes('bin'));
+  t.truthy(fs.statSync(path.join(root, 'bin', 'st2v.js')).mode & 0o100, 'bin/st2v.js is executable');
+  if (fs.existsSync(path.join(root, 'dist', 'cli', 'main.js'))) {
+    const r = spawnSync(process.execPath, [path.join(root, 'bin', 'st2v.js'), '--version'], { encoding: 'utf8', timeout: 60_000 });
+    t.is(r.status, 0, r.stderr);
+    t.is(r.stdout.trim(), (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version);
+    const bad = spawnSync(process.execPath, [path.join(root, 'bin', 'st2v.js'), 'generate', 'x', '-o', path.join(tmp, 'y.mp4'), '--model', path.join(tmp, 'no-such-model')], { encoding: 'utf8', timeout: 60_000 });
+    t.is(bad.status, 1);
+    t.regex(bad.stderr, /^st2v: model folder not found: .*no-such-model \(ERR_NOT_FOUND\)\n$/);
+  }
+  // a copy without dist/ next to it: the message, exit status 1, no stack trace
+  const dir = fs.mkdtempSync(path.join(tmp, 'unbuilt-'));
+  fs.mkdirSync(path.join(dir, 'bin'));
+  fs.copyFileSync(path.join(root, 'bin', 'st2v.js'), path.join(dir, 'bin', 'st2v.js'));
+  fs.writeFileSync(path.join(dir, 'package.json'), '{"type": "module"}');
+  const r = spawnSync(process.execPath, [path.join(dir, 'bin', 'st2v.js'), '--help'], { encoding: 'utf8', timeout: 60_000 });
+  t.is(r.status, 1);
+  t.regex(r.stderr, /^st2v: this package is not built yet .*run `npm install`/);
+  t.false(/\n\s+at /.test(r.stderr));
+});
