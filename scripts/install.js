@@ -18,6 +18,16 @@ function loads() {
 }
 
 if (process.env.ST2V_SKIP_INSTALL_BUILD === '1') process.exit(0);
+// npm installs a package's dependencies before its install script runs, so node-gyp-build is missing only when this
+// folder is linked without an install: `npx st2v` in a clone before `npm install` (npm links the folder into its
+// npx cache and runs install / prepare there). Failing then would leave that npx cache entry half made for good;
+// succeed with a note instead (the st2v bin then says to run `npm install`).
+try {
+  require.resolve('node-gyp-build');
+} catch {
+  console.error('streamingt2v: the dependencies are not installed here yet, native addon not built: run `npm install`');
+  process.exit(0);
+}
 if (loads()) {
   console.log('streamingt2v: using an existing native binary');
   process.exit(0);
