@@ -49,6 +49,21 @@ interface Row {
   extra?: Record<string, number>;
 }
 
+/** The per-level figures of conv_temporal_32x128x32x32's extras (<shape>_speedup_median, ...), one row per level. */
+function tconvAb(extra: Record<string, number> | undefined) {
+  if (!extra) return null;
+  const shapes = [...new Set(Object.keys(extra).filter((k) => k.endsWith('_speedup_median')).map((k) => k.slice(0, -'_speedup_median'.length)))];
+  return shapes.map((shape) => ({
+    shape,
+    winograd: extra[`${shape}_winograd`] === 1,
+    speedup_median: round(extra[`${shape}_speedup_median`] ?? 0, 3),
+    speedup_q1: round(extra[`${shape}_speedup_q1`] ?? 0, 3),
+    speedup_q3: round(extra[`${shape}_speedup_q3`] ?? 0, 3),
+    default_gflops: round(extra[`${shape}_default_gflops`] ?? 0, 1),
+    direct_gflops: round(extra[`${shape}_direct_gflops`] ?? 0, 1),
+  }));
+}
+
 export async function run(argv: string[]): Promise<void> {
   const opts = parseBasicOptions('ops', argv);
   const { core, info, log } = openBench(opts);
@@ -116,6 +131,12 @@ export async function run(argv: string[]): Promise<void> {
     thread_scaling_gemm_2048: g1 && g2 ? round(g2 / g1, 2) : null,
     /** conv3x3_16x320x32x32 (the default path: Winograd on AVX2) over the same convolution through im2col. */
     conv3x3_default_over_im2col: convDefault && convIm2col ? round(convDefault / convIm2col, 3) : null,
+    /**
+     * conv_temporal_32x128x32x32: the temporal (3,1,1) convolution at the mid config's three levels, the default path
+     * (Winograd F(2,3) over time) against the direct depth-3C GEMM, interleaved; per level the median (q1, q3) of
+     * direct time / default time over the rounds, and whether Winograd applied.
+     */
+    conv_temporal_default_over_direct: tconvAb(results.find((r) => r.name === 'conv_temporal_32x128x32x32')?.extra),
     threads: info.threads,
     isa: info.isa,
     cpu: info.cpu,
@@ -143,6 +164,9 @@ export async function run(argv: string[]): Promise<void> {
     console.table(table);
     if (report.conv3x3_default_over_im2col !== null) {
       console.log(`conv3x3 16x320x32x32: default path / im2col GEMM ${report.conv3x3_default_over_im2col}`);
+    }
+    for (const t of report.conv_temporal_default_over_direct ?? []) {
+      console.log(`temporal conv ${t.shape} (2 x 16 frames, f16): ${t.winograd ? 'Winograd F(2,3)' : 'direct'} / direct GEMM ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.direct_gflops} GFLOP/s, interleaved)`);
     }
     if (paired) {
       const q = (k: string): string => `${paired[`${k}_ratio_median`]} (q1 ${paired[`${k}_ratio_q1`]}, q3 ${paired[`${k}_ratio_q3`]})`;

@@ -515,6 +515,71 @@ Result conv3x3_econd_case() {
                        "stride 2, 32 -> 96 channels (CAM E_cond), implicit GEMM, f32 weights");
 }
 
+// The temporal (3,1,1) convolution at the mid config's three attention levels (2 samples x 16 frames, f16 weights:
+// 128 channels x 32x32, 256 x 16x16, 512 x 8x8), default path (Winograd F(2,3) over time where it applies) against
+// the direct GEMM of depth 3C, interleaved: every round times each shape both ways in alternating order. gflops is
+// the default path's effective rate at the first shape (the direct method's 6 NF O C S FLOPs); the extras give per
+// shape the median GFLOP/s both ways and the median (q1, q3) over rounds of direct time / default time.
+Result conv_temporal_ab() {
+    struct Shape3 {
+        const char* label;
+        int64_t C, S;
+    };
+    const Shape3 shapes[] = {{"c128_s1024", 128, 1024}, {"c256_s256", 256, 256}, {"c512_s64", 512, 64}};
+    const int64_t B = 2, F = 16, NF = B * F;
+    const int rounds = 9;
+    Result r;
+    r.name = "conv_temporal_32x128x32x32";
+    std::string note = "f16 weights, 2 x 16 frames; default / direct (depth-3C GEMM), interleaved x 9:";
+    for (const Shape3& sh : shapes) {
+        std::vector<float> xv = rand_f32(static_cast<size_t>(NF * sh.C * sh.S), 6);
+        std::vector<float> wf = rand_f32(static_cast<size_t>(sh.C * sh.C * 3), 7);
+        std::vector<uint16_t> wh(wf.size());
+        for (size_t i = 0; i < wf.size(); ++i) wh[i] = f32_to_f16(0.05f * wf[i]);
+        std::vector<float> bv = rand_f32(static_cast<size_t>(sh.C), 8);
+        Tensor x = Tensor::from_data(xv.data(), {NF, sh.C, 1, sh.S}, DType::F32);
+        Tensor w = Tensor::from_data(wh.data(), {sh.C, sh.C, 3, 1, 1}, DType::F16);
+        Tensor b = Tensor::from_data(bv.data(), {sh.C}, DType::F32);
+        const double flops = 6.0 * static_cast<double>(NF * sh.C * sh.C * sh.S);
+        const ops::detail::WinogradMode was = ops::detail::set_temporal_winograd(ops::detail::WinogradMode::kAuto);
+        const bool wino = ops::detail::temporal_winograd_applies(static_cast<int>(F), sh.C, sh.C, sh.S);
+        auto once = [&](bool direct) {
+            ops::detail::set_temporal_winograd(direct ? ops::detail::WinogradMode::kOff : ops::detail::WinogradMode::kAuto);
+            return wall_seconds([&] { Tensor y = ops::conv_temporal(x, static_cast<int>(F), w, b); });
+        };
+        once(false);
+        once(true);  // warm-up both ways
+        std::vector<double> def, dir, speedup;
+        for (int i = 0; i < rounds; ++i) {
+            const bool direct_first = i % 2 == 1;
+            const double a = once(direct_first), c = once(!direct_first);
+            const double td = direct_first ? c : a, tr = direct_first ? a : c;
+            def.push_back(td);
+            dir.push_back(tr);
+            speedup.push_back(tr / td);
+        }
+        ops::detail::set_temporal_winograd(was);
+        const std::string l = sh.label;
+        r.extra.emplace_back(l + "_default_gflops", flops / median_of(def) * 1e-9);
+        r.extra.emplace_back(l + "_direct_gflops", flops / median_of(dir) * 1e-9);
+        r.extra.emplace_back(l + "_speedup_median", median_of(speedup));
+        r.extra.emplace_back(l + "_speedup_q1", median_of(speedup, 0.25));
+        r.extra.emplace_back(l + "_speedup_q3", median_of(speedup, 0.75));
+        r.extra.emplace_back(l + "_winograd", wino ? 1 : 0);
+        if (&sh == &shapes[0]) {
+            r.flops = flops;
+            r.seconds = median_of(def);
+            r.gflops = flops / r.seconds * 1e-9;
+            r.best_seconds = *std::min_element(def.begin(), def.end());
+        }
+        char buf[128];
+        std::snprintf(buf, sizeof buf, " %s %s %.2fx", sh.label, wino ? "Winograd" : "direct", median_of(speedup));
+        note += buf;
+    }
+    r.note = note;
+    return r;
+}
+
 ST2V_BENCH("peak", "fma_peak_avx2", peak_avx2);
 ST2V_BENCH("peak", "fma_peak_avx512", peak_avx512);
 ST2V_BENCH("ops", "gemm_f32_2048", gemm_f32_2048);
@@ -522,6 +587,7 @@ ST2V_BENCH("ops", "gemm_f16_2048", gemm_f16_2048);
 ST2V_BENCH("ops", "gemm_f32_4096", gemm_f32_4096);
 ST2V_BENCH("ops", "conv3x3_16x320x32x32", conv3x3_case);
 ST2V_BENCH("ops", "conv3x3_16x320x32x32_im2col", conv3x3_im2col_case);
+ST2V_BENCH("ops", "conv_temporal_32x128x32x32", conv_temporal_ab);
 ST2V_BENCH("ops", "conv3x3s2_16x320x32x32", conv3x3_s2_case);
 ST2V_BENCH("ops", "conv3x3s2_16x32x128x128_o96", conv3x3_econd_case);
 ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);

@@ -73,6 +73,13 @@ bool conv3x3_winograd_applies(int64_t N, int64_t C, int64_t O, int64_t H, int64_
 // pad 1 one on AVX2 or wider through Winograd whatever its size. Process-wide; returns the old mode.
 enum class WinogradMode { kOff, kAuto, kAlways };
 WinogradMode set_conv_winograd(WinogradMode mode);
+// The temporal (3,1,1) convolution's pairs of output frames by Winograd F(2,3) over time (ops/linear_conv.cpp): four
+// GEMMs of depth C per pair instead of two of depth 3C (2/3 of the FLOPs); the last frame of an odd count, frames
+// = 1 and the portable level stay direct. kAuto: where measured faster (see the .cpp); kAlways: whenever frames >= 2
+// on AVX2 or wider; kOff: never. ST2V_TEMPORAL_WINOGRAD=off|auto|always sets the starting mode. Process-wide;
+// returns the old mode.
+WinogradMode set_temporal_winograd(WinogradMode mode);
+bool temporal_winograd_applies(int frames, int64_t C, int64_t O, int64_t S);
 // Tests and the bench only: with on = true (the default), a call on more than one thread hands out its work from
 // a shared counter: with more row panels than column panels each B block is packed once for all threads, which then
 // take row blocks (gemm_shared_b); otherwise A is, and the threads take column bands (gemm_shared_a). With false, each

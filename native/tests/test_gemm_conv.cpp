@@ -517,6 +517,93 @@ TEST(GemmConv, ConvTemporalAndConv1dMatchDoubleReference) {
     }
 }
 
+// The temporal conv's pairs of frames by Winograd F(2,3) over time (kAlways) and the direct GEMM (kOff) against a
+// double reference: even and odd frame counts (the last frame of an odd count is direct), one frame, several
+// samples, odd pixel counts (panel tails), C beyond one depth block (the accumulating epilogue over several
+// blocks), every dtype and kernel level. Also: kAuto picks one of the two, and Winograd and direct agree closely.
+TEST(GemmConv, ConvTemporalWinogradMatchesDirectAndDoubleReference) {
+    IsaGuard guard;
+    struct WGuard {
+        detail::WinogradMode prev = detail::set_temporal_winograd(detail::WinogradMode::kAuto);
+        ~WGuard() { detail::set_temporal_winograd(prev); }
+    } wguard;
+    struct Case {
+        int64_t B, F, C, O, S;
+    };
+    const Case cases[] = {{1, 2, 7, 5, 3}, {2, 3, 33, 15, 17}, {1, 4, 600, 17, 33}, {3, 5, 16, 32, 64}, {1, 1, 9, 4, 5},
+                          {2, 16, 40, 24, 16}};
+    uint32_t seed = 70;
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
+        for (const Case& k : cases)
+            for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+                const int64_t NF = k.B * k.F;
+                std::vector<float> x = randv(static_cast<size_t>(NF * k.C * k.S), seed++);
+                Stored w = store(randv(static_cast<size_t>(k.O * k.C * 3), seed++), dt);
+                std::vector<float> b = randv(static_cast<size_t>(k.O), seed++);
+                std::vector<double> ref(static_cast<size_t>(NF * k.O * k.S));
+                for (int64_t bb = 0; bb < k.B; ++bb)
+                    for (int64_t f = 0; f < k.F; ++f)
+                        for (int64_t o = 0; o < k.O; ++o)
+                            for (int64_t s = 0; s < k.S; ++s) {
+                                double acc = b[static_cast<size_t>(o)];
+                                for (int64_t t = 0; t < 3; ++t) {
+                                    const int64_t src = f + t - 1;
+                                    if (src < 0 || src >= k.F) continue;
+                                    for (int64_t c = 0; c < k.C; ++c)
+                                        acc += static_cast<double>(w.f32[static_cast<size_t>((o * k.C + c) * 3 + t)]) *
+                                               x[static_cast<size_t>(((bb * k.F + src) * k.C + c) * k.S + s)];
+                                }
+                                ref[static_cast<size_t>(((bb * k.F + f) * k.O + o) * k.S + s)] = acc;
+                            }
+                Tensor xt = Tensor::from_data(x.data(), {NF, k.C, 1, k.S}, DType::F32);
+                Tensor wt = tensor_of(w, {k.O, k.C, 3, 1, 1}), bt = Tensor::from_data(b.data(), {k.O}, DType::F32);
+                Tensor y[3];
+                const detail::WinogradMode modes[3] = {detail::WinogradMode::kOff, detail::WinogradMode::kAlways,
+                                                       detail::WinogradMode::kAuto};
+                for (int m = 0; m < 3; ++m) {
+                    detail::set_temporal_winograd(modes[m]);
+                    y[m] = conv_temporal(xt, static_cast<int>(k.F), wt, bt);
+                    ASSERT_EQ(y[m].shape(), Shape({NF, k.O, 1, k.S}));
+                    EXPECT_LE(rel_err(y[m].f32(), ref), 1e-5)
+                        << "conv_temporal mode " << m << " " << isa.name() << " " << dtype_name(dt) << " B" << k.B << " F"
+                        << k.F << " C" << k.C << " O" << k.O << " S" << k.S;
+                }
+                // kAlways took Winograd wherever it can (frames >= 2, not the portable level), kOff never
+                const bool wino = k.F >= 2 && isa.isa != Isa::kPortable;
+                detail::set_temporal_winograd(detail::WinogradMode::kAlways);
+                EXPECT_EQ(detail::temporal_winograd_applies(static_cast<int>(k.F), k.C, k.O, k.S), wino);
+                detail::set_temporal_winograd(detail::WinogradMode::kOff);
+                EXPECT_FALSE(detail::temporal_winograd_applies(static_cast<int>(k.F), k.C, k.O, k.S));
+                bool differs = false;  // Winograd rounds differently somewhere
+                for (int64_t i = 0; i < y[0].numel() && !differs; ++i) differs = y[0].f32()[i] != y[1].f32()[i];
+                EXPECT_EQ(differs, wino) << isa.name() << " F" << k.F << " C" << k.C;
+                double diff = 0, scale = 1;
+                for (int64_t i = 0; i < y[0].numel(); ++i) {
+                    diff = std::max(diff, static_cast<double>(std::fabs(y[0].f32()[i] - y[1].f32()[i])));
+                    scale = std::max(scale, static_cast<double>(std::fabs(y[0].f32()[i])));
+                }
+                EXPECT_LE(diff / scale, 2e-6) << "Winograd vs direct " << isa.name() << " F" << k.F;
+                // the same bits on 1 and 3 threads
+                detail::set_temporal_winograd(detail::WinogradMode::kAlways);
+                for (int threads : {1, 3}) {
+                    ThreadPool p(threads);
+                    PoolScope scope(&p);
+                    Tensor yt = conv_temporal(xt, static_cast<int>(k.F), wt, bt);
+                    for (int64_t i = 0; i < yt.numel(); ++i)
+                        ASSERT_EQ(yt.f32()[i], y[1].f32()[i]) << threads << " threads, " << isa.name();
+                }
+                // the last frame of an odd count and single frames go the direct way: bit-equal to kOff
+                if (k.F % 2 == 1)
+                    for (int64_t bb = 0; bb < k.B; ++bb) {
+                        const int64_t off = (bb * k.F + k.F - 1) * k.O * k.S;
+                        for (int64_t i = 0; i < k.O * k.S; ++i)
+                            ASSERT_EQ(y[0].f32()[off + i], y[1].f32()[off + i]) << "last frame " << isa.name();
+                    }
+            }
+    }
+}
+
 TEST(GemmConv, BadShapesAndDtypesThrowTypedErrors) {
     Tensor x = Tensor::zeros({1, 4, 5, 5});
     EXPECT_EQ(code_of([&] { conv2d(x, Tensor::zeros({2, 3, 3, 3}), Tensor(), Conv2dParams::same(3)); }), Code::kShapeMismatch);
