@@ -570,14 +570,13 @@ Tensor conv_temporal(const Tensor& x, int frames, const Tensor& w, const Tensor&
     ep.bias_row = bias.empty() ? nullptr : bias.data();
     detail::MatPack pa{wc.raw(), wc.dtype(), C * 3, 1};  // A[o, c*3 + t] = w[o, c, t]
     detail::PrepackedA wpack;
+    // Winograd F(2,3) over time for the pairs of frames, the direct GEMM (depth 3C) for the last frame of an odd count;
     // the direct weights are prepacked when several frames use them (with Winograd: the last frames of odd counts)
-    const bool prepack = NF > 1 && active_isa() != Isa::kPortable &&
-                         (!detail::temporal_winograd_applies(frames, C, O, S) || (frames % 2 == 1 && NF / frames > 1));
+    const bool wino = detail::temporal_winograd_applies(frames, C, O, S);
+    const bool prepack = NF > 1 && active_isa() != Isa::kPortable && (!wino || (frames % 2 == 1 && NF / frames > 1));
     if (prepack) detail::prepack_a(O, C * 3, {detail::pack_mat, &pa}, &wpack);
     const detail::PackSrc asrc = prepack ? detail::PackSrc{detail::pack_prepacked, &wpack}
                                          : detail::PackSrc{detail::pack_mat, &pa};
-    // Winograd F(2,3) over time for the pairs of frames, the direct GEMM (depth 3C) for the last frame of an odd count
-    const bool wino = detail::temporal_winograd_applies(frames, C, O, S);
     if (wino) conv_temporal_winograd_pairs(xc.f32(), NF, frames, C, S, wc, O, ep.bias_row, y.f32());
     for (int64_t nf = 0; nf < NF; ++nf) {
         const int64_t f = nf % frames;
