@@ -15,11 +15,6 @@ if (!fs.existsSync(cli)) {
   process.stderr.write(`st2v: this package is not built yet (no dist/cli/main.js): run \`npm install\` (or \`npm run build\`) in ${root}\n`);
   process.exitCode = 1;
 } else {
-  const { main, formatError } = await import(cli.href);
-  try {
-    process.exitCode = await main(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${formatError(err)}\n`);
-    process.exitCode = 1;
-  }
+  const { runCommand } = await import(cli.href);
+  await runCommand(process.argv.slice(2));
 }

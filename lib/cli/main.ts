@@ -81,14 +81,14 @@ function invokedDirectly(): boolean {
   }
 }
 
-if (invokedDirectly()) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(`${formatError(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
+/** Runs the CLI as a command: main(argv), its code (or 1 after printing an error main let through) as the exit code. */
+export async function runCommand(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await main(argv);
+  } catch (err) {
+    process.stderr.write(`${formatError(err)}\n`);
+    process.exitCode = 1;
+  }
 }
+
+if (invokedDirectly()) void runCommand(process.argv.slice(2));

@@ -85,6 +85,9 @@ __attribute__((target("avx512f"), noinline)) float peak_chains_avx512(int64_t it
 
 std::atomic<float> g_sink{0.f};
 
+// FLOPs of one probe on T threads: each thread runs kPeakIters steps of 12 FMA chains, lanes floats wide.
+double probe_flops(int T, int lanes) { return static_cast<double>(T) * kPeakIters * 12 * lanes * 2; }
+
 Result peak_case(const char* name, Isa need, float (*chains)(int64_t), int lanes) {
     if (static_cast<int>(max_supported_isa()) < static_cast<int>(need)) {
         Result r;
@@ -99,8 +102,7 @@ Result peak_case(const char* name, Isa need, float (*chains)(int64_t), int lanes
             for (int64_t i = b; i < e; ++i) g_sink.store(chains(kPeakIters), std::memory_order_relaxed);
         }, 1);
     });
-    const double flops = static_cast<double>(T) * kPeakIters * 12 * lanes * 2;
-    Result r = flop_result(name, flops, t, std::string("chains=12 width=") + std::to_string(lanes * 32));
+    Result r = flop_result(name, probe_flops(T, lanes), t, std::string("chains=12 width=") + std::to_string(lanes * 32));
     return r;
 }
 Result peak_avx2() { return peak_case("fma_peak_avx2", Isa::kAvx2, peak_chains_avx2, 8); }
@@ -208,7 +210,7 @@ double probe_gflops(ThreadPool& pool, bool wide) {
             for (int64_t i = b; i < e; ++i) g_sink.store(chains(kPeakIters), std::memory_order_relaxed);
         }, 1);
     });
-    return static_cast<double>(T) * kPeakIters * 12 * lanes * 2 / s * 1e-9;
+    return probe_flops(T, lanes) / s * 1e-9;
 }
 
 Result gemm_2048_paired() {
@@ -224,8 +226,7 @@ Result gemm_2048_paired() {
         const double c0 = process_cpu_seconds();
         const double g = probe_gflops(pool, wide);
         const double cpu = process_cpu_seconds() - c0;
-        const double gflop_probe = static_cast<double>(T) * kPeakIters * 12 * (wide ? 16 : 8) * 2 * 1e-9;
-        if (cpu > 0) probe_per_cpu.push_back(gflop_probe / cpu);
+        if (cpu > 0) probe_per_cpu.push_back(probe_flops(T, wide ? 16 : 8) * 1e-9 / cpu);
         return g;
     };
     Result r;

@@ -34,16 +34,17 @@
 
 namespace st2v::ops::detail {
 
+WinogradMode winograd_mode_from_env(const char* name) {
+    const char* e = std::getenv(name);
+    if (e && (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0)) return WinogradMode::kOff;
+    if (e && std::strcmp(e, "always") == 0) return WinogradMode::kAlways;
+    return WinogradMode::kAuto;
+}
+
 namespace {
 
 // ST2V_WINOGRAD=off|auto|always (default auto): the process's starting mode (docs/native.md).
-int initial_mode() {
-    const char* e = std::getenv("ST2V_WINOGRAD");
-    if (e && (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0)) return static_cast<int>(WinogradMode::kOff);
-    if (e && std::strcmp(e, "always") == 0) return static_cast<int>(WinogradMode::kAlways);
-    return static_cast<int>(WinogradMode::kAuto);
-}
-std::atomic<int> g_winograd{initial_mode()};
+std::atomic<int> g_winograd{static_cast<int>(winograd_mode_from_env("ST2V_WINOGRAD"))};
 
 struct Geometry {
     int64_t N, C, H, W, O;

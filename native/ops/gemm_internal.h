@@ -26,6 +26,9 @@ struct MatPack {
     int64_t rstride, dstride;
 };
 void pack_mat(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst);
+// dst[k * R + j] = src[k * stride + j] for k < n, j < R (R = 16 or 32), through AVX registers (AVX2 CPUs only): whole
+// f32 rows into an R-wide B micro-panel (pack_mat's and the temporal Winograd packer's full panels).
+void copy_rows_avx2(const float* src, int64_t stride, int64_t n, int R, float* dst);
 
 // Widens n elements (contiguous) of dtype at src into dst (F16C / vector paths when the CPU has them).
 void convert_run(const void* src, DType dt, int64_t n, float* dst);
@@ -73,6 +76,8 @@ bool conv3x3_winograd_applies(int64_t N, int64_t C, int64_t O, int64_t H, int64_
 // pad 1 one on AVX2 or wider through Winograd whatever its size. Process-wide; returns the old mode.
 enum class WinogradMode { kOff, kAuto, kAlways };
 WinogradMode set_conv_winograd(WinogradMode mode);
+// The mode an environment variable names: off (or 0) / always / anything else auto. The starting modes' parser.
+WinogradMode winograd_mode_from_env(const char* name);
 // The temporal (3,1,1) convolution's pairs of output frames by Winograd F(2,3) over time (ops/linear_conv.cpp): four
 // GEMMs of depth C per pair instead of two of depth 3C (2/3 of the FLOPs); the last frame of an odd count, frames
 // = 1 and the portable level stay direct. kAuto: where measured faster (see the .cpp); kAlways: whenever frames >= 2

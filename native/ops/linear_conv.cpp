@@ -355,16 +355,18 @@ struct TimeWino {
 };
 __attribute__((target("avx2"))) void timewino_full_avx2(const TimeWino& g, int64_t r0, int64_t k0, int64_t kc, int R,
                                                         float* dst) {
+    if (!g.b) {  // one frame as it is
+        detail::copy_rows_avx2(g.a + k0 * g.S + r0, g.S, kc, R, dst);
+        return;
+    }
     const __m256 sb = _mm256_set1_ps(g.sb);
     for (int64_t kk = 0; kk < kc; ++kk) {
         const int64_t off = (k0 + kk) * g.S + r0;
         float* d = dst + kk * R;
-        if (g.a && g.b) {
+        if (g.a) {
             for (int j = 0; j < R; j += 8)
                 _mm256_storeu_ps(d + j, _mm256_add_ps(_mm256_loadu_ps(g.a + off + j),
                                                       _mm256_mul_ps(sb, _mm256_loadu_ps(g.b + off + j))));
-        } else if (g.a) {
-            for (int j = 0; j < R; j += 8) _mm256_storeu_ps(d + j, _mm256_loadu_ps(g.a + off + j));
         } else {
             for (int j = 0; j < R; j += 8) _mm256_storeu_ps(d + j, _mm256_mul_ps(sb, _mm256_loadu_ps(g.b + off + j)));
         }
@@ -385,13 +387,7 @@ void pack_timewino(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t 
 }
 
 // ST2V_TEMPORAL_WINOGRAD=off|auto|always (default auto): the process's starting mode (docs/native.md).
-int temporal_winograd_initial_mode() {
-    const char* e = std::getenv("ST2V_TEMPORAL_WINOGRAD");
-    if (e && (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0)) return static_cast<int>(detail::WinogradMode::kOff);
-    if (e && std::strcmp(e, "always") == 0) return static_cast<int>(detail::WinogradMode::kAlways);
-    return static_cast<int>(detail::WinogradMode::kAuto);
-}
-std::atomic<int> g_temporal_winograd{temporal_winograd_initial_mode()};
+std::atomic<int> g_temporal_winograd{static_cast<int>(detail::winograd_mode_from_env("ST2V_TEMPORAL_WINOGRAD"))};
 
 // Y[f] and Y[f + 1] of every pair of frames (f even, f + 1 < frames) of every sample, by Winograd F(2,3) over
 // time. With d_j = X[f - 1 + j] (zero outside the sample) and the kernel taps W_t = w[:, :, t]:
