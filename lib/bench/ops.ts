@@ -53,17 +53,28 @@ interface Row {
 }
 
 /** The per-level figures of conv_temporal_32x128x32x32's extras (<shape>_speedup_median, ...), one row per level. */
-function tconvAb(extra: Record<string, number> | undefined) {
+/** One shape of an interleaved A / B case: the speedups, `<alt>_gflops` and one boolean per flag. */
+interface AbShape {
+  shape: string;
+  speedup_median: number;
+  speedup_q1: number;
+  speedup_q3: number;
+  default_gflops: number;
+  [key: string]: string | number | boolean;
+}
+
+/** Per shape of an interleaved A / B case (native interleaved_ab): the default path against `alt`, and its flags. */
+function abShapes(extra: Record<string, number> | undefined, alt: string, ...flags: string[]): AbShape[] | null {
   if (!extra) return null;
   const shapes = [...new Set(Object.keys(extra).filter((k) => k.endsWith('_speedup_median')).map((k) => k.slice(0, -'_speedup_median'.length)))];
   return shapes.map((shape) => ({
     shape,
-    winograd: extra[`${shape}_winograd`] === 1,
+    ...Object.fromEntries(flags.map((f) => [f, extra[`${shape}_${f}`] === 1])),
     speedup_median: round(extra[`${shape}_speedup_median`] ?? 0, 3),
     speedup_q1: round(extra[`${shape}_speedup_q1`] ?? 0, 3),
     speedup_q3: round(extra[`${shape}_speedup_q3`] ?? 0, 3),
     default_gflops: round(extra[`${shape}_default_gflops`] ?? 0, 1),
-    direct_gflops: round(extra[`${shape}_direct_gflops`] ?? 0, 1),
+    [`${alt}_gflops`]: round(extra[`${shape}_${alt}_gflops`] ?? 0, 1),
   }));
 }
 
@@ -148,7 +159,14 @@ export async function run(argv: string[]): Promise<void> {
      * (Winograd F(2,3) over time) against the direct depth-3C GEMM, interleaved; per level the median (q1, q3) of
      * direct time / default time over the rounds, and whether Winograd applied.
      */
-    conv_temporal_default_over_direct: tconvAb(results.find((r) => r.name === 'conv_temporal_32x128x32x32')?.extra),
+    conv_temporal_default_over_direct: abShapes(results.find((r) => r.name === 'conv_temporal_32x128x32x32')?.extra, 'direct', 'winograd'),
+    /**
+     * conv_batch_32x512x4x4: conv2d over 32 images at the mid config's deep im2col / 1x1 shapes, the default path
+     * (small maps grouped side by side in one GEMM, else whole images per thread where that applies) against each
+     * image in turn on all threads, interleaved; per shape the median (q1, q3) of per-image time / default time, and
+     * which path the default took (grouped, by_image, or neither: per image).
+     */
+    conv_batch_over_per_image: abShapes(results.find((r) => r.name === 'conv_batch_32x512x4x4')?.extra, 'per_image', 'grouped', 'by_image'),
     threads: info.threads,
     isa: info.isa,
     cpu: info.cpu,
@@ -179,6 +197,10 @@ export async function run(argv: string[]): Promise<void> {
     }
     for (const t of report.conv_temporal_default_over_direct ?? []) {
       console.log(`temporal conv ${t.shape} (2 x 16 frames, f16): ${t.winograd ? 'Winograd F(2,3)' : 'direct'} / direct GEMM ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.direct_gflops} GFLOP/s, interleaved)`);
+    }
+    for (const t of report.conv_batch_over_per_image ?? []) {
+      const path = t.grouped ? 'grouped' : t.by_image ? 'by image' : 'per image';
+      console.log(`conv2d ${t.shape} (32 images, f16): ${path} / per image ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.per_image_gflops} GFLOP/s, interleaved)`);
     }
     if (paired) {
       const q = (k: string): string => `${paired[`${k}_ratio_median`]} (q1 ${paired[`${k}_ratio_q1`]}, q3 ${paired[`${k}_ratio_q3`]})`;

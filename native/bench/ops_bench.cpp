@@ -528,6 +528,39 @@ Result conv3x3_econd_case() {
                        "stride 2, 32 -> 96 channels (CAM E_cond), implicit GEMM, f32 weights");
 }
 
+// One shape of an interleaved A / B comparison: `once(b)` runs the default path (b = false) or the alternative
+// (b = true) once and returns its seconds; after a warm-up each way, every round times both, in alternating order.
+// Adds <label>_default_gflops / _<alt>_gflops (medians), <label>_speedup_median / _q1 / _q3 (alternative time /
+// default time over the rounds) and <label>_<flag> (whether the default path differs from the alternative here).
+template <typename F>
+double interleaved_ab(Result& r, const std::string& label, const char* alt, const char* flag, bool applies,
+                      double flops, int rounds, F once) {
+    once(false);
+    once(true);
+    std::vector<double> def, other, speedup;
+    for (int i = 0; i < rounds; ++i) {
+        const bool alt_first = i % 2 == 1;
+        const double a = once(alt_first), c = once(!alt_first);
+        const double td = alt_first ? c : a, ta = alt_first ? a : c;
+        def.push_back(td);
+        other.push_back(ta);
+        speedup.push_back(ta / td);
+    }
+    r.extra.emplace_back(label + "_default_gflops", flops / median_of(def) * 1e-9);
+    r.extra.emplace_back(label + "_" + alt + "_gflops", flops / median_of(other) * 1e-9);
+    r.extra.emplace_back(label + "_speedup_median", median_of(speedup));
+    r.extra.emplace_back(label + "_speedup_q1", median_of(speedup, 0.25));
+    r.extra.emplace_back(label + "_speedup_q3", median_of(speedup, 0.75));
+    r.extra.emplace_back(label + "_" + flag, applies ? 1 : 0);
+    if (r.flops == 0) {  // the first shape gives the row's own figures
+        r.flops = flops;
+        r.seconds = median_of(def);
+        r.gflops = flops / r.seconds * 1e-9;
+        r.best_seconds = *std::min_element(def.begin(), def.end());
+    }
+    return median_of(speedup);
+}
+
 // The temporal (3,1,1) convolution at the mid config's three attention levels (2 samples x 16 frames, f16 weights:
 // 128 channels x 32x32, 256 x 16x16, 512 x 8x8), default path (Winograd F(2,3) over time where it applies) against
 // the direct GEMM of depth 3C, interleaved: every round times each shape both ways in alternating order. gflops is
@@ -560,33 +593,64 @@ Result conv_temporal_ab() {
             ops::detail::set_temporal_winograd(direct ? ops::detail::WinogradMode::kOff : ops::detail::WinogradMode::kAuto);
             return wall_seconds([&] { Tensor y = ops::conv_temporal(x, static_cast<int>(F), w, b); });
         };
-        once(false);
-        once(true);  // warm-up both ways
-        std::vector<double> def, dir, speedup;
-        for (int i = 0; i < rounds; ++i) {
-            const bool direct_first = i % 2 == 1;
-            const double a = once(direct_first), c = once(!direct_first);
-            const double td = direct_first ? c : a, tr = direct_first ? a : c;
-            def.push_back(td);
-            dir.push_back(tr);
-            speedup.push_back(tr / td);
-        }
+        const double speedup = interleaved_ab(r, sh.label, "direct", "winograd", wino, flops, rounds, once);
         ops::detail::set_temporal_winograd(was);
-        const std::string l = sh.label;
-        r.extra.emplace_back(l + "_default_gflops", flops / median_of(def) * 1e-9);
-        r.extra.emplace_back(l + "_direct_gflops", flops / median_of(dir) * 1e-9);
-        r.extra.emplace_back(l + "_speedup_median", median_of(speedup));
-        r.extra.emplace_back(l + "_speedup_q1", median_of(speedup, 0.25));
-        r.extra.emplace_back(l + "_speedup_q3", median_of(speedup, 0.75));
-        r.extra.emplace_back(l + "_winograd", wino ? 1 : 0);
-        if (&sh == &shapes[0]) {
-            r.flops = flops;
-            r.seconds = median_of(def);
-            r.gflops = flops / r.seconds * 1e-9;
-            r.best_seconds = *std::min_element(def.begin(), def.end());
-        }
         char buf[128];
-        std::snprintf(buf, sizeof buf, " %s %s %.2fx", sh.label, wino ? "Winograd" : "direct", median_of(speedup));
+        std::snprintf(buf, sizeof buf, " %s %s %.2fx", sh.label, wino ? "Winograd" : "direct", speedup);
+        note += buf;
+    }
+    r.note = note;
+    return r;
+}
+
+// conv2d over a batch at the mid config's deep im2col / 1x1 shapes (2 samples x 16 frames = 32 images, f16 weights):
+// the default path (ops::detail::conv_batch_path: small maps grouped side by side in one GEMM, else whole images per
+// thread where that applies) against each image in turn on all threads (set_conv_batching(false)), interleaved;
+// extras as conv_temporal_ab's, with the flags `grouped` and `by_image` (which path the default took).
+Result conv_batch_ab() {
+    struct ConvShape {
+        const char* label;
+        int64_t C, H, O, k;
+        int stride;
+    };
+    const ConvShape shapes[] = {{"3x3_c512_4x4", 512, 4, 512, 3, 1},
+                                {"1x1_c1024_4x4_o512", 1024, 4, 512, 1, 1},
+                                {"3x3s2_c512_8x8", 512, 8, 512, 3, 2},
+                                {"3x3s2_c256_16x16", 256, 16, 256, 3, 2},
+                                {"3x3s2_c128_32x32", 128, 32, 128, 3, 2}};
+    const int64_t N = 32;
+    const int rounds = 9;
+    Result r;
+    r.name = "conv_batch_32x512x4x4";
+    std::string note = "f16 weights, 32 images; default / per image (all threads on each image), interleaved x 9:";
+    const int threads = current_pool().size();
+    for (const ConvShape& sh : shapes) {
+        std::vector<float> xv = rand_f32(static_cast<size_t>(N * sh.C * sh.H * sh.H), 9);
+        std::vector<float> wf = rand_f32(static_cast<size_t>(sh.O * sh.C * sh.k * sh.k), 10);
+        std::vector<uint16_t> wh(wf.size());
+        for (size_t i = 0; i < wf.size(); ++i) wh[i] = f32_to_f16(0.05f * wf[i]);
+        std::vector<float> bv = rand_f32(static_cast<size_t>(sh.O), 11);
+        Tensor x = Tensor::from_data(xv.data(), {N, sh.C, sh.H, sh.H}, DType::F32);
+        Tensor w = Tensor::from_data(wh.data(), {sh.O, sh.C, sh.k, sh.k}, DType::F16);
+        Tensor b = Tensor::from_data(bv.data(), {sh.O}, DType::F32);
+        const ops::Conv2dParams p = ops::Conv2dParams::same(static_cast<int>(sh.k), sh.stride);
+        const int64_t Ho = (sh.H - 1) / sh.stride + 1;
+        const double flops = 2.0 * static_cast<double>(N * sh.O * Ho * Ho * sh.C * sh.k * sh.k);
+        const bool was = ops::detail::set_conv_batching(true);
+        const ops::detail::ConvBatchPath path = ops::detail::conv_batch_path(N, threads, Ho * Ho, sh.C * sh.k * sh.k);
+        auto once = [&](bool per_image) {
+            ops::detail::set_conv_batching(!per_image);
+            return wall_seconds([&] { Tensor y = ops::conv2d(x, w, b, p); });
+        };
+        const double speedup = interleaved_ab(r, sh.label, "per_image", "grouped",
+                                              path == ops::detail::ConvBatchPath::kGrouped, flops, rounds, once);
+        r.extra.emplace_back(std::string(sh.label) + "_by_image", path == ops::detail::ConvBatchPath::kByImage ? 1 : 0);
+        ops::detail::set_conv_batching(was);
+        const char* name = path == ops::detail::ConvBatchPath::kGrouped  ? "grouped"
+                           : path == ops::detail::ConvBatchPath::kByImage ? "by image"
+                                                                          : "per image";
+        char buf[128];
+        std::snprintf(buf, sizeof buf, " %s %s %.2fx", sh.label, name, speedup);
         note += buf;
     }
     r.note = note;
@@ -601,6 +665,7 @@ ST2V_BENCH("ops", "gemm_f32_4096", gemm_f32_4096);
 ST2V_BENCH("ops", "conv3x3_16x320x32x32", conv3x3_case);
 ST2V_BENCH("ops", "conv3x3_16x320x32x32_im2col", conv3x3_im2col_case);
 ST2V_BENCH("ops", "conv_temporal_32x128x32x32", conv_temporal_ab);
+ST2V_BENCH("ops", "conv_batch_32x512x4x4", conv_batch_ab);
 ST2V_BENCH("ops", "conv3x3s2_16x320x32x32", conv3x3_s2_case);
 ST2V_BENCH("ops", "conv3x3s2_16x32x128x128_o96", conv3x3_econd_case);
 ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);

@@ -85,6 +85,16 @@ WinogradMode winograd_mode_from_env(const char* name);
 // returns the old mode.
 WinogradMode set_temporal_winograd(WinogradMode mode);
 bool temporal_winograd_applies(int frames, int64_t C, int64_t O, int64_t S);
+// How conv2d's im2col and 1x1 paths spread a batch of images over the threads (ops/linear_conv.cpp): small maps
+// grouped side by side in one GEMM, whole images per thread, or each image in turn on all threads.
+enum class ConvBatchPath { kPerImage, kByImage, kGrouped };
+constexpr int64_t kGroupMaxPixels = 64, kGroupColumns = 512;
+ConvBatchPath conv_batch_path(int64_t N, int threads, int64_t P, int64_t Kdim);
+// Images per GEMM on the grouped path: as many as fit kGroupColumns columns (at least one, at most N).
+int64_t conv_group_images(int64_t N, int64_t P);
+// Tests and the bench only: with on = false, every batch goes image by image on all threads (kPerImage). Same bits
+// either way. Process-wide; returns the old value.
+bool set_conv_batching(bool on);
 // Tests and the bench only: with on = true (the default), a call on more than one thread hands out its work from
 // a shared counter: with more row panels than column panels each B block is packed once for all threads, which then
 // take row blocks (gemm_shared_b); otherwise A is, and the threads take column bands (gemm_shared_a). With false, each

@@ -390,6 +390,84 @@ TEST(GemmConv, Conv2dMatchesDoubleReference) {
     }
 }
 
+// conv2d over a batch (detail::conv_batch_path): small maps grouped side by side in one GEMM (several groups, panels
+// that straddle two images, 1x1 and stride 2 through the im2col packer), whole images per thread (im2col 3x3 stride 1
+// and 2, 1x1), each image in turn on all threads: the bits of one thread and of the per-image path, within 1e-5 of
+// the double reference; f32 and f16 weights, 2 and 3 threads, image counts that split evenly and not.
+TEST(GemmConv, Conv2dBatchPathsSameBitsAndMatchDoubleReference) {
+    using detail::ConvBatchPath;
+    struct Guard {
+        bool prev = detail::set_conv_batching(true);
+        ~Guard() { detail::set_conv_batching(prev); }
+    } guard;
+    struct Case {
+        int64_t N, C, H, W, O, k;
+        Conv2dParams p;
+        ConvBatchPath on2, on3;  // the path taken on 2 and on 3 threads (AVX2 or wider)
+    };
+    const ConvBatchPath G = ConvBatchPath::kGrouped, B = ConvBatchPath::kByImage, P = ConvBatchPath::kPerImage;
+    const Case cases[] = {
+        {4, 64, 5, 7, 70, 3, Conv2dParams::same(3), G, G},        // 35-pixel maps: 16-column panels span two images
+        {12, 70, 7, 7, 24, 3, Conv2dParams::same(3), G, G},       // 49 pixels: groups of 10 and 2 images
+        {6, 600, 3, 4, 20, 1, Conv2dParams::same(1), G, G},       // 1x1 through the im2col packer
+        {9, 60, 9, 8, 33, 3, Conv2dParams::same(3, 2), G, G},     // stride 2, 5x4 outputs
+        {4, 64, 8, 9, 20, 3, Conv2dParams::same(3), B, P},        // 72 pixels, Kdim 576: 4 images on 3 threads per image
+        {9, 60, 17, 16, 13, 3, Conv2dParams::same(3, 2), B, B},   // stride 2, 9x8 outputs, 9 images (>= 4 per thread)
+        {6, 600, 8, 8, 20, 1, Conv2dParams::same(1), B, B},       // 1x1, Kdim 600
+        {4, 20, 8, 8, 20, 3, Conv2dParams::same(3), P, P},        // Kdim 180: one depth block
+    };
+    uint32_t seed = 300;
+    for (const Case& c : cases)
+        for (DType dt : {DType::F32, DType::F16}) {
+            std::vector<float> x = randv(static_cast<size_t>(c.N * c.C * c.H * c.W), seed++);
+            Stored w = store(randv(static_cast<size_t>(c.O * c.C * c.k * c.k), seed++), dt);
+            std::vector<float> b = randv(static_cast<size_t>(c.O), seed++);
+            int64_t Ho, Wo;
+            const std::vector<double> ref = conv2d_ref(x, w.f32, b, c.N, c.C, c.H, c.W, c.O, c.k, c.k, c.p, &Ho, &Wo);
+            const Tensor xt = Tensor::from_data(x.data(), {c.N, c.C, c.H, c.W}, DType::F32);
+            const Tensor wt = tensor_of(w, {c.O, c.C, c.k, c.k});
+            const Tensor bt = Tensor::from_data(b.data(), {c.O}, DType::F32);
+            auto run = [&](int threads, bool batching) {
+                ThreadPool pool(threads);
+                PoolScope s(&pool);
+                detail::set_conv_batching(batching);
+                const Tensor y = conv2d(xt, wt, bt, c.p);
+                detail::set_conv_batching(true);
+                return std::vector<float>(y.f32(), y.f32() + y.numel());
+            };
+            const std::vector<float> one = run(1, false);
+            EXPECT_LE(rel_err(one.data(), ref), 1e-5) << dtype_name(dt) << " N=" << c.N << " C=" << c.C << " k=" << c.k;
+            for (int t : {1, 2, 3}) {
+                const ConvBatchPath path = detail::conv_batch_path(c.N, t, Ho * Wo, c.C * c.k * c.k);
+                if (active_isa() == Isa::kPortable) EXPECT_EQ(path, P);
+                else EXPECT_EQ(path, t == 1 ? (c.on2 == G ? G : P) : t == 2 ? c.on2 : c.on3) << "N=" << c.N << " t=" << t;
+                for (int rep = 0; rep < (t == 1 ? 1 : 2); ++rep) {
+                    EXPECT_EQ(run(t, true), one) << "batching, " << t << " threads, N=" << c.N << " " << dtype_name(dt);
+                    if (t > 1)
+                        EXPECT_EQ(run(t, false), one) << "per image, " << t << " threads, N=" << c.N << " " << dtype_name(dt);
+                }
+            }
+        }
+    // the rule's edges: one image, one thread, one depth block (Kdim <= KC), kGroupMaxPixels pixels and more not grouped
+    int MR = 0;
+    int64_t KC = 0;
+    detail::gemm_a_blocking(INT64_MAX, &MR, &KC);
+    if (active_isa() != Isa::kPortable) {
+        EXPECT_EQ(detail::conv_batch_path(1, 2, 16, 4608), P);
+        EXPECT_EQ(detail::conv_batch_path(32, 1, 1024, 4608), P);
+        EXPECT_EQ(detail::conv_batch_path(32, 2, 1024, KC), P);
+        EXPECT_EQ(detail::conv_batch_path(32, 2, 1024, KC + 1), B);
+        EXPECT_EQ(detail::conv_batch_path(32, 2, detail::kGroupMaxPixels - 1, 36), G);
+        EXPECT_EQ(detail::conv_batch_path(32, 2, detail::kGroupMaxPixels, 36), P);
+        EXPECT_EQ(detail::conv_group_images(32, 16), detail::kGroupColumns / 16);
+        EXPECT_EQ(detail::conv_group_images(3, 16), 3);
+        EXPECT_EQ(detail::conv_group_images(32, 63), 8);
+        detail::set_conv_batching(false);
+        EXPECT_EQ(detail::conv_batch_path(32, 2, 16, 4608), P);
+        detail::set_conv_batching(true);
+    }
+}
+
 // 3x3 / stride 1 / pad 1 convolutions through Winograd F(2x2, 3x3) (ops/conv_winograd.cpp, forced on for these
 // small shapes), the same cases through the im2col GEMM (kOff) as a control. Odd and even maps (partial tiles at the
 // right and bottom), tile rows of 8k, 8k + r and < 8 tiles (the vector and scalar transform paths), 1 x 1 maps,
