@@ -136,8 +136,10 @@ Result gemm_case(const char* name, int64_t S, DType dt, int reps) {
     });
     return flop_result(name, 2.0 * M * N * K, t, std::string("B=") + dtype_name(dt) + " [N,K]");
 }
-Result gemm_f32_2048() { return gemm_case("gemm_f32_2048", 2048, DType::F32, 5); }
-Result gemm_f16_2048() { return gemm_case("gemm_f16_2048", 2048, DType::F16, 5); }
+// 15 repetitions (~0.1 s each): with 5, one burst of another tenant's load over three of them moved the median
+// (seen on 2026-11-28: a median of 0.187 s beside a best of 0.097 s at cpu/wall 1.97).
+Result gemm_f32_2048() { return gemm_case("gemm_f32_2048", 2048, DType::F32, 15); }
+Result gemm_f16_2048() { return gemm_case("gemm_f16_2048", 2048, DType::F16, 15); }
 Result gemm_f32_4096() { return gemm_case("gemm_f32_4096", 4096, DType::F32, 3); }
 // The same GEMM on a one-thread pool: gemm_f32_2048 / this = the thread scaling, measured in the same run.
 Result gemm_f32_2048_1thread() {
