@@ -1,5 +1,6 @@
 // `npm test`: builds what is missing, runs every suite (C++ unit tests, ava), and prints one closing line
 // "N passed, N failed[, N skipped]" totalling all suites. Exit code 0 only if nothing failed.
+// `npm run test:native` (--native): the same without the ava suite (C++ unit tests and the CUDA emulation checks).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -96,7 +97,7 @@ if (fs.existsSync(gtest)) {
 }
 
 // 3. ava (TypeScript / addon tests), TAP for counting.
-{
+if (!process.argv.includes('--native')) {
   const r = run('npx', ['--no-install', 'ava', '--tap'], { env: { ...process.env, FORCE_COLOR: '0' } });
   const out = r.stdout ?? '';
   const ok = (out.match(/^ok \d+/gm) ?? []).length;

@@ -161,6 +161,37 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act) {
     return y;
 }
 
+void linear_add_(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b) {
+    check_dtype(x, DType::F32, "linear_add_", "x");
+    check_dtype(y, DType::F32, "linear_add_", "y");
+    check_float_weight(w, "linear_add_", "weight");
+    ST2V_CHECK(w.ndim() == 2, Code::kShapeMismatch, "linear_add_: weight must be 2-d, got %s", w.desc().c_str());
+    ST2V_CHECK(x.ndim() >= 1 && x.size(-1) == w.size(1), Code::kShapeMismatch,
+               "linear_add_: input %s does not match weight %s (in_features %lld)", x.desc().c_str(),
+               w.desc().c_str(), (long long)w.size(1));
+    const int64_t in = w.size(1), out = w.size(0);
+    std::vector<int64_t> oshape = x.shape().vec();
+    oshape.back() = out;
+    ST2V_CHECK(y.shape() == Shape(oshape), Code::kShapeMismatch, "linear_add_: output %s is not x W^T's shape %s",
+               y.desc().c_str(), Shape(oshape).str().c_str());
+    if (!y.is_contiguous()) {  // the GEMM writes rows of `out` floats: a strided y takes the two-pass way
+        Tensor t = linear(x, w, b);
+        add_(t, y.contiguous());
+        y.copy_from(t);
+        return;
+    }
+    ProfScope prof("linear", 2.0 * static_cast<double>(x.numel()) * static_cast<double>(out));
+    const auto [xc, rows, rs] = linear_rows(x, in);
+    Tensor wc = w.contiguous();
+    std::vector<float> bias = vec_f32(b, out, "linear_add_", "bias");
+    MatRef A{xc.raw(), DType::F32, rs, 1};
+    MatRef B{wc.raw(), wc.dtype(), 1, in};  // B[k, n] = w[n, k]
+    GemmEpilogue ep;
+    ep.bias_col = bias.empty() ? nullptr : bias.data();
+    ep.accumulate = true;  // y = y + x W^T + b in the GEMM's tile stores: no second pass over y
+    gemm(rows, out, in, A, B, y.f32(), out, ep);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Convolutions are implicit GEMMs: A = weights [O, C*kh*kw] (packed/widened by the GEMM driver), B = the
 // im2col matrix [C*kh*kw, Ho*Wo], generated panel by panel inside B packing (never materialised).

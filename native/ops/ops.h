@@ -44,6 +44,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act = Act::
 // y[..., sum of outs] = x[..., in] @ concat(ws, rows)^T without bias, in one GEMM (x read and packed once; e.g. a
 // self-attention's q, k, v): the same values, bit for bit, as one linear per weight into its columns.
 Tensor linear_concat(const Tensor& x, const std::vector<Tensor>& ws);
+// y += x W^T + b in one GEMM (the residual add fused into the tile stores): y f32 of x's shape with out_features
+// last. The sums round as (y + x W^T) + b instead of y + (x W^T + b). A strided y takes two passes (linear, then add).
+void linear_add_(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b);
 
 // ---- Convolutions ----------------------------------------------------------------------------------
 // x [N, Cin, H, W] f32, w [Cout, Cin, kh, kw] (kh = kw = 1 or 3; w may also be [Cout, Cin] for 1x1),

@@ -3,6 +3,7 @@
 // the rounded weights, so the tolerance is the f32 one), the fused epilogue, and 1 vs 2 threads.
 #include <gtest/gtest.h>
 
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -282,6 +283,76 @@ TEST(GemmConv, LinearF16Bf16WeightsAndStridedInput) {
 // level and weight dtype, with strided x, parts of 32 / 64 rows (one GEMM, panels never straddle parts) and a ragged
 // last part; the same bits as one linear per weight into its columns; parts not a multiple of 32 (the per-part
 // fallback) as well; bad shapes and dtypes are typed errors.
+// linear_add_: y += x W^T + b in one GEMM (accumulating epilogue) on every level and weight dtype, with and without
+// bias, one and several depth blocks (in 600 / 1100), 3-d inputs with odd sizes and a strided (column-slice) x;
+// within 1e-5 of a double reference of y0 + x W^T + b, and within a few ulps of add_(y, linear(x, w, b)); a strided
+// y takes that two-pass way (bit-equal); a y of the wrong shape is a typed error and stays untouched.
+TEST(GemmConv, LinearAddMatchesReferenceAndLinearThenAdd) {
+    IsaGuard guard;
+    uint32_t seed = 500;
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
+        for (DType dt : {DType::F32, DType::F16, DType::BF16})
+            for (int64_t in : {77, 600, 1100})
+                for (bool with_bias : {true, false}) {
+                    const int64_t n0 = 3, n1 = 13, out = 37, rows = n0 * n1;
+                    Tensor xw = Tensor::from_data(randv(static_cast<size_t>(rows * (in + 3)), seed++).data(),
+                                                  {n0, n1, in + 3}, DType::F32);
+                    Tensor x = xw.slice(2, 1, 1 + in);
+                    Stored ws = store(randv(static_cast<size_t>(out * in), seed++), dt);
+                    Stored bsd = store(randv(static_cast<size_t>(out), seed++), DType::F32);
+                    const std::vector<float> y0 = randv(static_cast<size_t>(rows * out), seed++);
+                    const Tensor w = tensor_of(ws, {out, in});
+                    const Tensor b = with_bias ? tensor_of(bsd, {out}) : Tensor();
+                    Tensor y = Tensor::from_data(y0.data(), {n0, n1, out}, DType::F32);
+                    linear_add_(y, x, w, b);
+                    std::vector<double> ref(static_cast<size_t>(rows * out));
+                    for (int64_t r = 0; r < rows; ++r)
+                        for (int64_t o = 0; o < out; ++o) {
+                            double acc = y0[static_cast<size_t>(r * out + o)] + (with_bias ? bsd.f32[static_cast<size_t>(o)] : 0.0);
+                            for (int64_t k = 0; k < in; ++k)
+                                acc += static_cast<double>(x.f32()[r * (in + 3) + k]) * ws.f32[static_cast<size_t>(o * in + k)];
+                            ref[static_cast<size_t>(r * out + o)] = acc;
+                        }
+                    EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << isa.name() << " " << dtype_name(dt) << " in=" << in;
+                    Tensor two = Tensor::from_data(y0.data(), {n0, n1, out}, DType::F32);
+                    add_(two, linear(x, w, b));
+                    // the two ways associate the last additions differently: a few roundings of the output scale
+                    double worst = 0, scale = 1;
+                    for (int64_t i = 0; i < rows * out; ++i) {
+                        worst = std::max(worst, std::fabs(static_cast<double>(y.f32()[i]) - two.f32()[i]));
+                        scale = std::max(scale, std::fabs(static_cast<double>(two.f32()[i])));
+                    }
+                    EXPECT_LE(worst, 4 * FLT_EPSILON * scale) << isa.name() << " " << dtype_name(dt) << " in=" << in;
+                }
+    }
+    // a strided y (every other row of a wider tensor) goes the two-pass way: the same bits as add_(y, linear(...))
+    const Tensor x = Tensor::from_data(randv(5 * 40, 590).data(), {5, 40}, DType::F32);
+    const Tensor w = Tensor::from_data(randv(9 * 40, 591).data(), {9, 40}, DType::F32);
+    const Tensor b = Tensor::from_data(randv(9, 592).data(), {9}, DType::F32);
+    const std::vector<float> wide0 = randv(10 * 9, 593);
+    Tensor wide = Tensor::from_data(wide0.data(), {10, 9}, DType::F32);
+    Tensor ys = wide.reshape({5, 2, 9}).select(1, 0);
+    ASSERT_FALSE(ys.is_contiguous());
+    Tensor expect = ys.clone();  // contiguous copy of the rows linear_add_ must update
+    add_(expect, linear(x, w, b));
+    linear_add_(ys, x, w, b);
+    for (int64_t r = 0; r < 10; ++r)
+        for (int64_t o = 0; o < 9; ++o) {
+            const float want = r % 2 == 0 ? expect.f32()[r / 2 * 9 + o] : wide0[static_cast<size_t>(r * 9 + o)];
+            EXPECT_EQ(wide.f32()[r * 9 + o], want) << "row " << r << " col " << o;  // odd rows untouched
+        }
+    // the wrong output shape is a typed error and writes nothing
+    Tensor bad = Tensor::from_data(wide0.data(), {5, 8}, DType::F32);
+    try {
+        linear_add_(bad, x, w, b);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Code::kShapeMismatch);
+    }
+    EXPECT_EQ(std::vector<float>(bad.f32(), bad.f32() + 40), std::vector<float>(wide0.begin(), wide0.begin() + 40));
+}
+
 TEST(GemmConv, LinearConcatMatchesReferenceAndSeparateLinears) {
     IsaGuard guard;
     for (Level isa : levels()) {

@@ -65,7 +65,7 @@ void Attention::bind(const Binder& p, int h) {
     }
 }
 
-Tensor Attention::operator()(const Tensor& x, const Tensor& ctx_in) const {
+Tensor Attention::heads_out(const Tensor& x, const Tensor& ctx_in) const {
     const int64_t N = x.size(0), L = x.size(1);
     Tensor ctx = ctx_in.defined() ? ctx_in : x;
     if (apm && ctx_in.defined()) {
@@ -94,7 +94,11 @@ Tensor Attention::operator()(const Tensor& x, const Tensor& ctx_in) const {
     Tensor o = ops::attention(q, k, v, heads, 1.f / std::sqrt(static_cast<float>(d)));  // [N, L, inner]
     (void)N;
     (void)L;
-    return to_out(o);
+    return o;
+}
+
+void Attention::add_into(Tensor& h, const Tensor& x, const Tensor& ctx) const {
+    ops::linear_add_(h, heads_out(x, ctx), to_out.w, to_out.b);
 }
 
 void TransformerBlock::bind(const Binder& p, int heads) {
@@ -108,22 +112,20 @@ void TransformerBlock::bind(const Binder& p, int heads) {
 }
 
 Tensor TransformerBlock::operator()(Tensor h, const Tensor& ctx) const {
-    ops::add_(h, attn1(ops::layer_norm(h, norm1.w, norm1.b, 1e-5f), Tensor()));
-    ops::add_(h, attn2(ops::layer_norm(h, norm2.w, norm2.b, 1e-5f), ctx));
+    attn1.add_into(h, ops::layer_norm(h, norm1.w, norm1.b, 1e-5f), Tensor());
+    attn2.add_into(h, ops::layer_norm(h, norm2.w, norm2.b, 1e-5f), ctx);
     Tensor x3 = ops::layer_norm(h, norm3.w, norm3.b, 1e-5f);
     const int64_t C = h.size(-1), rows = C > 0 ? h.numel() / C : 0;
     if (ff_token_chunk <= 0 || rows <= ff_token_chunk || !h.is_contiguous() || !x3.is_contiguous()) {
-        Tensor f = ff_out(ops::geglu(ff_proj(x3)));
-        ops::add_(h, f);
+        ops::linear_add_(h, ops::geglu(ff_proj(x3)), ff_out.w, ff_out.b);
         return h;
     }
     // token-tiled FF: each slice of rows goes through proj -> GEGLU -> out and is added into its rows of h
     const Tensor flat = x3.reshape({rows, C});
     for (int64_t r0 = 0; r0 < rows; r0 += ff_token_chunk) {
         const int64_t r1 = std::min(rows, r0 + ff_token_chunk);
-        Tensor f = ff_out(ops::geglu(ff_proj(flat.slice(0, r0, r1))));
         Tensor hv = Tensor::borrow(h.f32() + r0 * C, Shape({r1 - r0, C}), DType::F32, h.storage()->owner);
-        ops::add_(hv, f);
+        ops::linear_add_(hv, ops::geglu(ff_proj(flat.slice(0, r0, r1))), ff_out.w, ff_out.b);
     }
     return h;
 }

@@ -65,7 +65,11 @@ struct Attention {
     float silu_alpha = 0;
     void bind(const Binder& p, int heads);
     // x [N, L, C]; ctx [N, Lk, Cctx] or undefined for self-attention.
-    Tensor operator()(const Tensor& x, const Tensor& ctx) const;
+    Tensor operator()(const Tensor& x, const Tensor& ctx) const { return to_out(heads_out(x, ctx)); }
+    // h += attention(x, ctx), the residual add fused into to_out's GEMM (ops::linear_add_).
+    void add_into(Tensor& h, const Tensor& x, const Tensor& ctx) const;
+    // softmax(QK^T / sqrt(d)) V over the heads, before to_out: [N, L, inner].
+    Tensor heads_out(const Tensor& x, const Tensor& ctx) const;
 };
 
 // BasicTransformerBlock: h += attn1(LN1 h); h += attn2(LN2 h, ctx); h += FF(LN3 h) with GEGLU.
