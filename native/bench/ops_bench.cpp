@@ -530,6 +530,14 @@ Result conv3x3_econd_case() {
                        "stride 2, 32 -> 96 channels (CAM E_cond), implicit GEMM, f32 weights");
 }
 
+// n f16 weights, uniform in [-0.05, 0.05] (the interleaved convolution cases' weights).
+std::vector<uint16_t> rand_weights_f16(size_t n, uint32_t seed) {
+    std::vector<float> wf = rand_f32(n, seed);
+    std::vector<uint16_t> wh(n);
+    for (size_t i = 0; i < n; ++i) wh[i] = f32_to_f16(0.05f * wf[i]);
+    return wh;
+}
+
 // One shape of an interleaved A / B comparison: `once(b)` runs the default path (b = false) or the alternative
 // (b = true) once and returns its seconds; after a warm-up each way, every round times both, in alternating order.
 // Adds <label>_default_gflops / _<alt>_gflops (medians), <label>_speedup_median / _q1 / _q3 (alternative time /
@@ -581,9 +589,7 @@ Result conv_temporal_ab() {
     std::string note = "f16 weights, 2 x 16 frames; default / direct (depth-3C GEMM), interleaved x 9:";
     for (const Shape3& sh : shapes) {
         std::vector<float> xv = rand_f32(static_cast<size_t>(NF * sh.C * sh.S), 6);
-        std::vector<float> wf = rand_f32(static_cast<size_t>(sh.C * sh.C * 3), 7);
-        std::vector<uint16_t> wh(wf.size());
-        for (size_t i = 0; i < wf.size(); ++i) wh[i] = f32_to_f16(0.05f * wf[i]);
+        std::vector<uint16_t> wh = rand_weights_f16(static_cast<size_t>(sh.C * sh.C * 3), 7);
         std::vector<float> bv = rand_f32(static_cast<size_t>(sh.C), 8);
         Tensor x = Tensor::from_data(xv.data(), {NF, sh.C, 1, sh.S}, DType::F32);
         Tensor w = Tensor::from_data(wh.data(), {sh.C, sh.C, 3, 1, 1}, DType::F16);
@@ -628,9 +634,7 @@ Result conv_batch_ab() {
     const int threads = current_pool().size();
     for (const ConvShape& sh : shapes) {
         std::vector<float> xv = rand_f32(static_cast<size_t>(N * sh.C * sh.H * sh.H), 9);
-        std::vector<float> wf = rand_f32(static_cast<size_t>(sh.O * sh.C * sh.k * sh.k), 10);
-        std::vector<uint16_t> wh(wf.size());
-        for (size_t i = 0; i < wf.size(); ++i) wh[i] = f32_to_f16(0.05f * wf[i]);
+        std::vector<uint16_t> wh = rand_weights_f16(static_cast<size_t>(sh.O * sh.C * sh.k * sh.k), 10);
         std::vector<float> bv = rand_f32(static_cast<size_t>(sh.O), 11);
         Tensor x = Tensor::from_data(xv.data(), {N, sh.C, sh.H, sh.H}, DType::F32);
         Tensor w = Tensor::from_data(wh.data(), {sh.O, sh.C, sh.k, sh.k}, DType::F16);

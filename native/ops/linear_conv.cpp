@@ -137,59 +137,55 @@ Tensor linear_concat(const Tensor& x, const std::vector<Tensor>& ws) {
     return y;
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act) {
-    check_dtype(x, DType::F32, "linear", "x");
-    check_float_weight(w, "linear", "weight");
-    ST2V_CHECK(w.ndim() == 2, Code::kShapeMismatch, "linear: weight must be 2-d, got %s", w.desc().c_str());
+namespace {
+// linear's and linear_add_'s checks (x f32 [..., in], w [out, in] f32 / f16 / bf16); returns x W^T's shape.
+Shape linear_out_shape(const char* op, const Tensor& x, const Tensor& w) {
+    check_dtype(x, DType::F32, op, "x");
+    check_float_weight(w, op, "weight");
+    ST2V_CHECK(w.ndim() == 2, Code::kShapeMismatch, "%s: weight must be 2-d, got %s", op, w.desc().c_str());
     ST2V_CHECK(x.ndim() >= 1 && x.size(-1) == w.size(1), Code::kShapeMismatch,
-               "linear: input %s does not match weight %s (in_features %lld)", x.desc().c_str(), w.desc().c_str(),
+               "%s: input %s does not match weight %s (in_features %lld)", op, x.desc().c_str(), w.desc().c_str(),
                (long long)w.size(1));
+    std::vector<int64_t> oshape = x.shape().vec();
+    oshape.back() = w.size(0);
+    return Shape(oshape);
+}
+// y (x's rows by out, contiguous) = act(x W^T + b), or with accumulate y = y + x W^T + b in the GEMM's tile stores.
+void linear_gemm(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, Act act, bool accumulate,
+                 float* y) {
     const int64_t in = w.size(1), out = w.size(0);
     ProfScope prof("linear", 2.0 * static_cast<double>(x.numel()) * static_cast<double>(out));
     const auto [xc, rows, rs] = linear_rows(x, in);
     Tensor wc = w.contiguous();
-    std::vector<float> bias = vec_f32(b, out, "linear", "bias");
-    std::vector<int64_t> oshape = x.shape().vec();
-    oshape.back() = out;
-    Tensor y = Tensor::empty(Shape(oshape));
+    std::vector<float> bias = vec_f32(b, out, op, "bias");
     MatRef A{xc.raw(), DType::F32, rs, 1};
     MatRef B{wc.raw(), wc.dtype(), 1, in};  // B[k, n] = w[n, k]
     GemmEpilogue ep;
     ep.bias_col = bias.empty() ? nullptr : bias.data();
     ep.act = act;
-    gemm(rows, out, in, A, B, y.f32(), out, ep);
+    ep.accumulate = accumulate;
+    gemm(rows, out, in, A, B, y, out, ep);
+}
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Act act) {
+    Tensor y = Tensor::empty(linear_out_shape("linear", x, w));
+    linear_gemm("linear", x, w, b, act, false, y.f32());
     return y;
 }
 
 void linear_add_(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b) {
-    check_dtype(x, DType::F32, "linear_add_", "x");
     check_dtype(y, DType::F32, "linear_add_", "y");
-    check_float_weight(w, "linear_add_", "weight");
-    ST2V_CHECK(w.ndim() == 2, Code::kShapeMismatch, "linear_add_: weight must be 2-d, got %s", w.desc().c_str());
-    ST2V_CHECK(x.ndim() >= 1 && x.size(-1) == w.size(1), Code::kShapeMismatch,
-               "linear_add_: input %s does not match weight %s (in_features %lld)", x.desc().c_str(),
-               w.desc().c_str(), (long long)w.size(1));
-    const int64_t in = w.size(1), out = w.size(0);
-    std::vector<int64_t> oshape = x.shape().vec();
-    oshape.back() = out;
-    ST2V_CHECK(y.shape() == Shape(oshape), Code::kShapeMismatch, "linear_add_: output %s is not x W^T's shape %s",
-               y.desc().c_str(), Shape(oshape).str().c_str());
+    const Shape oshape = linear_out_shape("linear_add_", x, w);
+    ST2V_CHECK(y.shape() == oshape, Code::kShapeMismatch, "linear_add_: output %s is not x W^T's shape %s",
+               y.desc().c_str(), oshape.str().c_str());
     if (!y.is_contiguous()) {  // the GEMM writes rows of `out` floats: a strided y takes the two-pass way
         Tensor t = linear(x, w, b);
         add_(t, y.contiguous());
         y.copy_from(t);
         return;
     }
-    ProfScope prof("linear", 2.0 * static_cast<double>(x.numel()) * static_cast<double>(out));
-    const auto [xc, rows, rs] = linear_rows(x, in);
-    Tensor wc = w.contiguous();
-    std::vector<float> bias = vec_f32(b, out, "linear_add_", "bias");
-    MatRef A{xc.raw(), DType::F32, rs, 1};
-    MatRef B{wc.raw(), wc.dtype(), 1, in};  // B[k, n] = w[n, k]
-    GemmEpilogue ep;
-    ep.bias_col = bias.empty() ? nullptr : bias.data();
-    ep.accumulate = true;  // y = y + x W^T + b in the GEMM's tile stores: no second pass over y
-    gemm(rows, out, in, A, B, y.f32(), out, ep);
+    linear_gemm("linear_add_", x, w, b, Act::kNone, true, y.f32());  // no second pass over y
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -426,12 +422,9 @@ void pack_timewino(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t 
 // ST2V_TEMPORAL_WINOGRAD=off|auto|always (default auto): the process's starting mode (docs/native.md).
 std::atomic<int> g_temporal_winograd{static_cast<int>(detail::winograd_mode_from_env("ST2V_TEMPORAL_WINOGRAD"))};
 // conv2d over a batch: small maps grouped, else image by image on the threads (conv_batch_path), unless a test, the
-// bench or ST2V_CONV_BATCHING=off (or 0) turns batching off.
-bool conv_batching_from_env() {
-    const char* v = std::getenv("ST2V_CONV_BATCHING");
-    return !(v && (std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0));
-}
-std::atomic<bool> g_conv_batching{conv_batching_from_env()};
+// bench or ST2V_CONV_BATCHING=off (or 0; read by the Winograd switches' parser, whose other modes mean on) turns
+// batching off.
+std::atomic<bool> g_conv_batching{detail::winograd_mode_from_env("ST2V_CONV_BATCHING") != detail::WinogradMode::kOff};
 
 // Y[f] and Y[f + 1] of every pair of frames (f even, f + 1 < frames) of every sample, by Winograd F(2,3) over
 // time. With d_j = X[f - 1 + j] (zero outside the sample) and the kernel taps W_t = w[:, :, t]:
