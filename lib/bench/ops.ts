@@ -52,7 +52,6 @@ interface Row {
   extra?: Record<string, number>;
 }
 
-/** The per-level figures of conv_temporal_32x128x32x32's extras (<shape>_speedup_median, ...), one row per level. */
 /** One shape of an interleaved A / B case: the speedups, `<alt>_gflops` and one boolean per flag. */
 interface AbShape {
   shape: string;
