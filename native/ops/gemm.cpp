@@ -176,9 +176,12 @@ void finish_region(float* C, int64_t ldc, int64_t m0, int64_t mr, int64_t n0, in
 // MR x NR tile ----------------------------------------------------------------------------------------------------
 using KernFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, int add,
                         const float* bcol, const float* brow);
+// The same contract with A read in place: row i of the tile at a + i * lda, depth contiguous.
+using RowKernFn = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, float alpha,
+                           int add, const float* bcol, const float* brow);
 
-#define ST2V_ROW2(i)                                       \
-    t = _mm256_broadcast_ss(a + i);                        \
+#define ST2V_ROW2(i, src)                                  \
+    t = _mm256_broadcast_ss(src);                          \
     c##i##0 = _mm256_fmadd_ps(t, b0, c##i##0);             \
     c##i##1 = _mm256_fmadd_ps(t, b1, c##i##1);
 #define ST2V_ST2(i)                                                                                        \
@@ -195,10 +198,12 @@ using KernFn = void (*)(int64_t kc, const float* a, const float* b, float* c, in
         _mm256_storeu_ps(r + 8, v1);                                                                       \
     }
 
-__attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float* __restrict a,
-                                                        const float* __restrict b, float* c, int64_t ldc,
-                                                        float alpha, int add, const float* bcol,
-                                                        const float* brow) {
+// The 6 x 16 tile. kRowA = false: A packed (a[k*6 + i]); kRowA = true: A read in place, row i at a + i*lda, depth
+// contiguous (a row-major f32 operand: no packing pass; see DirectA). Same FMAs in the same order either way.
+template <bool kRowA>
+__attribute__((target("avx2,fma"), always_inline)) inline void kern_avx2_6x16_t(
+    int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict b, float* c, int64_t ldc, float alpha,
+    int add, const float* bcol, const float* brow) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
            c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
            c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
@@ -213,13 +218,26 @@ __attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float*
     // Unrolled 8 deep, not 4: hot operands, 2 threads, kc 512, paired with the FMA probe, 3 runs: 0.986 / 0.924 / 0.967
     // of the peak vs 0.894 / 0.898 / 0.965 (1 thread 0.98-1.01 vs 0.96); GEMM 2048 f32 u8 / u4 paired over 21-61
     // rounds: 1.021, 1.008, 1.015, 1.003 (2 threads), 1.014 (1 thread); f16 weights 1.004. Same bits (same k order).
+    if constexpr (kRowA) {
+        const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
 #pragma GCC unroll 8
-    for (int64_t k = 0; k < kc; ++k) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 t;
-        ST2V_ROW2(0) ST2V_ROW2(1) ST2V_ROW2(2) ST2V_ROW2(3) ST2V_ROW2(4) ST2V_ROW2(5)
-        a += 6;
-        b += 16;
+        for (int64_t k = 0; k < kc; ++k) {
+            const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+            __m256 t;
+            ST2V_ROW2(0, a0 + k) ST2V_ROW2(1, a1 + k) ST2V_ROW2(2, a2 + k)
+            ST2V_ROW2(3, a3 + k) ST2V_ROW2(4, a4 + k) ST2V_ROW2(5, a5 + k)
+            b += 16;
+        }
+    } else {
+#pragma GCC unroll 8
+        for (int64_t k = 0; k < kc; ++k) {
+            const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+            __m256 t;
+            ST2V_ROW2(0, a + 0) ST2V_ROW2(1, a + 1) ST2V_ROW2(2, a + 2)
+            ST2V_ROW2(3, a + 3) ST2V_ROW2(4, a + 4) ST2V_ROW2(5, a + 5)
+            a += 6;
+            b += 16;
+        }
     }
     const __m256 va = _mm256_set1_ps(alpha);
     const bool bias = bcol || brow;
@@ -229,6 +247,19 @@ __attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float*
 }
 #undef ST2V_ROW2
 #undef ST2V_ST2
+__attribute__((target("avx2,fma"))) void kern_avx2_6x16(int64_t kc, const float* __restrict a,
+                                                        const float* __restrict b, float* c, int64_t ldc,
+                                                        float alpha, int add, const float* bcol,
+                                                        const float* brow) {
+    kern_avx2_6x16_t<false>(kc, a, 0, b, c, ldc, alpha, add, bcol, brow);
+}
+// A in place: rows at a + i*lda (RowKernFn).
+__attribute__((target("avx2,fma"))) void kern_avx2_6x16_rows(int64_t kc, const float* __restrict a, int64_t lda,
+                                                             const float* __restrict b, float* c, int64_t ldc,
+                                                             float alpha, int add, const float* bcol,
+                                                             const float* brow) {
+    kern_avx2_6x16_t<true>(kc, a, lda, b, c, ldc, alpha, add, bcol, brow);
+}
 
 #define ST2V_KTGT __attribute__((target("avx512f")))
 #define ST2V_X(name) _mm512_##name
@@ -336,6 +367,7 @@ struct Config {
     int MR, NR;
     int64_t KC, MC, NC;
     bool a_outer = false;  // ir outside jr: the A micro-panel stays in L1 while B micro-panels stream
+    RowKernFn kern_rows = nullptr;  // the kernel reading A in place (DirectA), where the level has one
 };
 Config wide_config(bool emulated) {
     const int rows = g_wide_rows.load(std::memory_order_relaxed);
@@ -351,19 +383,46 @@ Config config_for(Isa isa) {
         case Isa::kAvx512: return wide_config(false);
         case Isa::kAvx2:
             return {kern_avx2_6x16, 6, 16, g_avx2_kc.load(std::memory_order_relaxed),
-                    g_avx2_mc.load(std::memory_order_relaxed), g_avx2_nc.load(std::memory_order_relaxed)};
+                    g_avx2_mc.load(std::memory_order_relaxed), g_avx2_nc.load(std::memory_order_relaxed), false,
+                    kern_avx2_6x16_rows};
         default: return {kern_portable_4x8, 4, 8, 256, 128, 2048};
     }
 }
 
+// A row-major f32 operand read in place by the level's kern_rows instead of being packed: A contiguous along depth
+// (pack_mat source, f32, dstride 1) in a shallow GEMM of one depth block (K <= 256) whose packed B block fits L2
+// (K * N floats <= 512 KB). A tile's six rows are then six runs of K floats lda apart, and macro_block keeps each A
+// micro-panel in L1 across the whole B block while it fetches the next panel's rows. Row panels with fewer than MR
+// rows are still packed (the kernel reads MR whole rows). At depth 128 the packing pass was ~18 % of the GEMM (rdtsc
+// per phase, 32768 x 128 x 128). Packed time / in-place time, 2 threads, f16 weights, alternating, 21 rounds, two
+// runs: 32768x128x128 1.28 / 1.26, 32768x384x128 1.04 / 1.15, 32768x1024x128 1.14 / 0.99, 8192x256x256 1.04 / 1.08;
+// outside the rule it lost or drew: 512x512x512 0.97 / 0.96, 2048x512x512 0.96 / 1.04, 8192x768x256 1.02 / 0.96,
+// 2048x1536x512 0.98 / 0.99 (docs/native.md). Same FMAs in the same order as the packed path: the same bits.
+struct DirectA {
+    const float* data = nullptr;
+    int64_t lda = 0;
+};
+std::atomic<bool> g_direct_a{winograd_mode_from_env("ST2V_GEMM_DIRECT_A") != WinogradMode::kOff};  // off / 0: always pack
+constexpr int64_t kDirectAMaxK = 256, kDirectABlockBytes = 512 * 1024;
+DirectA direct_a_of(const Config& cf, PackSrc a, int64_t N, int64_t K) {
+    if (!cf.kern_rows || a.fn != pack_mat || K > std::min(cf.KC, kDirectAMaxK) ||
+        K * std::min(N, cf.NC) * static_cast<int64_t>(sizeof(float)) > kDirectABlockBytes ||
+        !g_direct_a.load(std::memory_order_relaxed))
+        return {};
+    const MatPack& m = *static_cast<const MatPack*>(a.ctx);
+    if (m.dtype != DType::F32 || m.dstride != 1) return {};
+    return {static_cast<const float*>(m.data), m.rstride};
+}
+
 // The macro-kernel: C rows [ic, ic+mc) x cols [jc, jc+nc) over depth block [pc, pc+kc) from A packed in pa (row
-// micro-panels of MR rows, kc deep) and B packed in pb (micro-panels of NR columns).
+// micro-panels of MR rows, kc deep; with da, only a last panel of fewer than MR rows is in pa and the full panels are
+// read in place) and B packed in pb (micro-panels of NR columns).
 struct Block {
     int64_t ic, mc, jc, nc, pc, kc;
     bool first, last;
 };
 void macro_block(const Config& cf, const Block& bk, const float* pa, const float* pb, float* tmp, float* C,
-                 int64_t ldc, const GemmEpilogue& ep) {
+                 int64_t ldc, const GemmEpilogue& ep, const DirectA& da = {}) {
     const int MR = cf.MR, NR = cf.NR;
     const int64_t ic = bk.ic, mc = bk.mc, jc = bk.jc, nc = bk.nc, kc = bk.kc;
     const int add = (!bk.first || ep.accumulate) ? 1 : 0;
@@ -373,10 +432,14 @@ void macro_block(const Config& cf, const Block& bk, const float* pa, const float
         // the bias goes in with the last depth block's store; an activation after it (activate_region)
         const float* bcol = bk.last && ep.bias_col ? ep.bias_col + jc + jr : nullptr;
         const float* brow = bk.last && ep.bias_row ? ep.bias_row + ic + ir : nullptr;
+        const bool direct = da.data && mr == MR;
+        const float* ap = direct ? da.data + (ic + ir) * da.lda + bk.pc : pa + ir * kc;
         if (mr == MR && nr == NR) {
-            cf.kern(kc, pa + ir * kc, pb + jr * kc, ct, ldc, ep.alpha, add, bcol, brow);
+            if (direct) cf.kern_rows(kc, ap, da.lda, pb + jr * kc, ct, ldc, ep.alpha, add, bcol, brow);
+            else cf.kern(kc, ap, pb + jr * kc, ct, ldc, ep.alpha, add, bcol, brow);
         } else {
-            cf.kern(kc, pa + ir * kc, pb + jr * kc, tmp, NR, ep.alpha, 0, nullptr, nullptr);
+            if (direct) cf.kern_rows(kc, ap, da.lda, pb + jr * kc, tmp, NR, ep.alpha, 0, nullptr, nullptr);
+            else cf.kern(kc, ap, pb + jr * kc, tmp, NR, ep.alpha, 0, nullptr, nullptr);
             for (int64_t i = 0; i < mr; ++i)
                 for (int64_t j = 0; j < nr; ++j) {
                     float v = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
@@ -386,7 +449,24 @@ void macro_block(const Config& cf, const Block& bk, const float* pa, const float
         }
         if (bk.last && ep.act != Act::kNone) activate_region(C, ldc, ic + ir, mr, jc + jr, nr, ep.act);
     };
-    if (cf.a_outer) {
+    if (da.data) {
+        // A read in place: each A micro-panel stays in L1 across all B micro-panels of the block (the packed B block
+        // is at most kDirectABlockBytes, in L2), and the next panel's rows are fetched meanwhile, a share per tile
+        // (they come from memory: no packing pass brought them in).
+        const int64_t njr = (nc + NR - 1) / NR, row_lines = (kc * 4 + 63) / 64, lines = MR * row_lines,
+                      per = (lines + njr - 1) / njr;
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+            const char* next = reinterpret_cast<const char*>(da.data + (ic + ir + MR) * da.lda + bk.pc);
+            const bool fetch = ir + 2 * MR <= mc;
+            int64_t l = 0;
+            for (int64_t jr = 0; jr < nc; jr += NR) {
+                if (fetch)
+                    for (const int64_t e = std::min(lines, l + per); l < e; ++l)
+                        _mm_prefetch(next + (l / row_lines) * da.lda * 4 + (l % row_lines) * 64, _MM_HINT_T0);
+                tile(ir, jr);
+            }
+        }
+    } else if (cf.a_outer) {
         for (int64_t ir = 0; ir < mc; ir += MR)
             for (int64_t jr = 0; jr < nc; jr += NR) tile(ir, jr);
     } else {
@@ -411,10 +491,11 @@ void check_prepacked(const PrepackedA* pre, const Config& cf, int64_t KC, int64_
                "gemm: prepacked A used with another blocking (ISA changed?)");
 }
 // Rows [ic, ic+mc) of A over depth block [pc, pc+kc), packed: read in place from a PrepackedA, else packed into dst.
+// With da (DirectA) only a last row panel of fewer than MR rows is packed (at its place in dst).
 const float* a_block(const Config& cf, PackSrc a, const PrepackedA* pre, int64_t ic, int64_t mc, int64_t pc,
-                     int64_t kc, float* dst) {
+                     int64_t kc, float* dst, const DirectA& da = {}) {
     if (pre) return pre->data() + pc * pre->Mpad + ic * kc;
-    for (int64_t ir = 0; ir < mc; ir += cf.MR)
+    for (int64_t ir = da.data ? mc / cf.MR * cf.MR : 0; ir < mc; ir += cf.MR)
         a.fn(a.ctx, ic + ir, std::min<int64_t>(cf.MR, mc - ir), pc, kc, cf.MR, dst + ir * kc);
     return dst;
 }
@@ -433,6 +514,7 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
     const int64_t mcmax = std::min<int64_t>(MC, ((m1 - m0 + MR - 1) / MR) * MR);
     const PrepackedA* pre = prepacked_of(a);
     check_prepacked(pre, cf, KC, m0);
+    const DirectA da = direct_a_of(cf, a, n1 - n0, K);
     float* pb = t_pack_b.get(static_cast<size_t>(KC * ncmax));
     float* pa_buf = pre ? nullptr : t_pack_a.get(static_cast<size_t>(KC * mcmax));
     float* tmp = t_tmp.get(static_cast<size_t>(MR * NR));
@@ -444,7 +526,7 @@ void gemm_block(const Config& cf, int64_t m0, int64_t m1, int64_t n0, int64_t n1
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 const int64_t mc = std::min<int64_t>(MC, m1 - ic);
                 macro_block(cf, {ic, mc, jc, nc, pc, kc, pc == 0, pc + kc == K},
-                            a_block(cf, a, pre, ic, mc, pc, kc, pa_buf), pb, tmp, C, ldc, ep);
+                            a_block(cf, a, pre, ic, mc, pc, kc, pa_buf, da), pb, tmp, C, ldc, ep, da);
             }
         }
     }
@@ -482,6 +564,7 @@ void gemm_shared_b(const Config& cf, ThreadPool& pool, int64_t M, int64_t N, int
     const int64_t mcmax = std::min<int64_t>(MC, ((M + MR - 1) / MR) * MR);
     const PrepackedA* pre = prepacked_of(a);
     check_prepacked(pre, cf, KC, 0);
+    const DirectA da = direct_a_of(cf, a, N, K);
     float* pb = t_pack_b.get(static_cast<size_t>(KC * ncmax));  // the calling thread's, shared for the call
     const int64_t threads = pool.size();
     for (int64_t jc = 0; jc < N; jc += cf.NC) {
@@ -497,7 +580,7 @@ void gemm_shared_b(const Config& cf, ThreadPool& pool, int64_t M, int64_t N, int
                 int64_t ic, mc;
                 while (guided_claim(next, M, threads, MR, MR, MC, &ic, &mc))
                     macro_block(cf, {ic, mc, jc, nc, pc, kc, pc == 0, pc + kc == K},
-                                a_block(cf, a, pre, ic, mc, pc, kc, pa_buf), pb, tmp, C, ldc, ep);
+                                a_block(cf, a, pre, ic, mc, pc, kc, pa_buf, da), pb, tmp, C, ldc, ep, da);
             });
         }
     }
@@ -542,6 +625,12 @@ void gemm_shared_a(const Config& cf, ThreadPool& pool, int64_t M, int64_t N, int
 
 bool set_gemm_emulated_wide(bool on) { return g_emulated_wide.exchange(on); }
 bool set_gemm_dynamic(bool on) { return g_dynamic.exchange(on); }
+bool set_gemm_direct_a(bool on) { return g_direct_a.exchange(on); }
+bool gemm_direct_a_applies(int64_t N, int64_t K, const MatRef& A) {
+    if (active_isa() == Isa::kPortable) return false;  // gemm() takes gemm_portable there
+    const MatPack pa{A.data, A.dtype, A.rs, A.cs};
+    return direct_a_of(config_for(active_isa()), {pack_mat, &pa}, N, K).data != nullptr;
+}
 
 GemmAvx2Blocking gemm_avx2_blocking() { return {g_avx2_kc.load(), g_avx2_mc.load(), g_avx2_nc.load()}; }
 GemmAvx2Blocking set_gemm_avx2_blocking(const GemmAvx2Blocking& b) {

@@ -101,6 +101,15 @@ bool set_conv_batching(bool on);
 // thread owns a fixed band of C and packs all it needs itself (the older driver). Same bits either way.
 // Process-wide; returns the old value.
 bool set_gemm_dynamic(bool on);
+// Tests and the bench only: with on = true (the default), a shallow GEMM (K <= 256, K * N floats <= 512 KB) whose A is
+// a row-major f32 matrix (contiguous along depth) reads A's full row panels in place on levels with such a kernel
+// (AVX2: 6 x 16), skipping the packing pass, where A is not shared by all threads (one thread, or C with more row
+// panels than column panels); with false, A is always packed. Same bits either way. ST2V_GEMM_DIRECT_A=off (or 0) sets
+// the starting value to false. Process-wide; returns the old value.
+bool set_gemm_direct_a(bool on);
+// Tests and the bench: whether the rule above lets gemm(M, N, K, A, ...) on the current level read A in place (N: the
+// columns of C one call covers).
+bool gemm_direct_a_applies(int64_t N, int64_t K, const MatRef& A);
 // Tests and the tuning bench only: the AVX-512 level's blocking (also used by the emulated-wide mode): an R x 32
 // microkernel (R = 6, 12 or 14 rows), the depth block KC, the row block MC, the column block NC, and the order of
 // the two innermost loops (a_outer: each A micro-panel stays in L1 while the B micro-panels stream from L2;

@@ -196,6 +196,87 @@ TEST(GemmConv, GemmSameBitsAnyThreadCountAndDriver) {
     for (int t : {2, 3}) EXPECT_EQ(conv(t), one) << "conv2d, " << t << " threads";
 }
 
+// A read in place (detail::DirectA: shallow GEMMs with a row-major f32 A on the AVX2 level) gives the same bits as the
+// packed path, for full and partial row panels, strided A, every epilogue, both drivers and 1-3 threads, and matches
+// the double reference; the rule's edges (K 256 / 257, the packed B block at 512 KB) take the path they should.
+TEST(GemmConv, GemmDirectASameBitsAsPackedAndMatchesReference) {
+    IsaGuard guard;
+    struct Guard {
+        bool dyn = detail::set_gemm_dynamic(true), direct = detail::set_gemm_direct_a(true);
+        ~Guard() {
+            detail::set_gemm_dynamic(dyn);
+            detail::set_gemm_direct_a(direct);
+        }
+    } g;
+    struct Case {
+        int64_t M, N, K, pad;
+        bool direct;  // expected on the AVX2 level
+    };
+    // 61 / 1201 / 37 rows: a last panel of 1 / 1 / 1 rows (packed), the rest in place; 333 columns: a ragged NR edge
+    const Case cases[] = {{61, 40, 128, 0, true},   {1201, 100, 93, 5, true}, {200, 333, 256, 0, true},
+                          {37, 512, 256, 3, true},  {6, 16, 7, 0, true},      {50, 513, 256, 0, false},
+                          {100, 20, 257, 0, false}, {13, 1, 1, 2, true}};
+    uint32_t seed = 300;
+    int direct_seen = 0;
+    for (Level lv : levels()) {
+        ASSERT_TRUE(use(lv));
+        for (const Case& cs : cases) {
+            const int64_t M = cs.M, N = cs.N, K = cs.K, lda = K + cs.pad;
+            const std::vector<float> av = randv(static_cast<size_t>(M * lda), seed++);
+            const MatRef A{av.data(), DType::F32, lda, 1};
+            const bool applies = detail::gemm_direct_a_applies(N, K, A);
+            const bool avx2 = lv.isa == Isa::kAvx2 && !lv.emu;
+            EXPECT_EQ(applies, avx2 && cs.direct) << lv.name() << " M=" << M << " N=" << N << " K=" << K;
+            direct_seen += applies;
+            for (DType bdt : {DType::F32, DType::F16}) {
+                Stored bs = store(randv(static_cast<size_t>(N * K), seed++), bdt);
+                const MatRef B{bs.data(), bdt, 1, K};  // weights [N, K]
+                const std::vector<float> bias_c = randv(static_cast<size_t>(N), seed++),
+                                         bias_r = randv(static_cast<size_t>(M), seed++),
+                                         c0 = randv(static_cast<size_t>(M * N), seed++);
+                for (int variant = 0; variant < 3; ++variant) {
+                    GemmEpilogue ep;
+                    ep.act = variant == 0 ? Act::kSilu : variant == 1 ? Act::kGelu : Act::kNone;
+                    ep.bias_col = variant == 0 ? bias_c.data() : nullptr;
+                    ep.bias_row = variant == 1 ? bias_r.data() : nullptr;
+                    ep.alpha = variant == 2 ? 0.5f : 1.f;
+                    ep.accumulate = variant == 2;
+                    std::vector<double> ref(static_cast<size_t>(M * N));
+                    for (int64_t m = 0; m < M; ++m)
+                        for (int64_t n = 0; n < N; ++n) {
+                            double acc = 0;
+                            for (int64_t k = 0; k < K; ++k)
+                                acc += static_cast<double>(av[static_cast<size_t>(m * lda + k)]) *
+                                       bs.f32[static_cast<size_t>(n * K + k)];
+                            double v = ep.alpha * acc;
+                            if (ep.accumulate) v += c0[static_cast<size_t>(m * N + n)];
+                            if (ep.bias_col) v += ep.bias_col[n];
+                            if (ep.bias_row) v += ep.bias_row[m];
+                            ref[static_cast<size_t>(m * N + n)] = act_ref(v, ep.act);
+                        }
+                    auto run = [&](bool direct, int threads, bool dynamic) {
+                        detail::set_gemm_direct_a(direct);
+                        detail::set_gemm_dynamic(dynamic);
+                        ThreadPool p(threads);
+                        PoolScope s(&p);
+                        std::vector<float> c = c0;
+                        gemm(M, N, K, A, B, c.data(), N, ep);
+                        return c;
+                    };
+                    const std::vector<float> packed = run(false, 1, true);
+                    EXPECT_LE(rel_err(packed.data(), ref), 1e-5) << lv.name() << " packed M=" << M << " K=" << K;
+                    for (int threads : {1, 2, 3})
+                        for (bool dynamic : {true, false})
+                            EXPECT_EQ(run(true, threads, dynamic), packed)
+                                << lv.name() << " M=" << M << " N=" << N << " K=" << K << " B " << dtype_name(bdt)
+                                << " variant " << variant << " threads " << threads << " dynamic " << dynamic;
+                }
+            }
+        }
+    }
+    if (max_supported_isa() >= Isa::kAvx2) EXPECT_EQ(direct_seen, 6);  // the six in-rule cases on the AVX2 level
+}
+
 // The packers write exactly their panel (R x kc floats, rows >= nr zero) and nothing around it, for operands
 // contiguous along depth (the transposing AVX2 path, whose narrow panels use overlapping full stores) and along
 // rows, in every dtype and on every level.
