@@ -166,6 +166,12 @@ export async function run(argv: string[]): Promise<void> {
      * which path the default took (grouped, by_image, or neither: per image).
      */
     conv_batch_over_per_image: abShapes(results.find((r) => r.name === 'conv_batch_32x512x4x4')?.extra, 'per_image', 'grouped', 'by_image'),
+    /**
+     * linear_direct_a_32768x128x128: the mid config's shallow linear layers (f16 weights), the default path (A read in
+     * place where the GEMM's DirectA rule applies) against A always packed, interleaved; per shape the median (q1, q3)
+     * of packed time / default time, and whether the rule applied.
+     */
+    linear_default_over_packed_a: abShapes(results.find((r) => r.name === 'linear_direct_a_32768x128x128')?.extra, 'packed', 'direct'),
     threads: info.threads,
     isa: info.isa,
     cpu: info.cpu,
@@ -200,6 +206,9 @@ export async function run(argv: string[]): Promise<void> {
     for (const t of report.conv_batch_over_per_image ?? []) {
       const path = t.grouped ? 'grouped' : t.by_image ? 'by image' : 'per image';
       console.log(`conv2d ${t.shape} (32 images, f16): ${path} / per image ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.per_image_gflops} GFLOP/s, interleaved)`);
+    }
+    for (const t of report.linear_default_over_packed_a ?? []) {
+      console.log(`linear ${t.shape} (f16 weights): ${t.direct ? 'A in place' : 'A packed (rule not met)'} / A packed ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.packed_gflops} GFLOP/s, interleaved)`);
     }
     if (paired) {
       const q = (k: string): string => `${paired[`${k}_ratio_median`]} (q1 ${paired[`${k}_ratio_q1`]}, q3 ${paired[`${k}_ratio_q3`]})`;

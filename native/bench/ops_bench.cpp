@@ -538,6 +538,13 @@ std::vector<uint16_t> rand_weights_f16(size_t n, uint32_t seed) {
     return wh;
 }
 
+// The row note's entry for one shape of an interleaved A/B case: " <label> <path> <speedup>x".
+void note_ab(std::string& note, const char* label, const char* path, double speedup) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, " %s %s %.2fx", label, path, speedup);
+    note += buf;
+}
+
 // One shape of an interleaved A / B comparison: `once(b)` runs the default path (b = false) or the alternative
 // (b = true) once and returns its seconds; after a warm-up each way, every round times both, in alternating order.
 // Adds <label>_default_gflops / _<alt>_gflops (medians), <label>_speedup_median / _q1 / _q3 (alternative time /
@@ -603,9 +610,7 @@ Result conv_temporal_ab() {
         };
         const double speedup = interleaved_ab(r, sh.label, "direct", "winograd", wino, flops, rounds, once);
         ops::detail::set_temporal_winograd(was);
-        char buf[128];
-        std::snprintf(buf, sizeof buf, " %s %s %.2fx", sh.label, wino ? "Winograd" : "direct", speedup);
-        note += buf;
+        note_ab(note, sh.label, wino ? "Winograd" : "direct", speedup);
     }
     r.note = note;
     return r;
@@ -655,9 +660,47 @@ Result conv_batch_ab() {
         const char* name = path == ops::detail::ConvBatchPath::kGrouped  ? "grouped"
                            : path == ops::detail::ConvBatchPath::kByImage ? "by image"
                                                                           : "per image";
-        char buf[128];
-        std::snprintf(buf, sizeof buf, " %s %s %.2fx", sh.label, name, speedup);
-        note += buf;
+        note_ab(note, sh.label, name, speedup);
+    }
+    r.note = note;
+    return r;
+}
+
+// The shallow linear layers of the mid config (activations [M, K] f32, weights [N, K] f16): the default path (A read in place where ops/gemm.cpp's DirectA rule applies) against A always
+// packed, interleaved; every timing is `inner` calls so each lasts ~20 ms. Per shape: the median (q1, q3) over rounds
+// of packed time / default time, and whether the rule applied (shapes outside it time the same path twice).
+Result linear_direct_a_ab() {
+    struct LinShape {
+        const char* label;
+        int64_t M, N, K;
+    };
+    const LinShape shapes[] = {{"32768x128x128", 32768, 128, 128},
+                               {"32768x384x128", 32768, 384, 128},
+                               {"32768x1024x128", 32768, 1024, 128},
+                               {"8192x256x256", 8192, 256, 256},
+                               {"8192x768x256", 8192, 768, 256}};
+    const int rounds = 9;
+    Result r;
+    r.name = "linear_direct_a_32768x128x128";
+    std::string note = "f16 weights; default / A always packed, interleaved x 9:";
+    for (const LinShape& sh : shapes) {
+        std::vector<float> av = rand_f32(static_cast<size_t>(sh.M * sh.K), 12);
+        std::vector<uint16_t> wh = rand_weights_f16(static_cast<size_t>(sh.N * sh.K), 13);
+        std::vector<float> c(static_cast<size_t>(sh.M * sh.N));
+        const ops::MatRef A{av.data(), DType::F32, sh.K, 1}, B{wh.data(), DType::F16, 1, sh.K};
+        const double one = 2.0 * static_cast<double>(sh.M * sh.N * sh.K);
+        const int inner = std::max(1, static_cast<int>(4e9 / one));
+        const bool applies = ops::detail::gemm_direct_a_applies(sh.N, sh.K, A);
+        const bool was = ops::detail::set_gemm_direct_a(true);
+        auto once = [&](bool packed) {
+            ops::detail::set_gemm_direct_a(!packed);
+            return wall_seconds([&] {
+                for (int i = 0; i < inner; ++i) ops::gemm(sh.M, sh.N, sh.K, A, B, c.data(), sh.N);
+            });
+        };
+        const double speedup = interleaved_ab(r, sh.label, "packed", "direct", applies, one * inner, rounds, once);
+        ops::detail::set_gemm_direct_a(was);
+        note_ab(note, sh.label, applies ? "in place" : "packed", speedup);
     }
     r.note = note;
     return r;
@@ -672,6 +715,7 @@ ST2V_BENCH("ops", "conv3x3_16x320x32x32", conv3x3_case);
 ST2V_BENCH("ops", "conv3x3_16x320x32x32_im2col", conv3x3_im2col_case);
 ST2V_BENCH("ops", "conv_temporal_32x128x32x32", conv_temporal_ab);
 ST2V_BENCH("ops", "conv_batch_32x512x4x4", conv_batch_ab);
+ST2V_BENCH("ops", "linear_direct_a_32768x128x128", linear_direct_a_ab);
 ST2V_BENCH("ops", "conv3x3s2_16x320x32x32", conv3x3_s2_case);
 ST2V_BENCH("ops", "conv3x3s2_16x32x128x128_o96", conv3x3_econd_case);
 ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);

@@ -89,6 +89,19 @@ double rel_err(const float* got, const std::vector<double>& ref) {
     return err / scale;
 }
 
+// The double-precision product of A (row m at a + m * lda, depth contiguous) and weights w stored [N, K]: [M, N].
+std::vector<double> ref_xwt(const float* a, int64_t lda, const std::vector<float>& w, int64_t M, int64_t N, int64_t K) {
+    std::vector<double> out(static_cast<size_t>(M * N));
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+            double acc = 0;
+            for (int64_t k = 0; k < K; ++k)
+                acc += static_cast<double>(a[m * lda + k]) * w[static_cast<size_t>(n * K + k)];
+            out[static_cast<size_t>(m * N + n)] = acc;
+        }
+    return out;
+}
+
 }  // namespace
 
 TEST(GemmConv, GemmMatchesDoubleReferenceAllIsasDtypesLayouts) {
@@ -241,14 +254,10 @@ TEST(GemmConv, GemmDirectASameBitsAsPackedAndMatchesReference) {
                     ep.bias_row = variant == 1 ? bias_r.data() : nullptr;
                     ep.alpha = variant == 2 ? 0.5f : 1.f;
                     ep.accumulate = variant == 2;
-                    std::vector<double> ref(static_cast<size_t>(M * N));
+                    std::vector<double> ref = ref_xwt(av.data(), lda, bs.f32, M, N, K);
                     for (int64_t m = 0; m < M; ++m)
                         for (int64_t n = 0; n < N; ++n) {
-                            double acc = 0;
-                            for (int64_t k = 0; k < K; ++k)
-                                acc += static_cast<double>(av[static_cast<size_t>(m * lda + k)]) *
-                                       bs.f32[static_cast<size_t>(n * K + k)];
-                            double v = ep.alpha * acc;
+                            double v = ep.alpha * ref[static_cast<size_t>(m * N + n)];
                             if (ep.accumulate) v += c0[static_cast<size_t>(m * N + n)];
                             if (ep.bias_col) v += ep.bias_col[n];
                             if (ep.bias_row) v += ep.bias_row[m];
@@ -878,15 +887,10 @@ TEST(GemmConv, WideTuningVariantsMatchDoubleReference) {
                     Stored bs = store(randv(static_cast<size_t>(N * K), seed++), bdt);  // B stored [N, K]
                     std::vector<float> bias = randv(static_cast<size_t>(N), seed++);
                     std::vector<float> c = randv(static_cast<size_t>(M * N), seed++);
-                    std::vector<double> ref(static_cast<size_t>(M * N));
+                    std::vector<double> ref = ref_xwt(av.data(), K, bs.f32, M, N, K);
                     for (int64_t m = 0; m < M; ++m)
-                        for (int64_t n = 0; n < N; ++n) {
-                            double acc = 0;
-                            for (int64_t k = 0; k < K; ++k)
-                                acc += static_cast<double>(av[static_cast<size_t>(m * K + k)]) *
-                                       bs.f32[static_cast<size_t>(n * K + k)];
-                            ref[static_cast<size_t>(m * N + n)] = acc + c[static_cast<size_t>(m * N + n)] + bias[n];
-                        }
+                        for (int64_t n = 0; n < N; ++n)
+                            ref[static_cast<size_t>(m * N + n)] += c[static_cast<size_t>(m * N + n)] + bias[n];
                     GemmEpilogue ep;
                     ep.accumulate = true;
                     ep.bias_col = bias.data();
