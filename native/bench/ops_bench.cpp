@@ -666,9 +666,10 @@ Result conv_batch_ab() {
     return r;
 }
 
-// The shallow linear layers of the mid config (activations [M, K] f32, weights [N, K] f16): the default path (A read in place where ops/gemm.cpp's DirectA rule applies) against A always
-// packed, interleaved; every timing is `inner` calls so each lasts ~20 ms. Per shape: the median (q1, q3) over rounds
-// of packed time / default time, and whether the rule applied (shapes outside it time the same path twice).
+// The shallow linear layers of the mid config (activations [M, K] f32, weights [N, K] f16): the default path (A read
+// in place where ops/gemm.cpp's DirectA rule applies) against A always packed, interleaved; every timing is `inner`
+// calls (~4 GFLOP). Per shape: the median (q1, q3) over rounds of packed time / default time, and whether the rule
+// applied (shapes outside it time the same path twice).
 Result linear_direct_a_ab() {
     struct LinShape {
         const char* label;

@@ -453,16 +453,17 @@ void macro_block(const Config& cf, const Block& bk, const float* pa, const float
         // A read in place: each A micro-panel stays in L1 across all B micro-panels of the block (the packed B block
         // is at most kDirectABlockBytes, in L2), and the next panel's rows are fetched meanwhile, a share per tile
         // (they come from memory: no packing pass brought them in).
-        const int64_t njr = (nc + NR - 1) / NR, row_lines = (kc * 4 + 63) / 64, lines = MR * row_lines,
-                      per = (lines + njr - 1) / njr;
+        const int64_t njr = (nc + NR - 1) / NR, row_lines = (kc * static_cast<int64_t>(sizeof(float)) + 63) / 64,
+                      lines = MR * row_lines, per = (lines + njr - 1) / njr;
         for (int64_t ir = 0; ir < mc; ir += MR) {
-            const char* next = reinterpret_cast<const char*>(da.data + (ic + ir + MR) * da.lda + bk.pc);
+            const float* next = da.data + (ic + ir + MR) * da.lda + bk.pc;  // the next panel's first row
             const bool fetch = ir + 2 * MR <= mc;
             int64_t l = 0;
             for (int64_t jr = 0; jr < nc; jr += NR) {
                 if (fetch)
                     for (const int64_t e = std::min(lines, l + per); l < e; ++l)
-                        _mm_prefetch(next + (l / row_lines) * da.lda * 4 + (l % row_lines) * 64, _MM_HINT_T0);
+                        _mm_prefetch(reinterpret_cast<const char*>(next + (l / row_lines) * da.lda) + (l % row_lines) * 64,
+                                     _MM_HINT_T0);
                 tile(ir, jr);
             }
         }

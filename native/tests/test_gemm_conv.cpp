@@ -369,10 +369,6 @@ TEST(GemmConv, LinearF16Bf16WeightsAndStridedInput) {
     }
 }
 
-// linear_concat (one GEMM for several weights, e.g. a self-attention's q, k, v): the double reference on every
-// level and weight dtype, with strided x, parts of 32 / 64 rows (one GEMM, panels never straddle parts) and a ragged
-// last part; the same bits as one linear per weight into its columns; parts not a multiple of 32 (the per-part
-// fallback) as well; bad shapes and dtypes are typed errors.
 // linear_add_: y += x W^T + b in one GEMM (accumulating epilogue) on every level and weight dtype, with and without
 // bias, one and several depth blocks (in 600 / 1100), 3-d inputs with odd sizes and a strided (column-slice) x;
 // within 1e-5 of a double reference of y0 + x W^T + b, and within a few ulps of add_(y, linear(x, w, b)); a strided
@@ -396,14 +392,11 @@ TEST(GemmConv, LinearAddMatchesReferenceAndLinearThenAdd) {
                     const Tensor b = with_bias ? tensor_of(bsd, {out}) : Tensor();
                     Tensor y = Tensor::from_data(y0.data(), {n0, n1, out}, DType::F32);
                     linear_add_(y, x, w, b);
-                    std::vector<double> ref(static_cast<size_t>(rows * out));
+                    std::vector<double> ref = ref_xwt(x.f32(), in + 3, ws.f32, rows, out, in);
                     for (int64_t r = 0; r < rows; ++r)
-                        for (int64_t o = 0; o < out; ++o) {
-                            double acc = y0[static_cast<size_t>(r * out + o)] + (with_bias ? bsd.f32[static_cast<size_t>(o)] : 0.0);
-                            for (int64_t k = 0; k < in; ++k)
-                                acc += static_cast<double>(x.f32()[r * (in + 3) + k]) * ws.f32[static_cast<size_t>(o * in + k)];
-                            ref[static_cast<size_t>(r * out + o)] = acc;
-                        }
+                        for (int64_t o = 0; o < out; ++o)
+                            ref[static_cast<size_t>(r * out + o)] +=
+                                y0[static_cast<size_t>(r * out + o)] + (with_bias ? bsd.f32[static_cast<size_t>(o)] : 0.0);
                     EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << isa.name() << " " << dtype_name(dt) << " in=" << in;
                     Tensor two = Tensor::from_data(y0.data(), {n0, n1, out}, DType::F32);
                     add_(two, linear(x, w, b));
@@ -443,6 +436,10 @@ TEST(GemmConv, LinearAddMatchesReferenceAndLinearThenAdd) {
     EXPECT_EQ(std::vector<float>(bad.f32(), bad.f32() + 40), std::vector<float>(wide0.begin(), wide0.begin() + 40));
 }
 
+// linear_concat (one GEMM for several weights, e.g. a self-attention's q, k, v): the double reference on every
+// level and weight dtype, with strided x, parts of 32 / 64 rows (one GEMM, panels never straddle parts) and a ragged
+// last part; the same bits as one linear per weight into its columns; parts not a multiple of 32 (the per-part
+// fallback) as well; bad shapes and dtypes are typed errors.
 TEST(GemmConv, LinearConcatMatchesReferenceAndSeparateLinears) {
     IsaGuard guard;
     for (Level isa : levels()) {
