@@ -172,6 +172,13 @@ export async function run(argv: string[]): Promise<void> {
      * of packed time / default time, and whether the rule applied.
      */
     linear_default_over_packed_a: abShapes(results.find((r) => r.name === 'linear_direct_a_32768x128x128')?.extra, 'packed', 'direct'),
+    /**
+     * tattn_short_5120x16x16_d64: temporal attention (L 16, d 64) by the short kernel (queries in the vector lanes, K
+     * and V read in place) against the tiled kernel, interleaved, at the tattn case's shape and the mid config's three
+     * levels (q, k, v slices of one GEMM output); per shape the median (q1, q3) of tiled time / default time, and
+     * whether the short kernel applied.
+     */
+    attention_default_over_tiled: abShapes(results.find((r) => r.name === 'tattn_short_5120x16x16_d64')?.extra, 'tiled', 'short'),
     threads: info.threads,
     isa: info.isa,
     cpu: info.cpu,
@@ -209,6 +216,9 @@ export async function run(argv: string[]): Promise<void> {
     }
     for (const t of report.linear_default_over_packed_a ?? []) {
       console.log(`linear ${t.shape} (f16 weights): ${t.direct ? 'A in place' : 'A packed (rule not met)'} / A packed ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.packed_gflops} GFLOP/s, interleaved)`);
+    }
+    for (const t of report.attention_default_over_tiled ?? []) {
+      console.log(`temporal attention ${t.shape} (L 16, d 64): ${t.short ? 'short kernel' : 'tiled (rule not met)'} / tiled ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.tiled_gflops} GFLOP/s, interleaved)`);
     }
     if (paired) {
       const q = (k: string): string => `${paired[`${k}_ratio_median`]} (q1 ${paired[`${k}_ratio_q1`]}, q3 ${paired[`${k}_ratio_q3`]})`;

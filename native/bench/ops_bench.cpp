@@ -17,12 +17,14 @@
 #include <vector>
 
 #include "bench/bench.h"
+#include "core/arena.h"
 #include "core/cpu.h"
 #include "core/half.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "ops/gemm_internal.h"
 #include "ops/ops.h"
+#include "ops/simd_math_testing.h"
 
 namespace st2v::bench {
 namespace {
@@ -707,6 +709,62 @@ Result linear_direct_a_ab() {
     return r;
 }
 
+// Temporal attention (L 16, d 64) by the short kernel (queries in the vector lanes, K and V read in place) against the
+// tiled kernel, interleaved: the tattn case's shape (1024 pixels x 5 heads, separate q / k / v) and the mid config's
+// three attention levels as the model calls them (q, k, v column slices of the [pixels, 16, 3C] output of one GEMM; 2
+// samples: 2048 pixels x 2 heads, 512 x 4, 128 x 8). gflops is the default path's at the first shape; the extras give
+// per shape the median GFLOP/s both ways and the median (q1, q3) over rounds of tiled time / default time.
+Result attention_short_ab() {
+    struct AttnShape {
+        const char* label;
+        int64_t B;
+        int H;
+        bool qkv;
+    };
+    const AttnShape shapes[] = {{"b1024_h5", 1024, 5, false},
+                                {"b2048_h2_qkv", 2048, 2, true},
+                                {"b512_h4_qkv", 512, 4, true},
+                                {"b128_h8_qkv", 128, 8, true}};
+    const int64_t L = 16, D = 64;
+    const int rounds = 9;
+    Result r;
+    r.name = "tattn_short_5120x16x16_d64";
+    std::string note = "L 16, d 64; default / tiled kernel, interleaved x 9:";
+    Arena arena;  // outputs from an arena, as in the pipeline
+    ArenaScope scope(&arena);
+    for (const AttnShape& sh : shapes) {
+        const int64_t C = sh.H * D;
+        Tensor q, k, v;
+        if (sh.qkv) {
+            const std::vector<float> x = rand_f32(static_cast<size_t>(sh.B * L * 3 * C), 14);
+            const Tensor qkv = Tensor::from_data(x.data(), {sh.B, L, 3 * C}, DType::F32);
+            q = qkv.slice(2, 0, C);
+            k = qkv.slice(2, C, 2 * C);
+            v = qkv.slice(2, 2 * C, 3 * C);
+        } else {
+            const size_t n = static_cast<size_t>(sh.B * L * C);
+            q = Tensor::from_data(rand_f32(n, 15).data(), {sh.B, L, C}, DType::F32);
+            k = Tensor::from_data(rand_f32(n, 16).data(), {sh.B, L, C}, DType::F32);
+            v = Tensor::from_data(rand_f32(n, 17).data(), {sh.B, L, C}, DType::F32);
+        }
+        const double one = 4.0 * static_cast<double>(sh.B * sh.H * L * L * D);
+        const int inner = std::max(1, static_cast<int>(2e9 / one));
+        const bool was = ops::detail::set_attention_short(true);
+        const bool applies = ops::detail::attention_short_applies(L, L);
+        auto once = [&](bool tiled) {
+            ops::detail::set_attention_short(!tiled);
+            return wall_seconds([&] {
+                for (int i = 0; i < inner; ++i) Tensor o = ops::attention(q, k, v, sh.H, 0.125f);
+            });
+        };
+        const double speedup = interleaved_ab(r, sh.label, "tiled", "short", applies, one * inner, rounds, once);
+        ops::detail::set_attention_short(was);
+        note_ab(note, sh.label, applies ? "short" : "tiled", speedup);
+    }
+    r.note = note;
+    return r;
+}
+
 ST2V_BENCH("peak", "fma_peak_avx2", peak_avx2);
 ST2V_BENCH("peak", "fma_peak_avx512", peak_avx512);
 ST2V_BENCH("ops", "gemm_f32_2048", gemm_f32_2048);
@@ -717,6 +775,7 @@ ST2V_BENCH("ops", "conv3x3_16x320x32x32_im2col", conv3x3_im2col_case);
 ST2V_BENCH("ops", "conv_temporal_32x128x32x32", conv_temporal_ab);
 ST2V_BENCH("ops", "conv_batch_32x512x4x4", conv_batch_ab);
 ST2V_BENCH("ops", "linear_direct_a_32768x128x128", linear_direct_a_ab);
+ST2V_BENCH("ops", "tattn_short_5120x16x16_d64", attention_short_ab);
 ST2V_BENCH("ops", "conv3x3s2_16x320x32x32", conv3x3_s2_case);
 ST2V_BENCH("ops", "conv3x3s2_16x32x128x128_o96", conv3x3_econd_case);
 ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);

@@ -43,9 +43,17 @@ struct AttnArgs {
     int64_t qsb, qsl, ksb, ksl, vsb, vsl;  // batch / row strides (elements)
     float scale;
     int64_t BK;  // keys per tile (rounded up to the microkernel width by the kernel)
+    bool short_ok;  // the short kernel may run (g_attn_short); it does where Lq <= 2W and Lk <= kAttnShortLk
 };
 constexpr int64_t kAttnBQ = 48;  // query rows per tile (a multiple of both microkernel heights, 6 and 8)
 constexpr int64_t kAttnBK = 128;  // keys per tile (K^T and V blocks of 32 KiB at d 64; 64 / 256 within noise)
+constexpr int64_t kAttnShortLk = 32;  // up to this many keys and 2W queries: the short kernel (simd_math_attention.h)
+// ST2V_ATTN_SHORT=off (or 0): the tiled kernel for every shape (detail::set_attention_short).
+bool attn_short_from_env() {
+    const char* e = std::getenv("ST2V_ATTN_SHORT");
+    return !(e && (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0));
+}
+std::atomic<bool> g_attn_short{attn_short_from_env()};
 // Zeroed, 64-byte aligned float scratch of one attention call on one thread.
 struct AttnBuf {
     float* p = nullptr;
@@ -61,6 +69,7 @@ struct AttnBuf {
 };
 
 struct Kernels {
+    int lanes;                                        // W of the level (0: portable)
     void (*attn)(const AttnArgs&, int64_t, int64_t);  // null: use attention_portable
     void (*sum_shifted)(const float*, int64_t, float, double*, double*);
     void (*affine_act)(const float*, float*, int64_t, float, float, float, bool);
@@ -156,16 +165,16 @@ void axpby_n(const float* x, float a, const float* y0, float b, float* y, int64_
 void dup2_n(const float* src, float* dst, int64_t n) { for (int64_t i = 0; i < n; ++i) dst[2 * i] = dst[2 * i + 1] = src[i]; }
 }  // namespace k_portable
 
-#define ST2V_KTABLE(ns, attn_fn)                                                                     \
+#define ST2V_KTABLE(ns, lanes, attn_fn)                                                              \
     Kernels {                                                                                        \
-        attn_fn, ns::sum_shifted, ns::affine_act, ns::ln_row, ns::silu_n, ns::gelu_n, ns::geglu_row, \
+        lanes, attn_fn, ns::sum_shifted, ns::affine_act, ns::ln_row, ns::silu_n, ns::gelu_n, ns::geglu_row, \
             ns::add_n, ns::mul_n, ns::scale_n, ns::axpby_n, ns::dup2_n                               \
     }
 const Kernels& kernels() {
-    static const Kernels portable = ST2V_KTABLE(k_portable, nullptr);
-    static const Kernels avx2 = ST2V_KTABLE(k_avx2, k_avx2::attn_range);
-    static const Kernels avx512 = ST2V_KTABLE(k_avx512, k_avx512::attn_range);
-    static const Kernels emu16 = ST2V_KTABLE(k_emu16, k_emu16::attn_range);
+    static const Kernels portable = ST2V_KTABLE(k_portable, 0, nullptr);
+    static const Kernels avx2 = ST2V_KTABLE(k_avx2, k_avx2::W, k_avx2::attn_range);
+    static const Kernels avx512 = ST2V_KTABLE(k_avx512, k_avx512::W, k_avx512::attn_range);
+    static const Kernels emu16 = ST2V_KTABLE(k_emu16, k_emu16::W, k_emu16::attn_range);
     switch (active_isa()) {
         case Isa::kAvx512: return avx512;
         case Isa::kAvx2: return g_emulated_wide.load(std::memory_order_relaxed) ? emu16 : avx2;
@@ -179,6 +188,12 @@ constexpr int64_t kEwGrain = 16384;  // elements worth a thread for elementwise 
 
 namespace detail {
 bool set_emulated_wide_kernels(bool on) { return g_emulated_wide.exchange(on); }
+bool set_attention_short(bool on) { return g_attn_short.exchange(on); }
+bool attention_short_applies(int64_t Lq, int64_t Lk) {
+    const int w = kernels().lanes;
+    return g_attn_short.load(std::memory_order_relaxed) && w > 0 && Lq <= 2 * w && Lk <= kAttnShortLk &&
+           kAttnBQ >= Lq;
+}
 const char* emulated_wide_kind() {
 #ifdef ST2V_SIMD_HAVE_SIMDE
     return "AVX-512 wrappers over SIMDe";
@@ -303,7 +318,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
     Tensor o = Tensor::empty({B, Lq, heads * Dv});
     if (B == 0 || Lq == 0 || Dv == 0) return o;
     AttnArgs a{q.f32(), k.f32(), v.f32(), o.f32(), B, Lq, Lk, heads, D, Dv, kAttnBQ,
-               q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), scale, kAttnBK};
+               q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), scale, kAttnBK,
+               g_attn_short.load(std::memory_order_relaxed)};
     const int64_t nqb = (Lq + std::min(kAttnBQ, Lq) - 1) / std::min(kAttnBQ, Lq);
     auto fn = K.attn;
     parallel_for(B * heads * nqb, [&](int64_t t0, int64_t t1, int) { fn(a, t0, t1); }, 1);

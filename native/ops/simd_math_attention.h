@@ -76,6 +76,169 @@ ST2V_TGT __attribute__((always_inline)) static inline void attn_pv(int64_t K, co
     }
     ST2V_MK_ROWS(ST2V_MK_STORE)
 }
+
+// Small problems (the temporal attention): starts the DRAM reads of batch entry b + 1 (all its heads) while entry b
+// is computed. Both kernels call it at each entry's first head.
+ST2V_TGT __attribute__((always_inline)) static inline void prefetch_next_entry(const AttnArgs& a, int64_t b) {
+    const int64_t Lq = a.Lq, Lk = a.Lk, D = a.D, Dv = a.Dv;
+    if (b + 1 >= a.B || (Lq + 2 * Lk) * a.H * std::max(D, Dv) > 16384) return;
+    for (int64_t i = 0; i < Lq; ++i)
+        for (int64_t c = 0; c < a.H * D; c += 16)
+            _mm_prefetch(reinterpret_cast<const char*>(a.q + (b + 1) * a.qsb + i * a.qsl + c), _MM_HINT_T0);
+    for (int64_t j = 0; j < Lk; ++j) {
+        for (int64_t c = 0; c < a.H * D; c += 16)
+            _mm_prefetch(reinterpret_cast<const char*>(a.k + (b + 1) * a.ksb + j * a.ksl + c), _MM_HINT_T0);
+        for (int64_t c = 0; c < a.H * Dv; c += 16)
+            _mm_prefetch(reinterpret_cast<const char*>(a.v + (b + 1) * a.vsb + j * a.vsl + c), _MM_HINT_T0);
+    }
+}
+
+// ---- short attention: Lq <= 2W queries, Lk <= kAttnShortLk keys (the UNet's temporal attention over a chunk's
+// frames, the CAM mergers). Queries sit in the vector lanes (QV = 1 or 2 vectors of W), so the softmax runs down the
+// columns of S^T with no horizontal max / sum, and K and V are read in place with no packing:
+//   qt  Q^T [D][QV*W] (8x8 register transposes; lanes >= Lq stay zero)
+//   st  S^T [Lk][QV*W] = K Q^T, keys 6 at a time with K's elements broadcast from its rows, times scale * log2 e;
+//       then P^T = 2^(S^T - m) in place, m and l the column maxima and sums
+//   O   [Lq][Dv] = P V: MR x 2W tiles with P broadcast from P^T and V's rows loaded in place, / l on the store.
+// Six keys per group: the last group repeats the last key (computed, never stored). The next batch entry is
+// prefetched as in the tiled kernel (without it: 1.15-1.21x over the tiled kernel at the tattn shape in 3 runs, with
+// it 1.19-1.33x in 4). Tiled time / short time, interleaved, 2 threads, Zen 3 (ops bench tattn_short_5120x16x16_d64):
+// 1.19-1.33x at the tattn shape, 1.33-1.47x at the mid config's first two levels, 1.51-1.64x at the third.
+#define ST2V_SQ_KEYS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define ST2V_SQ_DECL(g) V s##g##0 = vzero(), s##g##1 = vzero();
+#define ST2V_SQ_STEP(g)                                      \
+    {                                                        \
+        const V t = vset1(k##g[d]);                          \
+        s##g##0 = vfma(t, q0, s##g##0);                      \
+        if (QV == 2) s##g##1 = vfma(t, q1, s##g##1);         \
+    }
+#define ST2V_SQ_STORE(g)                                     \
+    if (g < nk) {                                            \
+        vstore(st + (j0 + g) * QW, vmul(s##g##0, sc));       \
+        if (QV == 2) vstore(st + (j0 + g) * QW + W, vmul(s##g##1, sc)); \
+    }
+template <int QV>
+ST2V_TGT __attribute__((always_inline)) static inline void attn_short_scores(const float* kb, int64_t ksl, int64_t Lk,
+                                                                             int64_t D, const float* __restrict qt,
+                                                                             float* __restrict st, V sc) {
+    constexpr int64_t QW = QV * W;
+    for (int64_t j0 = 0; j0 < Lk; j0 += 6) {
+        const int64_t nk = std::min<int64_t>(6, Lk - j0);
+        const float *k0 = kb + std::min(j0 + 0, Lk - 1) * ksl, *k1 = kb + std::min(j0 + 1, Lk - 1) * ksl,
+                    *k2 = kb + std::min(j0 + 2, Lk - 1) * ksl, *k3 = kb + std::min(j0 + 3, Lk - 1) * ksl,
+                    *k4 = kb + std::min(j0 + 4, Lk - 1) * ksl, *k5 = kb + std::min(j0 + 5, Lk - 1) * ksl;
+        ST2V_SQ_KEYS(ST2V_SQ_DECL)
+#pragma GCC unroll 4
+        for (int64_t d = 0; d < D; ++d) {
+            const V q0 = vload(qt + d * QW), q1 = QV == 2 ? vload(qt + d * QW + W) : vzero();
+            ST2V_SQ_KEYS(ST2V_SQ_STEP)
+        }
+        ST2V_SQ_KEYS(ST2V_SQ_STORE)
+    }
+}
+#undef ST2V_SQ_KEYS
+#undef ST2V_SQ_DECL
+#undef ST2V_SQ_STEP
+#undef ST2V_SQ_STORE
+
+// O rows [r0, r0 + MR) (rows >= nr computed, not stored), columns [c0, c0 + nc), nc <= 2W: sum over the Lk keys
+// of P[r][j] V[j][c] with P[r][j] = pt[j * QW + r], then times inv[r].
+#define ST2V_SO_DECL(i) V o##i##0 = vzero(), o##i##1 = vzero();
+#define ST2V_SO_STEP(i)                                      \
+    {                                                        \
+        const V t = vset1(p[(i)]);                           \
+        o##i##0 = vfma(t, v0, o##i##0);                      \
+        o##i##1 = vfma(t, v1, o##i##1);                      \
+    }
+#define ST2V_SO_STORE(i)                                                              \
+    if ((i) < nr) {                                                                   \
+        const V s = vset1(inv[(i)]);                                                  \
+        float* dst = out + (i) * ldo;                                                 \
+        if (n0 == W) vstore(dst, vmul(o##i##0, s));                                   \
+        else vstoren(dst, vmul(o##i##0, s), n0);                                      \
+        if (n1 == W) vstore(dst + W, vmul(o##i##1, s));                               \
+        else if (n1 > 0) vstoren(dst + W, vmul(o##i##1, s), n1);                      \
+    }
+ST2V_TGT __attribute__((always_inline)) static inline void attn_short_pv(const float* __restrict pt, int64_t QW,
+                                                                         const float* vb, int64_t vsl, int64_t Lk,
+                                                                         int64_t nc, const float* inv, float* out,
+                                                                         int64_t ldo, int64_t nr) {
+    const int n0 = static_cast<int>(std::min<int64_t>(nc, W)), n1 = static_cast<int>(std::max<int64_t>(nc - W, 0));
+    ST2V_MK_ROWS(ST2V_SO_DECL)
+    if (nc == 2 * W) {
+#pragma GCC unroll 2
+        for (int64_t j = 0; j < Lk; ++j) {
+            const float* p = pt + j * QW;
+            const V v0 = vload(vb + j * vsl), v1 = vload(vb + j * vsl + W);
+            ST2V_MK_ROWS(ST2V_SO_STEP)
+        }
+    } else {
+        for (int64_t j = 0; j < Lk; ++j) {
+            const float* p = pt + j * QW;
+            const V v0 = vloadn(vb + j * vsl, n0), v1 = n1 > 0 ? vloadn(vb + j * vsl + W, n1) : vzero();
+            ST2V_MK_ROWS(ST2V_SO_STEP)
+        }
+    }
+    ST2V_MK_ROWS(ST2V_SO_STORE)
+}
+#undef ST2V_SO_DECL
+#undef ST2V_SO_STEP
+#undef ST2V_SO_STORE
+
+// Tasks [t0, t1) of the (batch*head) grid (one query block: Lq <= 2W).
+template <int QV>
+ST2V_TGT static void attn_short_range(const AttnArgs& a, int64_t t0, int64_t t1) {
+    constexpr int64_t QW = QV * W;
+    const int64_t D = a.D, Dv = a.Dv, Lq = a.Lq, Lk = a.Lk;
+    // qt: D rows of QW lanes; st: Lk rows, then MR - 1 more lanes read (never used) by the last row tile
+    AttnBuf qt(D * QW), st(Lk * QW + MR), inv(QW + MR);
+    const V sc = vset1(a.scale * 1.44269504088896341f);  // scores in base 2: exp(x) = 2^(x log2 e)
+    for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / a.H, h = t % a.H;
+        if (h == 0) prefetch_next_entry(a, b);
+        // Q^T: lanes >= Lq are never written (zero from the allocation)
+        const float* qb = a.q + b * a.qsb + h * D;
+        {
+            int64_t i = 0;
+            for (; i + 8 <= Lq; i += 8) {
+                int64_t d = 0;
+                for (; d + 8 <= D; d += 8) transpose8x8(qb + i * a.qsl + d, a.qsl, qt.p + d * QW + i, QW);
+                for (; d < D; ++d)
+                    for (int64_t r = i; r < i + 8; ++r) qt.p[d * QW + r] = qb[r * a.qsl + d];
+            }
+            for (; i < Lq; ++i)
+                for (int64_t d = 0; d < D; ++d) qt.p[d * QW + i] = qb[i * a.qsl + d];
+        }
+        attn_short_scores<QV>(a.k + b * a.ksb + h * D, a.ksl, Lk, D, qt.p, st.p, sc);
+        // softmax down the columns
+        V m0 = vload(st.p), m1 = QV == 2 ? vload(st.p + W) : vzero();
+        for (int64_t j = 1; j < Lk; ++j) {
+            m0 = vmax(m0, vload(st.p + j * QW));
+            if (QV == 2) m1 = vmax(m1, vload(st.p + j * QW + W));
+        }
+        V l0 = vzero(), l1 = vzero();
+        for (int64_t j = 0; j < Lk; ++j) {
+            const V e0 = vexp2_nonpos(vsub(vload(st.p + j * QW), m0));
+            vstore(st.p + j * QW, e0);
+            l0 = vadd(l0, e0);
+            if (QV == 2) {
+                const V e1 = vexp2_nonpos(vsub(vload(st.p + j * QW + W), m1));
+                vstore(st.p + j * QW + W, e1);
+                l1 = vadd(l1, e1);
+            }
+        }
+        // 1 / l per query (lanes >= Lq: l = Lk, harmless)
+        vstore(inv.p, vdiv(vset1(1.f), l0));
+        if (QV == 2) vstore(inv.p + W, vdiv(vset1(1.f), l1));
+        const float* vb = a.v + b * a.vsb + h * Dv;
+        float* ob = a.o + (b * Lq * a.H + h) * Dv;
+        const int64_t ldo = a.H * Dv;
+        for (int64_t r0 = 0; r0 < Lq; r0 += MR)
+            for (int64_t c0 = 0; c0 < Dv; c0 += 2 * W)
+                attn_short_pv(st.p + r0, QW, vb + c0, a.vsl, Lk, std::min<int64_t>(2 * W, Dv - c0), inv.p + r0,
+                              ob + r0 * ldo + c0, ldo, std::min<int64_t>(MR, Lq - r0));
+    }
+}
 #undef ST2V_MK_ROWS
 #undef ST2V_MK_DECL
 #undef ST2V_MK_STEP
@@ -86,6 +249,11 @@ ST2V_TGT __attribute__((always_inline)) static inline void attn_pv(int64_t K, co
 
 // Tasks [t0, t1) of the (batch*head, query block) grid.
 ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
+    if (a.short_ok && a.Lq <= 2 * W && a.Lk <= kAttnShortLk && a.BQ >= a.Lq) {  // attention_short_applies
+        if (a.Lq <= W) attn_short_range<1>(a, t0, t1);
+        else attn_short_range<2>(a, t0, t1);
+        return;
+    }
     constexpr int64_t NR = 2 * W;
     static_assert(MR <= W, "the row statistics of one panel are handled as one vector");
     const int64_t D = a.D, Dv = a.Dv, Lq = a.Lq, Lk = a.Lk;
@@ -102,18 +270,7 @@ ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
         const int64_t bh = t / nqb, qb = t % nqb, b = bh / a.H, h = bh % a.H;
         if (bh != cur) {
             cur = bh;
-            if (h == 0 && b + 1 < a.B && (Lq + 2 * Lk) * a.H * std::max(D, Dv) <= 16384) {
-                // small problems (temporal attention): start the DRAM reads of the next batch entry now
-                for (int64_t i = 0; i < Lq; ++i)
-                    for (int64_t c = 0; c < a.H * D; c += 16)
-                        _mm_prefetch(reinterpret_cast<const char*>(a.q + (b + 1) * a.qsb + i * a.qsl + c), _MM_HINT_T0);
-                for (int64_t j = 0; j < Lk; ++j) {
-                    for (int64_t c = 0; c < a.H * D; c += 16)
-                        _mm_prefetch(reinterpret_cast<const char*>(a.k + (b + 1) * a.ksb + j * a.ksl + c), _MM_HINT_T0);
-                    for (int64_t c = 0; c < a.H * Dv; c += 16)
-                        _mm_prefetch(reinterpret_cast<const char*>(a.v + (b + 1) * a.vsb + j * a.vsl + c), _MM_HINT_T0);
-                }
-            }
+            if (h == 0) prefetch_next_entry(a, b);
             // Padding (keys >= Lk, columns >= Dv) is never written: it stays zero from the allocation.
             float* kd = kp.p;
             int64_t j = 0;

@@ -137,26 +137,34 @@ void run_attention_case(const AttnCase& c, uint32_t seed) {
     const float scale = 1.f / std::sqrt(static_cast<float>(c.D));
     const std::vector<double> ref = attention_ref(q, k, v, c.H, scale);
     IsaGuard guard;
+    struct ShortGuard {
+        bool prev = detail::set_attention_short(true);
+        ~ShortGuard() { detail::set_attention_short(prev); }
+    } short_guard;
     for (Level isa : levels()) {
-        ASSERT_TRUE(use(isa));
-        ThreadPool p1(1), p2(2);
-        std::vector<float> r1, r2;
-        {
-            PoolScope s(&p1);
-            Tensor o = attention(q, k, v, c.H, scale);
-            ASSERT_EQ(o.shape(), Shape({c.B, c.Lq, HDv}));
-            r1 = values(o);
+        for (bool short_on : {true, false}) {  // the short kernel where it applies, then the tiled one for all
+            ASSERT_TRUE(use(isa));
+            detail::set_attention_short(short_on);
+            ThreadPool p1(1), p2(2);
+            std::vector<float> r1, r2;
+            {
+                PoolScope s(&p1);
+                Tensor o = attention(q, k, v, c.H, scale);
+                ASSERT_EQ(o.shape(), Shape({c.B, c.Lq, HDv}));
+                r1 = values(o);
+            }
+            {
+                PoolScope s(&p2);
+                r2 = values(attention(q, k, v, c.H, scale));
+                EXPECT_EQ(r2, values(attention(q, k, v, c.H, scale))) << "not deterministic";
+            }
+            char what[160];
+            std::snprintf(what, sizeof what, "attention B%lld Lq%lld Lk%lld H%d D%lld Dv%lld amp%g %s",
+                          (long long)c.B, (long long)c.Lq, (long long)c.Lk, c.H, (long long)c.D, (long long)c.Dv,
+                          c.amp, detail::attention_short_applies(c.Lq, c.Lk) ? "short kernel" : "tiled kernel");
+            expect_close(r1, ref, 1e-5, what);
+            expect_close(r2, ref, 1e-5, what);
         }
-        {
-            PoolScope s(&p2);
-            r2 = values(attention(q, k, v, c.H, scale));
-            EXPECT_EQ(r2, values(attention(q, k, v, c.H, scale))) << "not deterministic";
-        }
-        char what[160];
-        std::snprintf(what, sizeof what, "attention B%lld Lq%lld Lk%lld H%d D%lld Dv%lld amp%g", (long long)c.B,
-                      (long long)c.Lq, (long long)c.Lk, c.H, (long long)c.D, (long long)c.Dv, c.amp);
-        expect_close(r1, ref, 1e-5, what);
-        expect_close(r2, ref, 1e-5, what);
     }
 }
 
@@ -171,9 +179,36 @@ TEST(AttnNorm, AttentionMatchesDoubleReferenceOnOddShapesAndViews) {
         {2, 49, 145, 1, 8, 24, 4.f},
         {1, 3, 1, 2, 16, 16, 1.f},
         {1, 50, 1000, 1, 64, 64, 2.f},  // 8 key tiles: running max / rescale across many tiles
+        // the short kernel (Lq <= 2W, Lk <= 32; queries in lanes): partial lane vectors, D not a multiple of 8
+        // (scalar transpose tails), Dv tails, key groups of 6 with a short last one, its edges (Lk 32 / 33, Lq 16 / 17
+        // at W 8, 32 / 33 at W 16), peaky softmax
+        {3, 9, 9, 2, 13, 20, 1.f},     {2, 12, 30, 3, 8, 7, 4.f},   {2, 16, 32, 2, 64, 40, 1.f},
+        {2, 16, 33, 1, 24, 24, 1.f},   {2, 17, 17, 2, 16, 16, 1.f}, {1, 32, 7, 1, 40, 72, 3.f},
+        {1, 33, 5, 1, 8, 8, 1.f},      {4, 8, 8, 5, 3, 3, 2.f},     {2, 1, 20, 2, 64, 64, 1.f},
+        {2, 16, 16, 1, 8, 8, 30.f},  // scores up to ~2^3000 before the max is taken off
     };
     uint32_t seed = 10;
     for (const AttnCase& c : cases) run_attention_case(c, seed += 7);
+}
+
+// Which shapes the short kernel takes: Lq <= 2W (16 at AVX2, 32 at the AVX-512 geometry) and Lk <= 32, none on the
+// portable level or when switched off; the edges of that rule are among the cases above.
+TEST(AttnNorm, AttentionShortKernelRule) {
+    IsaGuard guard;
+    const bool prev = detail::set_attention_short(true);
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
+        const int64_t w = isa.isa == Isa::kPortable ? 0 : (isa.emu || isa.isa == Isa::kAvx512) ? 16 : 8;
+        EXPECT_EQ(detail::attention_short_applies(16, 16), w > 0) << g_level_name;
+        EXPECT_EQ(detail::attention_short_applies(1, 32), w > 0) << g_level_name;
+        EXPECT_FALSE(detail::attention_short_applies(1, 33)) << g_level_name;
+        EXPECT_EQ(detail::attention_short_applies(2 * w, 8), w > 0) << g_level_name;
+        EXPECT_FALSE(detail::attention_short_applies(2 * w + 1, 8)) << g_level_name;
+        detail::set_attention_short(false);
+        EXPECT_FALSE(detail::attention_short_applies(16, 16)) << g_level_name;
+        detail::set_attention_short(true);
+    }
+    detail::set_attention_short(prev);
 }
 
 TEST(AttnNorm, AttentionBadInputThrowsTypedErrors) {
