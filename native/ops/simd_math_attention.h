@@ -102,8 +102,8 @@ ST2V_TGT __attribute__((always_inline)) static inline void prefetch_next_entry(c
 //   O   [Lq][Dv] = P V: MR x 2W tiles with P broadcast from P^T and V's rows loaded in place, / l on the store.
 // Six keys per group: the last group repeats the last key (computed, never stored). The next batch entry is
 // prefetched as in the tiled kernel (without it: 1.15-1.21x over the tiled kernel at the tattn shape in 3 runs, with
-// it 1.19-1.33x in 4). Tiled time / short time, interleaved, 2 threads, Zen 3 (ops bench tattn_short_5120x16x16_d64):
-// 1.19-1.33x at the tattn shape, 1.33-1.47x at the mid config's first two levels, 1.51-1.64x at the third.
+// it 1.19-1.34x in 8). Tiled time / short time, interleaved, 2 threads, Zen 3 (ops bench tattn_short_5120x16x16_d64):
+// 1.19-1.34x at the tattn shape, 1.33-1.47x at the mid config's first two levels, 1.51-1.69x at the third.
 #define ST2V_SQ_KEYS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define ST2V_SQ_DECL(g) V s##g##0 = vzero(), s##g##1 = vzero();
 #define ST2V_SQ_STEP(g)                                      \
