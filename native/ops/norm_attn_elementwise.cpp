@@ -167,8 +167,8 @@ void dup2_n(const float* src, float* dst, int64_t n) { for (int64_t i = 0; i < n
 
 #define ST2V_KTABLE(ns, lanes, attn_fn)                                                              \
     Kernels {                                                                                        \
-        lanes, attn_fn, ns::sum_shifted, ns::affine_act, ns::ln_row, ns::silu_n, ns::gelu_n, ns::geglu_row, \
-            ns::add_n, ns::mul_n, ns::scale_n, ns::axpby_n, ns::dup2_n                               \
+        lanes, attn_fn, ns::sum_shifted, ns::affine_act, ns::ln_row, ns::silu_n, ns::gelu_n,         \
+            ns::geglu_row, ns::add_n, ns::mul_n, ns::scale_n, ns::axpby_n, ns::dup2_n                \
     }
 const Kernels& kernels() {
     static const Kernels portable = ST2V_KTABLE(k_portable, 0, nullptr);

@@ -106,16 +106,16 @@ ST2V_TGT __attribute__((always_inline)) static inline void prefetch_next_entry(c
 // 1.19-1.34x at the tattn shape, 1.33-1.47x at the mid config's first two levels, 1.51-1.69x at the third.
 #define ST2V_SQ_KEYS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define ST2V_SQ_DECL(g) V s##g##0 = vzero(), s##g##1 = vzero();
-#define ST2V_SQ_STEP(g)                                      \
-    {                                                        \
-        const V t = vset1(k##g[d]);                          \
-        s##g##0 = vfma(t, q0, s##g##0);                      \
-        if (QV == 2) s##g##1 = vfma(t, q1, s##g##1);         \
+#define ST2V_SQ_STEP(g)                                                  \
+    {                                                                    \
+        const V t = vset1(k##g[d]);                                      \
+        s##g##0 = vfma(t, q0, s##g##0);                                  \
+        if (QV == 2) s##g##1 = vfma(t, q1, s##g##1);                     \
     }
-#define ST2V_SQ_STORE(g)                                     \
-    if (g < nk) {                                            \
-        vstore(st + (j0 + g) * QW, vmul(s##g##0, sc));       \
-        if (QV == 2) vstore(st + (j0 + g) * QW + W, vmul(s##g##1, sc)); \
+#define ST2V_SQ_STORE(g)                                                 \
+    if (g < nk) {                                                        \
+        vstore(st + (j0 + g) * QW, vmul(s##g##0, sc));                   \
+        if (QV == 2) vstore(st + (j0 + g) * QW + W, vmul(s##g##1, sc));  \
     }
 template <int QV>
 ST2V_TGT __attribute__((always_inline)) static inline void attn_short_scores(const float* kb, int64_t ksl, int64_t Lk,
@@ -141,8 +141,8 @@ ST2V_TGT __attribute__((always_inline)) static inline void attn_short_scores(con
 #undef ST2V_SQ_STEP
 #undef ST2V_SQ_STORE
 
-// O rows [r0, r0 + MR) (rows >= nr computed, not stored), columns [c0, c0 + nc), nc <= 2W: sum over the Lk keys
-// of P[r][j] V[j][c] with P[r][j] = pt[j * QW + r], then times inv[r].
+// One MR x 2W tile of O: out[r][c] = inv[r] * sum over the Lk keys of P[r][j] V[j][c], P[r][j] = pt[j * QW + r],
+// V[j][c] = vb[j * vsl + c], for the first nc <= 2W columns; rows r >= nr are computed and not stored.
 #define ST2V_SO_DECL(i) V o##i##0 = vzero(), o##i##1 = vzero();
 #define ST2V_SO_STEP(i)                                      \
     {                                                        \

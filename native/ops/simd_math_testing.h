@@ -8,6 +8,7 @@
 // wrappers of ops/simd_math.h themselves (SIMDe's portable _mm512_* implementations), else on pairs of AVX2
 // vectors.
 #pragma once
+#include <cstdint>
 
 namespace st2v::ops::detail {
 
