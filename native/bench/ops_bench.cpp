@@ -547,13 +547,19 @@ void note_ab(std::string& note, const char* label, const char* path, double spee
     note += buf;
 }
 
-// One shape of an interleaved A / B comparison: `once(b)` runs the default path (b = false) or the alternative
-// (b = true) once and returns its seconds; after a warm-up each way, every round times both, in alternating order.
-// Adds <label>_default_gflops / _<alt>_gflops (medians), <label>_speedup_median / _q1 / _q3 (alternative time /
-// default time over the rounds) and <label>_<flag> (whether the default path differs from the alternative here).
-template <typename F>
-double interleaved_ab(Result& r, const std::string& label, const char* alt, const char* flag, bool applies,
-                      double flops, int rounds, F once) {
+// One shape of an interleaved A / B comparison: `select(b)` switches to the default path (b = false) or the
+// alternative (b = true), and `run()` runs it once (timed); after a warm-up each way, every round times both, in
+// alternating order. Adds <label>_default_gflops / _<alt>_gflops (medians), <label>_speedup_median / _q1 / _q3
+// (alternative time / default time over the rounds) and <label>_<flag> (whether the default path differs from the
+// alternative here), and the note entry " <label> <path> <speedup>x" (path: what the default took). The caller
+// restores its switch afterwards.
+template <typename Select, typename Run>
+void interleaved_ab(Result& r, std::string& note, const std::string& label, const char* path, const char* alt,
+                    const char* flag, bool applies, double flops, int rounds, Select select, Run run) {
+    auto once = [&](bool alternative) {
+        select(alternative);
+        return wall_seconds(run);
+    };
     once(false);
     once(true);
     std::vector<double> def, other, speedup;
@@ -577,7 +583,7 @@ double interleaved_ab(Result& r, const std::string& label, const char* alt, cons
         r.gflops = flops / r.seconds * 1e-9;
         r.best_seconds = *std::min_element(def.begin(), def.end());
     }
-    return median_of(speedup);
+    note_ab(note, label.c_str(), path, median_of(speedup));
 }
 
 // The temporal (3,1,1) convolution at the mid config's three attention levels (2 samples x 16 frames, f16 weights:
@@ -606,13 +612,14 @@ Result conv_temporal_ab() {
         const double flops = 6.0 * static_cast<double>(NF * sh.C * sh.C * sh.S);
         const ops::detail::WinogradMode was = ops::detail::set_temporal_winograd(ops::detail::WinogradMode::kAuto);
         const bool wino = ops::detail::temporal_winograd_applies(static_cast<int>(F), sh.C, sh.C, sh.S);
-        auto once = [&](bool direct) {
-            ops::detail::set_temporal_winograd(direct ? ops::detail::WinogradMode::kOff : ops::detail::WinogradMode::kAuto);
-            return wall_seconds([&] { Tensor y = ops::conv_temporal(x, static_cast<int>(F), w, b); });
-        };
-        const double speedup = interleaved_ab(r, sh.label, "direct", "winograd", wino, flops, rounds, once);
+        interleaved_ab(
+            r, note, sh.label, wino ? "Winograd" : "direct", "direct", "winograd", wino, flops, rounds,
+            [](bool direct) {
+                ops::detail::set_temporal_winograd(direct ? ops::detail::WinogradMode::kOff
+                                                          : ops::detail::WinogradMode::kAuto);
+            },
+            [&] { Tensor y = ops::conv_temporal(x, static_cast<int>(F), w, b); });
         ops::detail::set_temporal_winograd(was);
-        note_ab(note, sh.label, wino ? "Winograd" : "direct", speedup);
     }
     r.note = note;
     return r;
@@ -651,18 +658,15 @@ Result conv_batch_ab() {
         const double flops = 2.0 * static_cast<double>(N * sh.O * Ho * Ho * sh.C * sh.k * sh.k);
         const bool was = ops::detail::set_conv_batching(true);
         const ops::detail::ConvBatchPath path = ops::detail::conv_batch_path(N, threads, Ho * Ho, sh.C * sh.k * sh.k);
-        auto once = [&](bool per_image) {
-            ops::detail::set_conv_batching(!per_image);
-            return wall_seconds([&] { Tensor y = ops::conv2d(x, w, b, p); });
-        };
-        const double speedup = interleaved_ab(r, sh.label, "per_image", "grouped",
-                                              path == ops::detail::ConvBatchPath::kGrouped, flops, rounds, once);
-        r.extra.emplace_back(std::string(sh.label) + "_by_image", path == ops::detail::ConvBatchPath::kByImage ? 1 : 0);
-        ops::detail::set_conv_batching(was);
         const char* name = path == ops::detail::ConvBatchPath::kGrouped  ? "grouped"
                            : path == ops::detail::ConvBatchPath::kByImage ? "by image"
                                                                           : "per image";
-        note_ab(note, sh.label, name, speedup);
+        interleaved_ab(
+            r, note, sh.label, name, "per_image", "grouped", path == ops::detail::ConvBatchPath::kGrouped, flops,
+            rounds, [](bool per_image) { ops::detail::set_conv_batching(!per_image); },
+            [&] { Tensor y = ops::conv2d(x, w, b, p); });
+        r.extra.emplace_back(std::string(sh.label) + "_by_image", path == ops::detail::ConvBatchPath::kByImage ? 1 : 0);
+        ops::detail::set_conv_batching(was);
     }
     r.note = note;
     return r;
@@ -695,15 +699,13 @@ Result linear_direct_a_ab() {
         const int inner = std::max(1, static_cast<int>(4e9 / one));
         const bool applies = ops::detail::gemm_direct_a_applies(sh.N, sh.K, A);
         const bool was = ops::detail::set_gemm_direct_a(true);
-        auto once = [&](bool packed) {
-            ops::detail::set_gemm_direct_a(!packed);
-            return wall_seconds([&] {
+        interleaved_ab(
+            r, note, sh.label, applies ? "in place" : "packed", "packed", "direct", applies, one * inner, rounds,
+            [](bool packed) { ops::detail::set_gemm_direct_a(!packed); },
+            [&] {
                 for (int i = 0; i < inner; ++i) ops::gemm(sh.M, sh.N, sh.K, A, B, c.data(), sh.N);
             });
-        };
-        const double speedup = interleaved_ab(r, sh.label, "packed", "direct", applies, one * inner, rounds, once);
         ops::detail::set_gemm_direct_a(was);
-        note_ab(note, sh.label, applies ? "in place" : "packed", speedup);
     }
     r.note = note;
     return r;
@@ -751,15 +753,13 @@ Result attention_short_ab() {
         const int inner = std::max(1, static_cast<int>(2e9 / one));
         const bool was = ops::detail::set_attention_short(true);
         const bool applies = ops::detail::attention_short_applies(L, L);
-        auto once = [&](bool tiled) {
-            ops::detail::set_attention_short(!tiled);
-            return wall_seconds([&] {
+        interleaved_ab(
+            r, note, sh.label, applies ? "short" : "tiled", "tiled", "short", applies, one * inner, rounds,
+            [](bool tiled) { ops::detail::set_attention_short(!tiled); },
+            [&] {
                 for (int i = 0; i < inner; ++i) Tensor o = ops::attention(q, k, v, sh.H, 0.125f);
             });
-        };
-        const double speedup = interleaved_ab(r, sh.label, "tiled", "short", applies, one * inner, rounds, once);
         ops::detail::set_attention_short(was);
-        note_ab(note, sh.label, applies ? "short" : "tiled", speedup);
     }
     r.note = note;
     return r;

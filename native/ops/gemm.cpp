@@ -434,12 +434,14 @@ void macro_block(const Config& cf, const Block& bk, const float* pa, const float
         const float* brow = bk.last && ep.bias_row ? ep.bias_row + ic + ir : nullptr;
         const bool direct = da.data && mr == MR;
         const float* ap = direct ? da.data + (ic + ir) * da.lda + bk.pc : pa + ir * kc;
+        auto kern = [&](float* dst, int64_t ld, int acc, const float* bc, const float* br) {
+            if (direct) cf.kern_rows(kc, ap, da.lda, pb + jr * kc, dst, ld, ep.alpha, acc, bc, br);
+            else cf.kern(kc, ap, pb + jr * kc, dst, ld, ep.alpha, acc, bc, br);
+        };
         if (mr == MR && nr == NR) {
-            if (direct) cf.kern_rows(kc, ap, da.lda, pb + jr * kc, ct, ldc, ep.alpha, add, bcol, brow);
-            else cf.kern(kc, ap, pb + jr * kc, ct, ldc, ep.alpha, add, bcol, brow);
+            kern(ct, ldc, add, bcol, brow);
         } else {
-            if (direct) cf.kern_rows(kc, ap, da.lda, pb + jr * kc, tmp, NR, ep.alpha, 0, nullptr, nullptr);
-            else cf.kern(kc, ap, pb + jr * kc, tmp, NR, ep.alpha, 0, nullptr, nullptr);
+            kern(tmp, NR, 0, nullptr, nullptr);
             for (int64_t i = 0; i < mr; ++i)
                 for (int64_t j = 0; j < nr; ++j) {
                     float v = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];

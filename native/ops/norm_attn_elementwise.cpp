@@ -24,6 +24,7 @@
 #include "core/profile.h"
 #include "core/simd_transpose.h"
 #include "core/threadpool.h"
+#include "ops/gemm_internal.h"
 #include "ops/ops.h"
 #include "ops/simd_math_testing.h"
 #include "ops/weight_util.h"
@@ -43,17 +44,14 @@ struct AttnArgs {
     int64_t qsb, qsl, ksb, ksl, vsb, vsl;  // batch / row strides (elements)
     float scale;
     int64_t BK;  // keys per tile (rounded up to the microkernel width by the kernel)
-    bool short_ok;  // the short kernel may run (g_attn_short); it does where Lq <= 2W and Lk <= kAttnShortLk
+    bool short_ok;  // the short kernel runs (attention_short_fits: Lq <= 2W, Lk <= kAttnShortLk, switch on)
 };
 constexpr int64_t kAttnBQ = 48;  // query rows per tile (a multiple of both microkernel heights, 6 and 8)
 constexpr int64_t kAttnBK = 128;  // keys per tile (K^T and V blocks of 32 KiB at d 64; 64 / 256 within noise)
 constexpr int64_t kAttnShortLk = 32;  // up to this many keys and 2W queries: the short kernel (simd_math_attention.h)
-// ST2V_ATTN_SHORT=off (or 0): the tiled kernel for every shape (detail::set_attention_short).
-bool attn_short_from_env() {
-    const char* e = std::getenv("ST2V_ATTN_SHORT");
-    return !(e && (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0));
-}
-std::atomic<bool> g_attn_short{attn_short_from_env()};
+// ST2V_ATTN_SHORT=off (or 0; read by the switches' parser of gemm_internal.h): the tiled kernel for every shape
+// (detail::set_attention_short).
+std::atomic<bool> g_attn_short{detail::winograd_mode_from_env("ST2V_ATTN_SHORT") != detail::WinogradMode::kOff};
 // Zeroed, 64-byte aligned float scratch of one attention call on one thread.
 struct AttnBuf {
     float* p = nullptr;
@@ -184,16 +182,19 @@ const Kernels& kernels() {
 #undef ST2V_KTABLE
 
 constexpr int64_t kEwGrain = 16384;  // elements worth a thread for elementwise ops
+
+// Whether attention with these lengths takes the short kernel of the level K (the rule of AttnArgs::short_ok):
+// Lq <= 2W queries in one query block, Lk <= kAttnShortLk keys, the switch on.
+bool attention_short_fits(const Kernels& K, int64_t Lq, int64_t Lk) {
+    return g_attn_short.load(std::memory_order_relaxed) && K.lanes > 0 && Lq <= 2 * K.lanes && Lk <= kAttnShortLk &&
+           Lq <= kAttnBQ;
+}
 }  // namespace
 
 namespace detail {
 bool set_emulated_wide_kernels(bool on) { return g_emulated_wide.exchange(on); }
 bool set_attention_short(bool on) { return g_attn_short.exchange(on); }
-bool attention_short_applies(int64_t Lq, int64_t Lk) {
-    const int w = kernels().lanes;
-    return g_attn_short.load(std::memory_order_relaxed) && w > 0 && Lq <= 2 * w && Lk <= kAttnShortLk &&
-           kAttnBQ >= Lq;
-}
+bool attention_short_applies(int64_t Lq, int64_t Lk) { return attention_short_fits(kernels(), Lq, Lk); }
 const char* emulated_wide_kind() {
 #ifdef ST2V_SIMD_HAVE_SIMDE
     return "AVX-512 wrappers over SIMDe";
@@ -319,7 +320,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
     if (B == 0 || Lq == 0 || Dv == 0) return o;
     AttnArgs a{q.f32(), k.f32(), v.f32(), o.f32(), B, Lq, Lk, heads, D, Dv, kAttnBQ,
                q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), scale, kAttnBK,
-               g_attn_short.load(std::memory_order_relaxed)};
+               attention_short_fits(K, Lq, Lk)};
     const int64_t nqb = (Lq + std::min(kAttnBQ, Lq) - 1) / std::min(kAttnBQ, Lq);
     auto fn = K.attn;
     parallel_for(B * heads * nqb, [&](int64_t t0, int64_t t1, int) { fn(a, t0, t1); }, 1);

@@ -249,7 +249,7 @@ ST2V_TGT static void attn_short_range(const AttnArgs& a, int64_t t0, int64_t t1)
 
 // Tasks [t0, t1) of the (batch*head, query block) grid.
 ST2V_TGT static void attn_range(const AttnArgs& a, int64_t t0, int64_t t1) {
-    if (a.short_ok && a.Lq <= 2 * W && a.Lk <= kAttnShortLk && a.BQ >= a.Lq) {  // attention_short_applies
+    if (a.short_ok) {  // Lq <= 2W and Lk <= kAttnShortLk at this level (attention_short_fits)
         if (a.Lq <= W) attn_short_range<1>(a, t0, t1);
         else attn_short_range<2>(a, t0, t1);
         return;
