@@ -37,15 +37,25 @@ export function parseBasicOptions(suite: string, argv: string[]): BasicOptions {
 
 /**
  * Writes `report` (pretty JSON) to bench/results/<kind>-<slug of machine>-<YYYY-MM-DD of date>.json and returns the
- * path relative to the package root.
+ * path relative to the package root. A run saved earlier the same day is kept: the name then takes the time of day
+ * (THHMM, then THHMMSS, then a counter), so no saved run is overwritten. `dir` (tests): another folder.
  */
-export function saveReport(kind: string, machine: string, date: string, report: unknown): string {
+export function saveReport(kind: string, machine: string, date: string, report: unknown,
+  dir = path.join(packageRoot, 'bench', 'results')): string {
   const slug = machine.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-  const dir = path.join(packageRoot, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${kind}-${slug}-${date.slice(0, 10)}.json`);
-  fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-  return path.relative(packageRoot, file);
+  const day = date.slice(0, 10), hhmmss = date.slice(11, 19).replace(/:/g, '');
+  const stems = [day, `${day}T${hhmmss.slice(0, 4)}`, `${day}T${hhmmss}`];
+  for (let i = 0; ; i++) {
+    const stem = i < stems.length ? stems[i] : `${day}T${hhmmss}-${i - stems.length + 2}`;
+    const file = path.join(dir, `${kind}-${slug}-${stem}.json`);
+    try {
+      fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`, { flag: 'wx' });  // fails if the file exists
+      return path.relative(packageRoot, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
 }
 
 /**

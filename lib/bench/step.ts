@@ -20,6 +20,7 @@
  * after in the same process ("outside ops" is the rest: model code between ops). The report gets `profile` rows.
  */
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +69,24 @@ interface StepOptions {
 
 interface StepNative {
   benchStep(o: StepOptions): Promise<Omit<StepBenchResult, 'dtype'>>;
+}
+
+/**
+ * CPU seconds (user + system) of this process's finished, waited-for children (Linux /proc/self/stat cutime + cstime,
+ * in USER_HZ = 100 ticks); undefined elsewhere. The difference around one execFileSync is that child's CPU time.
+ */
+export function childrenCpuSeconds(statText?: string): number | undefined {
+  let text = statText;
+  if (text === undefined) {
+    try {
+      text = fs.readFileSync('/proc/self/stat', 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');  // fields 3.. (the name may hold spaces or parens)
+  const cutime = Number(rest[13]), cstime = Number(rest[14]);
+  return Number.isFinite(cutime) && Number.isFinite(cstime) ? (cutime + cstime) / 100 : undefined;
 }
 
 /** One JSON line of scripts/torch_anchor.py with a measurement. */
@@ -174,15 +193,22 @@ export async function run(argv: string[]): Promise<void> {
     const out = execFileSync(process.execPath, [...execArgv, ...childArgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     rows.push(JSON.parse(out.trim().split('\n').pop() ?? '{}') as StepBenchResult);
   }
-  let anchor: { env?: Record<string, unknown>; rows: AnchorRow[]; python: string; error?: string } | undefined;
+  let anchor: { env?: Record<string, unknown>; rows: AnchorRow[]; python: string; error?: string; threads?: number;
+    wall_s?: number; cpu_per_wall?: number } | undefined;
   if (a.anchor) {
     const script = path.join(packageRoot, 'scripts', 'torch_anchor.py');
     const args = [script, '--width', 'mid', '--device', 'cpu', '--threads', String(info.threads), '--modes', 'fp32',
       '--reps', String(a.reps)];
     log(`running the PyTorch peer: ${a.anchorPython} ${args.join(' ')}`);
+    const cpu0 = childrenCpuSeconds();
+    const t0 = performance.now();
     try {
       const out = execFileSync(a.anchorPython, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-      anchor = { ...parseAnchorOutput(out), python: a.anchorPython };
+      // the peer's CPU seconds over its wall seconds: ~threads when torch used every thread it was given
+      const wall = (performance.now() - t0) / 1e3;
+      const cpu1 = childrenCpuSeconds();
+      anchor = { ...parseAnchorOutput(out), python: a.anchorPython, threads: info.threads, wall_s: round(wall, 1),
+        ...(cpu0 !== undefined && cpu1 !== undefined ? { cpu_per_wall: round((cpu1 - cpu0) / wall, 2) } : {}) };
     } catch (err) {
       anchor = { rows: [], python: a.anchorPython, error: (err as Error).message.split('\n')[0] };
     }
@@ -231,7 +257,8 @@ export async function run(argv: string[]): Promise<void> {
     if (anchor.error) log(`  PyTorch peer failed (${anchor.python}): ${anchor.error}`);
     for (const r of anchor.rows)
       log(`  PyTorch ${String(anchor.env?.torch ?? '?')} ${r.mode}: ${(r.ms_median / 1e3).toFixed(2)} s/step (min ` +
-        `${(r.ms_min / 1e3).toFixed(2)}), ${(r.params / 1e6).toFixed(1)}M params`);
+        `${(r.ms_min / 1e3).toFixed(2)}), ${(r.params / 1e6).toFixed(1)}M params, ${anchor.threads} threads` +
+        (anchor.cpu_per_wall !== undefined ? ` (whole run: cpu/wall ${anchor.cpu_per_wall})` : ''));
   }
 }
 

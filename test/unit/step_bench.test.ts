@@ -2,7 +2,7 @@
 // the tiny preset) the warm-up / repetition contract of benchStep. The mid-size run itself takes minutes and is
 // run by hand (bench/results/step-*.json).
 import test from 'ava';
-import { parseAnchorOutput, parseStepArgs, profileTable, type ProfileRow } from '../../lib/bench/step.js';
+import { childrenCpuSeconds, parseAnchorOutput, parseStepArgs, profileTable, type ProfileRow } from '../../lib/bench/step.js';
 import { St2vError, callNative } from '../../lib/errors.js';
 import { loadNative } from '../../lib/native/binding.js';
 
@@ -47,6 +47,17 @@ interface StepOut {
   flops: number;
 }
 const native = loadNative() as unknown as { benchStep(o: Record<string, unknown>): Promise<StepOut> };
+
+test("childrenCpuSeconds reads cutime + cstime from /proc/self/stat, past a name with spaces and parens", (t) => {
+  // fields 14-17 are utime stime cutime cstime (in USER_HZ ticks); the name (field 2) may hold ') ('
+  const stat = '4242 (node (a) b) S 1 4242 4242 0 -1 4194304 100 200 0 0 7 3 250 125 20 0 11 0 1234 5678 90';
+  t.is(childrenCpuSeconds(stat), 3.75);
+  t.is(childrenCpuSeconds('garbage'), undefined);
+  if (process.platform === 'linux') {
+    const v = childrenCpuSeconds();
+    t.true(v !== undefined && v >= 0);
+  }
+});
 
 test('benchStep runs warm-up + reps steps and reports the median of the timed ones', async (t) => {
   const r = await callNative(() => native.benchStep({ dtype: 'f32', preset: 'tiny', frames: 4, condFrames: 2, latent: 4, warmup: 1, reps: 3 }));
