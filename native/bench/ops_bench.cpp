@@ -765,6 +765,53 @@ Result attention_short_ab() {
     return r;
 }
 
+// The feed-forward projection with its GEGLU fused (ops::linear_geglu: the GEMM's tiles go through GEGLU as they are
+// made, the 8C-wide product is never written) against linear then geglu, interleaved, at the mid config's three
+// levels as a whole step calls them (f16 weights [8C, C] and bias; rows = 2 samples x 16 frames x pixels):
+// 32768 x 128 -> 512, 8192 x 256 -> 1024, 2048 x 512 -> 2048. Outputs from an arena, as in the pipeline; per shape
+// also the arena's peak MiB of one call each way (<label>_peak_mib_default / _two_pass).
+Result linear_geglu_ab() {
+    struct FfShape {
+        const char* label;
+        int64_t M, C;
+    };
+    const FfShape shapes[] = {{"32768x128", 32768, 128}, {"8192x256", 8192, 256}, {"2048x512", 2048, 512}};
+    const int rounds = 9;
+    Result r;
+    r.name = "linear_geglu_32768x128";
+    std::string note = "f16 weights; fused / linear then geglu, interleaved x 9:";
+    Arena arena;
+    ArenaScope scope(&arena);
+    for (const FfShape& sh : shapes) {
+        const int64_t N2 = 8 * sh.C;
+        const std::vector<float> xv = rand_f32(static_cast<size_t>(sh.M * sh.C), 18), bv = rand_f32(static_cast<size_t>(N2), 19);
+        const std::vector<uint16_t> wh = rand_weights_f16(static_cast<size_t>(N2 * sh.C), 20);
+        const Tensor x = Tensor::from_data(xv.data(), {sh.M, sh.C}, DType::F32);
+        const Tensor w = Tensor::from_data(wh.data(), {N2, sh.C}, DType::F16);
+        const Tensor b = Tensor::from_data(bv.data(), {N2}, DType::F32);
+        bool two_pass = false;
+        auto call = [&] { Tensor y = two_pass ? ops::geglu(ops::linear(x, w, b)) : ops::linear_geglu(x, w, b); };
+        for (const bool t : {false, true}) {
+            two_pass = t;
+            call();  // the arena's blocks exist before the peak is read
+            arena.reset_peak();
+            const size_t base = arena.bytes_in_use();
+            call();
+            r.extra.emplace_back(std::string(sh.label) + (t ? "_peak_mib_two_pass" : "_peak_mib_default"),
+                                 static_cast<double>(arena.peak_bytes() - base) / (1 << 20));
+        }
+        const double one = 2.0 * static_cast<double>(sh.M * N2 * sh.C);
+        const int inner = std::max(1, static_cast<int>(4e9 / one));
+        interleaved_ab(
+            r, note, sh.label, "fused", "two_pass", "fused", true, one * inner, rounds, [&](bool t) { two_pass = t; },
+            [&] {
+                for (int i = 0; i < inner; ++i) call();
+            });
+    }
+    r.note = note;
+    return r;
+}
+
 ST2V_BENCH("peak", "fma_peak_avx2", peak_avx2);
 ST2V_BENCH("peak", "fma_peak_avx512", peak_avx512);
 ST2V_BENCH("ops", "gemm_f32_2048", gemm_f32_2048);
@@ -776,6 +823,7 @@ ST2V_BENCH("ops", "conv_temporal_32x128x32x32", conv_temporal_ab);
 ST2V_BENCH("ops", "conv_batch_32x512x4x4", conv_batch_ab);
 ST2V_BENCH("ops", "linear_direct_a_32768x128x128", linear_direct_a_ab);
 ST2V_BENCH("ops", "tattn_short_5120x16x16_d64", attention_short_ab);
+ST2V_BENCH("ops", "linear_geglu_32768x128", linear_geglu_ab);
 ST2V_BENCH("ops", "conv3x3s2_16x320x32x32", conv3x3_s2_case);
 ST2V_BENCH("ops", "conv3x3s2_16x32x128x128_o96", conv3x3_econd_case);
 ST2V_BENCH("ops", "gemm_f32_2048_1thread", gemm_f32_2048_1thread);

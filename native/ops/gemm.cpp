@@ -428,7 +428,7 @@ void macro_block(const Config& cf, const Block& bk, const float* pa, const float
     const int add = (!bk.first || ep.accumulate) ? 1 : 0;
     auto tile = [&](int64_t ir, int64_t jr) {
         const int64_t mr = std::min<int64_t>(MR, mc - ir), nr = std::min<int64_t>(NR, nc - jr);
-        float* ct = C + (ic + ir) * ldc + jc + jr;
+        float* ct = C ? C + (ic + ir) * ldc + jc + jr : nullptr;  // null only with a tile_sink and one depth block
         // the bias goes in with the last depth block's store; an activation after it (activate_region)
         const float* bcol = bk.last && ep.bias_col ? ep.bias_col + jc + jr : nullptr;
         const float* brow = bk.last && ep.bias_row ? ep.bias_row + ic + ir : nullptr;
@@ -438,17 +438,32 @@ void macro_block(const Config& cf, const Block& bk, const float* pa, const float
             if (direct) cf.kern_rows(kc, ap, da.lda, pb + jr * kc, dst, ld, ep.alpha, acc, bc, br);
             else cf.kern(kc, ap, pb + jr * kc, dst, ld, ep.alpha, acc, bc, br);
         };
-        if (mr == MR && nr == NR) {
-            kern(ct, ldc, add, bcol, brow);
-        } else {
+        // A partial tile (or one the kernel cannot finish in place): the kernel's product into tmp, then C's partial
+        // sum and the bias added in the kernels' order, element by element, into dst (C, or tmp itself for a sink).
+        auto finish_scalar = [&](float* dst, int64_t ld) {
             kern(tmp, NR, 0, nullptr, nullptr);
             for (int64_t i = 0; i < mr; ++i)
                 for (int64_t j = 0; j < nr; ++j) {
                     float v = add ? ct[i * ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
                     if (bcol || brow) v += tile_bias(bcol, brow, i, j);
-                    ct[i * ldc + j] = v;
+                    dst[i * ld + j] = v;
                 }
+        };
+        if (bk.last && ep.tile_sink) {
+            // the tile's final values into tmp (the same operations, in the same order, as the stores into C below),
+            // then to the sink
+            if (nr == NR && (mr == MR || !brow)) {  // the kernel reads MR entries of brow
+                if (add)
+                    for (int64_t i = 0; i < mr; ++i) std::memcpy(tmp + i * NR, ct + i * ldc, sizeof(float) * NR);
+                kern(tmp, NR, add, bcol, brow);
+            } else {
+                finish_scalar(tmp, NR);
+            }
+            ep.tile_sink(ep.sink_ctx, tmp, NR, ic + ir, mr, jc + jr, nr);
+            return;
         }
+        if (mr == MR && nr == NR) kern(ct, ldc, add, bcol, brow);
+        else finish_scalar(ct, ldc);
         if (bk.last && ep.act != Act::kNone) activate_region(C, ldc, ic + ir, mr, jc + jr, nr, ep.act);
     };
     if (da.data) {
@@ -737,6 +752,12 @@ void pack_mat(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, i
 void gemm_a_blocking(int64_t K, int* MR, int64_t* KC) {
     const Config cf = config_for(active_isa());
     *MR = cf.MR;
+    *KC = std::min<int64_t>(cf.KC, std::max<int64_t>(K, 1));
+}
+
+void gemm_b_blocking(int64_t K, int* NR, int64_t* KC) {
+    const Config cf = config_for(active_isa());
+    *NR = cf.NR;
     *KC = std::min<int64_t>(cf.KC, std::max<int64_t>(K, 1));
 }
 

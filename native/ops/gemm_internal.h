@@ -35,6 +35,15 @@ void convert_run(const void* src, DType dt, int64_t n, float* dst);
 
 // The active microkernel's row-panel height MR and depth block KC for a problem of depth K.
 void gemm_a_blocking(int64_t K, int* MR, int64_t* KC);
+// The active level's micro-panel width NR (the columns of one C tile) and depth block KC for depth K.
+void gemm_b_blocking(int64_t K, int* NR, int64_t* KC);
+// The active level's GEGLU kernel (ops/norm_attn_elementwise.cpp, the one ops::geglu runs):
+// y[r * ldy + c] = x[r * ldx + c] * gelu(x[r * ldx + n + c]) for r < rows, c < n.
+using GegluRowsFn = void (*)(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t rows, int64_t n);
+GegluRowsFn geglu_rows_kernel();
+// Tests and the bench only: with false, linear_geglu runs linear then geglu (two passes; the same bits).
+// ST2V_GEGLU_FUSED=off (or 0) sets the starting value to false. Process-wide; returns the old value.
+bool set_linear_geglu_fused(bool on);
 // Packs all of A [M, K] once in the driver's panel order (for reuse over many GEMMs with the same A, e.g.
 // conv weights over a batch): returns the buffer (ceil(M/MR)*MR * K floats, a tensor, so from the current
 // Arena when one is installed: no fresh pages per call in a denoising loop) and a packer reading it. The driver

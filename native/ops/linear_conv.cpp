@@ -188,6 +188,88 @@ void linear_add_(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b) {
     linear_gemm("linear_add_", x, w, b, Act::kNone, true, y.f32());  // no second pass over y
 }
 
+namespace {
+std::atomic<bool> g_geglu_fused{detail::winograd_mode_from_env("ST2V_GEGLU_FUSED") != detail::WinogradMode::kOff};
+// linear_geglu's B: the weight's rows reordered so that every micro-panel of R = 2H columns holds H value rows and
+// the H gate rows that pair with them (panel q: rows [qH, qH+H) then [I+qH, I+qH+H)); each tile of C then holds
+// whole GEGLU pairs, H outputs per row.
+struct GegluPack {
+    detail::MatPack w;  // B[k, n] = w[n, k], n < 2I
+    int64_t I;
+};
+thread_local std::vector<float> t_geglu_half;
+void pack_geglu(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
+    const GegluPack& g = *static_cast<const GegluPack*>(ctx);
+    const int H = R / 2;
+    ST2V_CHECK(R % 2 == 0 && r0 % R == 0 && nr == R, Code::kInternal, "linear_geglu: panel %lld+%lld of width %d",
+               static_cast<long long>(r0), static_cast<long long>(nr), R);
+    const int64_t q = r0 / R;
+    detail::pack_mat(&g.w, q * H, H, k0, kc, R, dst);  // the values into columns [0, H) (pack_mat zeroes [H, R))
+    t_geglu_half.resize(static_cast<size_t>(kc * H));
+    float* gates = t_geglu_half.data();
+    detail::pack_mat(&g.w, g.I + q * H, H, k0, kc, H, gates);
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * R + H, gates + k * H, sizeof(float) * static_cast<size_t>(H));
+}
+struct GegluSink {
+    float* y;  // [rows, I]
+    int64_t I;
+    detail::GegluRowsFn f;
+};
+// A tile of C (columns [n0, n0+nr), whole panels of value / gate pairs) into y's columns [n0/2, (n0+nr)/2).
+void geglu_sink(void* ctx, const float* t, int64_t ld, int64_t m0, int64_t mr, int64_t n0, int64_t nr) {
+    const GegluSink& s = *static_cast<const GegluSink*>(ctx);
+    s.f(t, ld, s.y + m0 * s.I + n0 / 2, s.I, mr, nr / 2);
+}
+}  // namespace
+
+namespace detail {
+bool set_linear_geglu_fused(bool on) { return g_geglu_fused.exchange(on); }
+}  // namespace detail
+
+Tensor linear_geglu(const Tensor& x, const Tensor& w, const Tensor& b) {
+    const Shape pshape = linear_out_shape("linear_geglu", x, w);
+    const int64_t in = w.size(1), out2 = w.size(0), I = out2 / 2;
+    ST2V_CHECK(out2 % 2 == 0, Code::kShapeMismatch, "linear_geglu: weight %s has an odd number of rows",
+               w.desc().c_str());
+    int NR = 0;
+    int64_t KC = 0;
+    if (active_isa() != Isa::kPortable) detail::gemm_b_blocking(in, &NR, &KC);
+    const int64_t rows = in ? x.numel() / in : 0;
+    // Panels must hold whole pairs: I a multiple of NR / 2; an empty product, the portable level or the switch off
+    // (ST2V_GEGLU_FUSED=off, set_linear_geglu_fused): two passes.
+    if (active_isa() == Isa::kPortable || NR % 2 != 0 || I % (NR / 2) != 0 || in == 0 || rows == 0 ||
+        !g_geglu_fused.load(std::memory_order_relaxed))
+        return geglu(linear(x, w, b));
+    std::vector<int64_t> oshape = pshape.vec();
+    oshape.back() = I;
+    Tensor y = Tensor::empty(Shape(oshape));
+    ProfScope prof("linear + geglu", 2.0 * static_cast<double>(x.numel()) * static_cast<double>(out2));
+    const LinearRows xr = linear_rows(x, in);
+    Tensor wc = w.contiguous();
+    // the bias in the panels' column order
+    std::vector<float> bias = vec_f32(b, out2, "linear_geglu", "bias"), bias_p;
+    if (!bias.empty()) {
+        const int64_t H = NR / 2;
+        bias_p.resize(static_cast<size_t>(out2));
+        for (int64_t n = 0; n < out2; ++n) {
+            const int64_t q = n / NR, j = n % NR;
+            bias_p[static_cast<size_t>(n)] = bias[static_cast<size_t>(j < H ? q * H + j : I + q * H + (j - H))];
+        }
+    }
+    // a GEMM deeper than one depth block keeps its partial sums in C; one block needs no C at all
+    Tensor partial = in > KC ? Tensor::empty({rows, out2}) : Tensor();
+    GegluPack gp{{wc.raw(), wc.dtype(), in, 1}, I};
+    GegluSink sink{y.f32(), I, detail::geglu_rows_kernel()};
+    GemmEpilogue ep;
+    ep.bias_col = bias_p.empty() ? nullptr : bias_p.data();
+    ep.tile_sink = geglu_sink;
+    ep.sink_ctx = &sink;
+    detail::MatPack pa{xr.x.raw(), DType::F32, xr.rs, 1};
+    detail::gemm_packed(rows, out2, in, {detail::pack_mat, &pa}, {pack_geglu, &gp},
+                        partial.defined() ? partial.f32() : nullptr, out2, ep);
+    return y;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Convolutions are implicit GEMMs: A = weights [O, C*kh*kw] (packed/widened by the GEMM driver), B = the
 // im2col matrix [C*kh*kw, Ho*Wo], generated panel by panel inside B packing (never materialised).

@@ -74,7 +74,7 @@ struct Kernels {
     void (*ln_row)(const float*, float*, int64_t, const float*, const float*, float);
     void (*silu)(const float*, float*, int64_t);
     void (*gelu)(const float*, float*, int64_t);
-    void (*geglu)(const float*, float*, int64_t);
+    void (*geglu)(const float*, int64_t, float*, int64_t, int64_t, int64_t);  // geglu_rows
     void (*add)(const float*, const float*, float*, int64_t);
     void (*mul)(const float*, const float*, float*, int64_t);
     void (*scale)(const float*, float, float*, int64_t);
@@ -153,7 +153,10 @@ void ln_row(const float* x, float* y, int64_t C, const float* g, const float* bt
 }
 void silu_n(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = silu1(x[i]); }
 void gelu_n(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = gelu1(x[i]); }
-void geglu_row(const float* x, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = x[i] * gelu1(x[n + i]); }
+void geglu_rows(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < n; ++i) y[r * ldy + i] = x[r * ldx + i] * gelu1(x[r * ldx + n + i]);
+}
 void add_n(const float* a, const float* b, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i]; }
 void mul_n(const float* a, const float* b, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i]; }
 void scale_n(const float* x, float s, float* y, int64_t n) { for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s; }
@@ -166,7 +169,7 @@ void dup2_n(const float* src, float* dst, int64_t n) { for (int64_t i = 0; i < n
 #define ST2V_KTABLE(ns, lanes, attn_fn)                                                              \
     Kernels {                                                                                        \
         lanes, attn_fn, ns::sum_shifted, ns::affine_act, ns::ln_row, ns::silu_n, ns::gelu_n,         \
-            ns::geglu_row, ns::add_n, ns::mul_n, ns::scale_n, ns::axpby_n, ns::dup2_n                \
+            ns::geglu_rows, ns::add_n, ns::mul_n, ns::scale_n, ns::axpby_n, ns::dup2_n                \
     }
 const Kernels& kernels() {
     static const Kernels portable = ST2V_KTABLE(k_portable, 0, nullptr);
@@ -195,6 +198,7 @@ namespace detail {
 bool set_emulated_wide_kernels(bool on) { return g_emulated_wide.exchange(on); }
 bool set_attention_short(bool on) { return g_attn_short.exchange(on); }
 bool attention_short_applies(int64_t Lq, int64_t Lk) { return attention_short_fits(kernels(), Lq, Lk); }
+GegluRowsFn geglu_rows_kernel() { return kernels().geglu; }
 const char* emulated_wide_kind() {
 #ifdef ST2V_SIMD_HAVE_SIMDE
     return "AVX-512 wrappers over SIMDe";
@@ -432,9 +436,8 @@ Tensor geglu(const Tensor& x) {
     const float* a = xc.f32();
     float* o = y.f32();
     auto f = kernels().geglu;
-    parallel_for(R, [&](int64_t r0, int64_t r1, int) {
-        for (int64_t r = r0; r < r1; ++r) f(a + r * C2, o + r * C, C);
-    }, std::max<int64_t>(1, kEwGrain / C));
+    parallel_for(R, [&](int64_t r0, int64_t r1, int) { f(a + r0 * C2, C2, o + r0 * C, C, r1 - r0, C); },
+                 std::max<int64_t>(1, kEwGrain / C));
     return y;
 }
 

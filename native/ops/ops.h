@@ -33,6 +33,12 @@ struct GemmEpilogue {
     Act act = Act::kNone;             // applied after bias
     bool accumulate = false;          // C = act(C + A*B + bias) when true; C = act(A*B + bias) otherwise
     float alpha = 1.f;                // scales A*B
+    // Internal (ops that consume C tile by tile, e.g. linear_geglu): when set, each tile's final values (after
+    // alpha, the earlier depth blocks' sums in C, the bias; act must be kNone) go to tile_sink as an mr x nr block
+    // (row stride ld) of C's rows [m0, m0+mr) and columns [n0, n0+nr) instead of into C. C is then only written for
+    // the partial sums of a GEMM deeper than one depth block (and may be null when it is not).
+    void (*tile_sink)(void* ctx, const float* tile, int64_t ld, int64_t m0, int64_t mr, int64_t n0, int64_t nr) = nullptr;
+    void* sink_ctx = nullptr;
 };
 // C[M, N] (row stride ldc, f32) = epilogue(alpha * A[M, K] * B[K, N]). Runs on the current pool.
 void gemm(int64_t M, int64_t N, int64_t K, const MatRef& A, const MatRef& B, float* C, int64_t ldc,
@@ -47,6 +53,10 @@ Tensor linear_concat(const Tensor& x, const std::vector<Tensor>& ws);
 // y += x W^T + b in one GEMM (the residual add fused into the tile stores): y f32 of x's shape with out_features
 // last. The sums round as (y + x W^T) + b instead of y + (x W^T + b). A strided y takes two passes (linear, then add).
 void linear_add_(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b);
+// y[..., I] = geglu(x W^T + b) for w [2I, in] (the first I rows make the values, the last I the gates), in one GEMM
+// whose tiles go through GEGLU as they are made: the [..., 2I] product is never written out (when in fits one depth
+// block of the GEMM; deeper, only its partial sums are). The same bits as geglu(linear(x, w, b)).
+Tensor linear_geglu(const Tensor& x, const Tensor& w, const Tensor& b);
 
 // ---- Convolutions ----------------------------------------------------------------------------------
 // x [N, Cin, H, W] f32, w [Cout, Cin, kh, kw] (kh = kw = 1 or 3; w may also be [Cout, Cin] for 1x1),

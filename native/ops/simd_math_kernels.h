@@ -94,10 +94,13 @@ ST2V_TGT static void silu_n(const float* x, float* y, int64_t n) {
 ST2V_TGT static void gelu_n(const float* x, float* y, int64_t n) {
     ST2V_EW_LOOP(vstore(y + i, vgelu(vload(x + i))), vstoren(y + i, vgelu(vloadn(x + i, c)), c))
 }
-// y[c] = x[c] * gelu(x[n + c]) for one row of 2n inputs.
-ST2V_TGT static void geglu_row(const float* x, float* y, int64_t n) {
-    ST2V_EW_LOOP(vstore(y + i, vmul(vload(x + i), vgelu(vload(x + n + i)))),
-                 vstoren(y + i, vmul(vloadn(x + i, c), vgelu(vloadn(x + n + i, c))), c))
+// y[r * ldy + c] = x[r * ldx + c] * gelu(x[r * ldx + n + c]) for rows r < rows of 2n inputs (GEGLU; ops::geglu's
+// rows, and the tiles linear_geglu hands over, one call per tile).
+ST2V_TGT static void geglu_rows(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t rows, int64_t n) {
+    for (int64_t r = 0; r < rows; ++r, x += ldx, y += ldy) {
+        ST2V_EW_LOOP(vstore(y + i, vmul(vload(x + i), vgelu(vload(x + n + i)))),
+                     vstoren(y + i, vmul(vloadn(x + i, c), vgelu(vloadn(x + n + i, c))), c))
+    }
 }
 ST2V_TGT static void add_n(const float* a, const float* b, float* y, int64_t n) {
     ST2V_EW_LOOP(vstore(y + i, vadd(vload(a + i), vload(b + i))),

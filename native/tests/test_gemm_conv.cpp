@@ -209,6 +209,68 @@ TEST(GemmConv, GemmSameBitsAnyThreadCountAndDriver) {
     for (int t : {2, 3}) EXPECT_EQ(conv(t), one) << "conv2d, " << t << " threads";
 }
 
+// GemmEpilogue::tile_sink: the tiles it receives hold exactly what the GEMM would have stored in C (alpha, the
+// accumulated C, bias by column and by row), for full and partial tiles (ragged M and N), one and several depth blocks,
+// DirectA's shallow shapes, both drivers, 1 and 3 threads, on every level; C itself is left alone except for the
+// partial sums of the depth blocks before the last.
+TEST(GemmConv, GemmTileSinkReceivesTheStoredValues) {
+    IsaGuard guard;
+    struct DynGuard {
+        bool prev = detail::set_gemm_dynamic(true);
+        ~DynGuard() { detail::set_gemm_dynamic(prev); }
+    } dyn;
+    struct Sink {
+        std::vector<float> d;
+        int64_t N;
+        static void fn(void* ctx, const float* t, int64_t ld, int64_t m0, int64_t mr, int64_t n0, int64_t nr) {
+            auto& s = *static_cast<Sink*>(ctx);
+            for (int64_t i = 0; i < mr; ++i)
+                for (int64_t j = 0; j < nr; ++j) s.d[static_cast<size_t>((m0 + i) * s.N + n0 + j)] = t[i * ld + j];
+        }
+    };
+    const int64_t shapes[][3] = {{37, 45, 77}, {61, 200, 700}, {29, 301, 33}, {1, 16, 1}, {130, 64, 128}};
+    uint32_t seed = 60;
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
+        if (isa.isa == Isa::kPortable) continue;  // gemm() runs gemm_portable there (no packed driver, no sink)
+        for (auto& sh : shapes) {
+            const int64_t M = sh[0], N = sh[1], K = sh[2];
+            const std::vector<float> a = randv(static_cast<size_t>(M * K), seed++), b = randv(static_cast<size_t>(K * N), seed++),
+                                     bc = randv(static_cast<size_t>(N), seed++), br = randv(static_cast<size_t>(M), seed++),
+                                     c0 = randv(static_cast<size_t>(M * N), seed++);
+            for (int variant = 0; variant < 4; ++variant) {
+                GemmEpilogue ep;
+                ep.alpha = variant == 3 ? 0.75f : 1.f;
+                ep.accumulate = variant >= 2;
+                ep.bias_col = variant >= 1 ? bc.data() : nullptr;
+                ep.bias_row = variant >= 2 ? br.data() : nullptr;
+                for (int threads : {1, 3})
+                    for (bool dynamic : {true, false}) {
+                        ThreadPool p(threads);
+                        PoolScope scope(&p);
+                        detail::set_gemm_dynamic(dynamic);
+                        const std::string what = std::string(isa.name()) + " M " + std::to_string(M) + " N " +
+                                                 std::to_string(N) + " K " + std::to_string(K) + " variant " +
+                                                 std::to_string(variant) + " threads " + std::to_string(threads);
+                        std::vector<float> c = c0;
+                        gemm(M, N, K, {a.data(), DType::F32, K, 1}, {b.data(), DType::F32, N, 1}, c.data(), N, ep);
+                        Sink sink{std::vector<float>(static_cast<size_t>(M * N), -7.f), N};
+                        GemmEpilogue es = ep;
+                        es.tile_sink = Sink::fn;
+                        es.sink_ctx = &sink;
+                        std::vector<float> cs = c0;
+                        gemm(M, N, K, {a.data(), DType::F32, K, 1}, {b.data(), DType::F32, N, 1}, cs.data(), N, es);
+                        ASSERT_EQ(sink.d, c) << what;
+                        int MR = 0;
+                        int64_t KC = 0;
+                        detail::gemm_a_blocking(K, &MR, &KC);
+                        if (K <= KC) EXPECT_EQ(cs, c0) << what << ": C written with one depth block";
+                    }
+            }
+        }
+    }
+}
+
 // A read in place (detail::DirectA: shallow GEMMs with a row-major f32 A on the AVX2 level) gives the same bits as the
 // packed path, for full and partial row panels, strided A, every epilogue, both drivers and 1-3 threads, and matches
 // the double reference; the rule's edges (K 256 / 257, the packed B block at 512 KB) take the path they should.
@@ -483,6 +545,96 @@ TEST(GemmConv, LinearConcatMatchesReferenceAndSeparateLinears) {
               Code::kShapeMismatch);
     EXPECT_EQ(code_of([] { linear_concat(Tensor::zeros({2, 3}), {Tensor::zeros({4, 3}, DType::I32)}); }), Code::kDtype);
     EXPECT_EQ(code_of([] { linear_concat(Tensor::zeros({2, 3}, DType::I32), {Tensor::zeros({4, 3})}); }), Code::kDtype);
+}
+
+// linear_geglu: the GEMM's tiles through GEGLU as they are made (weight rows reordered into value / gate panels).
+// Against a double reference (1e-5 of the output scale) and bit for bit against geglu(linear(x, w, b)) (on the
+// emulated AVX-512 level: with the weight's rows in the panel order, see below) on every level and weight dtype, with
+// and without bias, strided x, partial row panels, depths of one and of several depth blocks (600 > KC on AVX2 and
+// the AVX-512 blocking), I not a multiple of the half panel (the two-pass fallback), 1 and 3 threads; typed errors
+// on bad shapes and dtypes.
+TEST(GemmConv, LinearGegluMatchesReferenceAndTwoPasses) {
+    IsaGuard guard;
+    struct Case {
+        int64_t rows, in, I;
+        bool bias;
+    };
+    const Case cases[] = {{37, 77, 64, true}, {6, 128, 32, false}, {93, 600, 48, true}, {5, 33, 12, true},
+                          {1, 1, 16, true}, {50, 300, 160, false}};
+    for (Level isa : levels()) {
+        ASSERT_TRUE(use(isa));
+        for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+            for (const Case& c : cases) {
+                const int64_t rows = c.rows, in = c.in, I = c.I;
+                const std::string what = std::string(isa.name()) + " " + dtype_name(dt) + " rows " +
+                                         std::to_string(rows) + " in " + std::to_string(in) + " I " + std::to_string(I);
+                Tensor xw = Tensor::from_data(randv(static_cast<size_t>(rows * (in + 3)), 41).data(), {rows, in + 3},
+                                              DType::F32);
+                Tensor x = xw.slice(1, 2, 2 + in);  // rows strided by in + 3
+                const Stored st = store(randv(static_cast<size_t>(2 * I * in), 42), dt);
+                const Tensor w = tensor_of(st, {2 * I, in});
+                const std::vector<float> bv = randv(static_cast<size_t>(2 * I), 43);
+                const Tensor b = c.bias ? Tensor::from_data(bv.data(), {2 * I}, DType::F32) : Tensor();
+                const Tensor y = linear_geglu(x, w, b);
+                ASSERT_EQ(y.shape(), Shape({rows, I})) << what;
+                const Tensor two = geglu(linear(x, w, b));
+                // The same two passes with the weight's rows in the fused path's panel order (each product element
+                // then sits at the same lane of the same tile): what the fused GEMM must equal bit for bit even where
+                // a kernel's rounding may depend on the lane (the SIMDe emulation built with sanitizers does).
+                int NR = 0;
+                int64_t KC = 0;
+                detail::gemm_b_blocking(in, &NR, &KC);
+                const int64_t H = NR / 2;
+                const bool fused = I % H == 0;
+                Tensor two_p = two;
+                if (fused) {
+                    auto src = [&](int64_t n) { return n % NR < H ? n / NR * H + n % NR : I + n / NR * H + n % NR - H; };
+                    Stored sp = st;
+                    std::vector<float> bp(bv.size());
+                    for (int64_t n = 0; n < 2 * I; ++n) {
+                        for (int64_t k = 0; k < in; ++k) {
+                            sp.f32[static_cast<size_t>(n * in + k)] = st.f32[static_cast<size_t>(src(n) * in + k)];
+                            if (dt != DType::F32) sp.half[static_cast<size_t>(n * in + k)] = st.half[static_cast<size_t>(src(n) * in + k)];
+                        }
+                        bp[static_cast<size_t>(n)] = bv[static_cast<size_t>(src(n))];
+                    }
+                    const Tensor lp = linear(x, tensor_of(sp, {2 * I, in}),
+                                             c.bias ? Tensor::from_data(bp.data(), {2 * I}, DType::F32) : Tensor());
+                    Tensor ln = Tensor::empty({rows, 2 * I});
+                    for (int64_t r = 0; r < rows; ++r)
+                        for (int64_t n = 0; n < 2 * I; ++n) ln.f32()[r * 2 * I + src(n)] = lp.f32()[r * 2 * I + n];
+                    two_p = geglu(ln);
+                }
+                std::vector<double> ref(static_cast<size_t>(rows * I));
+                const std::vector<double> z = ref_xwt(xw.f32() + 2, in + 3, st.f32, rows, 2 * I, in);
+                for (int64_t r = 0; r < rows; ++r)
+                    for (int64_t j = 0; j < I; ++j) {
+                        const double a = z[static_cast<size_t>(r * 2 * I + j)] + (c.bias ? bv[static_cast<size_t>(j)] : 0.0);
+                        const double g = z[static_cast<size_t>(r * 2 * I + I + j)] + (c.bias ? bv[static_cast<size_t>(I + j)] : 0.0);
+                        ref[static_cast<size_t>(r * I + j)] = a * act_ref(g, Act::kGelu);
+                        ASSERT_EQ(y.f32()[r * I + j], two_p.f32()[r * I + j]) << what << " row " << r << " col " << j;
+                        // the kernels themselves (not the emulation) round alike in every lane
+                        if (!isa.emu)
+                            ASSERT_EQ(y.f32()[r * I + j], two.f32()[r * I + j]) << what << " row " << r << " col " << j;
+                    }
+                EXPECT_LE(rel_err(y.f32(), ref), 1e-5) << what;
+                {
+                    ThreadPool three(3);
+                    PoolScope scope(&three);
+                    const Tensor y3 = linear_geglu(x, w, b);
+                    for (int64_t i = 0; i < rows * I; ++i) ASSERT_EQ(y3.f32()[i], y.f32()[i]) << what << " 3 threads, " << i;
+                }
+            }
+        }
+    }
+    EXPECT_EQ(code_of([] { linear_geglu(Tensor::zeros({2, 3}), Tensor::zeros({5, 3}), Tensor()); }), Code::kShapeMismatch);
+    EXPECT_EQ(code_of([] { linear_geglu(Tensor::zeros({2, 3}), Tensor::zeros({4, 5}), Tensor()); }), Code::kShapeMismatch);
+    EXPECT_EQ(code_of([] { linear_geglu(Tensor::zeros({2, 3}), Tensor::zeros({4, 3}), Tensor::zeros({3})); }),
+              Code::kShapeMismatch);
+    EXPECT_EQ(code_of([] { linear_geglu(Tensor::zeros({2, 3}), Tensor::zeros({4, 3}, DType::I32), Tensor()); }),
+              Code::kDtype);
+    EXPECT_EQ(code_of([] { linear_geglu(Tensor::zeros({2, 3}, DType::I32), Tensor::zeros({4, 3}), Tensor()); }),
+              Code::kDtype);
 }
 
 namespace {

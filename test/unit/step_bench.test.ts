@@ -91,7 +91,7 @@ test.serial('--profile: benchStep adds one profiled step whose op rows fit insid
   t.true(r.profileStepSeconds > 0);
   const names = r.profile.map((p) => p.name);
   // latent 8: spatial self-attention over 64 pixels, temporal over 4 frames
-  for (const want of ['linear', 'attention self, L > 32', 'attention cross', 'attention self, L <= 32', 'layer_norm', 'geglu'])
+  for (const want of ['linear', 'attention self, L > 32', 'attention cross', 'attention self, L <= 32', 'layer_norm', 'linear + geglu'])
     t.true(names.includes(want), want);
   t.true(names.some((n) => n.startsWith('conv2d')));
   t.true(names.includes('conv temporal (3,1,1)'));

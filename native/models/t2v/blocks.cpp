@@ -117,15 +117,15 @@ Tensor TransformerBlock::operator()(Tensor h, const Tensor& ctx) const {
     Tensor x3 = ops::layer_norm(h, norm3.w, norm3.b, 1e-5f);
     const int64_t C = h.size(-1), rows = C > 0 ? h.numel() / C : 0;
     if (ff_token_chunk <= 0 || rows <= ff_token_chunk || !h.is_contiguous() || !x3.is_contiguous()) {
-        ops::linear_add_(h, ops::geglu(ff_proj(x3)), ff_out.w, ff_out.b);
+        ops::linear_add_(h, ops::linear_geglu(x3, ff_proj.w, ff_proj.b), ff_out.w, ff_out.b);
         return h;
     }
-    // token-tiled FF: each slice of rows goes through proj -> GEGLU -> out and is added into its rows of h
+    // token-tiled FF: each slice of rows goes through proj + GEGLU (one fused GEMM) -> out and is added into its rows of h
     const Tensor flat = x3.reshape({rows, C});
     for (int64_t r0 = 0; r0 < rows; r0 += ff_token_chunk) {
         const int64_t r1 = std::min(rows, r0 + ff_token_chunk);
         Tensor hv = Tensor::borrow(h.f32() + r0 * C, Shape({r1 - r0, C}), DType::F32, h.storage()->owner);
-        ops::linear_add_(hv, ops::geglu(ff_proj(flat.slice(0, r0, r1))), ff_out.w, ff_out.b);
+        ops::linear_add_(hv, ops::linear_geglu(flat.slice(0, r0, r1), ff_proj.w, ff_proj.b), ff_out.w, ff_out.b);
     }
     return h;
 }
