@@ -118,7 +118,8 @@ export async function run(argv: string[]): Promise<void> {
     if (!opts.json) log(`  ${name}: done`);
   }
 
-  const paired = results.find((r) => r.name === 'gemm_2048_paired')?.extra ?? null;
+  const ab = (name: string): Record<string, number> | undefined => results.find((r) => r.name === name)?.extra;
+  const paired = ab('gemm_2048_paired') ?? null;
   const pairedPeak = paired?.peak_gflops_median ?? 0;
   const peakRef = Math.max(peak, pairedPeak);
   // The per-CPU-second and best-repetition references likewise take the paired probes too: a separately timed probe
@@ -158,27 +159,34 @@ export async function run(argv: string[]): Promise<void> {
      * (Winograd F(2,3) over time) against the direct depth-3C GEMM, interleaved; per level the median (q1, q3) of
      * direct time / default time over the rounds, and whether Winograd applied.
      */
-    conv_temporal_default_over_direct: abShapes(results.find((r) => r.name === 'conv_temporal_32x128x32x32')?.extra, 'direct', 'winograd'),
+    conv_temporal_default_over_direct: abShapes(ab('conv_temporal_32x128x32x32'), 'direct', 'winograd'),
     /**
      * conv_batch_32x512x4x4: conv2d over 32 images at the mid config's deep im2col / 1x1 shapes, the default path
      * (small maps grouped side by side in one GEMM, else whole images per thread where that applies) against each
      * image in turn on all threads, interleaved; per shape the median (q1, q3) of per-image time / default time, and
      * which path the default took (grouped, by_image, or neither: per image).
      */
-    conv_batch_over_per_image: abShapes(results.find((r) => r.name === 'conv_batch_32x512x4x4')?.extra, 'per_image', 'grouped', 'by_image'),
+    conv_batch_over_per_image: abShapes(ab('conv_batch_32x512x4x4'), 'per_image', 'grouped', 'by_image'),
     /**
      * linear_direct_a_32768x128x128: the mid config's shallow linear layers (f16 weights), the default path (A read in
      * place where the GEMM's DirectA rule applies) against A always packed, interleaved; per shape the median (q1, q3)
      * of packed time / default time, and whether the rule applied.
      */
-    linear_default_over_packed_a: abShapes(results.find((r) => r.name === 'linear_direct_a_32768x128x128')?.extra, 'packed', 'direct'),
+    linear_default_over_packed_a: abShapes(ab('linear_direct_a_32768x128x128'), 'packed', 'direct'),
     /**
      * tattn_short_5120x16x16_d64: temporal attention (L 16, d 64) by the short kernel (queries in the vector lanes, K
      * and V read in place) against the tiled kernel, interleaved, at the tattn case's shape and the mid config's three
      * levels (q, k, v slices of one GEMM output); per shape the median (q1, q3) of tiled time / default time, and
      * whether the short kernel applied.
      */
-    attention_default_over_tiled: abShapes(results.find((r) => r.name === 'tattn_short_5120x16x16_d64')?.extra, 'tiled', 'short'),
+    attention_default_over_tiled: abShapes(ab('tattn_short_5120x16x16_d64'), 'tiled', 'short'),
+    /**
+     * linear_geglu_32768x128: the feed-forward projection with GEGLU fused into its GEMM (ops::linear_geglu) against
+     * linear then geglu, interleaved, at the mid config's three levels (f16 weights [8C, C]); per shape the median (q1,
+     * q3) of two-pass time / fused time; the row's extra also has each way's arena peak of one call
+     * (<shape>_peak_mib_default / _two_pass).
+     */
+    linear_geglu_fused_over_two_pass: abShapes(ab('linear_geglu_32768x128'), 'two_pass', 'fused'),
     threads: info.threads,
     isa: info.isa,
     cpu: info.cpu,
@@ -216,6 +224,10 @@ export async function run(argv: string[]): Promise<void> {
     }
     for (const t of report.linear_default_over_packed_a ?? []) {
       console.log(`linear ${t.shape} (f16 weights): ${t.direct ? 'A in place' : 'A packed (rule not met)'} / A packed ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.packed_gflops} GFLOP/s, interleaved)`);
+    }
+    const geglu = ab('linear_geglu_32768x128');
+    for (const t of report.linear_geglu_fused_over_two_pass ?? []) {
+      console.log(`linear + GEGLU ${t.shape} -> 8C (f16 weights): fused / linear then geglu ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.two_pass_gflops} GFLOP/s, interleaved; arena peak ${geglu?.[`${t.shape}_peak_mib_default`]} vs ${geglu?.[`${t.shape}_peak_mib_two_pass`]} MiB)`);
     }
     for (const t of report.attention_default_over_tiled ?? []) {
       console.log(`temporal attention ${t.shape} (L 16, d 64): ${t.short ? 'short kernel' : 'tiled (rule not met)'} / tiled ${t.speedup_median}x (q1 ${t.speedup_q1}, q3 ${t.speedup_q3}; ${t.default_gflops} vs ${t.tiled_gflops} GFLOP/s, interleaved)`);
