@@ -197,17 +197,22 @@ struct GegluPack {
     detail::MatPack w;  // B[k, n] = w[n, k], n < 2I
     int64_t I;
 };
+// The weight row that column n of the GEMM reads (panels of R columns).
+int64_t geglu_row_of(int64_t n, int64_t R, int64_t I) {
+    const int64_t q = n / R, j = n % R, H = R / 2;
+    return j < H ? q * H + j : I + q * H + (j - H);
+}
 thread_local std::vector<float> t_geglu_half;
 void pack_geglu(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst) {
     const GegluPack& g = *static_cast<const GegluPack*>(ctx);
     const int H = R / 2;
     ST2V_CHECK(R % 2 == 0 && r0 % R == 0 && nr == R, Code::kInternal, "linear_geglu: panel %lld+%lld of width %d",
                static_cast<long long>(r0), static_cast<long long>(nr), R);
-    const int64_t q = r0 / R;
-    detail::pack_mat(&g.w, q * H, H, k0, kc, R, dst);  // the values into columns [0, H) (pack_mat zeroes [H, R))
+    // the values into columns [0, H) (pack_mat zeroes [H, R)), the gates beside them through a scratch panel
+    detail::pack_mat(&g.w, geglu_row_of(r0, R, g.I), H, k0, kc, R, dst);
     t_geglu_half.resize(static_cast<size_t>(kc * H));
     float* gates = t_geglu_half.data();
-    detail::pack_mat(&g.w, g.I + q * H, H, k0, kc, H, gates);
+    detail::pack_mat(&g.w, geglu_row_of(r0 + H, R, g.I), H, k0, kc, H, gates);
     for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * R + H, gates + k * H, sizeof(float) * static_cast<size_t>(H));
 }
 struct GegluSink {
@@ -249,12 +254,9 @@ Tensor linear_geglu(const Tensor& x, const Tensor& w, const Tensor& b) {
     // the bias in the panels' column order
     std::vector<float> bias = vec_f32(b, out2, "linear_geglu", "bias"), bias_p;
     if (!bias.empty()) {
-        const int64_t H = NR / 2;
         bias_p.resize(static_cast<size_t>(out2));
-        for (int64_t n = 0; n < out2; ++n) {
-            const int64_t q = n / NR, j = n % NR;
-            bias_p[static_cast<size_t>(n)] = bias[static_cast<size_t>(j < H ? q * H + j : I + q * H + (j - H))];
-        }
+        for (int64_t n = 0; n < out2; ++n)
+            bias_p[static_cast<size_t>(n)] = bias[static_cast<size_t>(geglu_row_of(n, NR, I))];
     }
     // a GEMM deeper than one depth block keeps its partial sums in C; one block needs no C at all
     Tensor partial = in > KC ? Tensor::empty({rows, out2}) : Tensor();
