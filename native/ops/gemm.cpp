@@ -749,20 +749,15 @@ void pack_mat(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, i
     }
 }
 
-void gemm_a_blocking(int64_t K, int* MR, int64_t* KC) {
+GemmTileBlocking gemm_blocking(int64_t K) {
     const Config cf = config_for(active_isa());
-    *MR = cf.MR;
-    *KC = std::min<int64_t>(cf.KC, std::max<int64_t>(K, 1));
-}
-
-void gemm_b_blocking(int64_t K, int* NR, int64_t* KC) {
-    const Config cf = config_for(active_isa());
-    *NR = cf.NR;
-    *KC = std::min<int64_t>(cf.KC, std::max<int64_t>(K, 1));
+    return {cf.MR, cf.NR, std::min<int64_t>(cf.KC, std::max<int64_t>(K, 1))};
 }
 
 void prepack_a(int64_t M, int64_t K, const PackSrc& a, PrepackedA* out) {
-    gemm_a_blocking(K, &out->MR, &out->KC);
+    const GemmTileBlocking tb = gemm_blocking(K);
+    out->MR = tb.MR;
+    out->KC = tb.KC;
     const int MR = out->MR;
     out->Mpad = (M + MR - 1) / MR * MR;
     out->buf = Tensor::empty({out->Mpad * K});  // every element is written below (packers zero rows >= M)
@@ -803,6 +798,8 @@ double gemm_kernel_hot_flops(int64_t calls, float* c00) {
 
 void gemm_packed(int64_t M, int64_t N, int64_t K, PackSrc a, PackSrc b, float* C, int64_t ldc,
                  const GemmEpilogue& ep) {
+    // the sink receives the tiles before any activation (macro_block hands them over instead of storing them)
+    ST2V_CHECK_ARG(!ep.tile_sink || ep.act == Act::kNone, "gemm: a tile sink takes no activation");
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         // C = act(alpha * 0 (+ C) + bias)

@@ -33,10 +33,13 @@ void copy_rows_avx2(const float* src, int64_t stride, int64_t n, int R, float* d
 // Widens n elements (contiguous) of dtype at src into dst (F16C / vector paths when the CPU has them).
 void convert_run(const void* src, DType dt, int64_t n, float* dst);
 
-// The active microkernel's row-panel height MR and depth block KC for a problem of depth K.
-void gemm_a_blocking(int64_t K, int* MR, int64_t* KC);
-// The active level's micro-panel width NR (the columns of one C tile) and depth block KC for depth K.
-void gemm_b_blocking(int64_t K, int* NR, int64_t* KC);
+// The active microkernel's tile, MR rows (A's row panels) by NR columns (B's micro-panels), and the depth block KC for
+// a problem of depth K.
+struct GemmTileBlocking {
+    int MR, NR;
+    int64_t KC;
+};
+GemmTileBlocking gemm_blocking(int64_t K);
 // The active level's GEGLU kernel (ops/norm_attn_elementwise.cpp, the one ops::geglu runs):
 // y[r * ldy + c] = x[r * ldx + c] * gelu(x[r * ldx + n + c]) for r < rows, c < n.
 using GegluRowsFn = void (*)(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t rows, int64_t n);

@@ -236,9 +236,9 @@ Tensor linear_geglu(const Tensor& x, const Tensor& w, const Tensor& b) {
     const int64_t in = w.size(1), out2 = w.size(0), I = out2 / 2;
     ST2V_CHECK(out2 % 2 == 0, Code::kShapeMismatch, "linear_geglu: weight %s has an odd number of rows",
                w.desc().c_str());
-    int NR = 0;
-    int64_t KC = 0;
-    if (active_isa() != Isa::kPortable) detail::gemm_b_blocking(in, &NR, &KC);
+    const detail::GemmTileBlocking tb = detail::gemm_blocking(in);
+    const int NR = tb.NR;
+    const int64_t KC = tb.KC;
     const int64_t rows = in ? x.numel() / in : 0;
     // Panels must hold whole pairs: I a multiple of NR / 2; an empty product, the portable level or the switch off
     // (ST2V_GEGLU_FUSED=off, set_linear_geglu_fused): two passes.
@@ -605,10 +605,7 @@ ConvBatchPath conv_batch_path(int64_t N, int threads, int64_t P, int64_t Kdim) {
     if (P < kGroupMaxPixels) return ConvBatchPath::kGrouped;
     if (threads < 2 || N < threads) return ConvBatchPath::kPerImage;
     if (N % threads != 0 && N < 4 * static_cast<int64_t>(threads)) return ConvBatchPath::kPerImage;
-    int MR = 0;
-    int64_t KC = 0;
-    gemm_a_blocking(INT64_MAX, &MR, &KC);
-    return Kdim > KC ? ConvBatchPath::kByImage : ConvBatchPath::kPerImage;
+    return Kdim > gemm_blocking(INT64_MAX).KC ? ConvBatchPath::kByImage : ConvBatchPath::kPerImage;
 }
 int64_t conv_group_images(int64_t N, int64_t P) {
     return std::max<int64_t>(1, std::min<int64_t>(N, kGroupColumns / std::max<int64_t>(P, 1)));

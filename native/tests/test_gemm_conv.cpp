@@ -261,14 +261,22 @@ TEST(GemmConv, GemmTileSinkReceivesTheStoredValues) {
                         std::vector<float> cs = c0;
                         gemm(M, N, K, {a.data(), DType::F32, K, 1}, {b.data(), DType::F32, N, 1}, cs.data(), N, es);
                         ASSERT_EQ(sink.d, c) << what;
-                        int MR = 0;
-                        int64_t KC = 0;
-                        detail::gemm_a_blocking(K, &MR, &KC);
-                        if (K <= KC) EXPECT_EQ(cs, c0) << what << ": C written with one depth block";
+                        if (K <= detail::gemm_blocking(K).KC) EXPECT_EQ(cs, c0) << what << ": C written with one depth block";
                     }
             }
         }
     }
+    // the sink takes the tiles before any activation: one asked for with a sink is a typed error (packed driver)
+    ASSERT_TRUE(use(levels().back()));  // the widest level (packed) where the CPU has one
+    if (active_isa() != Isa::kPortable)
+        EXPECT_EQ(code_of([] {
+                      std::vector<float> a(6), b(6), c(4);
+                      GemmEpilogue ep;
+                      ep.act = Act::kSilu;
+                      ep.tile_sink = [](void*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t) {};
+                      gemm(2, 2, 3, {a.data(), DType::F32, 3, 1}, {b.data(), DType::F32, 2, 1}, c.data(), 2, ep);
+                  }),
+                  Code::kInvalidArgument);
 }
 
 // A read in place (detail::DirectA: shallow GEMMs with a row-major f32 A on the AVX2 level) gives the same bits as the
@@ -391,9 +399,9 @@ TEST(GemmConv, KernelHotCeilingRunsTheMicrokernel) {
     IsaGuard guard;
     for (const Level& l : levels()) {
         if (!use(l)) continue;
-        int MR = 0;
-        int64_t KC = 0;
-        detail::gemm_a_blocking(1 << 20, &MR, &KC);
+        const detail::GemmTileBlocking tb = detail::gemm_blocking(1 << 20);
+        const int MR = tb.MR;
+        const int64_t KC = tb.KC;
         const int NR = l.isa == Isa::kAvx512 || l.emu ? 32 : l.isa == Isa::kAvx2 ? 16 : 8;
         double dot = 0;
         for (int64_t k = 0; k < KC; ++k)
@@ -581,9 +589,7 @@ TEST(GemmConv, LinearGegluMatchesReferenceAndTwoPasses) {
                 // The same two passes with the weight's rows in the fused path's panel order (each product element
                 // then sits at the same lane of the same tile): what the fused GEMM must equal bit for bit even where
                 // a kernel's rounding may depend on the lane (the SIMDe emulation built with sanitizers does).
-                int NR = 0;
-                int64_t KC = 0;
-                detail::gemm_b_blocking(in, &NR, &KC);
+                const int NR = detail::gemm_blocking(in).NR;
                 const int64_t H = NR / 2;
                 const bool fused = I % H == 0;
                 Tensor two_p = two;
@@ -759,9 +765,7 @@ TEST(GemmConv, Conv2dBatchPathsSameBitsAndMatchDoubleReference) {
             }
         }
     // the rule's edges: one image, one thread, one depth block (Kdim <= KC), kGroupMaxPixels pixels and more not grouped
-    int MR = 0;
-    int64_t KC = 0;
-    detail::gemm_a_blocking(INT64_MAX, &MR, &KC);
+    const int64_t KC = detail::gemm_blocking(INT64_MAX).KC;
     if (active_isa() != Isa::kPortable) {
         EXPECT_EQ(detail::conv_batch_path(1, 2, 16, 4608), P);
         EXPECT_EQ(detail::conv_batch_path(32, 1, 1024, 4608), P);
