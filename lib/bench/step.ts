@@ -18,6 +18,13 @@
  * time of every op kind (convolutions by kind, linear, the three kinds of attention, norms, element-wise ops, layout
  * copies) in that step, its share of the step, its GFLOP/s or GB/s, and its ratio to the FMA peak probed right
  * after in the same process ("outside ops" is the rest: model code between ops). The report gets `profile` rows.
+ *
+ * --ab context|stem [--ab-rounds N (8)]: after the timed steps, N rounds of two later steps of one chunk (E_cond
+ * cached), one with an engine switch on (its default) and one with it off, in ABBA order; the report's `ab` gives
+ * each round's off / on time, their median and quartiles. The switches change no value, only the work done:
+ *   context: the cross-attention context per sample (APM mix and K / V projections once per sample, K / V repeated
+ *            per frame) against the context repeated for every frame first, as the reference holds it;
+ *   stem:    conv_in + transformer_in once for the CFG pair's shared latents against once per sample.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,6 +57,8 @@ export interface StepBenchResult {
   profile?: ProfileRow[];
   profileStepSeconds?: number;
   peakGflops?: number;
+  /** With --ab: the A/B steps' seconds, the switch on and off, in round order. */
+  ab?: AbSeconds;
 }
 
 /** One row of the CPU op profile (native/core/profile.h): an op kind's total over the profiled step. */
@@ -65,6 +74,16 @@ interface StepOptions {
   warmup: number;
   reps: number;
   profile: boolean;
+  abSwitch: string;
+  abRounds: number;
+}
+
+/** The engine switches `--ab` can flip (benchStep's abSwitch). */
+export const AB_SWITCHES = ['context', 'stem'] as const;
+export interface AbSeconds {
+  switch: string;
+  onSeconds: number[];
+  offSeconds: number[];
 }
 
 interface StepNative {
@@ -98,9 +117,15 @@ export interface AnchorRow {
   ms_min: number;
 }
 
+function abSwitch(s: string | undefined): string {
+  if (s === undefined) return '';
+  if (!(AB_SWITCHES as readonly string[]).includes(s)) throw new RangeError(`--ab: unknown switch '${s}' (${AB_SWITCHES.join(', ')})`);
+  return s;
+}
+
 export function parseStepArgs(argv: string[]) {
   const known = new Set(['--dtypes', '--seed', '--preset', '--frames', '--cond-frames', '--latent', '--threads', '--reps',
-    '--warmup', '--anchor-python']);
+    '--warmup', '--anchor-python', '--ab', '--ab-rounds']);
   const flags = new Set(['--json', '--save', '--anchor', '--profile']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -141,6 +166,8 @@ export function parseStepArgs(argv: string[]) {
     warmup: int('--warmup', 1, 0, 100),
     anchor,
     profile: argv.includes('--profile'),
+    abSwitch: abSwitch(arg('--ab')),
+    abRounds: int('--ab-rounds', 8, 1, 100),
     anchorPython: arg('--anchor-python') ?? process.env.ST2V_ANCHOR_PYTHON ?? 'python3',
     json: argv.includes('--json'),
     save: argv.includes('--save'),
@@ -188,7 +215,8 @@ export async function run(argv: string[]): Promise<void> {
   for (const dtype of a.dtypes) {
     const childArgs = [self, '--child', dtype, '--seed', String(a.seed), '--preset', a.preset, '--frames', String(a.frames),
       '--cond-frames', String(a.condFrames), '--latent', String(a.latent), '--reps', String(a.reps), '--warmup', String(a.warmup),
-      ...(a.threads !== undefined ? ['--threads', String(a.threads)] : []), ...(a.profile ? ['--profile'] : [])];
+      ...(a.threads !== undefined ? ['--threads', String(a.threads)] : []), ...(a.profile ? ['--profile'] : []),
+      ...(a.abSwitch ? ['--ab', a.abSwitch, '--ab-rounds', String(a.abRounds)] : [])];
     const execArgv = self.endsWith('.ts') ? ['--import', 'tsx'] : [];
     const out = execFileSync(process.execPath, [...execArgv, ...childArgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     rows.push(JSON.parse(out.trim().split('\n').pop() ?? '{}') as StepBenchResult);
@@ -226,6 +254,7 @@ export async function run(argv: string[]): Promise<void> {
     results: rows.map((r) => ({
       ...r,
       ...(torchMs !== undefined ? { torch_fp32_over_ours: round(torchMs / 1e3 / r.seconds, 3) } : {}),
+      ...(r.ab ? { ab_summary: abSummary(r.ab) } : {}),
     })),
     ...(anchor ? { torch_anchor: anchor } : {}),
   };
@@ -252,6 +281,12 @@ export async function run(argv: string[]): Promise<void> {
         ('torch_fp32_over_ours' in r ? `  PyTorch fp32 / ours ${r.torch_fp32_over_ours}` : ''),
     );
   }
+  for (const r of report.results) {
+    const ab = r.ab_summary;
+    if (ab)
+      log(`  ${r.dtype}: switch '${ab.switch}' off / on (later steps, ${ab.rounds} ABBA rounds): ${ab.ratio_median} ` +
+        `(q1 ${ab.ratio_q1}, q3 ${ab.ratio_q3}; medians ${ab.off_median_s} vs ${ab.on_median_s} s)`);
+  }
   for (const r of report.results) if (r.profile && r.profileStepSeconds !== undefined) printProfile(r, log);
   if (anchor) {
     if (anchor.error) log(`  PyTorch peer failed (${anchor.python}): ${anchor.error}`);
@@ -260,6 +295,29 @@ export async function run(argv: string[]): Promise<void> {
         `${(r.ms_min / 1e3).toFixed(2)}), ${(r.params / 1e6).toFixed(1)}M params, ${anchor.threads} threads` +
         (anchor.cpu_per_wall !== undefined ? ` (whole run: cpu/wall ${anchor.cpu_per_wall})` : ''));
   }
+}
+
+/** Quantile q of v (nearest rank on the sorted copy). */
+function quantile(v: number[], q: number): number {
+  const s = [...v].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))] ?? NaN;
+}
+
+/** --ab's summary: each round's off / on seconds (the two steps of a round are neighbours). */
+export function abSummary(ab: AbSeconds) {
+  const n = Math.min(ab.onSeconds.length, ab.offSeconds.length);
+  const ratios: number[] = [];
+  for (let i = 0; i < n; i++) ratios.push((ab.offSeconds[i] as number) / (ab.onSeconds[i] as number));
+  return {
+    switch: ab.switch,
+    rounds: n,
+    ratio_median: round(quantile(ratios, 0.5), 3),
+    ratio_q1: round(quantile(ratios, 0.25), 3),
+    ratio_q3: round(quantile(ratios, 0.75), 3),
+    on_median_s: round(quantile(ab.onSeconds, 0.5), 3),
+    off_median_s: round(quantile(ab.offSeconds, 0.5), 3),
+    ratios: ratios.map((x) => round(x, 3)),
+  };
 }
 
 /** The profile as table rows: op kinds by time, then the time outside ops; shares of the profiled step. */
@@ -279,7 +337,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '-
   const dtype = argv[1] ?? 'f32';
   const a = parseStepArgs(argv.slice(2));
   runOne({ dtype, seed: a.seed, preset: a.preset, frames: a.frames, condFrames: a.condFrames, latent: a.latent, warmup: a.warmup,
-    reps: a.reps, profile: a.profile }, a.threads)
+    reps: a.reps, profile: a.profile, abSwitch: a.abSwitch, abRounds: a.abRounds }, a.threads)
     .then((r) => process.stdout.write(JSON.stringify(r) + '\n'))
     .catch((err: unknown) => {
       console.error(`bench step (${dtype}): ${(err as Error).message}`);

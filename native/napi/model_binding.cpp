@@ -5,9 +5,9 @@
 //   Runs every registered verify case group (models/common/verify_registry.h) on the reference dump at dir.
 //
 //   await native.benchStep({dtype: 'f32' | 'f16' | 'bf16', seed, preset: 'mid' | 'tiny', frames, condFrames,
-//                           latent, warmup, reps})
+//                           latent, warmup, reps, profile, abSwitch: '' | 'context' | 'stem', abRounds})
 //       -> {config, params, weightBytes, buildSeconds, seconds (median of reps), secondsMin, stepSeconds[],
-//           warmupSeconds[], flops, gflops (at the median), peakRssBytes}
+//           warmupSeconds[], flops, gflops (at the median), peakRssBytes, ab?: {switch, onSeconds[], offSeconds[]}}
 //   warmup + reps denoising steps (CAM + base UNet, CFG batch 2) on a random-weight model, activations from one
 //   Arena as in the engine; peak RSS of the process.
 #include <napi.h>
@@ -90,6 +90,9 @@ struct StepBench {
     // with `profile`: one more first step (E_cond computed) with the CPU op profile on (core/profile.h)
     std::vector<ProfileRow> profile;
     double profile_step_s = 0;
+    // with `abSwitch` and `abRounds` n: n rounds of two later steps (E_cond cached), one with the switch on (the
+    // default) and one with it off, in ABBA order
+    std::vector<double> ab_on_s, ab_off_s;
 };
 
 Napi::Value BenchStep(const Napi::CallbackInfo& info) {
@@ -112,6 +115,15 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                        "benchStep: need integer reps in [1, 100] and warmup in [0, 100]");
         const int reps = static_cast<int>(reps_d), warmup = static_cast<int>(warm_d);
         const bool profile = get_bool(o, "profile", false);
+        // the engine's switches an A/B run can flip (each on by default; the same values either way)
+        const std::string ab_switch = get_string(o, "abSwitch", "");
+        ST2V_CHECK_ARG(ab_switch.empty() || ab_switch == "context" || ab_switch == "stem",
+                       "benchStep: abSwitch must be 'context' (t2v::detail::set_context_per_sample) or 'stem' "
+                       "(t2v::detail::set_shared_stem), got '%s'", ab_switch.c_str());
+        const double ab_d = get_number(o, "abRounds", ab_switch.empty() ? 0 : 8);
+        ST2V_CHECK_ARG(ab_d >= 0 && ab_d <= 100 && ab_d == std::floor(ab_d), "benchStep: abRounds must be an integer in [0, 100]");
+        const int ab_rounds = ab_switch.empty() ? 0 : static_cast<int>(ab_d);
+        bool (*ab_set)(bool) = ab_switch == "stem" ? t2v::detail::set_shared_stem : t2v::detail::set_context_per_sample;
         auto res = std::make_shared<StepBench>();
         return run_async(
             info.Env(), "st2v.benchStep",
@@ -165,6 +177,23 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                                "benchStep: E_cond cache: %lld hits, %lld misses", (long long)econd.hits(),
                                (long long)econd.misses());
                 }
+                if (ab_rounds > 0) {  // the switch on / off, alternating, the same chunk's later steps
+                    t2v::ECondCache econd;
+                    step(econd, 500.f);
+                    const bool old = ab_set(true);
+                    try {
+                        for (int i = 0; i < ab_rounds; ++i)
+                            for (int j = 0; j < 2; ++j) {
+                                const bool on = (i + j) % 2 == 0;  // ABBA...: drift cancels over pairs
+                                ab_set(on);
+                                (on ? res->ab_on_s : res->ab_off_s).push_back(step(econd, 480.f));
+                            }
+                    } catch (...) {
+                        ab_set(old);
+                        throw;
+                    }
+                    ab_set(old);
+                }
                 if (profile) {  // after the timed steps, so their times do not include the profile's clock reads
                     t2v::ECondCache econd;
                     set_cpu_profile(true);
@@ -208,6 +237,13 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                 out.Set("flops", res->flops);
                 out.Set("gflops", res->flops / median / 1e9);
                 out.Set("peakRssBytes", res->peak_rss);
+                if (!res->ab_on_s.empty()) {
+                    Napi::Object ab = Napi::Object::New(env);
+                    ab.Set("switch", ab_switch);
+                    ab.Set("onSeconds", arr(res->ab_on_s));
+                    ab.Set("offSeconds", arr(res->ab_off_s));
+                    out.Set("ab", ab);
+                }
                 if (!res->profile.empty()) {
                     out.Set("profile", profile_rows_js(env, res->profile));
                     out.Set("profileStepSeconds", res->profile_step_s);

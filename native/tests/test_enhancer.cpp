@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -90,6 +91,30 @@ TEST(Enhancer, RandomBuilderRoundTripsThroughDetection) {
     Tensor out = net.forward(x, {500.f}, y);
     EXPECT_EQ(out.shape(), x.shape());
     for (int64_t i = 0; i < out.numel(); ++i) ASSERT_TRUE(std::isfinite(out.f32()[i]));
+}
+
+// The enhancer's cross-attentions take the context per sample (K / V once per sample, repeated per frame): the same
+// bits as the context repeated for every frame first, as the reference does; two samples of different contexts.
+TEST(Enhancer, PerSampleContextGivesTheRepeatedContextsBits) {
+    io::WeightStore w = enhancer::random_vid2vid_weights(32, {1, 2}, 1, 32, 1, 64, 9);
+    enhancer::Vid2VidUNet net(w);
+    Tensor x = Tensor::empty({2, 4, 3, 6, 8}), y = Tensor::empty({2, 5, 64});
+    for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::sin(0.29f * static_cast<float>(i));
+    for (int64_t i = 0; i < y.numel(); ++i) y.f32()[i] = 0.5f * std::cos(0.17f * static_cast<float>(i));
+    auto run = [&](bool per_sample) {
+        const bool old = t2v::detail::set_context_per_sample(per_sample);
+        try {
+            Tensor out = net.forward(x, {400.f, 650.f}, y);
+            t2v::detail::set_context_per_sample(old);
+            return out;
+        } catch (...) {
+            t2v::detail::set_context_per_sample(old);
+            throw;
+        }
+    };
+    const Tensor a = run(true), b = run(false);
+    ASSERT_EQ(a.shape(), b.shape());
+    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0);
 }
 
 TEST(Enhancer, BadInputsThrowTypedErrors) {

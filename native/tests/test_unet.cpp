@@ -276,6 +276,109 @@ TEST(St2vModel, RandomTinyModelF16WeightsMatchF32) {
     EXPECT_LT(std::sqrt(num / den), 1e-2);  // f16 weight rounding (2^-11 relative) through ~60 layers
 }
 
+namespace {
+// Sets the per-sample context switch for a scope (restored on exit, exceptions included).
+struct ContextPerSample {
+    bool old;
+    explicit ContextPerSample(bool on) : old(t2v::detail::set_context_per_sample(on)) {}
+    ~ContextPerSample() { t2v::detail::set_context_per_sample(old); }
+};
+void expect_same_bits(const Tensor& a, const Tensor& b, const std::string& what) {
+    ASSERT_EQ(a.shape().vec(), b.shape().vec()) << what;
+    ASSERT_GT(a.numel(), 0) << what;
+    EXPECT_EQ(std::memcmp(a.contiguous().raw(), b.contiguous().raw(), a.nbytes()), 0) << what;
+}
+Tensor sines(const Shape& s, float freq) {
+    Tensor t = Tensor::empty(s);
+    for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = 0.3f * std::sin(freq * static_cast<float>(i) + 0.1f);
+    return t;
+}
+}  // namespace
+
+// Attention takes a context per group of F consecutive entries of x ([N / F, Lk, D], a sample's frames): its K / V
+// projections once per group, repeated; the same bits as the context repeated per entry. A context batch that does
+// not divide the input's is a typed error.
+TEST(St2vModel, AttentionTakesAContextPerGroupOfEntries) {
+    t2v::Attention at;
+    at.heads = 2;
+    at.to_q.w = sines({64, 32}, 0.31f);
+    at.to_k.w = sines({64, 48}, 0.57f);
+    at.to_v.w = sines({64, 48}, 0.23f);
+    at.to_out.w = sines({32, 64}, 0.71f);
+    at.to_out.b = sines({32}, 0.9f);
+    const Tensor x = sines({6, 5, 32}, 0.13f), ctx = sines({2, 7, 48}, 0.29f);
+    const Tensor grouped = at(x, ctx), repeated = at(x, t2v::repeat_interleave(ctx, 3));
+    expect_same_bits(grouped, repeated, "attention output");
+    // the groups really differ: the other order of the two contexts changes the output
+    const Tensor swapped = at(x, ops::concat({ctx.slice(0, 1, 2), ctx.slice(0, 0, 1)}, 0));
+    EXPECT_NE(std::memcmp(swapped.raw(), grouped.raw(), grouped.nbytes()), 0);
+    try {
+        at(x, sines({4, 7, 48}, 0.29f));
+        FAIL() << "expected ERR_SHAPE_MISMATCH";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), Code::kShapeMismatch) << e.what();
+    }
+}
+
+// The CAM and the base UNet hand their cross-attentions the context per sample (APM mix and K / V once per sample)
+// instead of repeating it for every frame as the reference does: the same bits, residuals and output, with two
+// samples of different contexts, APM on.
+TEST(St2vModel, PerSampleContextGivesTheRepeatedContextsBits) {
+    St2vConfig c = St2vConfig::tiny();
+    ASSERT_TRUE(c.unet.apm);
+    io::WeightStore w = t2v::make_random_weights(c, 13, DType::F32);
+    const int Fc = 2;
+    const TinyCamInputs in = tiny_cam_inputs(Fc, 0.41f);
+    t2v::CamNet cam(w, "unet.");
+    t2v::UNet3D unet(w, "base_model.");
+    auto run = [&](bool per_sample, t2v::CamResiduals* r) {
+        ContextPerSample scope(per_sample);
+        *r = cam.forward(in.x, 600.f, in.ctx, in.cond, Fc);
+        return unet.forward(in.x, 600.f, in.ctx, r);
+    };
+    t2v::CamResiduals ra, rb;
+    const Tensor a = run(true, &ra), b = run(false, &rb);
+    expect_same_bits(a, b, "UNet output");
+    ASSERT_EQ(ra.down.size(), rb.down.size());
+    for (size_t i = 0; i < ra.down.size(); ++i) expect_same_bits(ra.down[i], rb.down[i], "CAM residual " + std::to_string(i));
+    expect_same_bits(ra.mid, rb.mid, "CAM mid residual");
+}
+
+namespace {
+struct SharedStem {
+    bool old;
+    explicit SharedStem(bool on) : old(t2v::detail::set_shared_stem(on)) {}
+    ~SharedStem() { t2v::detail::set_shared_stem(old); }
+};
+}  // namespace
+
+// CFG's [uncond, cond] pair shares its latents: the stem (conv_in + transformer_in) runs once and is repeated, in the
+// CAM and the base UNet. Same bits as running it per sample; samples that differ take the per-sample way (a stem
+// shared between different samples would change the second sample's output).
+TEST(St2vModel, SharedStemGivesThePerSampleBits) {
+    St2vConfig c = St2vConfig::tiny();
+    io::WeightStore w = t2v::make_random_weights(c, 17, DType::F32);
+    const int Fc = 2;
+    TinyCamInputs in = tiny_cam_inputs(Fc, 0.43f);
+    t2v::CamNet cam(w, "unet.");
+    t2v::UNet3D unet(w, "base_model.");
+    auto run = [&](const Tensor& x, bool shared, t2v::CamResiduals* r) {
+        SharedStem scope(shared);
+        *r = cam.forward(x, 300.f, in.ctx, in.cond, Fc);
+        return unet.forward(x, 300.f, in.ctx, r);
+    };
+    const Tensor same = ops::concat({in.x.slice(0, 0, 1), in.x.slice(0, 0, 1)}, 0);  // the CFG step's pair
+    for (const Tensor& x : {same, in.x}) {
+        t2v::CamResiduals ra, rb;
+        const Tensor a = run(x, true, &ra), b = run(x, false, &rb);
+        expect_same_bits(a, b, "UNet output");
+        ASSERT_EQ(ra.down.size(), rb.down.size());
+        for (size_t i = 0; i < ra.down.size(); ++i)
+            expect_same_bits(ra.down[i], rb.down[i], "CAM residual " + std::to_string(i));
+        expect_same_bits(ra.mid, rb.mid, "CAM mid residual");
+    }
+}
+
 // `verify` reads every size from the dump: a dump of another shape (6 frames, 3 CAM frames, 4x6 latents,
 // 32x48 CAM pixels, guidance 5, t = 500) made from a random model runs with the same code. The references
 // here come from the engine's own modules, so this checks the plumbing (sizes, batch order, CFG), not fidelity.

@@ -2,7 +2,7 @@
 // the tiny preset) the warm-up / repetition contract of benchStep. The mid-size run itself takes minutes and is
 // run by hand (bench/results/step-*.json).
 import test from 'ava';
-import { childrenCpuSeconds, parseAnchorOutput, parseStepArgs, profileTable, type ProfileRow } from '../../lib/bench/step.js';
+import { childrenCpuSeconds, abSummary, parseAnchorOutput, parseStepArgs, profileTable, type ProfileRow } from '../../lib/bench/step.js';
 import { St2vError, callNative } from '../../lib/errors.js';
 import { loadNative } from '../../lib/native/binding.js';
 
@@ -73,8 +73,39 @@ test('benchStep runs warm-up + reps steps and reports the median of the timed on
   t.is(r.secondsCachedECond, [...r.cachedStepSeconds].sort((x, y) => x - y)[1]);
 });
 
+test('--ab: N rounds of a step with an engine switch on and one with it off, paired by round in the summary', async (t) => {
+  t.is(parseStepArgs([]).abSwitch, '');
+  const a = parseStepArgs(['--ab', 'stem', '--ab-rounds', '5']);
+  t.is(a.abSwitch, 'stem');
+  t.is(a.abRounds, 5);
+  t.is(parseStepArgs(['--ab', 'context']).abRounds, 8);
+  t.throws(() => parseStepArgs(['--ab', 'nope']), { instanceOf: RangeError, message: /--ab: unknown switch 'nope'/ });
+  t.throws(() => parseStepArgs(['--ab', 'stem', '--ab-rounds', '101']), { instanceOf: RangeError, message: /--ab-rounds/ });
+  for (const sw of ['context', 'stem']) {
+    const r = (await callNative(() =>
+      native.benchStep({ dtype: 'f32', preset: 'tiny', frames: 4, condFrames: 2, latent: 4, warmup: 0, reps: 1, abSwitch: sw, abRounds: 3 }),
+    )) as unknown as StepOut & { ab: { switch: string; onSeconds: number[]; offSeconds: number[] } };
+    t.is(r.ab.switch, sw);
+    t.is(r.ab.onSeconds.length, 3);
+    t.is(r.ab.offSeconds.length, 3);
+    for (const s of [...r.ab.onSeconds, ...r.ab.offSeconds]) t.true(s > 0);
+  }
+  const plain = await callNative(() => native.benchStep({ preset: 'tiny', frames: 2, condFrames: 1, latent: 2 }));
+  t.false('ab' in plain);
+  // each round's off / on time; median and quartiles over the rounds
+  const ab = abSummary({ switch: 'context', onSeconds: [1, 2, 4, 1], offSeconds: [2, 2, 2, 1.5] });
+  t.deepEqual(ab.ratios, [2, 1, 0.5, 1.5]);
+  t.is(ab.switch, 'context');
+  t.is(ab.rounds, 4);
+  t.is(ab.ratio_median, 1.5);
+  t.is(ab.ratio_q1, 1);
+  t.is(ab.ratio_q3, 1.5);
+  t.is(ab.on_median_s, 2);
+  t.is(ab.off_median_s, 2);
+});
+
 test('benchStep rejects bad repetition counts with a typed error', async (t) => {
-  for (const bad of [{ reps: 0 }, { reps: 1.5 }, { warmup: -1 }, { reps: 101 }]) {
+  for (const bad of [{ reps: 0 }, { reps: 1.5 }, { warmup: -1 }, { reps: 101 }, { abSwitch: 'stem', abRounds: 1.5 }, { abSwitch: 'stem', abRounds: -1 }, { abSwitch: 'nope' }]) {
     const err = await t.throwsAsync(callNative(() => native.benchStep({ preset: 'tiny', frames: 2, condFrames: 1, latent: 2, ...bad })));
     t.true(err instanceof St2vError, JSON.stringify(bad));
     t.is((err as St2vError).code, 'ERR_INVALID_ARG', JSON.stringify(bad));

@@ -73,21 +73,6 @@ Tensor frames_to_video(const Tensor& x, int64_t frames) {
     return x.reshape({BF / frames, frames, C, H, W}).permute({0, 2, 1, 3, 4}).contiguous();
 }
 
-// repeat_interleave(F) along dim 0.
-Tensor repeat_rows(const Tensor& x, int frames) {
-    Tensor xc = x.contiguous();
-    const int64_t B = xc.size(0);
-    std::vector<int64_t> s = xc.shape().vec();
-    s[0] = B * frames;
-    Tensor y = Tensor::empty(Shape(s), xc.dtype());
-    const size_t row = xc.nbytes() / static_cast<size_t>(B);
-    for (int64_t b = 0; b < B; ++b)
-        for (int f = 0; f < frames; ++f)
-            std::memcpy(static_cast<char*>(y.raw()) + static_cast<size_t>(b * frames + f) * row,
-                        static_cast<const char*>(xc.raw()) + static_cast<size_t>(b) * row, row);
-    return y;
-}
-
 Module bind_module(const io::WeightStore& w, const std::string& P, int head_dim, size_t* n_bound) {
     Module m;
     if (w.has(P + "in_layers.0.weight")) {
@@ -329,8 +314,9 @@ Tensor Vid2VidUNet::forward(const Tensor& x, const std::vector<float>& t, const 
     std::vector<float> tb(static_cast<size_t>(B));
     for (int64_t b = 0; b < B; ++b) tb[static_cast<size_t>(b)] = t.size() == 1 ? t[0] : t[static_cast<size_t>(b)];
     Tensor e = te2_(te1_(sinusoidal_embedding(tb, static_cast<int>(te1_.in())), ops::Act::kSilu));  // [B, E]
-    Tensor temb_silu = repeat_rows(ops::silu(e), frames);                                           // [B*F, E]
-    Tensor ctx = repeat_rows(y.contiguous(), frames);                                               // [B*F, T, D]
+    Tensor temb_silu = t2v::repeat_interleave(ops::silu(e), frames);                                // [B*F, E]
+    // per sample [B, T, D] (Attention repeats its K / V per frame), or [B*F, T, D] as the reference holds it
+    Tensor ctx = t2v::detail::context_per_sample() ? y.contiguous() : t2v::repeat_interleave(y.contiguous(), frames);
 
     Tensor h = video_to_frames(x.contiguous());
     std::vector<Tensor> skips;

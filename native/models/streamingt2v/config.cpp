@@ -311,6 +311,9 @@ namespace {
 // FLOPs per frame-image of size S = H*W for each block kind (see step_flops).
 struct Flops {
     double D, T;  // context width, context tokens (per image: k/v projections)
+    // the share of the context's own work (APM mix, K / V projections) each frame-image pays: 1 / frames with the
+    // context per sample (t2v::detail::context_per_sample(), the default), 1 with the context repeated per frame
+    double ctx_share = 1;
     double conv(double o, double i, double k, double S) const { return 2 * o * i * k * k * S; }
     double resnet(double i, double o, double S) const { return conv(o, i, 3, S) + conv(o, o, 3, S) + (i != o ? conv(o, i, 1, S) : 0); }
     double temp_conv(double C, double S) const { return 4 * 2 * C * C * 3 * S; }  // 4 Conv3d (3,1,1)
@@ -318,9 +321,9 @@ struct Flops {
     double spatial(double C, double S, bool apm, double text) const {
         double f = 2 * 2 * C * C * S;                       // proj_in, proj_out
         f += 4 * 2 * C * C * S + 2 * 2 * S * S * C;          // attn1
-        f += 2 * 2 * C * C * S + 2 * 2 * C * D * T;          // attn2 q/out, k/v
-        f += 2 * 2 * S * (apm ? text : T) * C;               // attn2 products
-        if (apm) f += 2 * text * T * 3 * D;                  // APM Conv1d
+        f += 2 * 2 * C * C * S + 2 * 2 * C * D * T * ctx_share;  // attn2 q/out, k/v
+        f += 2 * 2 * S * (apm ? text : T) * C;                   // attn2 products
+        if (apm) f += 2 * text * T * 3 * D * ctx_share;          // APM Conv1d
         return f + ff(C, S);
     }
     double temporal(double C, double inner, double F, double S) const {  // per frame
@@ -336,12 +339,16 @@ double step_flops(const St2vConfig& c, int64_t B, int64_t F, int64_t Fc, int64_t
     const UNetConfig& u = c.unet;
     const int L = static_cast<int>(u.block_out_channels.size());
     // Encoder (conv_in .. mid) per frame; returns the total for n frames of which temporal layers see n_t.
+    const bool per_sample = detail::context_per_sample();
+    // The stem (conv_in + transformer_in) per frame: with the CFG step's samples sharing their latents it runs for one
+    // sample (Encoder::stem, detail::shared_stem()), so each frame-image pays 1 / B of it.
+    const double stem_share = detail::shared_stem() && B > 1 ? 1.0 / static_cast<double>(B) : 1.0;
     auto encoder = [&](double n, bool apm, double T) {
-        Flops fl{static_cast<double>(u.context_dim), T};
+        Flops fl{static_cast<double>(u.context_dim), T, per_sample ? 1.0 / n : 1.0};
         const double text = static_cast<double>(c.text_tokens);
         double S = static_cast<double>(h * w), f = 0;
         const double c0 = static_cast<double>(u.block_out_channels[0]);
-        f += fl.conv(c0, u.in_channels, 3, S) + fl.temporal(c0, 8.0 * u.head_dim, n, S);
+        f += (fl.conv(c0, u.in_channels, 3, S) + fl.temporal(c0, 8.0 * u.head_dim, n, S)) * stem_share;
         double in_c = c0;
         for (int i = 0; i < L; ++i) {
             const double oc = static_cast<double>(u.block_out_channels[static_cast<size_t>(i)]);
@@ -363,7 +370,7 @@ double step_flops(const St2vConfig& c, int64_t B, int64_t F, int64_t Fc, int64_t
     double total = static_cast<double>(B * F) * encoder(static_cast<double>(F), u.apm, T);
     // Up path of the base model.
     {
-        Flops fl{static_cast<double>(u.context_dim), T};
+        Flops fl{static_cast<double>(u.context_dim), T, per_sample ? 1.0 / static_cast<double>(F) : 1.0};
         std::vector<double> rev;
         for (int i = L - 1; i >= 0; --i) rev.push_back(static_cast<double>(u.block_out_channels[static_cast<size_t>(i)]));
         double S = static_cast<double>(h * w) / std::pow(4.0, L - 1), f = 0, out_c = rev[0];

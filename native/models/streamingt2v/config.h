@@ -43,7 +43,10 @@ io::WeightStore make_random_weights(const St2vConfig& c, uint64_t seed, DType dt
 
 // Analytic multiply-add FLOPs (2 per MAC) of one denoising step: CAM over cond_frames (when c.cam) and the
 // base UNet over `frames`, batch B (2 with CFG), latents h x w, ctx_tokens context tokens. Counts convolutions,
-// linear layers and attention products (norms and element-wise ops are not counted).
+// linear layers and attention products (norms and element-wise ops are not counted), as the engine runs the CFG step
+// (its B samples share their latents): the cross-attention context's APM mix and K / V projections once per sample
+// (t2v::detail::context_per_sample()), the stem (conv_in + transformer_in) once for all B samples
+// (t2v::detail::shared_stem()).
 double step_flops(const St2vConfig& c, int64_t B, int64_t frames, int64_t cond_frames, int64_t h, int64_t w, int64_t ctx_tokens);
 
 // Binds the store strictly against expected_weights(detect(store)) (missing / wrong-shape keys throw, unknown

@@ -1,8 +1,9 @@
 #include "models/t2v/blocks.h"
 
 #include <algorithm>
-
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/threadpool.h"
@@ -16,6 +17,35 @@ const Tensor& Binder::get(const std::string& name) const {
     keys_->push_back(full);
     return *t;
 }
+
+Tensor repeat_interleave(const Tensor& x, int frames) {
+    ST2V_CHECK_ARG(frames >= 1, "repeat_interleave: frames must be >= 1, got %d", frames);
+    ST2V_CHECK(x.ndim() >= 1, Code::kShapeMismatch, "repeat_interleave: input must be at least 1-d");
+    if (frames == 1) return x.contiguous();
+    const int64_t B = x.size(0);
+    std::vector<int64_t> s = x.shape().vec();
+    s[0] = B * frames;
+    Tensor y = Tensor::empty(Shape(s), x.dtype());
+    if (B == 0) return y;
+    const Tensor xc = x.contiguous();
+    const size_t row = xc.nbytes() / static_cast<size_t>(B);
+    for (int64_t b = 0; b < B; ++b)
+        for (int f = 0; f < frames; ++f)
+            std::memcpy(static_cast<char*>(y.raw()) + static_cast<size_t>(b * frames + f) * row,
+                        static_cast<const char*>(xc.raw()) + static_cast<size_t>(b) * row, row);
+    return y;
+}
+
+namespace detail {
+namespace {
+std::atomic<bool> g_ctx_per_sample{[] {
+    const char* e = std::getenv("ST2V_CTX_PER_SAMPLE");
+    return !(e && (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0));
+}()};
+}  // namespace
+bool set_context_per_sample(bool on) { return g_ctx_per_sample.exchange(on); }
+bool context_per_sample() { return g_ctx_per_sample.load(std::memory_order_relaxed); }
+}  // namespace detail
 
 namespace {
 void expect_ndim(const Tensor& t, int nd, const Binder& p, const char* name) {
@@ -66,8 +96,16 @@ void Attention::bind(const Binder& p, int h) {
 }
 
 Tensor Attention::heads_out(const Tensor& x, const Tensor& ctx_in) const {
-    const int64_t N = x.size(0), L = x.size(1);
+    const int64_t N = x.size(0);
     Tensor ctx = ctx_in.defined() ? ctx_in : x;
+    int64_t per = 1;  // entries of x per context entry
+    if (ctx_in.defined() && ctx_in.ndim() >= 1 && ctx_in.size(0) != N) {
+        const int64_t Bc = ctx_in.size(0);
+        ST2V_CHECK(Bc >= 1 && N % Bc == 0, Code::kShapeMismatch,
+                   "attention: context %s is neither one per input entry nor one per group of them (input batch %lld)",
+                   ctx_in.desc().c_str(), (long long)N);
+        per = N / Bc;
+    }
     if (apm && ctx_in.defined()) {
         // ctx [N, 93, D]: tokens are the Conv1d channels, the D features its length.
         const int64_t T = conv_w.size(0);
@@ -89,12 +127,13 @@ Tensor Attention::heads_out(const Tensor& x, const Tensor& ctx_in) const {
         q = to_q(x);
         k = to_k(ctx);
         v = to_v(ctx);
+        if (per > 1) {  // a per-sample context: its K, V rows for each of the sample's entries
+            k = repeat_interleave(k, static_cast<int>(per));
+            v = repeat_interleave(v, static_cast<int>(per));
+        }
     }
     const int64_t d = q.size(2) / heads;
-    Tensor o = ops::attention(q, k, v, heads, 1.f / std::sqrt(static_cast<float>(d)));  // [N, L, inner]
-    (void)N;
-    (void)L;
-    return o;
+    return ops::attention(q, k, v, heads, 1.f / std::sqrt(static_cast<float>(d)));  // [N, L, inner]
 }
 
 void Attention::add_into(Tensor& h, const Tensor& x, const Tensor& ctx) const {

@@ -33,6 +33,17 @@ class Binder {
     std::shared_ptr<std::vector<std::string>> keys_ = std::make_shared<std::vector<std::string>>();
 };
 
+// repeat_interleave along dim 0: [B, ...] -> [B*F, ...], each entry F times in a row (a contiguous copy).
+Tensor repeat_interleave(const Tensor& x, int frames);
+
+namespace detail {
+// Tests and the bench: whether the UNets (UNet3D, the CAM, the enhancer's) hand their blocks the context per
+// sample (the default) or repeated for every frame first, as the reference does (Attention takes both; the values
+// are the same). ST2V_CTX_PER_SAMPLE=off sets it off at start. Process-wide; returns the old value.
+bool set_context_per_sample(bool on);
+bool context_per_sample();
+}  // namespace detail
+
 struct Linear {
     Tensor w, b;  // [out, in], [out] (b may be undefined)
     void bind(const Binder& p, bool bias = true);
@@ -64,7 +75,10 @@ struct Attention {
     Norm conv_ln;
     float silu_alpha = 0;
     void bind(const Binder& p, int heads);
-    // x [N, L, C]; ctx [N, Lk, Cctx] or undefined for self-attention.
+    // x [N, L, C]; ctx undefined for self-attention, else [N, Lk, Cctx] or [N / F, Lk, Cctx]: one context per F
+    // consecutive entries of x (the frames of a sample, whose contexts the reference repeats with
+    // repeat_interleave). A per-sample context gets its APM mix and K / V projections once and K, V repeated for
+    // its F entries: the same values as with the context repeated, without F copies of that work.
     Tensor operator()(const Tensor& x, const Tensor& ctx) const { return to_out(heads_out(x, ctx)); }
     // h += attention(x, ctx), the residual add fused into to_out's GEMM (ops::linear_add_).
     void add_into(Tensor& h, const Tensor& x, const Tensor& ctx) const;
@@ -91,7 +105,7 @@ struct SpatialTransformer {
     Linear proj_in, proj_out;
     TransformerBlock block;
     void bind(const Binder& p, int head_dim);
-    Tensor operator()(const Tensor& x, const Tensor& ctx) const;  // x [N, C, H, W], ctx [N, T, D]
+    Tensor operator()(const Tensor& x, const Tensor& ctx) const;  // x [N, C, H, W], ctx [N or N / F, T, D]
 };
 
 // TransformerTemporalModel: GN(32, eps 1e-6) over all frames -> tokens [B*H*W, F, C] -> proj_in -> block

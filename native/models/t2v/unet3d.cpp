@@ -1,7 +1,9 @@
 #include "models/t2v/unet3d.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/threadpool.h"
@@ -11,20 +13,22 @@ namespace st2v::t2v {
 namespace {
 std::string lvl(const std::string& base, int i) { return base + "." + std::to_string(i); }
 
-// repeat_interleave along dim 0: [B, ...] -> [B*F, ...]
-Tensor repeat_interleave(const Tensor& x, int frames) {
-    if (frames == 1) return x.contiguous();
-    const int64_t B = x.size(0);
-    std::vector<int64_t> s = x.shape().vec();
-    s[0] = B * frames;
-    Tensor y = Tensor::empty(Shape(s), x.dtype());
-    const size_t row = x.nbytes() / static_cast<size_t>(B);
-    Tensor xc = x.contiguous();
-    for (int64_t b = 0; b < B; ++b)
-        for (int f = 0; f < frames; ++f)
-            std::memcpy(static_cast<char*>(y.raw()) + (b * frames + f) * row, static_cast<const char*>(xc.raw()) + b * row, row);
-    return y;
+// Whether every sample of x [B, ...] (B >= 2) holds the same bytes as the first.
+bool samples_identical(const Tensor& x) {
+    const int64_t B = x.ndim() >= 1 ? x.size(0) : 0;
+    if (B < 2 || x.numel() == 0) return false;
+    const Tensor xc = x.contiguous();
+    const size_t row = xc.nbytes() / static_cast<size_t>(B);
+    const char* p = static_cast<const char*>(xc.raw());
+    for (int64_t b = 1; b < B; ++b)
+        if (std::memcmp(p, p + static_cast<size_t>(b) * row, row) != 0) return false;
+    return true;
 }
+
+std::atomic<bool> g_shared_stem{[] {
+    const char* e = std::getenv("ST2V_SHARED_STEM");
+    return !(e && (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0));
+}()};
 
 // [B, C, F, H, W] -> [B*F, C, H, W]
 Tensor video_to_frames(const Tensor& x) {
@@ -112,6 +116,22 @@ Tensor TimeEmbedding::silu_emb(float t, int64_t batch, int frames) const {
     e = l2(l1(e, ops::Act::kSilu));                                              // [1, E]
     e = ops::silu(e);  // every consumer (resnet time_emb_proj) applies SiLU first
     return repeat_interleave(repeat_interleave(e, static_cast<int>(batch)), frames);  // [B*F, E]
+}
+
+namespace detail {
+bool set_shared_stem(bool on) { return g_shared_stem.exchange(on); }
+bool shared_stem() { return g_shared_stem.load(std::memory_order_relaxed); }
+}  // namespace detail
+
+Tensor Encoder::stem(const Tensor& x) const {
+    check_ndim(x, 5, "UNet3D", "sample");
+    const int64_t B = x.size(0);
+    const int F = static_cast<int>(x.size(2));
+    const bool shared = detail::shared_stem() && samples_identical(x);
+    Tensor h = conv_in(video_to_frames(shared ? x.slice(0, 0, 1) : x));  // [B*F or F, C0, h, w]
+    if (F > 1) h = transformer_in(h, F);
+    if (!shared) return h;
+    return ops::concat(std::vector<Tensor>(static_cast<size_t>(B), h), 0);  // the first sample's result per sample
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -230,9 +250,9 @@ Tensor UNet3D::forward(const Tensor& x, float t, const Tensor& ctx, const CamRes
     const int64_t B = x.size(0);
     const int F = static_cast<int>(x.size(2));
     Tensor temb = enc_.time.silu_emb(t, B, F);                 // [B*F, E]
-    Tensor ctxF = repeat_interleave(ctx, F);                   // [B*F, T, D]
-    Tensor h = enc_.conv_in(video_to_frames(x));               // [B*F, C0, h, w]
-    if (F > 1) h = enc_.transformer_in(h, F);
+    // per sample [B, T, D] (Attention repeats its K / V per frame), or [B*F, T, D] as the reference holds it
+    Tensor ctxF = detail::context_per_sample() ? ctx : repeat_interleave(ctx, F);
+    Tensor h = enc_.stem(x);                                   // [B*F, C0, h, w]
     std::vector<Tensor> skips = enc_.run_down(h, temb, ctxF, F);
     Tensor mid_in = skips.back();
     if (cam) {
@@ -299,13 +319,16 @@ CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const 
     Tensor s = x.slice(2, 0, Fc);                                   // first Fc noisy frames [B, 4, Fc, h, w]
     Tensor temb = enc_.time.silu_emb(t, B, Fc);
     Tensor text = ctx.slice(1, 0, std::min<int64_t>(77, ctx.size(1))).contiguous();  // text tokens only
-    Tensor ctxF = repeat_interleave(text, Fc);
-    Tensor h = enc_.conv_in(video_to_frames(s));                    // [B*Fc, C0, h, w]
+    Tensor ctxF = detail::context_per_sample() ? text : repeat_interleave(text, Fc);  // as in UNet3D::forward
     Tensor e = e_cond_in && e_cond_in->defined() ? *e_cond_in : encode_cond(cond);  // [B*Fc, C0, h, w]
-    ST2V_CHECK(e.shape() == h.shape(), Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features %s "
-               "(conditioning frames must be 8x the latent size)", e.desc().c_str(), h.desc().c_str());
+    const int64_t h0 = s.size(3), w0 = s.size(4);
+    ST2V_CHECK(e.ndim() == 4 && e.size(0) == B * Fc && e.size(1) == enc_.cfg.block_out_channels[0] && e.size(2) == h0 &&
+                   e.size(3) == w0,
+               Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features [%lld, %lld, %lld, %lld] "
+               "(conditioning frames must be 8x the latent size)", e.desc().c_str(), (long long)(B * Fc),
+               (long long)enc_.cfg.block_out_channels[0], (long long)h0, (long long)w0);
     if (e_cond_out) *e_cond_out = e;
-    if (Fc > 1) h = enc_.transformer_in(h, Fc);
+    Tensor h = enc_.stem(s);                                        // [B*Fc, C0, h, w]
     ops::add_(h, e);
     CamResiduals r;
     r.down = enc_.run_down(h, temb, ctxF, Fc);

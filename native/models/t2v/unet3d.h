@@ -68,10 +68,22 @@ struct Encoder {
     SpatialTransformer mid_attn;
     TemporalTransformer mid_tattn;
     void bind(const Binder& p, const UNetConfig& cfg);
-    // Runs the down path from `h` (already conv_in + transformer_in [+ cond]); returns the 3*L skips (incl. h).
+    // conv_in + transformer_in of x [B, C, F, h, w] -> [B*F, C0, h, w]. When every sample of x holds the same bytes
+    // (the CFG step's [uncond, cond] pair shares its latents) and detail::shared_stem() is on, they run on the first
+    // sample and the result is repeated: nothing before the first cross-attention sees the context, so the samples'
+    // results are the same bits either way.
+    Tensor stem(const Tensor& x) const;
+    // Runs the down path from `h` (already the stem [+ cond]); returns the 3*L skips (incl. h).
     std::vector<Tensor> run_down(Tensor h, const Tensor& temb, const Tensor& ctx, int frames) const;
     Tensor run_mid(Tensor h, const Tensor& temb, const Tensor& ctx, int frames) const;
 };
+
+namespace detail {
+// Tests and the bench: Encoder::stem's sharing between identical samples (on by default; ST2V_SHARED_STEM=off sets
+// it off at start). Process-wide; returns the old value.
+bool set_shared_stem(bool on);
+bool shared_stem();
+}  // namespace detail
 
 struct CamResiduals {
     std::vector<Tensor> down;  // one per skip, [B*Fc, C, H, W]
