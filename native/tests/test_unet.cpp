@@ -379,6 +379,22 @@ TEST(St2vModel, SharedStemGivesThePerSampleBits) {
     }
 }
 
+// The model switches' environment variables (ST2V_CTX_PER_SAMPLE, ST2V_SHARED_STEM): on unless "off" or "0".
+TEST(St2vModel, SwitchesReadTheirEnvironment) {
+    const char* name = "ST2V_TEST_MODEL_SWITCH";
+    unsetenv(name);
+    EXPECT_TRUE(t2v::detail::switch_from_env(name));
+    for (const char* v : {"off", "0"}) {
+        setenv(name, v, 1);
+        EXPECT_FALSE(t2v::detail::switch_from_env(name)) << v;
+    }
+    for (const char* v : {"on", "1", ""}) {
+        setenv(name, v, 1);
+        EXPECT_TRUE(t2v::detail::switch_from_env(name)) << v;
+    }
+    unsetenv(name);
+}
+
 // `verify` reads every size from the dump: a dump of another shape (6 frames, 3 CAM frames, 4x6 latents,
 // 32x48 CAM pixels, guidance 5, t = 500) made from a random model runs with the same code. The references
 // here come from the engine's own modules, so this checks the plumbing (sizes, batch order, CFG), not fidelity.

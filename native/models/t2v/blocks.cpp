@@ -37,11 +37,12 @@ Tensor repeat_interleave(const Tensor& x, int frames) {
 }
 
 namespace detail {
-namespace {
-std::atomic<bool> g_ctx_per_sample{[] {
-    const char* e = std::getenv("ST2V_CTX_PER_SAMPLE");
+bool switch_from_env(const char* name) {
+    const char* e = std::getenv(name);
     return !(e && (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0));
-}()};
+}
+namespace {
+std::atomic<bool> g_ctx_per_sample{switch_from_env("ST2V_CTX_PER_SAMPLE")};
 }  // namespace
 bool set_context_per_sample(bool on) { return g_ctx_per_sample.exchange(on); }
 bool context_per_sample() { return g_ctx_per_sample.load(std::memory_order_relaxed); }

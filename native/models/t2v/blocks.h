@@ -37,6 +37,8 @@ class Binder {
 Tensor repeat_interleave(const Tensor& x, int frames);
 
 namespace detail {
+// A model switch's starting state from the environment: on unless `name` is "off" or "0".
+bool switch_from_env(const char* name);
 // Tests and the bench: whether the UNets (UNet3D, the CAM, the enhancer's) hand their blocks the context per
 // sample (the default) or repeated for every frame first, as the reference does (Attention takes both; the values
 // are the same). ST2V_CTX_PER_SAMPLE=off sets it off at start. Process-wide; returns the old value.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/threadpool.h"
@@ -25,10 +24,7 @@ bool samples_identical(const Tensor& x) {
     return true;
 }
 
-std::atomic<bool> g_shared_stem{[] {
-    const char* e = std::getenv("ST2V_SHARED_STEM");
-    return !(e && (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0));
-}()};
+std::atomic<bool> g_shared_stem{detail::switch_from_env("ST2V_SHARED_STEM")};
 
 // [B, C, F, H, W] -> [B*F, C, H, W]
 Tensor video_to_frames(const Tensor& x) {
