@@ -16,6 +16,8 @@
 //   cam_residuals  the CAM branch (E_cond + encoder) skip and mid residuals, all of them together
 //   unet_eps       CAM + UNet3D (APM context, CAM mergers) eps for [uncond, cond]
 //   stage2_step    one step of engine::sample_extension_chunk: CAM + UNet, CFG 7.5, DDIM (eta 1, 50 steps)
+//   stage2_step_stem_per_sample  the same step with Encoder::stem run per sample (t2v::detail::set_shared_stem(false));
+//                  it must also give the same bits as stage2_step (which shares the CFG pair's stem)
 //   stage2_step_econd_cached  the same step with E_cond from t2v::DeviceECondCache (engine::Model's once-per-chunk
 //                  features; the cache's hit / miss counts are checked too)
 // each with resident f32 weights (tolerance 1e-4 * max(1, max|ref|), the project's parity bound) and bf16 weights
@@ -234,6 +236,30 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
         Diff ds;
         ds.add(x_prev, dxp.to_host());
         report(pre + "stage2_step", dt, ds, ms, ms_cpu_step);
+        // The same step with the stem run per sample (t2v::detail::set_shared_stem(false)): against the CPU reference,
+        // and the same bits as the shared stem's step above (the CFG pair shares its latents, so Encoder::stem ran once).
+        {
+            const bool old = t2v::detail::set_shared_stem(false);
+            double mcs = 0;
+            const double a0 = now_ms();
+            DeviceTensor dxs;
+            try {
+                dxs = t2v::device_stage2_step(dunet, dcam, in.sch, dx, in.t, dctx, dcond, guidance, eta, &dnoise, &mcs);
+            } catch (...) {
+                t2v::detail::set_shared_stem(old);
+                throw;
+            }
+            t2v::detail::set_shared_stem(old);
+            const double ms_s = now_ms() - a0;
+            const Tensor hs = dxs.to_host(), hp = dxp.to_host();
+            Diff du;
+            du.add(x_prev, hs);
+            if (hs.nbytes() != hp.nbytes() || std::memcmp(hs.raw(), hp.raw(), hs.nbytes()) != 0) {
+                std::fprintf(stderr, "%s: the step with the stem per sample differs from the shared stem's\n", name);
+                du.finite = false;
+            }
+            report(pre + "stage2_step_stem_per_sample", dt, du, ms_s, ms_cpu_step);
+        }
         // E_cond once per chunk (t2v::DeviceECondCache, as engine::Model uses it): the step with the cached features
         // against the same CPU reference; a second get() of the same frames is a hit (the same device tensor, no
         // upload, no encoder), changed frames a miss.

@@ -305,6 +305,16 @@ std::vector<DeviceTensor> Encoder::run_down(DeviceTensor h, const DeviceTensor& 
     return skips;
 }
 
+DeviceTensor Encoder::stem(const DeviceTensor& x) const {
+    const int64_t B = x.size(0);
+    const int F = static_cast<int>(x.size(2));
+    const bool shared = B > 1 && t2v::detail::shared_stem() && t2v::detail::samples_identical(x.to_host());
+    DeviceTensor h = conv_in(video_to_frames(shared ? co::slice(x, 0, 0, 1) : x));  // [B*F or F, C0, h, w]
+    if (F > 1) h = transformer_in(h, F);
+    if (!shared) return h;
+    return co::concat(std::vector<DeviceTensor>(static_cast<size_t>(B), h), 0);
+}
+
 DeviceTensor Encoder::run_mid(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int F) const {
     h = mid_res[0](h, temb);
     if (F > 1) h = mid_tc[0](h, F);
@@ -389,8 +399,7 @@ DeviceTensor DeviceUNet3D::forward(const DeviceTensor& x, float t, const DeviceT
     const int F = static_cast<int>(x.size(2));
     DeviceTensor temb = enc_.time.silu_emb(t, B, F);              // [B*F, E]
     // the CPU's ctxF = repeat_interleave(ctx, F) [B*F, T, D]: here ctx stays per sample (see Attention)
-    DeviceTensor h = enc_.conv_in(video_to_frames(x));            // [B*F, C0, h, w]
-    if (F > 1) h = enc_.transformer_in(h, F);
+    DeviceTensor h = enc_.stem(x);                                // [B*F, C0, h, w]
     std::vector<DeviceTensor> skips = enc_.run_down(h, temb, ctx, F);
     DeviceTensor mid_in = skips.back();
     if (cam) {
@@ -477,11 +486,13 @@ DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const D
     DeviceTensor temb = enc_.time.silu_emb(t, B, Fc);
     DeviceTensor text = co::slice(ctx, 1, 0, std::min<int64_t>(77, ctx.size(1)));    // text tokens only
     // the CPU's ctxF = repeat_interleave(text, Fc): per sample here (see Attention)
-    DeviceTensor h = enc_.conv_in(video_to_frames(s));                                // [B*Fc, C0, h, w]
     DeviceTensor e = cached ? *e_cond_in : encode_cond(cond);                        // [B*Fc, C0, h, w]
-    ST2V_CHECK(e.shape() == h.shape(), Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features %s "
-               "(conditioning frames must be 8x the latent size)", e.shape().str().c_str(), h.shape().str().c_str());
-    if (Fc > 1) h = enc_.transformer_in(h, Fc);
+    const int64_t C0 = enc_.cfg.block_out_channels[0];
+    ST2V_CHECK(e.ndim() == 4 && e.size(0) == B * Fc && e.size(1) == C0 && e.size(2) == s.size(3) && e.size(3) == s.size(4),
+               Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features [%lld, %lld, %lld, %lld] "
+               "(conditioning frames must be 8x the latent size)", e.shape().str().c_str(), (long long)(B * Fc),
+               (long long)C0, (long long)s.size(3), (long long)s.size(4));
+    DeviceTensor h = enc_.stem(s);                                                   // [B*Fc, C0, h, w]
     co::add_(h, e);
     DeviceCamResiduals r;
     r.down = enc_.run_down(h, temb, text, Fc);

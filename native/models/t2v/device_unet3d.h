@@ -132,6 +132,9 @@ struct Encoder {
     SpatialTransformer mid_attn;
     TemporalTransformer mid_tattn;
     void upload(const t2v::Encoder& e, DType wdt);
+    // conv_in + transformer_in of x [B, C, F, h, w] -> [B*F, C0, h, w], once for all samples when they are the same
+    // bytes (t2v::Encoder::stem's rule and switch; the samples are compared on a host copy)
+    DeviceTensor stem(const DeviceTensor& x) const;
     // ctx per sample [B, T, D] (the CPU passes it repeated per frame; see Attention)
     std::vector<DeviceTensor> run_down(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int frames) const;
     DeviceTensor run_mid(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int frames) const;

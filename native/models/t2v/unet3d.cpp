@@ -12,8 +12,9 @@ namespace st2v::t2v {
 namespace {
 std::string lvl(const std::string& base, int i) { return base + "." + std::to_string(i); }
 
-// Whether every sample of x [B, ...] (B >= 2) holds the same bytes as the first.
-bool samples_identical(const Tensor& x) {
+}  // namespace
+
+bool detail::samples_identical(const Tensor& x) {
     const int64_t B = x.ndim() >= 1 ? x.size(0) : 0;
     if (B < 2 || x.numel() == 0) return false;
     const Tensor xc = x.contiguous();
@@ -24,6 +25,7 @@ bool samples_identical(const Tensor& x) {
     return true;
 }
 
+namespace {
 std::atomic<bool> g_shared_stem{detail::switch_from_env("ST2V_SHARED_STEM")};
 
 // [B, C, F, H, W] -> [B*F, C, H, W]
@@ -123,7 +125,7 @@ Tensor Encoder::stem(const Tensor& x) const {
     check_ndim(x, 5, "UNet3D", "sample");
     const int64_t B = x.size(0);
     const int F = static_cast<int>(x.size(2));
-    const bool shared = detail::shared_stem() && samples_identical(x);
+    const bool shared = detail::shared_stem() && detail::samples_identical(x);
     Tensor h = conv_in(video_to_frames(shared ? x.slice(0, 0, 1) : x));  // [B*F or F, C0, h, w]
     if (F > 1) h = transformer_in(h, F);
     if (!shared) return h;

@@ -83,6 +83,9 @@ namespace detail {
 // it off at start). Process-wide; returns the old value.
 bool set_shared_stem(bool on);
 bool shared_stem();
+// Whether every sample of x [B, ...] (B >= 2) holds the same bytes as the first (Encoder::stem's test; the device
+// networks run it on a host copy).
+bool samples_identical(const Tensor& x);
 }  // namespace detail
 
 struct CamResiduals {
