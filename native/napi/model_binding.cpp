@@ -180,19 +180,13 @@ Napi::Value BenchStep(const Napi::CallbackInfo& info) {
                 if (ab_rounds > 0) {  // the switch on / off, alternating, the same chunk's later steps
                     t2v::ECondCache econd;
                     step(econd, 500.f);
-                    const bool old = ab_set(true);
-                    try {
-                        for (int i = 0; i < ab_rounds; ++i)
-                            for (int j = 0; j < 2; ++j) {
-                                const bool on = (i + j) % 2 == 0;  // ABBA...: drift cancels over pairs
-                                ab_set(on);
-                                (on ? res->ab_on_s : res->ab_off_s).push_back(step(econd, 480.f));
-                            }
-                    } catch (...) {
-                        ab_set(old);
-                        throw;
-                    }
-                    ab_set(old);
+                    const t2v::detail::SwitchScope scope(ab_set, true);
+                    for (int i = 0; i < ab_rounds; ++i)
+                        for (int j = 0; j < 2; ++j) {
+                            const bool on = (i + j) % 2 == 0;  // ABBA...: drift cancels over pairs
+                            scope.set(on);
+                            (on ? res->ab_on_s : res->ab_off_s).push_back(step(econd, 480.f));
+                        }
                 }
                 if (profile) {  // after the timed steps, so their times do not include the profile's clock reads
                     t2v::ECondCache econd;

@@ -102,15 +102,9 @@ TEST(Enhancer, PerSampleContextGivesTheRepeatedContextsBits) {
     for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::sin(0.29f * static_cast<float>(i));
     for (int64_t i = 0; i < y.numel(); ++i) y.f32()[i] = 0.5f * std::cos(0.17f * static_cast<float>(i));
     auto run = [&](bool per_sample) {
-        const bool old = t2v::detail::set_context_per_sample(per_sample);
-        try {
-            Tensor out = net.forward(x, {400.f, 650.f}, y);
-            t2v::detail::set_context_per_sample(old);
-            return out;
-        } catch (...) {
-            t2v::detail::set_context_per_sample(old);
-            throw;
-        }
+        const t2v::detail::SwitchScope scope(t2v::detail::set_context_per_sample, per_sample);
+        EXPECT_EQ(t2v::detail::context_per_sample(), per_sample);
+        return net.forward(x, {400.f, 650.f}, y);
     };
     const Tensor a = run(true), b = run(false);
     ASSERT_EQ(a.shape(), b.shape());

@@ -277,12 +277,6 @@ TEST(St2vModel, RandomTinyModelF16WeightsMatchF32) {
 }
 
 namespace {
-// Sets the per-sample context switch for a scope (restored on exit, exceptions included).
-struct ContextPerSample {
-    bool old;
-    explicit ContextPerSample(bool on) : old(t2v::detail::set_context_per_sample(on)) {}
-    ~ContextPerSample() { t2v::detail::set_context_per_sample(old); }
-};
 void expect_same_bits(const Tensor& a, const Tensor& b, const std::string& what) {
     ASSERT_EQ(a.shape().vec(), b.shape().vec()) << what;
     ASSERT_GT(a.numel(), 0) << what;
@@ -332,7 +326,8 @@ TEST(St2vModel, PerSampleContextGivesTheRepeatedContextsBits) {
     t2v::CamNet cam(w, "unet.");
     t2v::UNet3D unet(w, "base_model.");
     auto run = [&](bool per_sample, t2v::CamResiduals* r) {
-        ContextPerSample scope(per_sample);
+        const t2v::detail::SwitchScope scope(t2v::detail::set_context_per_sample, per_sample);
+        EXPECT_EQ(t2v::detail::context_per_sample(), per_sample);
         *r = cam.forward(in.x, 600.f, in.ctx, in.cond, Fc);
         return unet.forward(in.x, 600.f, in.ctx, r);
     };
@@ -342,15 +337,8 @@ TEST(St2vModel, PerSampleContextGivesTheRepeatedContextsBits) {
     ASSERT_EQ(ra.down.size(), rb.down.size());
     for (size_t i = 0; i < ra.down.size(); ++i) expect_same_bits(ra.down[i], rb.down[i], "CAM residual " + std::to_string(i));
     expect_same_bits(ra.mid, rb.mid, "CAM mid residual");
+    EXPECT_TRUE(t2v::detail::context_per_sample());  // the scopes put the default back
 }
-
-namespace {
-struct SharedStem {
-    bool old;
-    explicit SharedStem(bool on) : old(t2v::detail::set_shared_stem(on)) {}
-    ~SharedStem() { t2v::detail::set_shared_stem(old); }
-};
-}  // namespace
 
 // CFG's [uncond, cond] pair shares its latents: the stem (conv_in + transformer_in) runs once and is repeated, in the
 // CAM and the base UNet. Same bits as running it per sample; samples that differ take the per-sample way (a stem
@@ -363,7 +351,8 @@ TEST(St2vModel, SharedStemGivesThePerSampleBits) {
     t2v::CamNet cam(w, "unet.");
     t2v::UNet3D unet(w, "base_model.");
     auto run = [&](const Tensor& x, bool shared, t2v::CamResiduals* r) {
-        SharedStem scope(shared);
+        const t2v::detail::SwitchScope scope(t2v::detail::set_shared_stem, shared);
+        EXPECT_EQ(t2v::detail::shared_stem(), shared);
         *r = cam.forward(x, 300.f, in.ctx, in.cond, Fc);
         return unet.forward(x, 300.f, in.ctx, r);
     };
@@ -377,6 +366,7 @@ TEST(St2vModel, SharedStemGivesThePerSampleBits) {
             expect_same_bits(ra.down[i], rb.down[i], "CAM residual " + std::to_string(i));
         expect_same_bits(ra.mid, rb.mid, "CAM mid residual");
     }
+    EXPECT_TRUE(t2v::detail::shared_stem());  // the scopes put the default back
 }
 
 // The model switches' environment variables (ST2V_CTX_PER_SAMPLE, ST2V_SHARED_STEM): on unless "off" or "0".

@@ -239,17 +239,13 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
         // The same step with the stem run per sample (t2v::detail::set_shared_stem(false)): against the CPU reference,
         // and the same bits as the shared stem's step above (the CFG pair shares its latents, so Encoder::stem ran once).
         {
-            const bool old = t2v::detail::set_shared_stem(false);
             double mcs = 0;
             const double a0 = now_ms();
             DeviceTensor dxs;
-            try {
+            {
+                const t2v::detail::SwitchScope scope(t2v::detail::set_shared_stem, false);
                 dxs = t2v::device_stage2_step(dunet, dcam, in.sch, dx, in.t, dctx, dcond, guidance, eta, &dnoise, &mcs);
-            } catch (...) {
-                t2v::detail::set_shared_stem(old);
-                throw;
             }
-            t2v::detail::set_shared_stem(old);
             const double ms_s = now_ms() - a0;
             const Tensor hs = dxs.to_host(), hp = dxp.to_host();
             Diff du;

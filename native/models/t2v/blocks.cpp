@@ -108,7 +108,7 @@ Tensor Attention::heads_out(const Tensor& x, const Tensor& ctx_in) const {
         per = N / Bc;
     }
     if (apm && ctx_in.defined()) {
-        // ctx [N, 93, D]: tokens are the Conv1d channels, the D features its length.
+        // ctx [N or N / F, 93, D]: tokens are the Conv1d channels, the D features its length.
         const int64_t T = conv_w.size(0);
         ST2V_CHECK(ctx.size(1) == conv_w.size(1), Code::kShapeMismatch,
                    "APM: context has %lld tokens, the mixer expects %lld", (long long)ctx.size(1), (long long)conv_w.size(1));

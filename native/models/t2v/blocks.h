@@ -44,6 +44,20 @@ bool switch_from_env(const char* name);
 // are the same). ST2V_CTX_PER_SAMPLE=off sets it off at start. Process-wide; returns the old value.
 bool set_context_per_sample(bool on);
 bool context_per_sample();
+// Sets a model switch (set_context_per_sample, set_shared_stem in unet3d.h) for a scope and puts the old value back
+// on exit, exceptions included; set() flips it within the scope.
+class SwitchScope {
+  public:
+    SwitchScope(bool (*setter)(bool), bool on) : set_(setter), old_(setter(on)) {}
+    ~SwitchScope() { set_(old_); }
+    SwitchScope(const SwitchScope&) = delete;
+    SwitchScope& operator=(const SwitchScope&) = delete;
+    void set(bool on) const { set_(on); }
+
+  private:
+    bool (*set_)(bool);
+    bool old_;
+};
 }  // namespace detail
 
 struct Linear {

@@ -318,15 +318,11 @@ CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const 
     Tensor temb = enc_.time.silu_emb(t, B, Fc);
     Tensor text = ctx.slice(1, 0, std::min<int64_t>(77, ctx.size(1))).contiguous();  // text tokens only
     Tensor ctxF = detail::context_per_sample() ? text : repeat_interleave(text, Fc);  // as in UNet3D::forward
-    Tensor e = e_cond_in && e_cond_in->defined() ? *e_cond_in : encode_cond(cond);  // [B*Fc, C0, h, w]
-    const int64_t h0 = s.size(3), w0 = s.size(4);
-    ST2V_CHECK(e.ndim() == 4 && e.size(0) == B * Fc && e.size(1) == enc_.cfg.block_out_channels[0] && e.size(2) == h0 &&
-                   e.size(3) == w0,
-               Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features [%lld, %lld, %lld, %lld] "
-               "(conditioning frames must be 8x the latent size)", e.desc().c_str(), (long long)(B * Fc),
-               (long long)enc_.cfg.block_out_channels[0], (long long)h0, (long long)w0);
-    if (e_cond_out) *e_cond_out = e;
     Tensor h = enc_.stem(s);                                        // [B*Fc, C0, h, w]
+    Tensor e = e_cond_in && e_cond_in->defined() ? *e_cond_in : encode_cond(cond);  // [B*Fc, C0, h, w]
+    ST2V_CHECK(e.shape() == h.shape(), Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features %s "
+               "(conditioning frames must be 8x the latent size)", e.desc().c_str(), h.desc().c_str());
+    if (e_cond_out) *e_cond_out = e;
     ops::add_(h, e);
     CamResiduals r;
     r.down = enc_.run_down(h, temb, ctxF, Fc);
