@@ -17,7 +17,9 @@
  * --profile: after the timed steps, one more first step with the CPU op profile on (native/core/profile.h): the
  * time of every op kind (convolutions by kind, linear, the three kinds of attention, norms, element-wise ops, layout
  * copies) in that step, its share of the step, its GFLOP/s or GB/s, and its ratio to the FMA peak probed right
- * after in the same process ("outside ops" is the rest: model code between ops). The report gets `profile` rows.
+ * after in the same process ("outside ops" is the rest: model code between ops). Then a later step of the same chunk
+ * (E_cond from the cache, as every step of a chunk but the first) is profiled apart. The report gets `profile` and
+ * `profileLater` rows.
  *
  * --ab context|stem [--ab-rounds N (8)]: after the timed steps, N rounds of two later steps of one chunk (E_cond
  * cached), one with an engine switch on (its default) and one with it off, in ABBA order; the report's `ab` gives
@@ -56,6 +58,9 @@ export interface StepBenchResult {
   /** With --profile: the op rows of one profiled first step, its seconds, and the FMA peak probed after it. */
   profile?: ProfileRow[];
   profileStepSeconds?: number;
+  /** With --profile: the same for a later step of that chunk (E_cond from the cache). */
+  profileLater?: ProfileRow[];
+  profileLaterStepSeconds?: number;
   peakGflops?: number;
   /** With --ab: the A/B steps' seconds, the switch on and off, in round order. */
   ab?: AbSeconds;
@@ -329,6 +334,10 @@ function printProfile(r: StepBenchResult, log: (s: string) => void): void {
   log(`profile (${r.dtype}): one first step, ${(r.profileStepSeconds ?? 0).toFixed(2)} s` +
     (r.peakGflops ? `; FMA peak ${r.peakGflops.toFixed(1)} GFLOP/s probed after it` : ''));
   console.table(profileTable(r));
+  if (r.profileLater && r.profileLaterStepSeconds !== undefined) {
+    log(`profile (${r.dtype}): a later step of the chunk (E_cond reused), ${r.profileLaterStepSeconds.toFixed(2)} s`);
+    console.table(profileTable({ profile: r.profileLater, profileStepSeconds: r.profileLaterStepSeconds, peakGflops: r.peakGflops }));
+  }
 }
 
 // Child mode: one dtype, one JSON line on stdout.

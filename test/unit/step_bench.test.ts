@@ -138,9 +138,22 @@ test.serial('--profile: benchStep adds one profiled step whose op rows fit insid
   const p = r.profile.find((x) => x.name === 'linear');
   t.truthy(lin && p);
   t.is(lin?.['GFLOP/s'], Number((p!.flop / p!.seconds / 1e9).toFixed(1)));
+  // then a later step of the same chunk, profiled apart: E_cond (convolutions only) comes from the cache, the rest
+  // of the step is the same work
+  const later = r as unknown as { profileLater: ProfileRow[]; profileLaterStepSeconds: number };
+  t.true(later.profileLaterStepSeconds > 0);
+  t.true(later.profileLater.reduce((s, q) => s + q.seconds, 0) <= later.profileLaterStepSeconds * (1 + 1e-9));
+  const flopOf = (rows: ProfileRow[], pick: (name: string) => boolean) =>
+    rows.filter((q) => pick(q.name)).reduce((s, q) => s + q.flop, 0);
+  for (const kind of ['linear', 'linear + geglu', 'attention cross', 'conv temporal (3,1,1)'])
+    t.is(flopOf(later.profileLater, (n) => n === kind), flopOf(r.profile, (n) => n === kind), kind);
+  const conv = (n: string) => n.startsWith('conv2d');
+  t.true(flopOf(later.profileLater, conv) > 0);
+  t.true(flopOf(later.profileLater, conv) < flopOf(r.profile, conv));
   // without profile: no rows
   const plain = (await callNative(() =>
     native.benchStep({ dtype: 'f32', preset: 'tiny', frames: 2, condFrames: 1, latent: 2, warmup: 0, reps: 1 }),
   )) as unknown as Record<string, unknown>;
   t.false('profile' in plain);
+  t.false('profileLater' in plain);
 });
