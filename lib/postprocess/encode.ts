@@ -12,8 +12,12 @@ import { St2vError } from '../errors.js';
 import { checkInteger, checkNumber, checkString, invalidRange, invalidType } from '../options.js';
 import { encodePngFrames, processFrames } from './pool.js';
 
-export type OutputFormat = 'mp4' | 'gif' | 'png';
-export const OUTPUT_FORMATS: readonly OutputFormat[] = ['mp4', 'gif', 'png'];
+export type OutputFormat = 'mp4' | 'webm' | 'gif' | 'png';
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['mp4', 'webm', 'gif', 'png'];
+/** The output extensions each format is taken from when no format is given (.mov / .m4v: the MP4 family). */
+const FORMAT_OF_EXTENSION: Readonly<Record<string, OutputFormat>> = { mp4: 'mp4', m4v: 'mp4', mov: 'mp4', webm: 'webm', gif: 'gif', png: 'png' };
+/** The encoders' quality scales: x264's CRF 0 (lossless) to 51, VP9's CRF 0 to 63 (with a zero bitrate target). */
+const CRF_RANGE: Readonly<Record<'mp4' | 'webm', { max: number; def: number }>> = { mp4: { max: 51, def: 18 }, webm: { max: 63, def: 31 } };
 
 /** What {@link writeVideo} consumes: the chunks of Engine.generate (or any producer of the same shape). */
 export interface RgbChunk {
@@ -26,15 +30,18 @@ export interface RgbChunk {
 }
 
 export interface WriteVideoOptions {
-  /** Output file (mp4 / gif), or for png a folder or a `name.png` file prefix. Required. */
+  /** Output file (mp4 / webm / gif), or for png a folder or a `name.png` file prefix. Required. */
   output: string;
-  /** Container / image format. Defaults to `the output's extension (mp4 when it has none of mp4, gif, png)`. */
+  /**
+   * Container / image format. Defaults to `the output's extension: .mp4, .m4v, .mov -> mp4, .webm, .gif, .png; mp4
+   * when it has none` (any other extension is a RangeError unless a format is given).
+   */
   format?: OutputFormat;
   /** Frames per second written into the file. Defaults to `8` (the official StreamingT2V export rate). */
   fps?: number;
   /** Fit each frame inside this size and pad with black (the official 1280x720 path). Defaults to `null` (keep size). */
   resize?: { width: number; height: number } | null;
-  /** x264 constant rate factor, 0 (lossless) to 51. Defaults to `18`. */
+  /** Quality: x264's constant rate factor 0 (lossless) to 51 for mp4, VP9's 0 to 63 for webm. Defaults to `18` (mp4) / `31` (webm). */
   crf?: number;
   /** Called after each chunk has been written. Defaults to `undefined`. */
   onChunkWritten?: (info: { index: number; frames: number; framesWritten: number }) => void;
@@ -42,11 +49,15 @@ export interface WriteVideoOptions {
 
 export interface WriteVideoResult {
   format: OutputFormat;
-  /** The file written (mp4 / gif), or the PNG files in order. */
+  /** The file written (mp4 / webm / gif), or the PNG files in order. */
   files: string[];
   frames: number;
+  /** The frames' size (after `resize`). */
   width: number;
   height: number;
+  /** mp4 / webm: the encoded picture, the frames padded by one black row / column where a size is odd (yuv420p). */
+  videoWidth?: number;
+  videoHeight?: number;
 }
 
 /** The ffmpeg binary used: $ST2V_FFMPEG, else `ffmpeg` from PATH. */
@@ -59,7 +70,7 @@ export function assertFfmpeg(bin = ffmpegPath()): void {
   const r = spawnSync(bin, ['-hide_banner', '-version'], { encoding: 'utf8', timeout: 20_000 });
   if (r.error || r.status !== 0) {
     throw new St2vError(
-      `the ffmpeg binary is needed to write MP4 and GIF files but '${bin}' could not be run` +
+      `the ffmpeg binary is needed to write MP4, WebM and GIF files but '${bin}' could not be run` +
         ` (${r.error ? (r.error as NodeJS.ErrnoException).code ?? r.error.message : `exit ${r.status}`}).` +
         ` Install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg), set ST2V_FFMPEG to its path,` +
         ` or write PNG frames (--format png)`,
@@ -68,22 +79,37 @@ export function assertFfmpeg(bin = ffmpegPath()): void {
   }
 }
 
+/**
+ * The format an output name asks for: its extension (.mp4 / .m4v / .mov, .webm, .gif, .png), mp4 when it has none.
+ * Any other extension is a RangeError naming `output` (a .mkv or .avi name would otherwise get an MP4 inside): pass
+ * a format explicitly to write such a name.
+ */
 export function formatFromPath(output: string): OutputFormat {
   const ext = path.extname(output).slice(1).toLowerCase();
-  return (OUTPUT_FORMATS as readonly string[]).includes(ext) ? (ext as OutputFormat) : 'mp4';
+  if (ext === '') return 'mp4';
+  const f = FORMAT_OF_EXTENSION[ext];
+  if (f === undefined) {
+    throw invalidRange('a name ending in .mp4, .m4v, .mov, .webm, .gif or .png (or an explicit format)', 'output', output);
+  }
+  return f;
 }
+
+const FORMAT_LIST = OUTPUT_FORMATS.join(', ');
 
 function resolveOptions(o: WriteVideoOptions) {
   if (typeof o !== 'object' || o === null) throw invalidType('an object', 'options', o);
   const output = checkString(o.output, 'output', { nonEmpty: true });
-  let format = formatFromPath(output);
+  let format: OutputFormat;
   if (o.format !== undefined) {
-    if (typeof o.format !== 'string') throw invalidType('one of mp4, gif, png', 'format', o.format);
-    if (!(OUTPUT_FORMATS as readonly string[]).includes(o.format)) throw invalidRange('one of mp4, gif, png', 'format', o.format);
+    if (typeof o.format !== 'string') throw invalidType(`one of ${FORMAT_LIST}`, 'format', o.format);
+    if (!(OUTPUT_FORMATS as readonly string[]).includes(o.format)) throw invalidRange(`one of ${FORMAT_LIST}`, 'format', o.format);
     format = o.format;
+  } else {
+    format = formatFromPath(output);
   }
   const fps = o.fps === undefined ? 8 : checkNumber(o.fps, 'fps', 0.1, 240);
-  const crf = o.crf === undefined ? 18 : checkInteger(o.crf, 'crf', 0, 51);
+  const cr = format === 'webm' ? CRF_RANGE.webm : CRF_RANGE.mp4;  // gif / png: checked, unused
+  const crf = o.crf === undefined ? cr.def : checkInteger(o.crf, 'crf', 0, cr.max);
   let resize: { width: number; height: number } | null = null;
   if (o.resize !== undefined && o.resize !== null) {
     if (typeof o.resize !== 'object') throw invalidType('an object {width, height} or null', 'resize', o.resize);
@@ -99,6 +125,10 @@ function ffmpegArgs(format: OutputFormat, width: number, height: number, fps: nu
   }
   // yuv420p needs even sizes: pad odd ones with one black row/column.
   const vf = width % 2 || height % 2 ? ['-vf', 'pad=ceil(iw/2)*2:ceil(ih/2)*2'] : [];
+  if (format === 'webm') {
+    // VP9 in constant-quality mode (crf with a zero bitrate target), rows encoded in parallel
+    return [...input, ...vf, '-c:v', 'libvpx-vp9', '-crf', String(crf), '-b:v', '0', '-deadline', 'good', '-cpu-used', '4', '-row-mt', '1', '-pix_fmt', 'yuv420p', '-f', 'webm', output];
+  }
   return [...input, ...vf, '-c:v', 'libx264', '-preset', 'medium', '-crf', String(crf), '-pix_fmt', 'yuv420p', '-movflags', '+faststart', '-f', 'mp4', output];
 }
 
@@ -223,7 +253,8 @@ export async function writeVideo(chunks: AsyncIterable<RgbChunk>, options: Write
       await sink.finish();
       files.push(o.output);
     }
-    return { format: o.format, files, frames: framesWritten, width, height };
+    const video = o.format === 'mp4' || o.format === 'webm' ? { videoWidth: width + (width % 2), videoHeight: height + (height % 2) } : {};
+    return { format: o.format, files, frames: framesWritten, width, height, ...video };
   } catch (err) {
     await chain.catch(() => undefined);
     sink?.kill();

@@ -90,7 +90,7 @@ test('float frames in [-1, 1] map to uint8 as (x + 1) * 127.5, rounded and clamp
 ffTest('MP4 is h264 / yuv420p with exactly the requested frame count', async (t) => {
   const out = path.join(tmp, 'a.mp4');
   const r = await writeVideo(chunked(21, 8, 64, 48), { output: out });
-  t.deepEqual(r, { format: 'mp4', files: [out], frames: 21, width: 64, height: 48 });
+  t.deepEqual(r, { format: 'mp4', files: [out], frames: 21, width: 64, height: 48, videoWidth: 64, videoHeight: 48 });
   const p = probe(out);
   t.is(p.codec_name, 'h264');
   t.is(p.pix_fmt, 'yuv420p');
@@ -104,6 +104,55 @@ ffTest('MP4 with resize: 256x256 frames become 1280x720 (official pad path)', as
   t.is(r.frames, 3);
   const p = probe(out);
   t.deepEqual([p.width, p.height, p.nb_read_frames, p.pix_fmt], [1280, 720, '3', 'yuv420p']);
+});
+
+ffTest('WebM is VP9 / yuv420p with exactly the requested frame count', async (t) => {
+  const out = path.join(tmp, 'a.webm');
+  const r = await writeVideo(chunked(13, 8, 64, 48), { output: out });
+  t.deepEqual(r, { format: 'webm', files: [out], frames: 13, width: 64, height: 48, videoWidth: 64, videoHeight: 48 });
+  const p = probe(out);
+  t.is(p.codec_name, 'vp9');
+  t.is(p.pix_fmt, 'yuv420p');
+  t.is(p.nb_read_frames, '13');
+  t.deepEqual([p.width, p.height], [64, 48]);
+  const f = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'format=format_name', '-of', 'csv=p=0', out], { encoding: 'utf8' });
+  t.regex(f.stdout, /webm/);
+  // the quality scale is VP9's: 0-63
+  await t.notThrowsAsync(writeVideo(chunked(2, 2, 16, 16), { output: path.join(tmp, 'q.webm'), crf: 63 }));
+  await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: path.join(tmp, 'q2.webm'), crf: 64 }), { instanceOf: RangeError, message: /between 0 and 63 for crf/ });
+  await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: path.join(tmp, 'q2.mp4'), crf: 52 }), { instanceOf: RangeError, message: /between 0 and 51 for crf/ });
+});
+
+ffTest('odd frame sizes: MP4 and WebM pad one black row / column, and the result says so', async (t) => {
+  for (const ext of ['mp4', 'webm']) {
+    const out = path.join(tmp, `odd.${ext}`);
+    const r = await writeVideo(chunked(3, 3, 7, 5), { output: out });
+    t.deepEqual([r.width, r.height, r.videoWidth, r.videoHeight], [7, 5, 8, 6], ext);
+    const p = probe(out);
+    t.deepEqual([p.width, p.height, p.nb_read_frames], [8, 6, '3'], ext);
+  }
+  const g = await writeVideo(chunked(2, 2, 7, 5), { output: path.join(tmp, 'odd.gif') });
+  t.deepEqual([g.width, g.height, g.videoWidth], [7, 5, undefined]);
+});
+
+ffTest('the format comes from the extension (.mov / .m4v are MP4); any other extension needs an explicit format', async (t) => {
+  for (const ext of ['mov', 'm4v', 'MP4']) {
+    const out = path.join(tmp, `fam.${ext}`);
+    const r = await writeVideo(chunked(2, 2, 16, 16), { output: out });
+    t.is(r.format, 'mp4', ext);
+    t.is(probe(out).codec_name, 'h264', ext);
+  }
+  const noExt = path.join(tmp, 'plain');
+  t.is((await writeVideo(chunked(2, 2, 16, 16), { output: noExt })).format, 'mp4');
+  const mkv = path.join(tmp, 'a.mkv');
+  await t.throwsAsync(writeVideo(chunked(2, 2, 16, 16), { output: mkv }), {
+    instanceOf: RangeError,
+    message: /Expected a name ending in \.mp4, \.m4v, \.mov, \.webm, \.gif or \.png \(or an explicit format\) for output but received ".*a\.mkv"/,
+  });
+  t.false(fs.existsSync(mkv), 'nothing written');
+  const r = await writeVideo(chunked(2, 2, 16, 16), { output: mkv, format: 'mp4' });
+  t.is(r.format, 'mp4');
+  t.is(probe(mkv).codec_name, 'h264');
 });
 
 ffTest('animated GIF decodes back with every frame', async (t) => {
@@ -160,7 +209,7 @@ test.serial('a missing ffmpeg binary is a clear ERR_NO_FFMPEG', async (t) => {
 
 test('bad writeVideo options are TypeError / RangeError naming the option', async (t) => {
   await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: '' }), { instanceOf: RangeError, message: /for output/ });
-  await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: 'a.mp4', format: 'avi' as never }), { instanceOf: RangeError, message: /one of mp4, gif, png for format but received "avi"/ });
+  await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: 'a.mp4', format: 'avi' as never }), { instanceOf: RangeError, message: /one of mp4, webm, gif, png for format but received "avi"/ });
   await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: 'a.mp4', fps: 0 }), { instanceOf: RangeError, message: /for fps/ });
 });
 

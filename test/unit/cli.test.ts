@@ -57,6 +57,15 @@ test('a bad argument prints one line naming it and exits 1 without a stack trace
   t.notRegex(r.stderr, /\n\s+at /);
 });
 
+test('an output name of no format we write fails before the model loads, naming the option', (t) => {
+  const out = path.join(tmp, 'x.mkv');
+  const r = cli(['generate', 'a red ball', '-o', out, '--frames', '8', '--steps', '1']);
+  t.is(r.status, 1);
+  t.regex(r.stderr, /^st2v: Expected a name ending in \.mp4, \.m4v, \.mov, \.webm, \.gif or \.png \(or an explicit format\) for output but received ".*x\.mkv"\n$/);
+  t.false(fs.existsSync(out));
+  t.notRegex(r.stderr, /^model:/m, 'no model was loaded');
+});
+
 test.serial('St2vError prints "st2v: <message> (<code>)" and exits 1', async (t) => {
   const r = await run(['info', '--model', path.join(tmp, 'nope')]);
   t.is(r.code, 1);
@@ -89,6 +98,21 @@ test.serial('a range error from the API is one line too', async (t) => {
     t.regex(r.stderr, /^chunk 3\/3 \(extend\) step 5\/5, 7\/10 frames, [\d.]+ frames\/s, ETA 0s$/m);
     const p = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_name,pix_fmt,nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' });
     t.is(p.stdout.trim(), 'h264,yuv420p,10');
+  } finally {
+    setNativeEngineFactoryForTesting(undefined);
+  }
+});
+
+(hasFfmpeg ? test.serial : test.skip)('generate writes WebM (VP9) and says when odd frames were padded for yuv420p', async (t) => {
+  const fake = createFakeEngine({ width: 15, height: 11, firstChunkFrames: 4, chunkFrames: 3, stepMs: 1 });
+  setNativeEngineFactoryForTesting(() => fake.engine);
+  const out = path.join(tmp, 'odd.webm');
+  try {
+    const r = await run(['generate', 'a red ball', '-o', out, '--frames', '7', '--steps', '2', '-q']);
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stdout, /wrote .*odd\.webm: 7 frames 15x11 \(encoded 16x12: yuv420p needs even sizes\) in /);
+    const p = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_name,width,height,nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' });
+    t.is(p.stdout.trim(), 'vp9,16,12,7');
   } finally {
     setNativeEngineFactoryForTesting(undefined);
   }

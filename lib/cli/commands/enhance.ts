@@ -6,7 +6,7 @@ import { enhance } from '../../enhance.js';
 import { St2vError } from '../../errors.js';
 import { decodeFrames, probeVideo } from '../../eval/video.js';
 import type { NativeEnhanceFrames, NativeEnhanceProgress } from '../../native/binding.js';
-import { assertFfmpeg, writeVideo, type RgbChunk } from '../../postprocess/encode.js';
+import { assertFfmpeg, formatFromPath, writeVideo, type RgbChunk } from '../../postprocess/encode.js';
 
 interface EnhanceCliOptions {
   output: string;
@@ -67,7 +67,7 @@ export function register(program: Command): void {
     .command('enhance')
     .description('stage 3: enhance a video to 1280x720 with the MS-Vid2Vid-XL enhancer and randomized blending')
     .argument('<video>', 'input video (any size; fitted and padded to the output size)')
-    .requiredOption('-o, --output <file>', 'output video (mp4 / gif)')
+    .requiredOption('-o, --output <file>', 'output video (.mp4 / .m4v / .mov, .webm, .gif)')
     .requiredOption('-p, --prompt <text>', 'text prompt')
     .option('--negative-prompt <text>', 'negative prompt', '')
     .option('--model <dir>', 'model folder holding the enhancer component (enhancer.*) with its VAE and text encoder')
@@ -98,6 +98,7 @@ export function register(program: Command): void {
           'ERR_WEIGHTS_MISSING',
         );
       }
+      formatFromPath(o.output); // a name the writer would refuse fails now, not after the enhancer ran
       assertFfmpeg();
       const info = probeVideo(input);
       const fps = o.fps !== undefined ? Number(o.fps) : Number.isFinite(info.fps) && info.fps > 0 ? info.fps : 8;

@@ -113,7 +113,7 @@ export function register(program: Command): void {
     .command('generate')
     .description('generate a video from a text prompt (MP4, GIF or PNG frames)')
     .argument('<prompt>', 'what the video shows')
-    .requiredOption('-o, --output <file>', 'output file (.mp4, .gif) or, with --format png, a folder or name.png prefix')
+    .requiredOption('-o, --output <file>', 'output file (.mp4, .webm, .gif) or, with --format png, a folder or name.png prefix')
     .option('--frames <n>', 'number of frames (default: the model\'s first chunk, 16 for StreamingT2V)', int('--frames'))
     .option('--model <dir>', 'model folder written by `st2v convert` (default: the built-in tiny model, untrained)')
     .option('--seed <n>', 'random seed (PyTorch-compatible generator)', int('--seed'))
@@ -122,7 +122,7 @@ export function register(program: Command): void {
     .addOption(new Option('--backend <name>', "compute backend: 'cuda' fails with ERR_NO_CUDA without a usable GPU (default auto = cpu)").choices(['auto', 'cpu', 'cuda']))
     .option('--guidance <x>', 'classifier-free guidance scale (default 7.5)', num('--guidance'))
     .option('--negative <text>', 'negative prompt')
-    .addOption(new Option('--format <format>', 'output format (default: from the output extension, else mp4)').choices([...OUTPUT_FORMATS]))
+    .addOption(new Option('--format <format>', 'output format (default: from the output extension: .mp4/.m4v/.mov, .webm, .gif, .png; mp4 without one)').choices([...OUTPUT_FORMATS]))
     .option('--fps <n>', 'frames per second of the file', num('--fps'), 8)
     .option('--size <WxH>', 'fit frames inside WxH and pad with black (1280x720 is the official stage-3 canvas)', size)
     .option('-q, --quiet', 'no progress output')
@@ -182,6 +182,9 @@ Examples:
         const s = (performance.now() - started) / 1000;
         process.stdout.write(
           `wrote ${r.format === 'png' ? `${r.files.length} PNG files (${r.files[0]} ...)` : r.files[0]}: ${r.frames} frames ${r.width}x${r.height} ` +
+            (r.videoWidth !== undefined && (r.videoWidth !== r.width || r.videoHeight !== r.height)
+              ? `(encoded ${r.videoWidth}x${r.videoHeight}: yuv420p needs even sizes) `
+              : '') +
             `in ${s.toFixed(1)} s (${(r.frames / s).toFixed(2)} frames/s end to end)\n`,
         );
         if (!o.quiet) {
