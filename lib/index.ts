@@ -13,6 +13,7 @@ export type { GenerateProgress } from './progress.js';
 export { St2vError, ERROR_CODES, TS_ONLY_ERROR_CODES, type ErrorCode } from './errors.js';
 export {
   writeVideo,
+  checkWriteVideoOptions,
   assertFfmpeg,
   OUTPUT_FORMATS,
   type OutputFormat,

@@ -95,6 +95,16 @@ export function formatFromPath(output: string): OutputFormat {
 }
 
 const FORMAT_LIST = OUTPUT_FORMATS.join(', ');
+/** The sides `resize` accepts. */
+export const RESIZE_LIMITS = { min: 2, max: 8192 } as const;
+
+/**
+ * Validates writeVideo's options as writeVideo does (TypeError / RangeError naming the option) without writing
+ * anything: for callers that want to refuse bad options before they start the work that produces the frames.
+ */
+export function checkWriteVideoOptions(options: WriteVideoOptions): void {
+  resolveOptions(options);
+}
 
 function resolveOptions(o: WriteVideoOptions) {
   if (typeof o !== 'object' || o === null) throw invalidType('an object', 'options', o);
@@ -113,7 +123,8 @@ function resolveOptions(o: WriteVideoOptions) {
   let resize: { width: number; height: number } | null = null;
   if (o.resize !== undefined && o.resize !== null) {
     if (typeof o.resize !== 'object') throw invalidType('an object {width, height} or null', 'resize', o.resize);
-    resize = { width: checkInteger(o.resize.width, 'resize.width', 2, 8192), height: checkInteger(o.resize.height, 'resize.height', 2, 8192) };
+    const { min, max } = RESIZE_LIMITS;
+    resize = { width: checkInteger(o.resize.width, 'resize.width', min, max), height: checkInteger(o.resize.height, 'resize.height', min, max) };
   }
   return { output, format, fps, crf, resize };
 }

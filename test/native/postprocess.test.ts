@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { St2vError } from '../../lib/errors.js';
-import { type RgbChunk, writeVideo } from '../../lib/postprocess/encode.js';
+import { type RgbChunk, checkWriteVideoOptions, writeVideo } from '../../lib/postprocess/encode.js';
 import { closePool } from '../../lib/postprocess/pool.js';
 import { fitSize, floatToUint8, resizeAndPad, resizeBicubicRgb } from '../../lib/postprocess/resize.js';
 
@@ -211,6 +211,15 @@ test('bad writeVideo options are TypeError / RangeError naming the option', asyn
   await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: '' }), { instanceOf: RangeError, message: /for output/ });
   await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: 'a.mp4', format: 'avi' as never }), { instanceOf: RangeError, message: /one of mp4, webm, gif, png for format but received "avi"/ });
   await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: 'a.mp4', fps: 0 }), { instanceOf: RangeError, message: /for fps/ });
+  // checkWriteVideoOptions: the same checks up front, nothing written
+  const out = path.join(tmp, 'checked.mp4');
+  t.throws(() => checkWriteVideoOptions({ output: out, fps: 0 }), { instanceOf: RangeError, message: /for fps/ });
+  t.throws(() => checkWriteVideoOptions({ output: out, resize: { width: 1, height: 8 } }), { instanceOf: RangeError, message: /between 2 and 8192 for resize\.width/ });
+  t.throws(() => checkWriteVideoOptions({ output: path.join(tmp, 'c.avi') }), { instanceOf: RangeError, message: /for output/ });
+  t.throws(() => checkWriteVideoOptions({ output: out, format: 'avi' as never }), { instanceOf: RangeError, message: /for format/ });
+  t.throws(() => checkWriteVideoOptions({ output: out, crf: 1.5 }), { instanceOf: RangeError, message: /for crf/ });
+  t.notThrows(() => checkWriteVideoOptions({ output: path.join(tmp, 'c.avi'), format: 'webm', crf: 40, fps: 24, resize: { width: 1280, height: 720 } }));
+  t.false(fs.existsSync(out));
 });
 
 test('frame buffers are transferred to the pool (detached here); views into larger buffers are copied first', async (t) => {

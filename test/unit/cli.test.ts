@@ -66,6 +66,16 @@ test('an output name of no format we write fails before the model loads, naming 
   t.notRegex(r.stderr, /^model:/m, 'no model was loaded');
 });
 
+test('bad writer options (--fps, --size) fail before the model loads, naming the option', (t) => {
+  const fps = cli(['generate', 'a red ball', '-o', path.join(tmp, 'f.mp4'), '--fps', '1000']);
+  t.is(fps.status, 1);
+  t.regex(fps.stderr, /^st2v: Expected a number between 0\.1 and 240 for fps but received 1000\n$/);
+  const size = cli(['generate', 'a red ball', '-o', path.join(tmp, 'f.mp4'), '--size', '0x0']);
+  t.is(size.status, 1);
+  t.regex(size.stderr, /--size.*Expected WIDTHxHEIGHT with sides from 2 to 8192/);
+  for (const r of [fps, size]) t.notRegex(r.stderr, /^model:/m, 'no model was loaded');
+});
+
 test.serial('St2vError prints "st2v: <message> (<code>)" and exits 1', async (t) => {
   const r = await run(['info', '--model', path.join(tmp, 'nope')]);
   t.is(r.code, 1);

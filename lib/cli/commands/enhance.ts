@@ -6,7 +6,7 @@ import { enhance } from '../../enhance.js';
 import { St2vError } from '../../errors.js';
 import { decodeFrames, probeVideo } from '../../eval/video.js';
 import type { NativeEnhanceFrames, NativeEnhanceProgress } from '../../native/binding.js';
-import { assertFfmpeg, formatFromPath, writeVideo, type RgbChunk } from '../../postprocess/encode.js';
+import { assertFfmpeg, checkWriteVideoOptions, formatFromPath, writeVideo, type RgbChunk } from '../../postprocess/encode.js';
 
 interface EnhanceCliOptions {
   output: string;
@@ -103,6 +103,7 @@ export function register(program: Command): void {
       const info = probeVideo(input);
       const fps = o.fps !== undefined ? Number(o.fps) : Number.isFinite(info.fps) && info.fps > 0 ? info.fps : 8;
       if (!Number.isFinite(fps) || fps <= 0) throw new RangeError('--fps must be a positive number');
+      checkWriteVideoOptions({ output: o.output, fps }); // before the decode and the enhancer
       // rgb24 decode (the whole input: it is small next to the 1280x720 output, which streams to the encoder)
       const pieces: Uint8Array[] = [];
       let frames = 0;

@@ -5,7 +5,7 @@ import cliProgress from 'cli-progress';
 import { Engine, type FrameChunk } from '../../engine.js';
 import { St2vError } from '../../errors.js';
 import { type GenerateProgress, formatDuration } from '../../progress.js';
-import { OUTPUT_FORMATS, type OutputFormat, assertFfmpeg, formatFromPath, writeVideo } from '../../postprocess/encode.js';
+import { OUTPUT_FORMATS, RESIZE_LIMITS, type OutputFormat, assertFfmpeg, checkWriteVideoOptions, formatFromPath, writeVideo } from '../../postprocess/encode.js';
 import { closePool } from '../../postprocess/pool.js';
 import { loadNative } from '../../native/binding.js';
 import { formatProfile, profileTable } from '../../profile.js';
@@ -27,7 +27,9 @@ function num(name: string) {
 
 function size(v: string): { width: number; height: number } {
   const m = /^(\d+)x(\d+)$/.exec(v.trim());
-  if (!m) throw new InvalidArgumentError('Expected WIDTHxHEIGHT, e.g. 1280x720.');
+  const { min, max } = RESIZE_LIMITS;
+  const ok = (s: string | undefined) => Number(s) >= min && Number(s) <= max;
+  if (!m || !ok(m[1]) || !ok(m[2])) throw new InvalidArgumentError(`Expected WIDTHxHEIGHT with sides from ${min} to ${max}, e.g. 1280x720.`);
   return { width: Number(m[1]), height: Number(m[2]) };
 }
 
@@ -140,7 +142,9 @@ Examples:
     )
     .action(async (prompt: string, o: GenerateCliOptions) => {
       const format = o.format ?? formatFromPath(o.output);
-      if (format !== 'png') assertFfmpeg(); // fail before loading anything
+      const writeOptions = { output: o.output, format, fps: o.fps, ...(o.size ? { resize: o.size } : {}) };
+      checkWriteVideoOptions(writeOptions); // fail before loading anything
+      if (format !== 'png') assertFfmpeg();
       const started = performance.now();
       // the process-wide CPU op profile (native/core/profile.h) from the model load on
       if (o.profile) loadNative().setCpuProfile(true);
@@ -177,7 +181,7 @@ Examples:
             yield c;
           }
         }
-        const r = await writeVideo(tap(), { output: o.output, format, fps: o.fps, ...(o.size ? { resize: o.size } : {}) });
+        const r = await writeVideo(tap(), writeOptions);
         view.stop();
         const s = (performance.now() - started) / 1000;
         process.stdout.write(
