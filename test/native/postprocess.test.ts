@@ -87,15 +87,22 @@ test('float frames in [-1, 1] map to uint8 as (x + 1) * 127.5, rounded and clamp
   t.deepEqual([...floatToUint8(new Float32Array([-1, 1, 0, -2, 2, 0.5]))], [0, 255, 128, 0, 255, 191]);
 });
 
-ffTest('MP4 is h264 / yuv420p with exactly the requested frame count', async (t) => {
-  const out = path.join(tmp, 'a.mp4');
-  const r = await writeVideo(chunked(21, 8, 64, 48), { output: out });
-  t.deepEqual(r, { format: 'mp4', files: [out], frames: 21, width: 64, height: 48, videoWidth: 64, videoHeight: 48 });
-  const p = probe(out);
-  t.is(p.codec_name, 'h264');
-  t.is(p.pix_fmt, 'yuv420p');
-  t.is(p.nb_read_frames, '21');
-  t.deepEqual([p.width, p.height], [64, 48]);
+ffTest('MP4 (h264) and WebM (VP9) are yuv420p with exactly the requested frame count', async (t) => {
+  for (const [format, codec, container] of [['mp4', 'h264', /mp4/], ['webm', 'vp9', /webm/]] as const) {
+    const out = path.join(tmp, `a.${format}`);
+    const r = await writeVideo(chunked(21, 8, 64, 48), { output: out });
+    t.deepEqual(r, { format, files: [out], frames: 21, width: 64, height: 48, videoWidth: 64, videoHeight: 48 });
+    const p = probe(out);
+    t.deepEqual([p.codec_name, p.pix_fmt, p.nb_read_frames, p.width, p.height], [codec, 'yuv420p', '21', 64, 48], format);
+    const f = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'format=format_name', '-of', 'csv=p=0', out], { encoding: 'utf8' });
+    t.regex(f.stdout, container);
+  }
+});
+
+ffTest("crf is each encoder's own scale: x264 0-51, VP9 0-63", async (t) => {
+  await t.notThrowsAsync(writeVideo(chunked(2, 2, 16, 16), { output: path.join(tmp, 'q.webm'), crf: 63 }));
+  await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: path.join(tmp, 'q2.webm'), crf: 64 }), { instanceOf: RangeError, message: /between 0 and 63 for crf/ });
+  await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: path.join(tmp, 'q2.mp4'), crf: 52 }), { instanceOf: RangeError, message: /between 0 and 51 for crf/ });
 });
 
 ffTest('MP4 with resize: 256x256 frames become 1280x720 (official pad path)', async (t) => {
@@ -104,23 +111,6 @@ ffTest('MP4 with resize: 256x256 frames become 1280x720 (official pad path)', as
   t.is(r.frames, 3);
   const p = probe(out);
   t.deepEqual([p.width, p.height, p.nb_read_frames, p.pix_fmt], [1280, 720, '3', 'yuv420p']);
-});
-
-ffTest('WebM is VP9 / yuv420p with exactly the requested frame count', async (t) => {
-  const out = path.join(tmp, 'a.webm');
-  const r = await writeVideo(chunked(13, 8, 64, 48), { output: out });
-  t.deepEqual(r, { format: 'webm', files: [out], frames: 13, width: 64, height: 48, videoWidth: 64, videoHeight: 48 });
-  const p = probe(out);
-  t.is(p.codec_name, 'vp9');
-  t.is(p.pix_fmt, 'yuv420p');
-  t.is(p.nb_read_frames, '13');
-  t.deepEqual([p.width, p.height], [64, 48]);
-  const f = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'format=format_name', '-of', 'csv=p=0', out], { encoding: 'utf8' });
-  t.regex(f.stdout, /webm/);
-  // the quality scale is VP9's: 0-63
-  await t.notThrowsAsync(writeVideo(chunked(2, 2, 16, 16), { output: path.join(tmp, 'q.webm'), crf: 63 }));
-  await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: path.join(tmp, 'q2.webm'), crf: 64 }), { instanceOf: RangeError, message: /between 0 and 63 for crf/ });
-  await t.throwsAsync(writeVideo(chunked(1, 1, 8, 8), { output: path.join(tmp, 'q2.mp4'), crf: 52 }), { instanceOf: RangeError, message: /between 0 and 51 for crf/ });
 });
 
 ffTest('odd frame sizes: MP4 and WebM pad one black row / column, and the result says so', async (t) => {
