@@ -141,6 +141,8 @@ export class Engine implements AsyncDisposable {
     readonly model: ModelInfo,
     /** The model folder's CLIP tokenizer (HF conventions); undefined for untrained models (built-in byte tokenizer). */
     private readonly tokenizer: ClipTokenizer | undefined,
+    /** Where the denoisers run ('cuda' only when asked for): generate({enhance}) runs the enhancer's there too. */
+    private readonly backend: 'cpu' | 'cuda' = 'cpu',
   ) {}
 
   /**
@@ -162,7 +164,7 @@ export class Engine implements AsyncDisposable {
       const backend = o.backend === 'cuda' ? 'cuda' : 'cpu';
       const info = await native.load(abs, { dtype: o.dtype, cacheDir: o.cacheDir, backend });
       const tokenizer = abs !== null && !info.untrained ? loadModelTokenizer(abs) : undefined;
-      return new Engine(native, info, tokenizer);
+      return new Engine(native, info, tokenizer, backend);
     } catch (err) {
       await native.dispose().catch(() => undefined);
       throw fromNative(err, stack);
@@ -304,7 +306,7 @@ export class Engine implements AsyncDisposable {
    * generate({enhance}): stage 2 as usual (collected: it is small at 256x256), then the enhancer (lib/enhance.ts) on
    * the whole video, whose frames are yielded as they become final (1280x720 by default, trimmed to whole chunks).
    * The enhancer runs from this engine's model folder; the untrained built-in model uses the untrained built-in
-   * enhancer. Progress callbacks cover stage 2 only; timings of enhanced chunks are 0.
+   * enhancer. Its denoiser runs on this engine's backend. Progress callbacks cover stage 2 only; timings of enhanced chunks are 0.
    */
   private generateEnhanced(options: GenerateOptions, e: GenerateEnhanceOptions): Generation {
     const { enhance: _enhance, ...base } = options;
@@ -312,6 +314,7 @@ export class Engine implements AsyncDisposable {
     const o = resolveGenerateOptions(base);
     const inner = this.generate(base);
     const model = this.model;
+    const backend = this.backend;
     let summary: NativeGenerateSummary | undefined;
     async function* run(): AsyncGenerator<FrameChunk, void, undefined> {
       const parts: FrameChunk[] = [];
@@ -348,6 +351,7 @@ export class Engine implements AsyncDisposable {
         {
           model: model.untrained ? null : model.modelDir,
           untrained: model.untrained,
+          backend,
           prompt: o.prompt,
           negativePrompt: e.negativePrompt ?? o.negativePrompt, // --negative_prompt_enhancer defaults to --negative_prompt
           seed: e.seed ?? o.seed,

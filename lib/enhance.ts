@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { callNative, St2vError } from './errors.js';
+import { callNative, callNativeSync, St2vError } from './errors.js';
 import { loadModelTokenizer } from './engine.js';
 import type { GenerateEnhanceOptions } from './options.js';
 import { loadNative, type NativeEnhanceFrames, type NativeEnhanceProgress, type NativeTensor } from './native/binding.js';
@@ -33,6 +33,13 @@ export interface EnhanceOptions extends GenerateEnhanceOptions {
   model: string | null;
   /** Opt in to the untrained built-in enhancer (model null only). Defaults to `false`. */
   untrained?: boolean;
+  /**
+   * Where the enhancer's denoiser runs: 'cpu', 'cuda' (the CUDA backend, f32 weights; the text encoder, VAE, solver
+   * and blending stay on the CPU; rejects with St2vError ERR_NO_CUDA, before loading the model, without a usable
+   * GPU), or 'auto' (currently always the CPU: the CUDA denoiser is checked against the CPU under a CPU emulation of
+   * CUDA but has not yet run on a GPU, see docs/cuda.md). Defaults to `'auto'`.
+   */
+  backend?: 'auto' | 'cpu' | 'cuda';
   prompt: string;
   signal?: AbortSignal;
   onProgress?: (p: NativeEnhanceProgress) => void;
@@ -50,6 +57,8 @@ export interface EnhanceResult {
   peakTensorBytes: number;
   /** True when the untrained built-in enhancer ran. */
   untrained: boolean;
+  /** Where the denoiser ran. */
+  backend: 'cpu' | 'cuda';
 }
 
 function int(name: string, v: unknown, lo: number, hi: number): number {
@@ -104,6 +113,10 @@ export async function enhance(input: EnhanceInput, opts: EnhanceOptions): Promis
   const frames = toNativeFrames(input);
   const nFrames = frames.shape[0]!;
   if (nFrames < chunk) throw new RangeError(`enhance: the video has ${nFrames} frames, fewer than one chunk (${chunk})`);
+  const backendOpt = opts.backend ?? 'auto';
+  if (backendOpt !== 'auto' && backendOpt !== 'cpu' && backendOpt !== 'cuda') {
+    throw new RangeError(`enhance: backend must be one of auto, cpu, cuda, got ${String(backendOpt)}`);
+  }
   const untrained = opts.untrained ?? false;
   if (typeof untrained !== 'boolean') throw new TypeError('enhance: untrained must be a boolean');
   if (untrained && opts.model !== null && opts.model !== undefined) throw new TypeError('enhance: untrained needs model: null (the built-in enhancer)');
@@ -117,6 +130,8 @@ export async function enhance(input: EnhanceInput, opts: EnhanceOptions): Promis
   if (opts.signal?.aborted) throw new St2vError('enhance: cancelled', 'ERR_CANCELLED');
   const native = loadNative();
   if (typeof native.enhanceVideo !== 'function') throw new St2vError('enhance: this native build has no enhancer binding', 'ERR_UNSUPPORTED');
+  // 'cuda' without a usable GPU: ERR_NO_CUDA naming what is missing, before the model or its tokenizer is read
+  const backend = callNativeSync(() => native.resolveBackend(backendOpt));
   let text: { promptIds: Int32Array; negativeIds: Int32Array } | { untrained: true; prompt: string; negativePrompt: string };
   if (untrained || opts.model === null || opts.model === undefined) {
     text = { untrained: true, prompt: opts.prompt, negativePrompt: negative };
@@ -148,7 +163,7 @@ export async function enhance(input: EnhanceInput, opts: EnhanceOptions): Promis
   const job = native.enhanceVideo(
     untrained ? null : (opts.model ?? null),
     frames,
-    { ...text, steps, seed, window, chunk, overlap, width, height, guidanceScale },
+    { ...text, steps, seed, window, chunk, overlap, width, height, guidanceScale, backend },
     (f) => {
       outW = f.width;
       outH = f.height;
@@ -161,7 +176,7 @@ export async function enhance(input: EnhanceInput, opts: EnhanceOptions): Promis
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const s = await callNative(() => job.promise);
-    const result: EnhanceResult = { frames: s.frames, width: outW, height: outH, peakTensorBytes: s.peakTensorBytes, untrained: s.untrained };
+    const result: EnhanceResult = { frames: s.frames, width: outW, height: outH, peakTensorBytes: s.peakTensorBytes, untrained: s.untrained, backend: s.backend };
     if (!opts.onFrames) {
       const data = new Uint8Array(s.frames * outW * outH * 3);
       for (const p of parts) data.set(p.data, p.index * outW * outH * 3);

@@ -241,6 +241,8 @@ export interface NativeEnhanceOptions {
    * bounds the wide intermediates. Default 16384.
    */
   ffTokenChunk?: number;
+  /** 'cuda': the denoiser on the CUDA backend (f32 weights; ERR_NO_CUDA without a usable one). Default 'cpu'. */
+  backend?: 'cpu' | 'cuda';
 }
 
 /** Enhanced frames as they become final: RGB uint8 (frames, height, width, 3), `index` = first frame's video index. */
@@ -265,7 +267,7 @@ export interface NativeEnhanceProgress {
 
 export interface NativeEnhanceJob {
   /** Resolves after the last onFrames call; rejects with ERR_CANCELLED after cancel(), ERR_WEIGHTS_MISSING without an enhancer. */
-  promise: Promise<{ frames: number; peakTensorBytes: number; untrained: boolean }>;
+  promise: Promise<{ frames: number; peakTensorBytes: number; untrained: boolean; backend: 'cpu' | 'cuda' }>;
   cancel(): void;
 }
 

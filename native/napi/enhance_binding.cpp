@@ -13,7 +13,9 @@
 // ERR_WEIGHTS_MISSING too, unless opts.untrained is true, which selects a tiny enhancer of the real architecture
 // with seeded random (UNTRAINED) weights next to the built-in default model's text encoder and VAE (for tests and
 // demos of the plumbing; its prompts are tokenised by the default model's byte-level tokenizer from opts.prompt /
-// opts.negativePrompt).
+// opts.negativePrompt). opts.backend 'cuda' runs the enhancer's denoiser (DeviceVid2VidUNet, f32 resident weights) on
+// the CUDA backend and rejects with ERR_NO_CUDA, before loading anything, without a usable one; text encoder, VAE,
+// solver and blending stay on the CPU. The summary says which backend ran ({untrained, backend, frames, ...}).
 #include <napi.h>
 
 #include <atomic>
@@ -24,11 +26,13 @@
 #include <memory>
 #include <mutex>
 
+#include "backend/backend.h"
 #include "core/arena.h"
 #include "engine/default_model.h"
 #include "engine/model.h"
 #include "io/weights.h"
 #include "models/clip/clip.h"
+#include "models/enhancer/device_vid2vid.h"
 #include "models/enhancer/pipeline.h"
 #include "napi/common.h"
 
@@ -168,6 +172,7 @@ Napi::Value EnhanceVideo(const Napi::CallbackInfo& info) {
     bool untrained = false;
     std::string prompt, negative;
     int64_t ff_chunk = 16384;
+    std::string backend_name = "cpu";  // "cuda": the denoiser's forwards on the CUDA backend (f32 resident weights)
     auto job = std::make_shared<Job>();
     Napi::Object handle = Napi::Object::New(env);
     auto reject = [&](Code c, const std::string& msg) {
@@ -209,6 +214,8 @@ Napi::Value EnhanceVideo(const Napi::CallbackInfo& info) {
         o.seed = static_cast<uint64_t>(num("seed", 0, 0, 9007199254740991.0));
         o.vae_tile = static_cast<int64_t>(num("vaeTile", 64, 0, 4096));
         ff_chunk = static_cast<int64_t>(num("ffTokenChunk", 16384, 0, 1e12));
+        backend_name = get_string(opt, "backend", "cpu");
+        ST2V_CHECK_ARG(backend_name == "cpu" || backend_name == "cuda", "enhanceVideo: backend must be cpu or cuda");
         o.guide_scale = static_cast<float>(get_number(opt, "guidanceScale", 7.5));
         o.guide_rescale = static_cast<float>(get_number(opt, "guideRescale", 0.2));
         ST2V_CHECK_ARG(std::isfinite(o.guide_scale) && o.guide_rescale >= 0.f && o.guide_rescale <= 1.f,
@@ -224,14 +231,19 @@ Napi::Value EnhanceVideo(const Napi::CallbackInfo& info) {
     auto summary = std::make_shared<std::pair<int64_t, size_t>>(0, 0);  // frames, peak tensor bytes
     Napi::Promise p = run_async(
         env, "st2v:enhance",
-        [dir, frames, o, pids, nids, untrained, prompt, negative, ff_chunk, job, holder, cbs, summary] {
+        [dir, frames, o, pids, nids, untrained, prompt, negative, ff_chunk, backend_name, job, holder, cbs, summary] {
             struct Release {
                 std::shared_ptr<EnhTsfn> t;
                 ~Release() { t->Release(); }
             } rel{holder};
             auto send = [&](EnhEvent* ev) { cbs->send(*holder, ev); };
             PendingEvents::WaitAll wait{cbs};
+            if (backend_name == "cuda") (void)backend::cuda();  // ERR_NO_CUDA before loading anything
             std::unique_ptr<Loaded> L = untrained ? builtin_untrained_enhancer(ff_chunk) : load_enhancer(dir, ff_chunk);
+            // the denoiser on the device: bound by the CPU model (its checks), uploaded once; text encoder and VAE
+            // stay on the CPU
+            std::unique_ptr<enhancer::DeviceVid2VidUNet> dev;
+            if (backend_name == "cuda") dev = std::make_unique<enhancer::DeviceVid2VidUNet>(*L->unet, DType::F32);
             std::vector<int32_t> p_ids = pids, n_ids = nids;
             if (untrained) {  // the default model's byte-level tokenizer; "<prompt>, " as the official
                 std::unique_ptr<engine::Model> dm = engine::make_default_model();
@@ -242,7 +254,7 @@ Napi::Value EnhanceVideo(const Napi::CallbackInfo& info) {
             const size_t base = tensor_bytes_live();
             tensor_bytes_reset_peak();
             enhancer::EnhanceStream s(
-                {L->unet.get(), L->vae.get()}, y, yn, o,
+                {L->unet.get(), L->vae.get(), dev.get()}, y, yn, o,
                 [&](const Tensor& f, int64_t first) {
                     auto* ev = new EnhEvent();
                     ev->is_frames = true;
@@ -282,9 +294,10 @@ Napi::Value EnhanceVideo(const Napi::CallbackInfo& info) {
             summary->first = s.finish();
             summary->second = tensor_bytes_peak() - base;
         },
-        [summary, untrained](Napi::Env env) -> Napi::Value {
+        [summary, untrained, backend_name](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
             r.Set("untrained", untrained);
+            r.Set("backend", backend_name);
             r.Set("frames", static_cast<double>(summary->first));
             r.Set("peakTensorBytes", static_cast<double>(summary->second));
             return r;

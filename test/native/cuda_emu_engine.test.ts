@@ -17,6 +17,7 @@ if (have) process.env.ST2V_CUDA_LIB = lib;
 const { Engine } = await import('../../lib/engine.js');
 const { St2vError } = await import('../../lib/errors.js');
 const { loadNative } = await import('../../lib/native/binding.js');
+const { enhance } = await import('../../lib/enhance.js');
 
 const maybe = have ? test : test.skip;
 
@@ -31,6 +32,23 @@ maybe('emulated CUDA: cudaStatus says emulated, Engine.load({ backend: "cuda" })
   } finally {
     await e.dispose();
   }
+});
+
+maybe('emulated CUDA: enhance({ backend: "cuda" }) runs the enhancer denoiser on the device, the CPU result within 1 in uint8', async (t) => {
+  // the untrained built-in enhancer at its smallest: 4 frames of 32x32 (latent 4x4), one chunk, one solver step
+  const frames = 4, w = 32, h = 32;
+  const data = new Uint8Array(frames * w * h * 3);
+  for (let i = 0; i < data.length; ++i) data[i] = (i * 37 + (i >> 5)) & 255;
+  const opts = { model: null, untrained: true, prompt: 'a red ball', steps: 1, chunk: 4, overlap: 2, width: w, height: h } as const;
+  const cpu = await enhance({ data, frames, width: w, height: h }, opts);
+  const dev = await enhance({ data, frames, width: w, height: h }, { ...opts, backend: 'cuda' });
+  t.is(cpu.backend, 'cpu');
+  t.is(dev.backend, 'cuda');
+  t.is(dev.frames, cpu.frames);
+  let worst = 0;
+  for (let i = 0; i < cpu.data!.length; ++i) worst = Math.max(worst, Math.abs(cpu.data![i]! - dev.data![i]!));
+  t.log(`max |cpu - cuda| = ${worst} (uint8)`);
+  t.true(worst <= 1);
 });
 
 maybe('BAD CALL - emulated CUDA: an unknown backend is a typed error before any device work', async (t) => {

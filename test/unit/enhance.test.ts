@@ -36,6 +36,12 @@ test('validation: arguments are checked in TypeScript, a missing enhancer is ERR
   await t.throwsAsync(enhance(video(3), { ...tiny }), { instanceOf: RangeError, message: /chunk/ });
   await t.throwsAsync(enhance(video(8), { ...tiny, overlap: 4 }), { instanceOf: RangeError, message: /overlap/ });
   await t.throwsAsync(enhance({ data: new Uint8Array(5), frames: 8, width: 16, height: 16 }, { ...tiny }), { instanceOf: RangeError });
+  await t.throwsAsync(enhance(video(8), { ...tiny, backend: 'gpu' as never }), { instanceOf: RangeError, message: /backend must be one of auto, cpu, cuda/ });
+  // no usable GPU here (and no emulation loaded in this process): ERR_NO_CUDA before any model is read
+  if (!loadNative().cudaStatus().available) {
+    const err = await t.throwsAsync(enhance(video(8), { ...tiny, backend: 'cuda' }), { instanceOf: St2vError });
+    t.is((err as St2vError).code, 'ERR_NO_CUDA');
+  }
   t.deepEqual(Array.from(openClipIds(Int32Array.from([49406, 320, 49407, 49407, 49407]), 49407)), [49406, 320, 49407, 0, 0]);
 });
 
@@ -69,6 +75,7 @@ test('untrained built-in: frame counts, streaming order, progress per chunk, win
   const progress: NativeEnhanceProgress[] = [];
   const whole = await enhance(input, { ...tiny, onProgress: (p) => progress.push(p) });
   t.true(whole.untrained);
+  t.is(whole.backend, 'cpu');
   t.is(whole.frames, 10);
   t.is(whole.width, 32);
   t.is(whole.height, 32);
@@ -124,6 +131,14 @@ test('cli: st2v enhance without --model is ERR_WEIGHTS_MISSING; with --untrained
   t.is(e.status, 0, e.stderr);
   const p = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=width,height,nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' });
   t.is(p.stdout.trim(), '32,32,8'); // 9 frames -> 3 chunks of 4 with overlap 2 -> 8
+  // --backend cuda without a usable GPU (this machine; the child has no emulation): ERR_NO_CUDA, nothing written
+  if (!loadNative().cudaStatus().available) {
+    const outCuda = path.join(tmp, 'out_cuda.mp4');
+    const c = cli(['enhance', inp, '-o', outCuda, '--prompt', 'x', '--untrained', '--backend', 'cuda', '--steps', '1', '--chunk', '4', '--overlap', '2', '--size', '32x32', '-q']);
+    t.is(c.status, 1);
+    t.regex(c.stderr, /\(ERR_NO_CUDA\)\n$/);
+    t.false(fs.existsSync(outCuda));
+  }
 });
 
 test('generate({enhance}) on the built-in model: stage-2 frames go through the (untrained) built-in enhancer', async (t) => {

@@ -1,11 +1,11 @@
 // `st2v enhance <in.mp4> -o <out.mp4> --prompt "…"`: stage 3 (MS-Vid2Vid-XL with randomized blending) on any
 // input video: decoded with ffmpeg as rgb24, fitted + padded to 1280x720, enhanced (lib/enhance.ts), encoded
 // with the shared writer as the frames become final.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { enhance } from '../../enhance.js';
-import { St2vError } from '../../errors.js';
+import { callNativeSync, St2vError } from '../../errors.js';
 import { decodeFrames, probeVideo } from '../../eval/video.js';
-import type { NativeEnhanceFrames, NativeEnhanceProgress } from '../../native/binding.js';
+import { loadNative, type NativeEnhanceFrames, type NativeEnhanceProgress } from '../../native/binding.js';
 import { assertFfmpeg, checkWriteVideoOptions, formatFromPath, writeVideo, type RgbChunk } from '../../postprocess/encode.js';
 
 interface EnhanceCliOptions {
@@ -21,6 +21,7 @@ interface EnhanceCliOptions {
   size?: string;
   fps?: string;
   untrained?: boolean;
+  backend?: 'auto' | 'cpu' | 'cuda';
   quiet?: boolean;
 }
 
@@ -79,6 +80,7 @@ export function register(program: Command): void {
     .option('--size <WxH>', 'output size', '1280x720')
     .option('--fps <n>', 'output frame rate (default: the input rate, else 8)')
     .option('--untrained', 'without --model: run the built-in tiny enhancer with random, UNTRAINED weights (plumbing test only)')
+    .addOption(new Option('--backend <name>', "where the enhancer's denoiser runs: 'cuda' fails with ERR_NO_CUDA without a usable GPU (default auto = cpu)").choices(['auto', 'cpu', 'cuda']))
     .option('-q, --quiet', 'no progress output')
     .action(async (input: string, o: EnhanceCliOptions) => {
       const steps = intOpt('--steps', o.steps, 1, 1000);
@@ -104,6 +106,7 @@ export function register(program: Command): void {
       const fps = o.fps !== undefined ? Number(o.fps) : Number.isFinite(info.fps) && info.fps > 0 ? info.fps : 8;
       if (!Number.isFinite(fps) || fps <= 0) throw new RangeError('--fps must be a positive number');
       checkWriteVideoOptions({ output: o.output, fps }); // before the decode and the enhancer
+      if (o.backend === 'cuda') callNativeSync(() => loadNative().resolveBackend('cuda')); // ERR_NO_CUDA before the decode
       // rgb24 decode (the whole input: it is small next to the 1280x720 output, which streams to the encoder)
       const pieces: Uint8Array[] = [];
       let frames = 0;
@@ -138,6 +141,7 @@ export function register(program: Command): void {
           {
             model: o.model ?? null,
             untrained: Boolean(o.untrained),
+            ...(o.backend === undefined ? {} : { backend: o.backend }),
             prompt: o.prompt,
             negativePrompt: o.negativePrompt,
             steps,

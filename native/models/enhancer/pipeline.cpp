@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/enhancer/device_vid2vid.h"
 #include "ops/ops.h"
 #include "runtime/blend.h"
 
@@ -317,7 +318,9 @@ void EnhanceStream::run_window(int64_t n_frames, bool last) {
     int cur_step = 0, cur_chunk = 0;
     runtime::VModelFn v_model = [&](const Tensor& xc, int64_t t, bool cond) {
         if (cond) check_cancel();
-        Tensor v = m_.unet->forward(xc, {static_cast<float>(t)}, cond ? y_ : yn_);
+        const std::vector<float> ts = {static_cast<float>(t)};
+        Tensor v = m_.device_unet ? m_.device_unet->forward_host(xc, ts, cond ? y_ : yn_)
+                                  : m_.unet->forward(xc, ts, cond ? y_ : yn_);
         if (!cond) report("denoise", cur_step + 1, o_.steps, ++cur_chunk, chunks);
         return v;
     };

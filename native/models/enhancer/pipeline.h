@@ -47,6 +47,7 @@
 #include "runtime/enhancer_sampling.h"
 
 namespace st2v::enhancer {
+class DeviceVid2VidUNet;
 
 struct EnhanceOptions {
     int64_t width = 1280, height = 720;  // output frame size (fit + pad target); must give a valid latent grid
@@ -78,8 +79,9 @@ using EnhanceProgressFn = std::function<void(const EnhanceProgress&)>;
 using FramesSink = std::function<void(const Tensor& frames, int64_t first)>;
 
 struct EnhancerModels {
-    const Vid2VidUNet* unet = nullptr;
+    const Vid2VidUNet* unet = nullptr;            // required (its config; the CPU denoiser)
     const vae::AutoencoderKL* vae = nullptr;
+    const DeviceVid2VidUNet* device_unet = nullptr;  // set: the denoiser's forwards run on the CUDA backend instead
 };
 
 // Text conditioning: OpenCLIP penultimate embedding (the canonical text encoder has the first L−1 blocks +

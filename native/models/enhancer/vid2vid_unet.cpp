@@ -166,6 +166,17 @@ std::string Vid2VidConfig::str() const {
     return s;
 }
 
+void Vid2VidConfig::check_latent(int64_t H0, int64_t W0, const char* who) const {
+    int64_t H = H0, W = W0;
+    for (size_t l = 0; l + 1 < level_channels.size(); ++l) {
+        ST2V_CHECK(H % 2 == 0 && W % 2 == 0 && H >= 2, Code::kShapeMismatch,
+                   "%s: latent %lldx%lld does not fit the enhancer geometry (H even and W divisible by %d at every level)",
+                   who, (long long)H0, (long long)W0, 1 << (level_channels.size() - 1));
+        H = H / 2 + 1;
+        W = W / 2;
+    }
+}
+
 Vid2VidConfig Vid2VidConfig::detect(const io::WeightStore& w, const std::string& p, int head_dim) {
     Vid2VidConfig c;
     const Tensor* ci = w.find(p + "input_blocks.0.0.weight");
@@ -300,16 +311,7 @@ Tensor Vid2VidUNet::forward(const Tensor& x, const std::vector<float>& t, const 
                (long long)cfg_.context_dim);
     ST2V_CHECK(t.size() == 1 || static_cast<int64_t>(t.size()) == B, Code::kShapeMismatch,
                "enhancer: %zu timesteps for batch %lld", t.size(), (long long)B);
-    {  // geometry: every Downsample must come back to the same size through the cropped Upsample
-        int64_t H = x.size(3), W = x.size(4);
-        for (size_t l = 0; l + 1 < cfg_.level_channels.size(); ++l) {
-            ST2V_CHECK(H % 2 == 0 && W % 2 == 0 && H >= 2, Code::kShapeMismatch,
-                       "enhancer: latent %lldx%lld does not fit the enhancer geometry (H even and W divisible by %d at "
-                       "every level)", (long long)x.size(3), (long long)x.size(4), 1 << (cfg_.level_channels.size() - 1));
-            H = H / 2 + 1;
-            W = W / 2;
-        }
-    }
+    cfg_.check_latent(x.size(3), x.size(4), "enhancer");
     const int frames = static_cast<int>(F);
     std::vector<float> tb(static_cast<size_t>(B));
     for (int64_t b = 0; b < B; ++b) tb[static_cast<size_t>(b)] = t.size() == 1 ? t[0] : t[static_cast<size_t>(b)];

@@ -32,6 +32,9 @@ struct Vid2VidConfig {
     std::vector<bool> level_attn;         // spatial+temporal transformers at that level
     int num_res_blocks = 2;
     std::string str() const;
+    // ERR_SHAPE_MISMATCH (message prefixed by `who`) unless an H x W latent fits the geometry: H even and W even at
+    // every level with a Downsample, so the cropped Upsample comes back to each skip's size.
+    void check_latent(int64_t H, int64_t W, const char* who) const;
     // head_dim <= 0: default min(64, dim).
     static Vid2VidConfig detect(const io::WeightStore& w, const std::string& prefix = "", int head_dim = 0);
 };
@@ -65,6 +68,14 @@ class Vid2VidUNet {
     Tensor forward(const Tensor& x, const std::vector<float>& t, const Tensor& y, const Tap& tap = {}) const;
 
     size_t bound_tensors() const { return n_bound_; }
+    // The bound modules, for a device copy (DeviceVid2VidUNet uploads them).
+    const t2v::Linear& time_embed1() const { return te1_; }
+    const t2v::Linear& time_embed2() const { return te2_; }
+    const std::vector<Block>& input_blocks() const { return input_; }
+    const Block& middle_block() const { return middle_; }
+    const std::vector<Block>& output_blocks() const { return output_; }
+    const t2v::Norm& out_norm() const { return out_norm_; }
+    const t2v::Conv2d& out_conv() const { return out_conv_; }
     // Token tiling, 0 = untiled: the feed-forward of every transformer block in slices of at most n tokens
     // (t2v::TransformerBlock::ff_token_chunk: bounds the 8C-wide GEGLU intermediate), and every temporal
     // transformer in tiles of at most n tokens of whole frame sequences (t2v::TemporalTransformer::token_chunk:

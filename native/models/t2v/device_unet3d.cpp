@@ -44,6 +44,10 @@ void check_wdt(DType wdt, const char* who) {
                "%s: resident weight dtype must be f32, bf16 or f16, got %s", who, dtype_name(wdt));
 }
 
+}  // namespace
+
+namespace device {
+
 // [B, C, F, H, W] -> [B*F, C, H, W]
 DeviceTensor video_to_frames(const DeviceTensor& x) {
     const int64_t B = x.size(0), C = x.size(1), F = x.size(2), H = x.size(3), W = x.size(4);
@@ -53,9 +57,6 @@ DeviceTensor frames_to_video(const DeviceTensor& x, int64_t frames) {
     const int64_t BF = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
     return co::permute(x.reshape({BF / frames, frames, C, H, W}), {0, 2, 1, 3, 4});
 }
-}  // namespace
-
-namespace device {
 
 // ---------------------------------------------------------------------------------------------------
 // blocks.cpp
@@ -431,7 +432,7 @@ DeviceTensor DeviceUNet3D::forward(const DeviceTensor& x, float t, const DeviceT
     }
     h = co::group_norm(h, 1, 32, norm_out_.w, norm_out_.b, 1e-5f, true);
     h = conv_out_(h);                   // [B*F, 4, h, w]
-    return frames_to_video(h, F);       // [B, 4, F, h, w]
+    return device::frames_to_video(h, F);       // [B, 4, F, h, w]
 }
 
 // ---------------------------------------------------------------------------------------------------

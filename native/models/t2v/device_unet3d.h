@@ -94,6 +94,9 @@ struct ResnetBlock {
     DeviceTensor operator()(const DeviceTensor& x, const DeviceTensor& temb_silu) const;
 };
 
+// [B, C, F, H, W] <-> [B*F, C, H, W] (the CPU's video <-> frames layouts)
+DeviceTensor video_to_frames(const DeviceTensor& x);
+DeviceTensor frames_to_video(const DeviceTensor& x, int64_t frames);
 // [B*F, C, H, W] <-> tokens [B*H*W, F, C]
 DeviceTensor frames_to_tokens(const DeviceTensor& x, int frames);
 DeviceTensor tokens_to_frames(const DeviceTensor& t, int frames, int64_t H, int64_t W);
