@@ -20,12 +20,13 @@
 #      the same generation on cpu, uint8 frames compared (cuda_engine_check)
 #   3. runs the PyTorch peer (scripts/torch_anchor.py: stage-2 step bf16 eager + fp32, enhancer-sized step
 #      bf16 eager) on the same GPU in the same run
+#   3b. our stage-3 enhancer step on the device (cuda_model_check --bench-enh: the real MS-Vid2Vid-XL layout with
+#      random weights, 24 frames of 90x160 latents, two forwards + CFG, f32 and bf16) while the run is under 270 s
 #   3c. compute-sanitizer memcheck over cuda_check --quick while the run is under 300 s
 #   4. writes bench/results/gpu-<date>.json (and a copy under $OUT when set, with the logs as one gpu-logs.tgz:
 #      the device tool returns at most 8 files)
 #
-# Figures that need parts not implemented yet (our enhancer step on CUDA) or that a phase did not produce are
-# written as null, never guessed. Environment: ST2V_GPU_ARCHS (default: the GPU's own, e.g. 90),
+# Figures that a phase did not produce are written as null, never guessed. Environment: ST2V_GPU_ARCHS (default: the GPU's own, e.g. 90),
 # ST2V_GPU_SKIP_TORCH=1 (no anchor), ST2V_GPU_BUILD_TIMEOUT (s, default 240), CUDA_HOME (default /usr/local/cuda),
 # ST2V_GPU_PREBUILT=<dir> (binaries built elsewhere with nvcc 13.0 for this GPU, e.g. by scripts/gpu-prebuild.sh:
 # used as they are when every tool is there, so the lease is not spent compiling), ST2V_GPU_SKIP_CPU=1 (no 1b),
@@ -150,6 +151,21 @@ if [ "${ST2V_GPU_SKIP_TORCH:-0}" != 1 ] && [ -f scripts/torch_anchor.py ]; then
     || echo "gpu-check: torch anchor fp32 exited $?" >&2
 fi
 
+# ---- 3b. our enhancer step on the device (about 40 s of random weights on the host, then the steps), when time
+# is left ----
+: > "$LOGS/cuda_model_check_enh.jsonl"
+if [ "$BUILD_OK" = 1 ] && [ "${ST2V_GPU_SKIP_ENH:-0}" != 1 ]; then
+  if [ $((SECONDS - T0)) -lt 270 ]; then
+    phase "cuda_model_check --bench-enh"
+    timeout 180 stdbuf -oL "$BUILD/cuda_model_check" --bench-enh --reps 2 --config none \
+      > "$LOGS/cuda_model_check_enh.jsonl" 2> "$LOGS/cuda_model_check_enh.err"
+    echo "bench-enh exit $?" >&2
+    grep -E '"bench/enh_step"' "$LOGS/cuda_model_check_enh.jsonl" | cut -c1-300 >&2
+  else
+    echo "gpu-check: bench-enh skipped (time)" >&2
+  fi
+fi
+
 # ---- 3c. compute-sanitizer memcheck over the quick op check, when time is left (racecheck too with
 # ST2V_GPU_RACECHECK=1: it did not finish in 60 s on the H100) ----
 : > "$LOGS/sanitizer.txt"
@@ -206,6 +222,10 @@ model_cases = [r for r in model if "case" in r and not str(r["case"]).startswith
 model_bench = [r for r in model if str(r.get("case", "")).startswith("bench/")]
 
 conv_direct = jsonl(f"{logs}/cuda_model_check_conv_direct.jsonl")
+enh = jsonl(f"{logs}/cuda_model_check_enh.jsonl")
+
+def enh_row(dtype):
+    return next((r for r in enh if r.get("case") == "bench/enh_step" and r.get("dtype") == dtype and "ms_median" in r), {})
 conv_direct_step = next((r for r in conv_direct if r.get("case") == "bench/stage2_step" and r.get("dtype") == "bf16"
                          and "ms_median" in r), {})
 
@@ -267,7 +287,6 @@ result = {
         "build": dev.get("build"),
         "torch": env.get("torch"),
     },
-    # our enhancer step does not run on CUDA yet: null until it does (docs/cuda.md)
     # ours_*: every temporary freed for real; ours_*_buffer_cache: with the backend's opt-in buffer cache
     "stage2_step_ms": {"ours_bf16": bench_row("bf16").get("ms_median"), "ours_fp32": bench_row("f32").get("ms_median"),
                        "ours_bf16_buffer_cache": bench_row("bf16").get("ms_median_buffer_cache"),
@@ -276,7 +295,11 @@ result = {
                        # direct kernel (ST2V_CUDA_CONV=direct)
                        "ours_bf16_conv_direct": conv_direct_step.get("ms_median"),
                        "torch_bf16_eager": torch_ms("st2v_step", "bf16"), "torch_fp32": torch_ms("st2v_step", "fp32")},
-    "enh_step_ms": {"ours_bf16": None, "torch_bf16_eager": torch_ms("enh_step", "bf16")},
+    # ours: the MS-Vid2Vid-XL denoiser (DeviceVid2VidUNet) at 24 x 90 x 160, two forwards + CFG (enhance runs f32);
+    # torch: torch_anchor's enhancer-sized step, a UNet3D of the same size class (a proxy, not the same network)
+    "enh_step_ms": {"ours_f32": enh_row("f32").get("ms_median"), "ours_bf16": enh_row("bf16").get("ms_median"),
+                    "torch_bf16_eager": torch_ms("enh_step", "bf16")},
+    "enh_step_peak_gib": {"ours_f32": enh_row("f32").get("peak_gib"), "ours_bf16": enh_row("bf16").get("peak_gib")},
     # cuda_model_check: worst over the tiny / mid cases (CAM residuals, UNet eps, one stage-2 step) against the CPU
     # fp32 models; bf16: max_abs / max|ref| of the bf16-weight run against the same fp32 reference
     "parity_fp32_worst_max_abs": worst("f32", "max_abs"),

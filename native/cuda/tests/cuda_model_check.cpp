@@ -41,6 +41,11 @@
 // the weights were uploaded. Each dtype is timed twice: as is (every temporary freed for real), and with the
 // backend's opt-in buffer cache (backend::set_device_buffer_cache: freed buffers reused by size, no sync per free).
 //
+// --bench-enh (skipped on an emulated backend): the stage-3 enhancer's denoiser work of one solver step per chunk on the
+// real MS-Vid2Vid-XL layout (random weights) at 24 frames of 90 x 160 latents: two forwards (prompt, negative prompt)
+// and CFG, f32 and bf16 weights, median of --reps (default 3), peak device memory ({"case": "bench/enh_step", ...}).
+// --bench-enh-tiny: the same code on a tiny enhancer (a check of the tool, also under emulation).
+//
 // The last line is {"summary": true, ...}. Exit 0 when every case passes, 1 when one fails, 2 when the CUDA
 // backend is not available (ERR_NO_CUDA, printed as JSON).
 #include <algorithm>
@@ -523,16 +528,73 @@ void bench(int reps, bool tiny) {
     }
 }
 
+// --bench-enh: one stage-3 solver step's denoiser work on the device, as EnhanceStream runs it per chunk: the
+// enhancer's v-model for the prompt and the negative prompt (two batch-1 forwards) and their CFG combination, on the
+// real MS-Vid2Vid-XL layout (dim 320, widths x1 x2 x4 x4, attention at three levels, head 64, the first temporal
+// transformer 8 heads; 1.41 B parameters; random weights) at a 24-frame chunk of 90 x 160 latents (1280 x 720), f32
+// and bf16 weights (`enhance` runs f32), median of --reps after a warm-up, with the peak device memory. --bench-enh-tiny:
+// the same code on the tiny layout at 10 x 16 latents and --frames (a check of the tool; also under emulation).
+void bench_enhancer(int reps, bool tiny) {
+    double a = now_ms();
+    const io::WeightStore W = tiny ? enhancer::random_vid2vid_weights(32, {1, 2, 2}, 2, 32, 2, 1024, 2026, DType::F32)
+                                   : enhancer::random_vid2vid_weights(320, {1, 2, 4, 4}, 3, 64, 8, 1024, 2026, DType::BF16);
+    const enhancer::Vid2VidUNet cpu(W);
+    std::fprintf(stderr, "bench-enh: %s random enhancer (%s, %zu tensors) in %.1f s\n", tiny ? "tiny" : "full-size",
+                 cpu.config().str().c_str(), cpu.bound_tensors(), (now_ms() - a) / 1000);
+    const int64_t F = tiny ? g_frames : 24, H = tiny ? 10 : 90, Wd = tiny ? 16 : 160;
+    runtime::TorchGenerator g(2027);
+    const DeviceTensor dx = DeviceTensor::from_host(randn(g, {1, 4, F, H, Wd})),
+                       dy = DeviceTensor::from_host(randn(g, {1, 77, 1024})), dyn = DeviceTensor::from_host(randn(g, {1, 77, 1024}));
+    for (DType dt : g_bench_dtypes) {
+        const char* dn = dt == DType::F32 ? "f32" : "bf16";
+        try {
+            backend::reset_device_bytes_peak();
+            const size_t live0 = backend::device_bytes_live();
+            const enhancer::DeviceVid2VidUNet dev(cpu, dt);
+            const size_t weights = backend::device_bytes_live() - live0;
+            std::vector<double> t;
+            DeviceTensor out;
+            for (int i = 0; i < reps + 1; ++i) {
+                sync();
+                const double s0 = now_ms();
+                const DeviceTensor vc = dev.forward(dx, {599.f}, dy), vu = dev.forward(dx, {599.f}, dyn);
+                out = co::cfg_combine(vu, vc, 7.5f);
+                sync();
+                if (i > 0) t.push_back(now_ms() - s0);  // the first is the warm-up
+            }
+            std::sort(t.begin(), t.end());
+            const double peak = static_cast<double>(backend::device_bytes_peak() - live0);
+            const Tensor o = out.to_host();
+            bool finite = true;
+            for (int64_t i = 0; i < o.numel(); ++i) finite = finite && std::isfinite(o.f32()[i]);
+            std::printf("{\"case\": \"bench/enh_step%s\", \"dtype\": \"%s\", \"shape\": \"%s, 2 forwards (CFG) of "
+                        "[1, 4, %lld, %lld, %lld]\", \"ms_median\": %.2f, \"ms_min\": %.2f, \"reps\": %d, \"weight_gib\": %.3f, "
+                        "\"peak_gib\": %.3f, \"peak_counter\": \"live DeviceBuffer bytes (weights + activations; excl. cuBLASLt "
+                        "workspace)\", \"output_finite\": %s}\n",
+                        tiny ? "_tiny" : "", dn, cpu.config().str().c_str(), (long long)F, (long long)H, (long long)Wd,
+                        t[t.size() / 2], t.front(), reps, gib(static_cast<double>(weights)), gib(peak),
+                        finite ? "true" : "false");
+            std::fflush(stdout);
+        } catch (const Error& e) {
+            std::printf("{\"case\": \"bench/enh_step%s\", \"dtype\": \"%s\", \"error\": \"%s\", \"message\": \"%s\"}\n",
+                        tiny ? "_tiny" : "", dn, code_name(e.code()), json_escape(e.what()).c_str());
+            std::fflush(stdout);
+        }
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false, do_bench = false, bench_tiny = false;
+    bool quick = false, do_bench = false, bench_tiny = false, bench_enh = false, bench_enh_tiny = false;
     std::string only;  // --config tiny|mid: that config only
     int reps = -1;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--quick")) quick = true;
         else if (!std::strcmp(argv[i], "--bench")) do_bench = true;
         else if (!std::strcmp(argv[i], "--bench-tiny")) bench_tiny = true;
+        else if (!std::strcmp(argv[i], "--bench-enh")) bench_enh = true;
+        else if (!std::strcmp(argv[i], "--bench-enh-tiny")) bench_enh_tiny = true;
         else if (!std::strcmp(argv[i], "--profile")) g_profile = true;
         else if (!std::strcmp(argv[i], "--bench-dtype") && i + 1 < argc &&
                  (!std::strcmp(argv[i + 1], "f32") || !std::strcmp(argv[i + 1], "bf16"))) {
@@ -543,7 +605,7 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--latent") && i + 1 < argc) g_latent = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
         else {
-            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--bench-tiny] [--profile] [--bench-dtype f32|bf16] [--reps N] [--frames F] [--latent N] [--config tiny|mid|enhancer]\n");
+            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--bench-tiny] [--bench-enh] [--bench-enh-tiny] [--profile] [--bench-dtype f32|bf16] [--reps N] [--frames F] [--latent N] [--config tiny|mid|enhancer]\n");
             return 1;
         }
     }
@@ -575,6 +637,11 @@ int main(int argc, char** argv) {
         else bench(reps > 0 ? reps : 5, false);
     }
     if (bench_tiny) bench(reps > 0 ? reps : 1, true);
+    if (bench_enh) {
+        if (emulated) std::fprintf(stderr, "--bench-enh skipped: the backend is the CPU emulation (no timing meaning)\n");
+        else bench_enhancer(reps > 0 ? reps : 3, false);
+    }
+    if (bench_enh_tiny) bench_enhancer(reps > 0 ? reps : 1, true);
     std::printf("{\"summary\": true, \"available\": true, \"passed\": %d, \"failed\": %d, \"worst_fp32_max_abs\": %.4e, "
                 "\"worst_fp32_rel\": %.4e, \"worst_bf16_rel\": %.4e}\n",
                 g_passed, g_failed, g_worst_fp32_abs, g_worst_fp32_rel, g_worst_bf16_rel);
