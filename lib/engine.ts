@@ -306,7 +306,7 @@ export class Engine implements AsyncDisposable {
    * generate({enhance}): stage 2 as usual (collected: it is small at 256x256), then the enhancer (lib/enhance.ts) on
    * the whole video, whose frames are yielded as they become final (1280x720 by default, trimmed to whole chunks).
    * The enhancer runs from this engine's model folder; the untrained built-in model uses the untrained built-in
-   * enhancer. Its denoiser runs on this engine's backend. Progress callbacks cover stage 2 only; timings of enhanced chunks are 0.
+   * enhancer. Its denoiser runs on this engine's backend. The generation's onProgress covers stage 2, enhance.onProgress stage 3; timings of enhanced chunks are 0.
    */
   private generateEnhanced(options: GenerateOptions, e: GenerateEnhanceOptions): Generation {
     const { enhance: _enhance, ...base } = options;
@@ -362,6 +362,7 @@ export class Engine implements AsyncDisposable {
           ...(e.width !== undefined ? { width: e.width } : {}),
           ...(e.height !== undefined ? { height: e.height } : {}),
           ...(e.guidanceScale !== undefined ? { guidanceScale: e.guidanceScale } : {}),
+          ...(e.onProgress !== undefined ? { onProgress: e.onProgress } : {}),
           signal: ac.signal,
           onFrames: (f) => {
             pending.push({ data: f.data, index: f.index, frames: f.frames, width: f.width, height: f.height, timings: zero });

@@ -42,7 +42,6 @@ export interface EnhanceOptions extends GenerateEnhanceOptions {
   backend?: 'auto' | 'cpu' | 'cuda';
   prompt: string;
   signal?: AbortSignal;
-  onProgress?: (p: NativeEnhanceProgress) => void;
   /** Receives frames as they become final; when given, the result holds no data (streaming). */
   onFrames?: (f: NativeEnhanceFrames) => void;
 }

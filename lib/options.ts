@@ -5,6 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import type { NativeEnhanceProgress } from './native/binding.js';
 import type { GenerateProgress } from './progress.js';
 
 /** Options of {@link Engine.load}. */
@@ -75,6 +76,8 @@ export interface GenerateEnhanceOptions {
   height?: number;
   /** Defaults to `7.5`. */
   guidanceScale?: number;
+  /** Stage-3 progress: per encoded / decoded batch and per denoised chunk of each solver step. Defaults to `undefined`. */
+  onProgress?: (p: NativeEnhanceProgress) => void;
 }
 
 /** Fully validated generate options (defaults applied where the model does not decide them). */
@@ -192,7 +195,7 @@ export function checkModelDir(modelDir: unknown): string | null {
 }
 
 const GENERATE_KEYS = ['prompt', 'negativePrompt', 'frames', 'seed', 'steps', 'guidanceScale', 'signal', 'onProgress', 'enhance'] as const;
-export const GENERATE_ENHANCE_KEYS = ['negativePrompt', 'steps', 'seed', 'window', 'chunk', 'overlap', 'width', 'height', 'guidanceScale'] as const;
+export const GENERATE_ENHANCE_KEYS = ['negativePrompt', 'steps', 'seed', 'window', 'chunk', 'overlap', 'width', 'height', 'guidanceScale', 'onProgress'] as const;
 
 /** Validates GenerateOptions.enhance: undefined/false -> undefined, true -> {}, an object -> itself (known keys only). */
 export function resolveEnhanceOption(value: unknown): GenerateEnhanceOptions | undefined {
@@ -200,6 +203,7 @@ export function resolveEnhanceOption(value: unknown): GenerateEnhanceOptions | u
   if (value === true) return {};
   const o = checkObject(value, 'enhance');
   checkKnownKeys(o, GENERATE_ENHANCE_KEYS, 'enhance');
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalidType('a function', 'enhance.onProgress', o.onProgress);
   return o as GenerateEnhanceOptions;
 }
 

@@ -128,6 +128,27 @@ test.serial('a range error from the API is one line too', async (t) => {
   }
 });
 
+test('generate --enhance: stage 3 on the generated frames (built-in model, its untrained enhancer), progress lines; bad uses fail early', (t) => {
+  const out = path.join(tmp, 'enh.mp4');
+  const r = cli(['generate', 'a red ball', '-o', out, '--frames', '24', '--steps', '1', '--enhance', '--enhance-steps', '1', '--enhance-size', '64x64']);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /wrote .*enh\.mp4: 24 frames 64x64 in /);
+  t.regex(r.stderr, /^enhance window 1: step 1\/1, chunk 1\/1/m);
+  if (hasFfmpeg) {
+    const p = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=width,height,nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' });
+    t.is(p.stdout.trim(), '64,64,24');
+  }
+  // the built-in model's default 16 frames are less than one enhancer chunk: refused before any denoising step
+  const short = cli(['generate', 'a red ball', '-o', path.join(tmp, 'short.mp4'), '--enhance']);
+  t.is(short.status, 1);
+  t.regex(short.stderr, /--enhance needs at least 24 frames/);
+  t.notRegex(short.stderr, /^chunk 1\//m);
+  const orphan = cli(['generate', 'a red ball', '-o', path.join(tmp, 'o.mp4'), '--enhance-steps', '2']);
+  t.is(orphan.status, 1);
+  t.regex(orphan.stderr, /need --enhance/);
+  t.notRegex(orphan.stderr, /^model:/m, 'no model was loaded');
+});
+
 test('generate --profile prints the CPU op profile to stderr (child process, built-in model, PNG frames)', (t) => {
   const out = path.join(tmp, 'prof');
   const r = cli(['generate', 'a red ball', '-o', out, '--format', 'png', '--frames', '8', '--steps', '2', '--profile']);

@@ -147,14 +147,20 @@ test('generate({enhance}) on the built-in model: stage-2 frames go through the (
   try {
     t.throws(() => engine.generate({ prompt: 'x', enhance: 5 as unknown as boolean }), { instanceOf: TypeError });
     t.throws(() => engine.generate({ prompt: 'x', enhance: { bogus: 1 } as unknown as boolean }), { instanceOf: RangeError });
+    t.throws(() => engine.generate({ prompt: 'x', enhance: { onProgress: 3 as never } }), { instanceOf: TypeError, message: /for enhance\.onProgress/ });
     const chunks: Array<{ index: number; frames: number; width: number; height: number }> = [];
-    for await (const c of engine.generate({ prompt: 'a ball', frames: 10, steps: 1, enhance: { chunk: 4, overlap: 2, steps: 1, width: 32, height: 32 } })) {
+    const stage3: NativeEnhanceProgress[] = [];
+    const enh = { chunk: 4, overlap: 2, steps: 1, width: 32, height: 32, onProgress: (p: NativeEnhanceProgress) => stage3.push(p) };
+    for await (const c of engine.generate({ prompt: 'a ball', frames: 10, steps: 1, enhance: enh })) {
       t.is(c.data.length, c.frames * c.width * c.height * 3);
       chunks.push({ index: c.index, frames: c.frames, width: c.width, height: c.height });
     }
     t.is(chunks.reduce((a, c) => a + c.frames, 0), 10); // (10 - 2) // 2 = 4 chunks -> 10 frames
     t.true(chunks.every((c) => c.width === 32 && c.height === 32));
     t.is(chunks[0]!.index, 0);
+    // enhance.onProgress: stage 3's events (the generation's onProgress covers stage 2)
+    t.deepEqual(stage3.filter((p) => p.stage === 'denoise').map((p) => p.chunk), [1, 2, 3, 4]); // 1 step x 4 chunks
+    t.true(stage3.some((p) => p.stage === 'encode') && stage3.some((p) => p.stage === 'decode'));
   } finally {
     await engine.dispose();
   }

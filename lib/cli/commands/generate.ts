@@ -7,7 +7,7 @@ import { St2vError } from '../../errors.js';
 import { type GenerateProgress, formatDuration } from '../../progress.js';
 import { OUTPUT_FORMATS, RESIZE_LIMITS, type OutputFormat, assertFfmpeg, checkWriteVideoOptions, formatFromPath, writeVideo } from '../../postprocess/encode.js';
 import { closePool } from '../../postprocess/pool.js';
-import { loadNative } from '../../native/binding.js';
+import { loadNative, type NativeEnhanceProgress } from '../../native/binding.js';
 import { formatProfile, profileTable } from '../../profile.js';
 
 function int(name: string) {
@@ -48,6 +48,10 @@ interface GenerateCliOptions {
   size?: { width: number; height: number };
   quiet?: boolean;
   profile?: boolean;
+  enhance?: boolean;
+  enhanceSteps?: number;
+  enhanceWindow?: number;
+  enhanceSize?: { width: number; height: number };
 }
 
 const STAGE_LABEL: Record<GenerateProgress['stage'], string> = { text: 'text', stage1: 'stage 1', extend: 'extend', decode: 'decode' };
@@ -127,6 +131,10 @@ export function register(program: Command): void {
     .addOption(new Option('--format <format>', 'output format (default: from the output extension: .mp4/.m4v/.mov, .webm, .gif, .png; mp4 without one)').choices([...OUTPUT_FORMATS]))
     .option('--fps <n>', 'frames per second of the file', num('--fps'), 8)
     .option('--size <WxH>', 'fit frames inside WxH and pad with black (1280x720 is the official stage-3 canvas)', size)
+    .option('--enhance', 'stage 3: refine the video with the enhancer (MS-Vid2Vid-XL, randomized blending; 1280x720; needs --frames >= 24 and a model with the enhancer, or the built-in model\'s UNTRAINED one)')
+    .option('--enhance-steps <n>', 'enhancer solver steps (default 30)', int('--enhance-steps'))
+    .option('--enhance-window <chunks>', 'enhancer chunks per window: memory bounded by the window (default 0 = the whole video)', int('--enhance-window'))
+    .option('--enhance-size <WxH>', 'enhancer output size (default 1280x720)', size)
     .option('-q, --quiet', 'no progress output')
     .option('--profile', 'after the video, print where the CPU time went, op by op (seconds, share, GFLOP/s) to stderr')
     .addHelpText(
@@ -138,12 +146,22 @@ deterministic seeded weights. They are UNTRAINED: the video is noise-like. It ex
 Examples:
   $ st2v generate "a red ball" -o ball.mp4
   $ st2v generate "a cat surfing" -o cat.gif --model models/streamingt2v --frames 56 --seed 33
+  $ st2v generate "a cat surfing" -o cat_hd.mp4 --model models/streamingt2v --frames 56 --enhance
   $ st2v generate "waves" -o frames/ --format png --size 1280x720`,
     )
     .action(async (prompt: string, o: GenerateCliOptions) => {
       const format = o.format ?? formatFromPath(o.output);
       const writeOptions = { output: o.output, format, fps: o.fps, ...(o.size ? { resize: o.size } : {}) };
       checkWriteVideoOptions(writeOptions); // fail before loading anything
+      if (!o.enhance && (o.enhanceSteps !== undefined || o.enhanceWindow !== undefined || o.enhanceSize !== undefined)) {
+        throw new RangeError('--enhance-steps, --enhance-window and --enhance-size need --enhance');
+      }
+      if (o.enhanceSteps !== undefined && (o.enhanceSteps < 1 || o.enhanceSteps > 1000)) {
+        throw new RangeError(`--enhance-steps must be between 1 and 1000, got ${o.enhanceSteps}`);
+      }
+      if (o.enhanceWindow !== undefined && (o.enhanceWindow < 0 || o.enhanceWindow > 1 << 20)) {
+        throw new RangeError(`--enhance-window must be between 0 and ${1 << 20}, got ${o.enhanceWindow}`);
+      }
       if (format !== 'png') assertFfmpeg();
       const started = performance.now();
       // the process-wide CPU op profile (native/core/profile.h) from the model load on
@@ -165,6 +183,27 @@ Examples:
           );
         }
         const stageMs = { textEncoder: 0, imageEncoder: 0, unet: 0, cam: 0, vaeDecode: 0 };
+        const enhanceChunk = 24; // the enhancer's blending chunk (official): a shorter video has no chunk to refine
+        if (o.enhance && (o.frames ?? m.firstChunkFrames) < enhanceChunk) {
+          throw new RangeError(`--enhance needs at least ${enhanceChunk} frames (one enhancer chunk): pass --frames ${enhanceChunk} or more`);
+        }
+        let lastEnhanceLine = '';
+        const enhance = o.enhance
+          ? {
+              ...(o.enhanceSteps !== undefined ? { steps: o.enhanceSteps } : {}),
+              ...(o.enhanceWindow !== undefined ? { window: o.enhanceWindow } : {}),
+              ...(o.enhanceSize ? { width: o.enhanceSize.width, height: o.enhanceSize.height } : {}),
+              onProgress: (p: NativeEnhanceProgress) => {
+                if (o.quiet) return;
+                view.stop(); // stage 2 is done once the enhancer reports
+                const line = p.stage === 'denoise'
+                  ? `enhance window ${p.window + 1}: step ${p.step}/${p.steps}, chunk ${p.chunk}/${p.chunks} (${p.framesDone} frames done)`
+                  : `enhance window ${p.window + 1}: ${p.stage} (${p.framesDone} frames done)`;
+                if (line !== lastEnhanceLine) process.stderr.write(line + '\n');
+                lastEnhanceLine = line;
+              },
+            }
+          : undefined;
         const gen = engine.generate({
           prompt,
           ...(o.negative !== undefined ? { negativePrompt: o.negative } : {}),
@@ -174,6 +213,7 @@ Examples:
           ...(o.guidance !== undefined ? { guidanceScale: o.guidance } : {}),
           signal: ac.signal,
           onProgress: (p) => view.update(p),
+          ...(enhance ? { enhance } : {}),
         });
         async function* tap(): AsyncGenerator<FrameChunk> {
           for await (const c of gen) {
