@@ -66,6 +66,13 @@ function int(name: string, v: unknown, lo: number, hi: number): number {
   return v;
 }
 
+/** One stage-3 progress line: "window 1: step 2/30, chunk 3/4 (48 frames done)" or "window 1: encode (0 frames done)". */
+export function enhanceProgressLine(p: NativeEnhanceProgress): string {
+  return p.stage === 'denoise'
+    ? `window ${p.window + 1}: step ${p.step}/${p.steps}, chunk ${p.chunk}/${p.chunks} (${p.framesDone} frames done)`
+    : `window ${p.window + 1}: ${p.stage} (${p.framesDone} frames done)`;
+}
+
 /** open_clip.tokenize ids of a text: the HF tokenization with the padding after the end token set to 0. */
 export function openClipIds(ids: Int32Array, endId: number): Int32Array {
   const out = Int32Array.from(ids);

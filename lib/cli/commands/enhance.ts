@@ -2,7 +2,7 @@
 // input video: decoded with ffmpeg as rgb24, fitted + padded to 1280x720, enhanced (lib/enhance.ts), encoded
 // with the shared writer as the frames become final.
 import { Option, type Command } from 'commander';
-import { enhance } from '../../enhance.js';
+import { enhance, enhanceProgressLine } from '../../enhance.js';
 import { callNativeSync, St2vError } from '../../errors.js';
 import { decodeFrames, probeVideo } from '../../eval/video.js';
 import { loadNative, type NativeEnhanceFrames, type NativeEnhanceProgress } from '../../native/binding.js';
@@ -127,10 +127,7 @@ export function register(program: Command): void {
       let lastLine = '';
       const log = (p: NativeEnhanceProgress) => {
         if (o.quiet) return;
-        const line =
-          p.stage === 'denoise'
-            ? `window ${p.window + 1}: step ${p.step}/${p.steps}, chunk ${p.chunk}/${p.chunks} (${p.framesDone} frames done)`
-            : `window ${p.window + 1}: ${p.stage} (${p.framesDone} frames done)`;
+        const line = enhanceProgressLine(p);
         if (line !== lastLine) process.stderr.write(line + '\n');
         lastLine = line;
       };

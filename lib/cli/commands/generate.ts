@@ -3,6 +3,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { Engine, type FrameChunk } from '../../engine.js';
+import { enhanceProgressLine } from '../../enhance.js';
 import { St2vError } from '../../errors.js';
 import { type GenerateProgress, formatDuration } from '../../progress.js';
 import { OUTPUT_FORMATS, RESIZE_LIMITS, type OutputFormat, assertFfmpeg, checkWriteVideoOptions, formatFromPath, writeVideo } from '../../postprocess/encode.js';
@@ -196,9 +197,7 @@ Examples:
               onProgress: (p: NativeEnhanceProgress) => {
                 if (o.quiet) return;
                 view.stop(); // stage 2 is done once the enhancer reports
-                const line = p.stage === 'denoise'
-                  ? `enhance window ${p.window + 1}: step ${p.step}/${p.steps}, chunk ${p.chunk}/${p.chunks} (${p.framesDone} frames done)`
-                  : `enhance window ${p.window + 1}: ${p.stage} (${p.framesDone} frames done)`;
+                const line = `enhance ${enhanceProgressLine(p)}`;
                 if (line !== lastEnhanceLine) process.stderr.write(line + '\n');
                 lastEnhanceLine = line;
               },
