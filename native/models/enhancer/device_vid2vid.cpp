@@ -72,20 +72,11 @@ DeviceTensor DeviceVid2VidUNet::run_block(const Block& b, DeviceTensor h, const 
 }
 
 DeviceTensor DeviceVid2VidUNet::forward(const DeviceTensor& x, const std::vector<float>& t, const DeviceTensor& y) const {
-    ST2V_CHECK(x.ndim() == 5 && x.size(1) == cfg_.in_dim, Code::kShapeMismatch,
-               "enhancer (cuda): x has shape %s, expected [B, %d, F, H, W]", x.shape().str().c_str(), cfg_.in_dim);
+    const std::vector<float> tb = cfg_.check_forward(x.shape(), y.shape(), t, "enhancer (cuda)");
     ST2V_CHECK(x.dtype() == DType::F32, Code::kDtype, "enhancer (cuda): x must be f32, got %s", dtype_name(x.dtype()));
-    const int64_t B = x.size(0), F = x.size(2);
-    ST2V_CHECK(y.ndim() == 3 && y.size(0) == B && y.size(2) == cfg_.context_dim, Code::kShapeMismatch,
-               "enhancer (cuda): y has shape %s, expected [%lld, T, %lld]", y.shape().str().c_str(), (long long)B,
-               (long long)cfg_.context_dim);
-    ST2V_CHECK(t.size() == 1 || static_cast<int64_t>(t.size()) == B, Code::kShapeMismatch,
-               "enhancer (cuda): %zu timesteps for batch %lld", t.size(), (long long)B);
-    cfg_.check_latent(x.size(3), x.size(4), "enhancer (cuda)");
     ++forwards_;
+    const int64_t F = x.size(2);
     const int frames = static_cast<int>(F);
-    std::vector<float> tb(static_cast<size_t>(B));
-    for (int64_t b = 0; b < B; ++b) tb[static_cast<size_t>(b)] = t.size() == 1 ? t[0] : t[static_cast<size_t>(b)];
     // the float32-pow table of unet_v2v.py on the host (a few hundred numbers), then the MLP on the device
     const DeviceTensor emb = DeviceTensor::from_host(sinusoidal_embedding(tb, static_cast<int>(te1_.w.size(1))));
     const DeviceTensor e = te2_(te1_(emb, co::Act::kSilu));                        // [B, E]

@@ -177,6 +177,21 @@ void Vid2VidConfig::check_latent(int64_t H0, int64_t W0, const char* who) const 
     }
 }
 
+std::vector<float> Vid2VidConfig::check_forward(const Shape& x, const Shape& y, const std::vector<float>& t,
+                                                const char* who) const {
+    ST2V_CHECK(x.ndim() == 5 && x[1] == in_dim, Code::kShapeMismatch, "%s: x has shape %s, expected [B, %d, F, H, W]", who,
+               x.str().c_str(), in_dim);
+    const int64_t B = x[0];
+    ST2V_CHECK(y.ndim() == 3 && y[0] == B && y[2] == context_dim, Code::kShapeMismatch,
+               "%s: y has shape %s, expected [%lld, T, %lld]", who, y.str().c_str(), (long long)B, (long long)context_dim);
+    ST2V_CHECK(t.size() == 1 || static_cast<int64_t>(t.size()) == B, Code::kShapeMismatch,
+               "%s: %zu timesteps for batch %lld", who, t.size(), (long long)B);
+    check_latent(x[3], x[4], who);
+    std::vector<float> tb(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) tb[static_cast<size_t>(b)] = t.size() == 1 ? t[0] : t[static_cast<size_t>(b)];
+    return tb;
+}
+
 Vid2VidConfig Vid2VidConfig::detect(const io::WeightStore& w, const std::string& p, int head_dim) {
     Vid2VidConfig c;
     const Tensor* ci = w.find(p + "input_blocks.0.0.weight");
@@ -302,19 +317,10 @@ Tensor Vid2VidUNet::run_block(const Block& b, Tensor h, const Tensor& temb_silu,
 }
 
 Tensor Vid2VidUNet::forward(const Tensor& x, const std::vector<float>& t, const Tensor& y, const Tap& tap) const {
-    ST2V_CHECK(x.ndim() == 5 && x.size(1) == cfg_.in_dim, Code::kShapeMismatch,
-               "enhancer: x has shape %s, expected [B, %d, F, H, W]", x.shape().str().c_str(), cfg_.in_dim);
+    const std::vector<float> tb = cfg_.check_forward(x.shape(), y.shape(), t, "enhancer");
     check_dtype(x, DType::F32, "enhancer", "x");
-    const int64_t B = x.size(0), F = x.size(2);
-    ST2V_CHECK(y.ndim() == 3 && y.size(0) == B && y.size(2) == cfg_.context_dim, Code::kShapeMismatch,
-               "enhancer: y has shape %s, expected [%lld, T, %lld]", y.shape().str().c_str(), (long long)B,
-               (long long)cfg_.context_dim);
-    ST2V_CHECK(t.size() == 1 || static_cast<int64_t>(t.size()) == B, Code::kShapeMismatch,
-               "enhancer: %zu timesteps for batch %lld", t.size(), (long long)B);
-    cfg_.check_latent(x.size(3), x.size(4), "enhancer");
+    const int64_t F = x.size(2);
     const int frames = static_cast<int>(F);
-    std::vector<float> tb(static_cast<size_t>(B));
-    for (int64_t b = 0; b < B; ++b) tb[static_cast<size_t>(b)] = t.size() == 1 ? t[0] : t[static_cast<size_t>(b)];
     Tensor e = te2_(te1_(sinusoidal_embedding(tb, static_cast<int>(te1_.in())), ops::Act::kSilu));  // [B, E]
     Tensor temb_silu = t2v::repeat_interleave(ops::silu(e), frames);                                // [B*F, E]
     // per sample [B, T, D] (Attention repeats its K / V per frame), or [B*F, T, D] as the reference holds it

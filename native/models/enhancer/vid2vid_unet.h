@@ -35,6 +35,10 @@ struct Vid2VidConfig {
     // ERR_SHAPE_MISMATCH (message prefixed by `who`) unless an H x W latent fits the geometry: H even and W even at
     // every level with a Downsample, so the cropped Upsample comes back to each skip's size.
     void check_latent(int64_t H, int64_t W, const char* who) const;
+    // The forward's input checks, messages prefixed by `who` (the CPU and the device forward): x [B, in_dim, F, H, W]
+    // with a latent that fits (check_latent), y [B, T, context_dim], one timestep for all samples or one per sample.
+    // Returns the timestep of each sample.
+    std::vector<float> check_forward(const Shape& x, const Shape& y, const std::vector<float>& t, const char* who) const;
     // head_dim <= 0: default min(64, dim).
     static Vid2VidConfig detect(const io::WeightStore& w, const std::string& prefix = "", int head_dim = 0);
 };

@@ -432,7 +432,7 @@ DeviceTensor DeviceUNet3D::forward(const DeviceTensor& x, float t, const DeviceT
     }
     h = co::group_norm(h, 1, 32, norm_out_.w, norm_out_.b, 1e-5f, true);
     h = conv_out_(h);                   // [B*F, 4, h, w]
-    return device::frames_to_video(h, F);       // [B, 4, F, h, w]
+    return device::frames_to_video(h, F);  // [B, 4, F, h, w]
 }
 
 // ---------------------------------------------------------------------------------------------------
