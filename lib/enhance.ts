@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { callNative, callNativeSync, St2vError } from './errors.js';
 import { loadModelTokenizer } from './engine.js';
-import type { GenerateEnhanceOptions } from './options.js';
+import { enhanceInteger as int, resolveEnhanceSettings, type GenerateEnhanceOptions } from './options.js';
 import { loadNative, type NativeEnhanceFrames, type NativeEnhanceProgress, type NativeTensor } from './native/binding.js';
 
 /** Input video: rgb24 frames (frames, height, width, 3) or [-1, 1] floats [frames, 3, height, width]. */
@@ -60,12 +60,6 @@ export interface EnhanceResult {
   backend: 'cpu' | 'cuda';
 }
 
-function int(name: string, v: unknown, lo: number, hi: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`enhance: ${name} must be an integer`);
-  if (v < lo || v > hi) throw new RangeError(`enhance: ${name} must be in [${lo}, ${hi}], got ${v}`);
-  return v;
-}
-
 /** One stage-3 progress line: "window 1: step 2/30, chunk 3/4 (48 frames done)" or "window 1: encode (0 frames done)". */
 export function enhanceProgressLine(p: NativeEnhanceProgress): string {
   return p.stage === 'denoise'
@@ -102,18 +96,8 @@ function toNativeFrames(input: EnhanceInput): NativeTensor {
 export async function enhance(input: EnhanceInput, opts: EnhanceOptions): Promise<EnhanceResult> {
   if (opts === null || typeof opts !== 'object') throw new TypeError('enhance: options must be an object');
   if (typeof opts.prompt !== 'string') throw new TypeError('enhance: prompt must be a string');
-  const negative = opts.negativePrompt ?? '';
-  if (typeof negative !== 'string') throw new TypeError('enhance: negativePrompt must be a string');
   if (opts.model !== null && typeof opts.model !== 'string') throw new TypeError('enhance: model must be a folder path or null');
-  const steps = int('steps', opts.steps ?? 30, 1, 1000);
-  const seed = int('seed', opts.seed ?? 0, 0, Number.MAX_SAFE_INTEGER);
-  const window = int('window', opts.window ?? 0, 0, 1 << 20);
-  const chunk = int('chunk', opts.chunk ?? 24, 2, 1024);
-  const overlap = int('overlap', opts.overlap ?? 8, 1, chunk - 1);
-  const width = int('width', opts.width ?? 1280, 8, 8192);
-  const height = int('height', opts.height ?? 720, 8, 8192);
-  const guidanceScale = opts.guidanceScale ?? 7.5;
-  if (typeof guidanceScale !== 'number' || !Number.isFinite(guidanceScale)) throw new TypeError('enhance: guidanceScale must be a finite number');
+  const { negativePrompt: negative, steps, seed, window, chunk, overlap, width, height, guidanceScale } = resolveEnhanceSettings(opts);
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new TypeError('enhance: onProgress must be a function');
   if (opts.onFrames !== undefined && typeof opts.onFrames !== 'function') throw new TypeError('enhance: onFrames must be a function');
   const frames = toNativeFrames(input);

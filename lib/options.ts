@@ -197,13 +197,40 @@ export function checkModelDir(modelDir: unknown): string | null {
 const GENERATE_KEYS = ['prompt', 'negativePrompt', 'frames', 'seed', 'steps', 'guidanceScale', 'signal', 'onProgress', 'enhance'] as const;
 export const GENERATE_ENHANCE_KEYS = ['negativePrompt', 'steps', 'seed', 'window', 'chunk', 'overlap', 'width', 'height', 'guidanceScale', 'onProgress'] as const;
 
-/** Validates GenerateOptions.enhance: undefined/false -> undefined, true -> {}, an object -> itself (known keys only). */
+/** An integer option of the enhancer: TypeError "enhance: <name> must be an integer", RangeError "... must be in [lo, hi]". */
+export function enhanceInteger(name: string, v: unknown, lo: number, hi: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`enhance: ${name} must be an integer`);
+  if (v < lo || v > hi) throw new RangeError(`enhance: ${name} must be in [${lo}, ${hi}], got ${v}`);
+  return v;
+}
+
+/** The enhancer's settings with their defaults, validated (enhance() runs on them; generate({enhance}) checks them first). */
+export function resolveEnhanceSettings(o: GenerateEnhanceOptions) {
+  const negativePrompt = o.negativePrompt ?? '';
+  if (typeof negativePrompt !== 'string') throw new TypeError('enhance: negativePrompt must be a string');
+  const steps = enhanceInteger('steps', o.steps ?? 30, 1, 1000);
+  const seed = enhanceInteger('seed', o.seed ?? 0, 0, Number.MAX_SAFE_INTEGER);
+  const window = enhanceInteger('window', o.window ?? 0, 0, 1 << 20);
+  const chunk = enhanceInteger('chunk', o.chunk ?? 24, 2, 1024);
+  const overlap = enhanceInteger('overlap', o.overlap ?? 8, 1, chunk - 1);
+  const width = enhanceInteger('width', o.width ?? 1280, 8, 8192);
+  const height = enhanceInteger('height', o.height ?? 720, 8, 8192);
+  const guidanceScale = o.guidanceScale ?? 7.5;
+  if (typeof guidanceScale !== 'number' || !Number.isFinite(guidanceScale)) throw new TypeError('enhance: guidanceScale must be a finite number');
+  return { negativePrompt, steps, seed, window, chunk, overlap, width, height, guidanceScale };
+}
+
+/**
+ * Validates GenerateOptions.enhance: undefined/false -> undefined, true -> {}, an object -> itself (known keys only,
+ * its settings checked as enhance() checks them, so a bad one fails when generate is called, not after stage 2).
+ */
 export function resolveEnhanceOption(value: unknown): GenerateEnhanceOptions | undefined {
   if (value === undefined || value === false) return undefined;
   if (value === true) return {};
   const o = checkObject(value, 'enhance');
   checkKnownKeys(o, GENERATE_ENHANCE_KEYS, 'enhance');
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalidType('a function', 'enhance.onProgress', o.onProgress);
+  resolveEnhanceSettings(o as GenerateEnhanceOptions);
   return o as GenerateEnhanceOptions;
 }
 

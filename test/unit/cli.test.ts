@@ -143,6 +143,10 @@ test('generate --enhance: stage 3 on the generated frames (built-in model, its u
   t.is(short.status, 1);
   t.regex(short.stderr, /--enhance needs at least 24 frames/);
   t.notRegex(short.stderr, /^chunk 1\//m);
+  const badSteps = cli(['generate', 'a red ball', '-o', path.join(tmp, 'b.mp4'), '--frames', '24', '--enhance', '--enhance-steps', '0']);
+  t.is(badSteps.status, 1);
+  t.regex(badSteps.stderr, /enhance: steps must be in \[1, 1000\], got 0/);
+  t.notRegex(badSteps.stderr, /^model:/m, 'no model was loaded');
   const orphan = cli(['generate', 'a red ball', '-o', path.join(tmp, 'o.mp4'), '--enhance-steps', '2']);
   t.is(orphan.status, 1);
   t.regex(orphan.stderr, /need --enhance/);

@@ -148,6 +148,9 @@ test('generate({enhance}) on the built-in model: stage-2 frames go through the (
     t.throws(() => engine.generate({ prompt: 'x', enhance: 5 as unknown as boolean }), { instanceOf: TypeError });
     t.throws(() => engine.generate({ prompt: 'x', enhance: { bogus: 1 } as unknown as boolean }), { instanceOf: RangeError });
     t.throws(() => engine.generate({ prompt: 'x', enhance: { onProgress: 3 as never } }), { instanceOf: TypeError, message: /for enhance\.onProgress/ });
+    // the enhancer's settings are checked when generate is called, not after stage 2
+    t.throws(() => engine.generate({ prompt: 'x', enhance: { steps: 0 } }), { instanceOf: RangeError, message: /enhance: steps must be in \[1, 1000\]/ });
+    t.throws(() => engine.generate({ prompt: 'x', enhance: { chunk: 4, overlap: 4 } }), { instanceOf: RangeError, message: /enhance: overlap/ });
     const chunks: Array<{ index: number; frames: number; width: number; height: number }> = [];
     const stage3: NativeEnhanceProgress[] = [];
     const enh = { chunk: 4, overlap: 2, steps: 1, width: 32, height: 32, onProgress: (p: NativeEnhanceProgress) => stage3.push(p) };

@@ -6,7 +6,7 @@ import { enhance, enhanceProgressLine } from '../../enhance.js';
 import { callNativeSync, St2vError } from '../../errors.js';
 import { decodeFrames, probeVideo } from '../../eval/video.js';
 import { loadNative, type NativeEnhanceFrames, type NativeEnhanceProgress } from '../../native/binding.js';
-import { assertFfmpeg, checkWriteVideoOptions, formatFromPath, writeVideo, type RgbChunk } from '../../postprocess/encode.js';
+import { assertFfmpeg, checkWriteVideoOptions, writeVideo, type RgbChunk } from '../../postprocess/encode.js';
 
 interface EnhanceCliOptions {
   output: string;
@@ -100,7 +100,6 @@ export function register(program: Command): void {
           'ERR_WEIGHTS_MISSING',
         );
       }
-      formatFromPath(o.output); // a name the writer would refuse fails now, not after the enhancer ran
       assertFfmpeg();
       const info = probeVideo(input);
       const fps = o.fps !== undefined ? Number(o.fps) : Number.isFinite(info.fps) && info.fps > 0 ? info.fps : 8;

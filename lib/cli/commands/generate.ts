@@ -5,6 +5,7 @@ import cliProgress from 'cli-progress';
 import { Engine, type FrameChunk } from '../../engine.js';
 import { enhanceProgressLine } from '../../enhance.js';
 import { St2vError } from '../../errors.js';
+import { type GenerateEnhanceOptions, resolveEnhanceSettings } from '../../options.js';
 import { type GenerateProgress, formatDuration } from '../../progress.js';
 import { OUTPUT_FORMATS, RESIZE_LIMITS, type OutputFormat, assertFfmpeg, checkWriteVideoOptions, formatFromPath, writeVideo } from '../../postprocess/encode.js';
 import { closePool } from '../../postprocess/pool.js';
@@ -157,12 +158,24 @@ Examples:
       if (!o.enhance && (o.enhanceSteps !== undefined || o.enhanceWindow !== undefined || o.enhanceSize !== undefined)) {
         throw new RangeError('--enhance-steps, --enhance-window and --enhance-size need --enhance');
       }
-      if (o.enhanceSteps !== undefined && (o.enhanceSteps < 1 || o.enhanceSteps > 1000)) {
-        throw new RangeError(`--enhance-steps must be between 1 and 1000, got ${o.enhanceSteps}`);
-      }
-      if (o.enhanceWindow !== undefined && (o.enhanceWindow < 0 || o.enhanceWindow > 1 << 20)) {
-        throw new RangeError(`--enhance-window must be between 0 and ${1 << 20}, got ${o.enhanceWindow}`);
-      }
+      const view = new ProgressView(Boolean(o.quiet));
+      let lastEnhanceLine = '';
+      const enhance: GenerateEnhanceOptions | undefined = o.enhance
+        ? {
+            ...(o.enhanceSteps !== undefined ? { steps: o.enhanceSteps } : {}),
+            ...(o.enhanceWindow !== undefined ? { window: o.enhanceWindow } : {}),
+            ...(o.enhanceSize ? { width: o.enhanceSize.width, height: o.enhanceSize.height } : {}),
+            onProgress: (p: NativeEnhanceProgress) => {
+              if (o.quiet) return;
+              view.stop(); // stage 2 is done once the enhancer reports
+              const line = `enhance ${enhanceProgressLine(p)}`;
+              if (line !== lastEnhanceLine) process.stderr.write(line + '\n');
+              lastEnhanceLine = line;
+            },
+          }
+        : undefined;
+      // the enhancer's settings as generate() will check them, now, before the model loads
+      const enhanceChunk = enhance ? resolveEnhanceSettings(enhance).chunk : 0;
       if (format !== 'png') assertFfmpeg();
       const started = performance.now();
       // the process-wide CPU op profile (native/core/profile.h) from the model load on
@@ -171,7 +184,6 @@ Examples:
         ...(o.threads === undefined ? {} : { threads: o.threads }),
         ...(o.backend === undefined ? {} : { backend: o.backend }),
       });
-      const view = new ProgressView(Boolean(o.quiet));
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once('SIGINT', onSigint);
@@ -184,25 +196,10 @@ Examples:
           );
         }
         const stageMs = { textEncoder: 0, imageEncoder: 0, unet: 0, cam: 0, vaeDecode: 0 };
-        const enhanceChunk = 24; // the enhancer's blending chunk (official): a shorter video has no chunk to refine
-        if (o.enhance && (o.frames ?? m.firstChunkFrames) < enhanceChunk) {
+        // a video shorter than one enhancer chunk has nothing to refine: refused before any denoising step
+        if (enhance && (o.frames ?? m.firstChunkFrames) < enhanceChunk) {
           throw new RangeError(`--enhance needs at least ${enhanceChunk} frames (one enhancer chunk): pass --frames ${enhanceChunk} or more`);
         }
-        let lastEnhanceLine = '';
-        const enhance = o.enhance
-          ? {
-              ...(o.enhanceSteps !== undefined ? { steps: o.enhanceSteps } : {}),
-              ...(o.enhanceWindow !== undefined ? { window: o.enhanceWindow } : {}),
-              ...(o.enhanceSize ? { width: o.enhanceSize.width, height: o.enhanceSize.height } : {}),
-              onProgress: (p: NativeEnhanceProgress) => {
-                if (o.quiet) return;
-                view.stop(); // stage 2 is done once the enhancer reports
-                const line = `enhance ${enhanceProgressLine(p)}`;
-                if (line !== lastEnhanceLine) process.stderr.write(line + '\n');
-                lastEnhanceLine = line;
-              },
-            }
-          : undefined;
         const gen = engine.generate({
           prompt,
           ...(o.negative !== undefined ? { negativePrompt: o.negative } : {}),
