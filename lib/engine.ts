@@ -22,6 +22,7 @@ import {
   type LoadOptions,
   checkModelDir,
   resolveEnhanceOption,
+  resolveEnhanceSettings,
   resolveGenerateOptions,
   resolveLoadOptions,
 } from './options.js';
@@ -312,6 +313,12 @@ export class Engine implements AsyncDisposable {
     const { enhance: _enhance, ...base } = options;
     void _enhance;
     const o = resolveGenerateOptions(base);
+    // Stage 3 enhances whole chunks: fewer frames than one chunk is refused now, not after the whole of stage 2.
+    const { chunk } = resolveEnhanceSettings(e);
+    const frames = o.frames ?? this.model.firstChunkFrames;
+    if (frames < chunk) {
+      throw new RangeError(`Expected at least ${chunk} frames (one enhancer chunk) for frames with enhance but received ${frames}`);
+    }
     const inner = this.generate(base);
     const model = this.model;
     const backend = this.backend;

@@ -151,6 +151,9 @@ test('generate({enhance}) on the built-in model: stage-2 frames go through the (
     // the enhancer's settings are checked when generate is called, not after stage 2
     t.throws(() => engine.generate({ prompt: 'x', enhance: { steps: 0 } }), { instanceOf: RangeError, message: /enhance: steps must be in \[1, 1000\]/ });
     t.throws(() => engine.generate({ prompt: 'x', enhance: { chunk: 4, overlap: 4 } }), { instanceOf: RangeError, message: /enhance: overlap/ });
+    // fewer frames than one enhancer chunk: refused at the call (the default 16 first-chunk frames < the default chunk 24)
+    t.throws(() => engine.generate({ prompt: 'x', enhance: true }), { instanceOf: RangeError, message: /at least 24 frames \(one enhancer chunk\) for frames with enhance but received 16/ });
+    t.throws(() => engine.generate({ prompt: 'x', frames: 3, enhance: { chunk: 4, overlap: 2 } }), { instanceOf: RangeError, message: /at least 4 frames/ });
     const chunks: Array<{ index: number; frames: number; width: number; height: number }> = [];
     const stage3: NativeEnhanceProgress[] = [];
     const enh = { chunk: 4, overlap: 2, steps: 1, width: 32, height: 32, onProgress: (p: NativeEnhanceProgress) => stage3.push(p) };
