@@ -16,6 +16,8 @@
 #   2b'. the same stage-2 check (tiny) and bf16 step with the direct fp32 convolution kernel instead of the default
 #      tensor-core GEMMs (ST2V_CUDA_CONV=direct), in the result as stage2_step_ms.ours_bf16_conv_direct and
 #      conv_direct
+#   2b''. the same bf16 step with every attention in the fused online-softmax kernel (ST2V_CUDA_ATTN=fused) instead of
+#      the default's cuBLASLt GEMM path for the long self-attentions: stage2_step_ms.ours_bf16_attn_fused, attn_fused
 #   2c. a whole 2-chunk generation (24 frames, built-in model, engine::Engine) with the denoisers on cuda against
 #      the same generation on cpu, uint8 frames compared (cuda_engine_check)
 #   3. runs the PyTorch peer (scripts/torch_anchor.py: stage-2 step bf16 eager + fp32, enhancer-sized step
@@ -134,6 +136,18 @@ if [ "$BUILD_OK" = 1 ]; then
   grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_conv_direct.jsonl" | cut -c1-300 >&2
 fi
 
+# 2b''. the bf16 step with the fused online-softmax attention kernel for every attention (ST2V_CUDA_ATTN=fused; the
+# default sends the long self-attentions and heads wider than 256 through the cuBLASLt GEMM path)
+: > "$LOGS/cuda_model_check_attn_fused.jsonl"
+if [ "$BUILD_OK" = 1 ]; then
+  phase "cuda_model_check with ST2V_CUDA_ATTN=fused"
+  ST2V_CUDA_ATTN=fused timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --bench-dtype bf16 --profile --reps 5 \
+    --quick --config tiny \
+    > "$LOGS/cuda_model_check_attn_fused.jsonl" 2> "$LOGS/cuda_model_check_attn_fused.err"
+  echo "attn fused exit $?" >&2
+  grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_attn_fused.jsonl" | cut -c1-300 >&2
+fi
+
 # ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model, f32 weights) with the denoisers on cuda vs
 # cpu, 24 frames, 5 steps ----
 run_check cuda_engine_check 120 --frames 24 --steps 5
@@ -226,6 +240,9 @@ enh = jsonl(f"{logs}/cuda_model_check_enh.jsonl")
 
 def enh_row(dtype):
     return next((r for r in enh if r.get("case") == "bench/enh_step" and r.get("dtype") == dtype and "ms_median" in r), {})
+attn_fused = jsonl(f"{logs}/cuda_model_check_attn_fused.jsonl")
+attn_fused_step = next((r for r in attn_fused if r.get("case") == "bench/stage2_step" and r.get("dtype") == "bf16"
+                        and "ms_median" in r), {})
 conv_direct_step = next((r for r in conv_direct if r.get("case") == "bench/stage2_step" and r.get("dtype") == "bf16"
                          and "ms_median" in r), {})
 
@@ -294,6 +311,9 @@ result = {
                        # ours_bf16: bf16 convolutions as tensor-core GEMMs (the default); _conv_direct: the fp32
                        # direct kernel (ST2V_CUDA_CONV=direct)
                        "ours_bf16_conv_direct": conv_direct_step.get("ms_median"),
+                       # _attn_fused: every attention through the fused online-softmax kernel (ST2V_CUDA_ATTN=fused)
+                       # instead of the default's cuBLASLt GEMM path for long self-attention
+                       "ours_bf16_attn_fused": attn_fused_step.get("ms_median"),
                        "torch_bf16_eager": torch_ms("st2v_step", "bf16"), "torch_fp32": torch_ms("st2v_step", "fp32")},
     # ours: the MS-Vid2Vid-XL denoiser (DeviceVid2VidUNet) at 24 x 90 x 160, two forwards + CFG (enhance runs f32);
     # torch: torch_anchor's enhancer-sized step, a UNet3D of the same size class (a proxy, not the same network)
@@ -332,6 +352,8 @@ result = {
     "generation_2chunk": {"exit_code": int(engine_rc), "rows": jsonl(f"{logs}/cuda_engine_check.jsonl")},
     # the bf16 convolutions with the direct fp32 kernel (ST2V_CUDA_CONV=direct): tiny-config parity rows, step, profile
     "conv_direct": conv_direct or None,
+    # every attention through the fused kernel (ST2V_CUDA_ATTN=fused): tiny-config parity rows, bf16 step, profile
+    "attn_fused": attn_fused or None,
     "torch_anchor": [r for r in torch_rows if "case" in r or r.get("event") == "sdpa_check"],
     "host_cpu": host_cpu(),
     # compute-sanitizer over cuda_check --quick: "<tool> exit <rc>: <summary lines>" per tool

@@ -56,6 +56,10 @@ st2v_status load_cublaslt(std::string* why);
 size_t cublaslt_version();
 const char* cublaslt_path();
 st2v_status gemm(const st2v_gemm_args* a);
+// batch GEMMs of one shape: matrix i of A / B / C starts stride_a / stride_b / stride_c elements after matrix i - 1
+// (0: the same matrix for every i). batch > 1 takes no bias, activation or K = 0. batch 1 is gemm().
+st2v_status gemm_strided_batched(const st2v_gemm_args* a, int batch, int64_t stride_a, int64_t stride_b,
+                                 int64_t stride_c);
 
 // ---- kernels.cu launchers (all on ctx().stream, fp32) ----
 st2v_status k_silu(const float* x, float* y, int64_t n);

@@ -10,11 +10,13 @@
 #include <dlfcn.h>
 #include <glob.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "cuda/context.h"
@@ -36,6 +38,7 @@ struct Lt {
     LT_FN(cublasLtMatmulDescSetAttribute)
     LT_FN(cublasLtMatrixLayoutCreate)
     LT_FN(cublasLtMatrixLayoutDestroy)
+    LT_FN(cublasLtMatrixLayoutSetAttribute)
     LT_FN(cublasLtMatmulPreferenceCreate)
     LT_FN(cublasLtMatmulPreferenceDestroy)
     LT_FN(cublasLtMatmulPreferenceSetAttribute)
@@ -112,16 +115,21 @@ cudaDataType_t lt_type(int t) {
 struct AlgoKey {
     int64_t M, N, K, lda, ldb, ldc;
     int type, trans_a, trans_b, bias;
+    int64_t batch, stride_a, stride_b, stride_c;
+    uint32_t align_a, align_b, align_c;
     bool operator==(const AlgoKey& o) const {
         return M == o.M && N == o.N && K == o.K && lda == o.lda && ldb == o.ldb && ldc == o.ldc && type == o.type &&
-               trans_a == o.trans_a && trans_b == o.trans_b && bias == o.bias;
+               trans_a == o.trans_a && trans_b == o.trans_b && bias == o.bias && batch == o.batch &&
+               stride_a == o.stride_a && stride_b == o.stride_b && stride_c == o.stride_c && align_a == o.align_a &&
+               align_b == o.align_b && align_c == o.align_c;
     }
 };
 struct AlgoKeyHash {
     size_t operator()(const AlgoKey& k) const {
         uint64_t h = 1469598103934665603ull;
         for (int64_t v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc, int64_t(k.type), int64_t(k.trans_a), int64_t(k.trans_b),
-                          int64_t(k.bias)})
+                          int64_t(k.bias), k.batch, k.stride_a, k.stride_b, k.stride_c, int64_t(k.align_a),
+                          int64_t(k.align_b), int64_t(k.align_c)})
             h = (h ^ static_cast<uint64_t>(v)) * 1099511628211ull;
         return static_cast<size_t>(h);
     }
@@ -149,6 +157,17 @@ struct Descs {
     }
 };
 
+// The alignment (a power of two, at most cuBLASLt's default assumption of 256 bytes) that every matrix of a batch
+// starts on: the base pointer's and, for batch > 1, the batch stride's. cuBLASLt picks algorithms for the
+// alignment the preference declares, so an operand at an offset (one head's columns of Q) must declare its own.
+uint32_t alignment(const void* p, int64_t stride_elems, size_t elem_bytes, int batch) {
+    uint64_t v = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p));
+    if (batch > 1) v |= static_cast<uint64_t>(stride_elems) * elem_bytes;
+    uint32_t a = 256;
+    while (a > 1 && v % a != 0) a >>= 1;
+    return a;
+}
+
 }  // namespace
 
 st2v_status load_cublaslt(std::string* why) {
@@ -175,6 +194,7 @@ st2v_status load_cublaslt(std::string* why) {
         LT_SYM(cublasLtMatmulDescSetAttribute)
         LT_SYM(cublasLtMatrixLayoutCreate)
         LT_SYM(cublasLtMatrixLayoutDestroy)
+        LT_SYM(cublasLtMatrixLayoutSetAttribute)
         LT_SYM(cublasLtMatmulPreferenceCreate)
         LT_SYM(cublasLtMatmulPreferenceDestroy)
         LT_SYM(cublasLtMatmulPreferenceSetAttribute)
@@ -203,8 +223,14 @@ st2v_status load_cublaslt(std::string* why) {
 size_t cublaslt_version() { return g_lt.version; }
 const char* cublaslt_path() { return g_lt.path.c_str(); }
 
-st2v_status gemm(const st2v_gemm_args* g) {
+st2v_status gemm(const st2v_gemm_args* g) { return gemm_strided_batched(g, 1, 0, 0, 0); }
+
+st2v_status gemm_strided_batched(const st2v_gemm_args* g, int batch, int64_t stride_a, int64_t stride_b,
+                                 int64_t stride_c) {
     if (!g_lt.so) return fail(ST2V_E_NO_CUDA, "cuBLASLt is not loaded");
+    if (batch < 1) return fail(ST2V_E_INVALID_ARG, "gemm: batch %d < 1", batch);
+    if (batch > 1 && (g->d_bias || g->act != ST2V_ACT_NONE || g->K == 0))
+        return fail(ST2V_E_UNSUPPORTED, "gemm: a batched GEMM takes no bias, activation or empty depth");
     if (g->M < 0 || g->N < 0 || g->K < 0) return fail(ST2V_E_INVALID_ARG, "gemm: negative size");
     if (g->M == 0 || g->N == 0) return ST2V_OK;
     if (g->a_type != g->b_type) return fail(ST2V_E_UNSUPPORTED, "gemm: A and B must have the same dtype");
@@ -236,11 +262,28 @@ st2v_status gemm(const st2v_gemm_args* g) {
     ST2V_LT(g_lt.cublasLtMatrixLayoutCreate(&d.a, ab, a_rows, a_cols, g->ldb));
     ST2V_LT(g_lt.cublasLtMatrixLayoutCreate(&d.b, ab, b_rows, b_cols, g->lda));
     ST2V_LT(g_lt.cublasLtMatrixLayoutCreate(&d.c, CUDA_R_32F, g->N, g->M, g->ldc));
+    if (batch > 1) {  // cuBLAS A = our B, cuBLAS B = our A (see the mapping above)
+        const int32_t count = batch;
+        for (auto [l, stride] : {std::pair{d.a, stride_b}, std::pair{d.b, stride_a}, std::pair{d.c, stride_c}}) {
+            ST2V_LT(g_lt.cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+            ST2V_LT(g_lt.cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                                          sizeof stride));
+        }
+    }
     ST2V_LT(g_lt.cublasLtMatmulPreferenceCreate(&d.pref));
     ST2V_LT(g_lt.cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                       &c.workspace_bytes, sizeof c.workspace_bytes));
+    const size_t ab_bytes = g->a_type == ST2V_F32 ? 4 : 2;
+    const uint32_t align_a = alignment(g->d_a, stride_a, ab_bytes, batch), align_b = alignment(g->d_b, stride_b, ab_bytes, batch),
+                   align_c = alignment(g->d_c, stride_c, 4, batch);
+    // cuBLAS A = our B, cuBLAS B = our A; C and D are our C
+    for (auto [attr, v] : {std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b},
+                           std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a},
+                           std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c},
+                           std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}})
+        ST2V_LT(g_lt.cublasLtMatmulPreferenceSetAttribute(d.pref, attr, &v, sizeof v));
     const AlgoKey key{g->M, g->N, g->K, g->lda, g->ldb, g->ldc, static_cast<int>(g->a_type), g->trans_a, g->trans_b,
-                      bias_in_epilogue ? 1 : 0};
+                      bias_in_epilogue ? 1 : 0, batch, stride_a, stride_b, stride_c, align_a, align_b, align_c};
     cublasLtMatmulHeuristicResult_t heur{};
     bool cached = false;
     if (algo_cache_on()) {

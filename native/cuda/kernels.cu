@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/kernel_math.h"
@@ -266,6 +267,42 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(st2v_attention_a
     }
 }
 
+// Row softmax in place: s [rows, n] fp32, one block per row (grid-stride over rows). Three passes over the row
+// (max; exp(x - max) written back and summed; scaled by 1 / sum), the row staying in L1/L2 between them.
+__device__ float block_reduce_f(float v, bool is_max) {
+    __shared__ float sh[32];
+    for (int o = 16; o > 0; o >>= 1) {
+        const float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = is_max ? fmaxf(v, u) : v + u;
+    }
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    __syncthreads();  // sh may still be read by a previous call
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : (is_max ? -INFINITY : 0.f);
+    for (int o = 16; o > 0; o >>= 1) {
+        const float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = is_max ? fmaxf(v, u) : v + u;
+    }
+    return v;
+}
+__global__ void softmax_rows_kernel(float* __restrict__ s, int64_t rows, int64_t n) {
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        float* row = s + r * n;
+        float m = -INFINITY;
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, row[j]);
+        m = block_reduce_f(m, true);
+        float sum = 0.f;
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+            const float e = expf(row[j] - m);
+            row[j] = e;
+            sum += e;
+        }
+        const float inv = 1.f / block_reduce_f(sum, false);
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;
+    }
+}
+
 __device__ __forceinline__ float load_as_f32(const void* p, int t, int64_t i) {
     if (t == ST2V_BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
     if (t == ST2V_F16) return __half2float(static_cast<const __half*>(p)[i]);
@@ -421,16 +458,108 @@ st2v_status k_cast(const void* src, int st, void* dst, int dt, int64_t n) {
     return ST2V_OK;
 }
 
+// ---- attention as GEMMs: S = scale Q_h K_h^T (cuBLASLt, fp32, strided batches over the samples), an exact row
+// softmax in place, O_h = S V_h (cuBLASLt, written into head h's columns of O). The scores of at most
+// kAttnScoreBytes are materialised at a time: a group of samples of one head, or a band of query rows of one
+// (sample, head) when a single score matrix is larger (rows are independent, so the bands are exact). ----
+namespace {
+constexpr int64_t kAttnScoreBytes = int64_t(256) << 20;
+
+enum class AttnPath { kFused, kGemm };
+// ST2V_CUDA_ATTN (read at every call, so a test can switch it): "fused" the online-softmax kernel, "gemm" the GEMM
+// path; anything else (default) picks per call: GEMM when a head is wider than the fused kernel takes (> 256) or
+// both sequences are long (Lq, Lk >= 256: the UNet's spatial self-attention), else the fused kernel (cross
+// attention over 77 tokens, temporal attention over 16 frames, short sequences).
+AttnPath attention_path(const st2v_attention_args* a) {
+    const char* e = std::getenv("ST2V_CUDA_ATTN");
+    if (e && std::strcmp(e, "fused") == 0) return AttnPath::kFused;
+    if (e && std::strcmp(e, "gemm") == 0) return AttnPath::kGemm;
+    if (std::max(a->D, a->Dv) > 256) return AttnPath::kGemm;
+    return a->Lq >= 256 && a->Lk >= 256 ? AttnPath::kGemm : AttnPath::kFused;
+}
+int64_t attention_score_budget() {  // ST2V_CUDA_ATTN_SCORE_BYTES overrides (tests use a small one to force bands)
+    const char* e = std::getenv("ST2V_CUDA_ATTN_SCORE_BYTES");
+    if (e && *e) {
+        const long long v = std::atoll(e);
+        if (v >= 4) return v;
+    }
+    return kAttnScoreBytes;
+}
+
+// A device buffer for the scores: stream-ordered when the context allocates that way, else cudaMalloc and a
+// synchronised free.
+struct ScoreBuffer {
+    float* p = nullptr;
+    st2v_status alloc(size_t bytes) {
+        void* v = nullptr;
+        cudaError_t e = ctx().async_alloc ? cudaMallocAsync(&v, bytes, ctx().stream) : cudaMalloc(&v, bytes);
+        if (e != cudaSuccess) return from_cuda(e, "attention: score buffer");
+        p = static_cast<float*>(v);
+        return ST2V_OK;
+    }
+    ~ScoreBuffer() {
+        if (!p) return;
+        if (ctx().async_alloc) {
+            cudaFreeAsync(p, ctx().stream);
+        } else {
+            cudaStreamSynchronize(ctx().stream);
+            cudaFree(p);
+        }
+    }
+};
+
+st2v_status attention_gemm(const st2v_attention_args* a) {
+    const int64_t B = a->B, Lq = a->Lq, Lk = a->Lk, H = a->H, D = a->D, Dv = a->Dv;
+    const int64_t budget = std::max<int64_t>(attention_score_budget() / 4, Lk);  // floats; at least one row
+    const int64_t qb = std::min(Lq, budget / Lk);                                 // query rows per band
+    const int64_t G = qb == Lq ? std::max<int64_t>(1, std::min(B, budget / (Lq * Lk))) : 1;  // samples per group
+    ScoreBuffer sbuf;
+    if (st2v_status st = sbuf.alloc(sizeof(float) * static_cast<size_t>(G * qb * Lk))) return st;
+    const int64_t o_rs = H * Dv, o_bs = Lq * H * Dv;
+    for (int64_t h = 0; h < H; ++h)
+        for (int64_t b0 = 0; b0 < B; b0 += G) {
+            const int g = static_cast<int>(std::min(G, B - b0));
+            for (int64_t q0 = 0; q0 < Lq; q0 += qb) {
+                const int64_t rows = std::min(qb, Lq - q0);
+                st2v_gemm_args s{};  // S[rows, Lk] = scale * Q[q0:q0+rows, head h] K[:, head h]^T
+                s.M = rows, s.N = Lk, s.K = D;
+                s.d_a = a->d_q + b0 * a->q_bs + q0 * a->q_rs + h * D, s.lda = a->q_rs, s.a_type = ST2V_F32;
+                s.d_b = a->d_k + b0 * a->k_bs + h * D, s.ldb = a->k_rs, s.trans_b = 1, s.b_type = ST2V_F32;
+                s.d_c = sbuf.p, s.ldc = Lk, s.alpha = a->scale;
+                if (st2v_status st = gemm_strided_batched(&s, g, a->q_bs, a->k_bs, rows * Lk)) return st;
+                const int64_t srows = g * rows;
+                ST2V_LAUNCH(softmax_rows_kernel, static_cast<unsigned>(std::min<int64_t>(srows, 1 << 20)), kThreads, 0,
+                            ctx().stream, sbuf.p, srows, Lk);
+                ST2V_CU_LAUNCHED("softmax_rows_kernel");
+                st2v_gemm_args o{};  // O[q0:q0+rows, head h] = P[rows, Lk] V[:, head h]
+                o.M = rows, o.N = Dv, o.K = Lk;
+                o.d_a = sbuf.p, o.lda = Lk, o.a_type = ST2V_F32;
+                o.d_b = a->d_v + b0 * a->v_bs + h * Dv, o.ldb = a->v_rs, o.b_type = ST2V_F32;
+                o.d_c = a->d_o + b0 * o_bs + q0 * o_rs + h * Dv, o.ldc = o_rs, o.alpha = 1.f;
+                if (st2v_status st = gemm_strided_batched(&o, g, rows * Lk, a->v_bs, o_bs)) return st;
+            }
+        }
+    return ST2V_OK;
+}
+}  // namespace
+
 st2v_status k_attention(const st2v_attention_args* a) {
     if (a->B < 1 || a->Lq < 1 || a->Lk < 1 || a->H < 1 || a->D < 1 || a->Dv < 1)
         return fail(ST2V_E_INVALID_ARG, "attention: empty or negative sizes");
+    const int Dm = std::max(a->D, a->Dv);
+    if (attention_path(a) == AttnPath::kGemm) {
+        const st2v_status st = attention_gemm(a);
+        // cuBLASLt without an algorithm for these operands (ST2V_E_UNSUPPORTED, nothing launched that matters: the
+        // fused kernel rewrites all of O): the fused kernel when it can take the head width and was not ruled out
+        const char* e = std::getenv("ST2V_CUDA_ATTN");
+        if (st != ST2V_E_UNSUPPORTED || Dm > 256 || (e && std::strcmp(e, "gemm") == 0)) return st;
+    }
     if (a->B > 65535 || a->H > 65535 || (a->Lq + kWarps - 1) / kWarps > 0x7fffffff)
         return fail(ST2V_E_UNSUPPORTED, "attention: grid too large (B %lld, H %d)", (long long)a->B, a->H);
-    const int Dm = std::max(a->D, a->Dv);
     if (Dm <= 64) return launch_attention<2>(a);
     if (Dm <= 128) return launch_attention<4>(a);
     if (Dm <= 256) return launch_attention<8>(a);
-    return fail(ST2V_E_UNSUPPORTED, "attention: head width %d > 256", Dm);
+    return fail(ST2V_E_UNSUPPORTED, "attention: head width %d > 256 (the fused kernel's limit; ST2V_CUDA_ATTN=fused)", Dm);
 }
 
 }  // namespace st2v::cuda

@@ -25,8 +25,13 @@ struct st2v_emu_lt_layout {
     cudaDataType_t type;
     uint64_t rows, cols;
     int64_t ld;
+    int32_t batch = 1;    // CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT
+    int64_t stride = 0;   // CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET (elements)
 };
-struct st2v_emu_lt_pref { uint64_t max_workspace = 0; };
+struct st2v_emu_lt_pref {
+    uint64_t max_workspace = 0;
+    uint32_t align[4] = {256, 256, 256, 256};  // MIN_ALIGNMENT_{A,B,C,D}_BYTES
+};
 
 namespace {
 
@@ -72,10 +77,16 @@ void store(void* p, cudaDataType_t t, size_t i, float v) {
     else static_cast<float*>(p)[i] = v;
 }
 
-// Bytes a column-major rows x cols matrix with leading dimension ld spans.
-size_t span(const st2v_emu_lt_layout* l) {
+// Bytes one column-major rows x cols matrix with leading dimension ld spans.
+size_t span1(const st2v_emu_lt_layout* l) {
     if (l->rows == 0 || l->cols == 0) return 0;
     return type_bytes(l->type) * (static_cast<size_t>(l->ld) * (l->cols - 1) + l->rows);
+}
+// Bytes from the first matrix of the batch to the end of the last (strides are >= 0, checked in validate).
+size_t span(const st2v_emu_lt_layout* l) {
+    const size_t one = span1(l);
+    if (one == 0) return 0;
+    return one + type_bytes(l->type) * static_cast<size_t>(l->stride) * static_cast<size_t>(l->batch - 1);
 }
 
 struct Problem {
@@ -112,6 +123,13 @@ cublasStatus_t validate(cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t a, cubla
         if (l->ld < static_cast<int64_t>(l->rows < 1 ? 1 : l->rows))
             return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "leading dimension %lld < %llu rows (column-major)",
                            (long long)l->ld, (unsigned long long)l->rows);
+    for (const auto* l : {a, b, c, d})
+        if (l->batch != d->batch || l->stride < 0)
+            return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "batch count %d (stride %lld) against D's %d: every layout "
+                           "needs the same batch count", l->batch, (long long)l->stride, d->batch);
+    if (d->batch > 1 && d->stride < static_cast<int64_t>(d->ld * (d->cols - 1) + d->rows))
+        return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "D's batch stride %lld is smaller than one matrix: outputs overlap",
+                       (long long)d->stride);
     switch (op->epilogue) {
         case CUBLASLT_EPILOGUE_DEFAULT:
         case CUBLASLT_EPILOGUE_RELU:
@@ -276,6 +294,25 @@ cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l) {
     delete l;
     return CUBLAS_STATUS_SUCCESS;
 }
+cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t attr,
+                                                const void* buf, size_t size) {
+    if (!l || !buf) return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "MatrixLayoutSetAttribute: null argument");
+    if (attr == CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT) {
+        if (size != 4) return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "BATCH_COUNT takes an int32_t, got %zu bytes", size);
+        int32_t v;
+        std::memcpy(&v, buf, 4);
+        if (v < 1) return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "BATCH_COUNT %d < 1", v);
+        l->batch = v;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    if (attr == CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET) {
+        if (size != 8)
+            return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "STRIDED_BATCH_OFFSET takes an int64_t, got %zu bytes", size);
+        std::memcpy(&l->stride, buf, 8);
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    return lt_fail(CUBLAS_STATUS_NOT_SUPPORTED, "matrix layout attribute %d is not emulated", static_cast<int>(attr));
+}
 cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* p) {
     if (!p) return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "MatmulPreferenceCreate: null output");
     *p = new st2v_emu_lt_pref;
@@ -296,6 +333,14 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
         return CUBLAS_STATUS_SUCCESS;
     }
     if (attr == CUBLASLT_MATMUL_PREF_SEARCH_MODE) return CUBLAS_STATUS_SUCCESS;
+    if (attr >= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES && attr <= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES) {
+        if (size != 4) return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "MIN_ALIGNMENT takes a uint32_t, got %zu bytes", size);
+        uint32_t v;
+        std::memcpy(&v, buf, 4);
+        if (v == 0 || (v & (v - 1)) != 0) return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "MIN_ALIGNMENT %u is not a power of two", v);
+        p->align[attr - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES] = v;
+        return CUBLAS_STATUS_SUCCESS;
+    }
     return lt_fail(CUBLAS_STATUS_NOT_SUPPORTED, "preference attribute %d is not emulated", static_cast<int>(attr));
 }
 
@@ -310,6 +355,9 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
     if (validate(op, a, b, c, d, &pr) != CUBLAS_STATUS_SUCCESS) return CUBLAS_STATUS_NOT_SUPPORTED;
     std::memset(&results[0], 0, sizeof results[0]);
     results[0].algo.data[0] = kAlgoMagic;
+    // the alignments the algorithm was chosen for: cublasLtMatmul checks the operands against them (an algorithm
+    // picked for 256-byte operands may use vector loads that fault on a less aligned one)
+    for (int i = 0; i < 4; ++i) results[0].algo.data[1 + i] = pref->align[i];
     results[0].workspaceSize = 0;
     results[0].state = CUBLAS_STATUS_SUCCESS;
     results[0].wavesCount = 1.0f;
@@ -354,6 +402,20 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
         return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "in-place C == D needs ldc == ldd (%lld vs %lld)",
                 (long long)cd->ld,
                        (long long)dd->ld);
+    if (algo) {
+        const void* ptrs[4] = {A, B, C, D};
+        const st2v_emu_lt_layout* ls[4] = {ad, bd, cd, dd};
+        for (int i = 0; i < 4; ++i) {
+            if (i == 2 && beta == 0.0f) continue;  // C is not read
+            const uint64_t need = algo->data[1 + i];
+            uint64_t v = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(ptrs[i]));
+            if (ls[i]->batch > 1) v |= static_cast<uint64_t>(ls[i]->stride) * type_bytes(ls[i]->type);
+            if (need > 1 && v % need != 0)
+                return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "matrix %c (%p, batch stride %lld) is not aligned to the %llu "
+                               "bytes its algorithm was chosen for (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_%c_BYTES)",
+                               "ABCD"[i], ptrs[i], (long long)ls[i]->stride, (unsigned long long)need, "ABCD"[i]);
+        }
+    }
     if (overlaps(D, sd, A, sa) || overlaps(D, sd, B, sb))
         return lt_fail(CUBLAS_STATUS_INVALID_VALUE, "D overlaps A or B");
     const bool has_bias = op->epilogue & CUBLASLT_EPILOGUE_BIAS;
@@ -367,6 +429,14 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
     const uint64_t kp = (k + 7) / 8 * 8;
     std::vector<float> at(m * kp, 0.f), bt(n * kp, 0.f), acc(m * n, 0.f);
     const bool ta = op->transa != CUBLAS_OP_N, tb = op->transb != CUBLAS_OP_N;
+    const void *A0 = A, *B0 = B, *C0 = C;
+    void* D0 = D;
+    for (int32_t bi = 0; bi < dd->batch; ++bi) {
+    auto at_batch = [&](const void* p, const st2v_emu_lt_layout* l) -> const void* {
+        return p ? static_cast<const char*>(p) + type_bytes(l->type) * static_cast<size_t>(l->stride) * bi : p;
+    };
+    A = at_batch(A0, ad), B = at_batch(B0, bd), C = at_batch(C0, cd);
+    D = const_cast<void*>(at_batch(D0, dd));
     for (uint64_t i = 0; i < m; ++i)
         for (uint64_t p = 0; p < k; ++p)  // op(A)(i, p) = A(i, p) or A(p, i); A(r, c) = A[r + c * lda]
             at[i * kp + p] = load(A, ad->type, ta ? p + i * ad->ld : i + p * ad->ld);
@@ -389,6 +459,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
                 v = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
             store(D, dd->type, i + j * dd->ld, v);
         }
+    }  // batch
     return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -400,6 +400,22 @@ void check_gemm_layouts() {
     }
 }
 
+// Sets ST2V_CUDA_ATTN (the library reads it at every attention call) for one scope; restores the previous value.
+struct AttnPathScope {
+    std::string prev;
+    bool had = false;
+    explicit AttnPathScope(const char* var, const char* value) : var_(var) {
+        if (const char* e = std::getenv(var)) had = true, prev = e;
+        if (value) setenv(var, value, 1);
+        else unsetenv(var);
+    }
+    ~AttnPathScope() {
+        if (had) setenv(var_, prev.c_str(), 1);
+        else unsetenv(var_);
+    }
+    const char* var_;
+};
+
 void check_attention(bool quick) {
     const st2v_backend_api& api = backend::cuda();
     struct Ac { int64_t B, Lq, Lk; int H, D; const char* what; };
@@ -407,42 +423,74 @@ void check_attention(bool quick) {
                              {2, 1024, 77, 5, 64, "cross (77 text tokens)"},
                              {2 * 256, 16, 16, 5, 64, "temporal 16 frames"},
                              {3, 37, 53, 2, 40, "odd sizes"},
-                             {1, 64, 300, 1, 160, "wide head"}};
-    if (quick) cases = {cases[1], cases[3]};
-    run_case("attention_views", [&] {
-        // q, k, v as column slices of one fused [B, L, 3*H*D] projection: row stride 3*H*D.
-        const int64_t B = 2, L = 256;
-        const int H = 5, D = 64, HD = H * D;
-        Tensor qkv = randn({B, L, 3 * HD});
-        Tensor q = qkv.slice(2, 0, HD), k = qkv.slice(2, HD, 2 * HD), v = qkv.slice(2, 2 * HD, 3 * HD);
-        const float scale = 1.f / std::sqrt(float(D));
-        Tensor ref = ops::attention(q, k, v, H, scale);
-        DeviceBuffer dqkv = up(qkv), dout(ref.nbytes());
-        st2v_attention_args a{};
-        a.B = B, a.Lq = L, a.Lk = L, a.H = H, a.D = D, a.Dv = D;
-        a.d_q = dqkv.f32(), a.q_rs = 3 * HD, a.q_bs = L * 3 * HD;
-        a.d_k = dqkv.f32() + HD, a.k_rs = 3 * HD, a.k_bs = L * 3 * HD;
-        a.d_v = dqkv.f32() + 2 * HD, a.v_rs = 3 * HD, a.v_bs = L * 3 * HD;
-        a.d_o = dout.f32(), a.scale = scale;
-        double ms = time_ms([&] { backend::check(api.attention(&a), "attention"); });
-        report("attention_views", shp({B, L, L, H, D}) + " fused qkv rows", ref.f32(), down(dout, ref.numel()).data(),
-               ref.numel(), ms);
-    });
-    for (const Ac& c : cases) {
-        run_case("attention", [&] {
-            Tensor q = randn({c.B, c.Lq, c.H * c.D}), k = randn({c.B, c.Lk, c.H * c.D}), v = randn({c.B, c.Lk, c.H * c.D});
+                             {1, 64, 300, 1, 160, "wide head"},
+                             {3, 261, 259, 2, 37, "odd head width, unaligned head columns"}};
+    if (quick) cases = {cases[1], cases[3], cases[5]};
+    // Both algorithms on every case: the fused online-softmax kernel and the GEMM path (cuBLASLt S = QK^T, row
+    // softmax, PV); op "attention" is the fused one, "attention_gemm" the GEMM path.
+    auto run = [&](const char* op, const Ac& c, const char* what, bool views) {
+        run_case(op, [&] {
+            const int64_t HD = int64_t(c.H) * c.D, rs = views ? 3 * HD : HD;
+            // views: q, k, v as column slices of one fused [B, L, 3*H*D] projection (row stride 3*H*D; Lq == Lk)
+            Tensor qkv = views ? randn({c.B, c.Lq, 3 * HD}) : Tensor();
+            Tensor q = views ? qkv.slice(2, 0, HD) : randn({c.B, c.Lq, HD});
+            Tensor k = views ? qkv.slice(2, HD, 2 * HD) : randn({c.B, c.Lk, HD});
+            Tensor v = views ? qkv.slice(2, 2 * HD, 3 * HD) : randn({c.B, c.Lk, HD});
             const float scale = 1.f / std::sqrt(float(c.D));
             Tensor ref = ops::attention(q, k, v, c.H, scale);
-            DeviceBuffer dq = up(q), dk = up(k), dv = up(v), dout(ref.nbytes());
+            DeviceBuffer dqkv = views ? up(qkv) : DeviceBuffer(), dq = views ? DeviceBuffer() : up(q),
+                         dk = views ? DeviceBuffer() : up(k), dv = views ? DeviceBuffer() : up(v), dout(ref.nbytes());
             st2v_attention_args a{};
             a.B = c.B, a.Lq = c.Lq, a.Lk = c.Lk, a.H = c.H, a.D = c.D, a.Dv = c.D;
-            a.d_q = dq.f32(), a.q_rs = c.H * c.D, a.q_bs = c.Lq * c.H * c.D;
-            a.d_k = dk.f32(), a.k_rs = c.H * c.D, a.k_bs = c.Lk * c.H * c.D;
-            a.d_v = dv.f32(), a.v_rs = c.H * c.D, a.v_bs = c.Lk * c.H * c.D;
+            a.d_q = views ? dqkv.f32() : dq.f32(), a.q_rs = rs, a.q_bs = c.Lq * rs;
+            a.d_k = views ? dqkv.f32() + HD : dk.f32(), a.k_rs = rs, a.k_bs = c.Lk * rs;
+            a.d_v = views ? dqkv.f32() + 2 * HD : dv.f32(), a.v_rs = rs, a.v_bs = c.Lk * rs;
             a.d_o = dout.f32(), a.scale = scale;
             double ms = time_ms([&] { backend::check(api.attention(&a), "attention"); });
-            report("attention", shp({c.B, c.Lq, c.Lk, c.H, c.D}) + " " + c.what, ref.f32(),
-                   down(dout, ref.numel()).data(), ref.numel(), ms);
+            report(op, shp({c.B, c.Lq, c.Lk, c.H, c.D}) + " " + what, ref.f32(), down(dout, ref.numel()).data(),
+                   ref.numel(), ms);
+        });
+    };
+    {
+        const AttnPathScope path("ST2V_CUDA_ATTN", "fused");
+        run("attention", {2, 256, 256, 5, 64, ""}, "fused qkv rows", true);
+        for (const Ac& c : cases) run("attention", c, c.what, false);
+    }
+    {
+        const AttnPathScope path("ST2V_CUDA_ATTN", "gemm");
+        run("attention_gemm", {2, 256, 256, 5, 64, ""}, "fused qkv rows", true);
+        for (const Ac& c : cases) run("attention_gemm", c, c.what, false);
+        // scores in bands: a budget of 3 rows of one (sample, head) at a time (ST2V_CUDA_ATTN_SCORE_BYTES)
+        const AttnPathScope budget("ST2V_CUDA_ATTN_SCORE_BYTES", "3108");  // 3 x 259 floats
+        run("attention_gemm", {2, 37, 259, 3, 24, ""}, "score bands of 3 query rows", false);
+    }
+    {
+        // a group of 2 of 3 samples per score buffer
+        const AttnPathScope path("ST2V_CUDA_ATTN", "gemm");
+        const AttnPathScope budget("ST2V_CUDA_ATTN_SCORE_BYTES", "40000");  // 2 x 37 x 131 floats = 38776 bytes
+        run("attention_gemm", {3, 37, 131, 2, 24, ""}, "score groups of 2 samples", false);
+    }
+    {
+        // the default choice: a head wider than the fused kernel's 256 (the VAE's single 512-wide head) takes the
+        // GEMM path; the fused kernel refuses it by name
+        const AttnPathScope path("ST2V_CUDA_ATTN", nullptr);
+        run("attention_default", {1, 64, 64, 1, 512, ""}, "head width 512 (VAE mid-block)", false);
+        run("attention_default", {2, 300, 256, 2, 64, ""}, "long sequences: GEMM path", false);
+        run("attention_default", {2, 300, 77, 2, 64, ""}, "cross attention: fused kernel", false);
+        const AttnPathScope fused("ST2V_CUDA_ATTN", "fused");
+        run_case("attention_width_limit", [&] {
+            DeviceBuffer dq(64 * 512 * 4), dout(64 * 512 * 4);
+            st2v_attention_args a{};
+            a.B = 1, a.Lq = 64, a.Lk = 64, a.H = 1, a.D = 512, a.Dv = 512;
+            a.d_q = a.d_k = a.d_v = dq.f32(), a.q_rs = a.k_rs = a.v_rs = 512, a.q_bs = a.k_bs = a.v_bs = 64 * 512;
+            a.d_o = dout.f32(), a.scale = 1.f;
+            const st2v_status st = api.attention(&a);
+            const std::string msg = st == ST2V_OK ? "" : api.last_error();
+            const bool pass = st == ST2V_E_UNSUPPORTED && msg.find("head width 512") != std::string::npos;
+            (pass ? g_passed : g_failed)++;
+            std::printf("{\"op\": \"attention_width_limit\", \"shape\": \"[1,64,64,1,512] fused\", \"pass\": %s, "
+                        "\"status\": %d}\n", pass ? "true" : "false", static_cast<int>(st));
+            std::fflush(stdout);
         });
     }
 }

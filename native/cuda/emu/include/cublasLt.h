@@ -3,7 +3,8 @@
 // leading dimensions, D = epilogue(alpha * op(A) op(B) + beta * C (+ bias per row of D)), op from the matmul
 // descriptor's TRANSA/TRANSB, A/B in fp32/fp16/bf16 with fp32 compute. It validates what cuBLASLt validates
 // (shapes of op(A), op(B), C and D agree; ld >= rows; supported type combinations; in-place C == D needs the same
-// layout) and, beyond that, that every matrix fits inside its cudaMalloc allocation. Enumerator values are
+// layout; strided batches: the same batch count on A, B, C and D) and, beyond that, that every matrix of every
+// batch fits inside its cudaMalloc allocation. Enumerator values are
 // CUDA 13's. The functions are exported so that cublaslt.cpp finds them with dlsym in this very library.
 #pragma once
 #include <stddef.h>
@@ -57,10 +58,26 @@ typedef enum {
     CUBLASLT_EPILOGUE_GELU_BIAS = 36,
 } cublasLtEpilogue_t;
 
+typedef enum {
+    CUBLASLT_MATRIX_LAYOUT_TYPE = 0,
+    CUBLASLT_MATRIX_LAYOUT_ORDER = 1,
+    CUBLASLT_MATRIX_LAYOUT_ROWS = 2,
+    CUBLASLT_MATRIX_LAYOUT_COLS = 3,
+    CUBLASLT_MATRIX_LAYOUT_LD = 4,
+    CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT = 5,            // int32_t, default 1
+    CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET = 6,   // int64_t elements between matrices, default 0
+} cublasLtMatrixLayoutAttribute_t;
+
 typedef enum { CUBLASLT_POINTER_MODE_HOST = 0, CUBLASLT_POINTER_MODE_DEVICE = 1 } cublasLtPointerMode_t;
 
-typedef enum { CUBLASLT_MATMUL_PREF_SEARCH_MODE = 0,
-        CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1 } cublasLtMatmulPreferenceAttributes_t;
+typedef enum {
+    CUBLASLT_MATMUL_PREF_SEARCH_MODE = 0,
+    CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1,
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES = 5,  // uint32_t, default 256
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES = 6,
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES = 7,
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES = 8,
+} cublasLtMatmulPreferenceAttributes_t;
 
 typedef struct st2v_emu_lt_handle* cublasLtHandle_t;
 typedef struct st2v_emu_lt_matmul_desc* cublasLtMatmulDesc_t;
@@ -94,6 +111,9 @@ ST2V_LT_EXPORT cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_
 ST2V_LT_EXPORT cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* layout, cudaDataType type,
                                                          uint64_t rows, uint64_t cols, int64_t ld);
 ST2V_LT_EXPORT cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout);
+ST2V_LT_EXPORT cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout,
+                                                               cublasLtMatrixLayoutAttribute_t attr, const void* buf,
+                                                               size_t size);
 ST2V_LT_EXPORT cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* pref);
 ST2V_LT_EXPORT cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref);
 ST2V_LT_EXPORT cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
