@@ -34,8 +34,8 @@ export interface EnhanceOptions extends GenerateEnhanceOptions {
   /** Opt in to the untrained built-in enhancer (model null only). Defaults to `false`. */
   untrained?: boolean;
   /**
-   * Where the enhancer's denoiser runs: 'cpu', 'cuda' (the CUDA backend, f32 weights; the text encoder, VAE, solver
-   * and blending stay on the CPU; rejects with St2vError ERR_NO_CUDA, before loading the model, without a usable
+   * Where the enhancer's denoiser and the VAE run: 'cpu', 'cuda' (the CUDA backend, f32 weights; the text encoder,
+   * solver and blending stay on the CPU; rejects with St2vError ERR_NO_CUDA, before loading the model, without a usable
    * GPU), or 'auto' (currently always the CPU: the CUDA denoiser is checked against the CPU under a CPU emulation of
    * CUDA but has not yet run on a GPU, see docs/cuda.md). Defaults to `'auto'`.
    */

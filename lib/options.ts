@@ -21,7 +21,7 @@ export interface LoadOptions {
   cacheDir?: string;
   /**
    * Compute backend: 'cpu', 'cuda' (an NVIDIA GPU through the CUDA backend library: the stage-1 and stage-2
-   * denoisers (UNet3D, CAM), and generate({enhance})'s enhancer denoiser, run there with fp32 weights, encoders, samplers and the VAE on the CPU; fails with
+   * denoisers (UNet3D, CAM), generate({enhance})'s enhancer denoiser and the VAE run there with fp32 weights, text / image encoders and samplers on the CPU; fails with
    * St2vError ERR_NO_CUDA naming what is missing when there is no usable GPU, driver, cuBLASLt or CUDA build), or
    * 'auto' (currently always the CPU: the CUDA path is checked against the CPU under a CPU emulation of CUDA but
    * has not yet run on a GPU, see docs/cuda.md). Defaults to `'auto'`.

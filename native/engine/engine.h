@@ -28,7 +28,7 @@ struct LoadOptions {
     std::string dtype = "auto";  // weights kept as stored ("auto"), or converted to f32/f16/bf16
     bool strict = true;
     // "cpu", or "cuda": the stage-1 and stage-2 denoisers (UNet3D, CAM) run on the CUDA backend (weights resident
-    // on the GPU in `cuda_dtype`); text/image encoders, samplers and the VAE stay on the CPU. ERR_NO_CUDA without
+    // on the GPU in `cuda_dtype`), and so does the VAE decode (f32); text/image encoders and samplers stay on the CPU. ERR_NO_CUDA without
     // a usable GPU / CUDA library.
     std::string backend = "cpu";
     std::string cuda_dtype = "f32";  // "f32" (parity with the CPU) or "bf16"

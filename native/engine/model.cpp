@@ -13,6 +13,7 @@
 #include "models/clip/clip.h"
 #include "models/t2v/device_unet3d.h"
 #include "models/t2v/unet3d.h"
+#include "models/vae/device_vae.h"
 #include "models/vae/vae.h"
 
 namespace st2v::engine {
@@ -102,7 +103,10 @@ class StreamingT2VModel : public Model {
         if (cam_) cam = std::make_unique<t2v::DeviceCamNet>(w_, "unet.", dt);
         std::unique_ptr<t2v::DeviceUNet3D> s1;
         if (stage1_) s1 = std::make_unique<t2v::DeviceUNet3D>(stage1_w_, "base_model.", dt);
+        // the VAE decode of every chunk too (f32 weights whatever the denoisers' dtype: vae/device_vae.h)
+        auto dvae = std::make_unique<vae::DeviceAutoencoderKL>(*vae_);
         dev_econd_ = t2v::DeviceECondCache();  // features of the previous device CAM (if any) go with it
+        dev_vae_ = std::move(dvae);
         dev_unet_ = std::move(unet);
         dev_cam_ = std::move(cam);
         dev_stage1_ = std::move(s1);
@@ -122,7 +126,7 @@ class StreamingT2VModel : public Model {
         info.components.insert(info.components.begin(), "base");
         info.stage1_model = true;
     }
-    Tensor decode(const Tensor& z) override { return vae_->decode(z); }
+    Tensor decode(const Tensor& z) override { return dev_vae_ ? dev_vae_->decode_host(z) : vae_->decode(z); }
     float vae_scale() const override { return vae_->config().scaling_factor; }
 
   private:
@@ -155,6 +159,7 @@ class StreamingT2VModel : public Model {
     std::unique_ptr<t2v::DeviceUNet3D> dev_unet_, dev_stage1_;
     std::unique_ptr<t2v::DeviceCamNet> dev_cam_;
     t2v::DeviceECondCache dev_econd_;  // E_cond of the current chunk's conditioning frames, on the device
+    std::unique_ptr<vae::DeviceAutoencoderKL> dev_vae_;
 };
 }  // namespace
 

@@ -13,9 +13,9 @@
 // ERR_WEIGHTS_MISSING too, unless opts.untrained is true, which selects a tiny enhancer of the real architecture
 // with seeded random (UNTRAINED) weights next to the built-in default model's text encoder and VAE (for tests and
 // demos of the plumbing; its prompts are tokenised by the default model's byte-level tokenizer from opts.prompt /
-// opts.negativePrompt). opts.backend 'cuda' runs the enhancer's denoiser (DeviceVid2VidUNet, f32 resident weights) on
-// the CUDA backend and rejects with ERR_NO_CUDA, before loading anything, without a usable one; text encoder, VAE,
-// solver and blending stay on the CPU. The summary says which backend ran ({untrained, backend, frames, ...}).
+// opts.negativePrompt). opts.backend 'cuda' runs the enhancer's denoiser (DeviceVid2VidUNet) and the VAE
+// (DeviceAutoencoderKL), f32 resident weights, on the CUDA backend and rejects with ERR_NO_CUDA, before loading
+// anything, without a usable one; text encoder, solver and blending stay on the CPU. The summary says which backend ran ({untrained, backend, frames, ...}).
 #include <napi.h>
 
 #include <atomic>
@@ -34,6 +34,7 @@
 #include "models/clip/clip.h"
 #include "models/enhancer/device_vid2vid.h"
 #include "models/enhancer/pipeline.h"
+#include "models/vae/device_vae.h"
 #include "napi/common.h"
 
 namespace st2v::napi {
@@ -240,10 +241,14 @@ Napi::Value EnhanceVideo(const Napi::CallbackInfo& info) {
             PendingEvents::WaitAll wait{cbs};
             if (backend_name == "cuda") (void)backend::cuda();  // ERR_NO_CUDA before loading anything
             std::unique_ptr<Loaded> L = untrained ? builtin_untrained_enhancer(ff_chunk) : load_enhancer(dir, ff_chunk);
-            // the denoiser on the device: bound by the CPU model (its checks), uploaded once; text encoder and VAE
-            // stay on the CPU
+            // the denoiser and the VAE on the device: bound by the CPU models (their checks), uploaded once; the text
+            // encoder, solver and blending stay on the CPU
             std::unique_ptr<enhancer::DeviceVid2VidUNet> dev;
-            if (backend_name == "cuda") dev = std::make_unique<enhancer::DeviceVid2VidUNet>(*L->unet, DType::F32);
+            std::unique_ptr<vae::DeviceAutoencoderKL> dev_vae;
+            if (backend_name == "cuda") {
+                dev = std::make_unique<enhancer::DeviceVid2VidUNet>(*L->unet, DType::F32);
+                dev_vae = std::make_unique<vae::DeviceAutoencoderKL>(*L->vae);
+            }
             std::vector<int32_t> p_ids = pids, n_ids = nids;
             if (untrained) {  // the default model's byte-level tokenizer; "<prompt>, " as the official
                 std::unique_ptr<engine::Model> dm = engine::make_default_model();
@@ -254,7 +259,7 @@ Napi::Value EnhanceVideo(const Napi::CallbackInfo& info) {
             const size_t base = tensor_bytes_live();
             tensor_bytes_reset_peak();
             enhancer::EnhanceStream s(
-                {L->unet.get(), L->vae.get(), dev.get()}, y, yn, o,
+                {L->unet.get(), L->vae.get(), dev.get(), dev_vae.get()}, y, yn, o,
                 [&](const Tensor& f, int64_t first) {
                     auto* ev = new EnhEvent();
                     ev->is_frames = true;

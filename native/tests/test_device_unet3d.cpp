@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "models/streamingt2v/config.h"
 #include "models/t2v/device_unet3d.h"
+#include "models/vae/device_vae.h"
 
 using namespace st2v;
 
@@ -36,4 +37,11 @@ TEST(DeviceUNet3D, WithoutCudaThrowsErrNoCuda) {
         }
         EXPECT_EQ(code_of([&] { t2v::DeviceCamNet c(w, "unet.", dt); }), Code::kNoCuda);
     }
+}
+
+TEST(DeviceAutoencoderKL, WithoutCudaThrowsErrNoCuda) {
+    if (backend::cuda_status().available) GTEST_SKIP() << "a usable CUDA backend is present: " << backend::cuda_status().message;
+    const io::WeightStore w = vae::make_random_vae({32, 64}, 1, 3);
+    const vae::AutoencoderKL cpu(w, "vae.", 32);
+    EXPECT_EQ(code_of([&] { vae::DeviceAutoencoderKL d(cpu); }), Code::kNoCuda);
 }

@@ -34,7 +34,7 @@ maybe('emulated CUDA: cudaStatus says emulated, Engine.load({ backend: "cuda" })
   }
 });
 
-maybe('emulated CUDA: enhance({ backend: "cuda" }) runs the enhancer denoiser on the device, the CPU result within 1 in uint8', async (t) => {
+maybe('emulated CUDA: enhance({ backend: "cuda" }) runs the enhancer denoiser and VAE on the device, the CPU result within 1 in uint8', async (t) => {
   // the untrained built-in enhancer at its smallest: 4 frames of 32x32 (latent 4x4), one chunk, one solver step
   const frames = 4, w = 32, h = 32;
   const data = new Uint8Array(frames * w * h * 3);

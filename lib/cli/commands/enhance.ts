@@ -80,7 +80,7 @@ export function register(program: Command): void {
     .option('--size <WxH>', 'output size', '1280x720')
     .option('--fps <n>', 'output frame rate (default: the input rate, else 8)')
     .option('--untrained', 'without --model: run the built-in tiny enhancer with random, UNTRAINED weights (plumbing test only)')
-    .addOption(new Option('--backend <name>', "where the enhancer's denoiser runs: 'cuda' fails with ERR_NO_CUDA without a usable GPU (default auto = cpu)").choices(['auto', 'cpu', 'cuda']))
+    .addOption(new Option('--backend <name>', "where the enhancer's denoiser and VAE run: 'cuda' fails with ERR_NO_CUDA without a usable GPU (default auto = cpu)").choices(['auto', 'cpu', 'cuda']))
     .option('-q, --quiet', 'no progress output')
     .action(async (input: string, o: EnhanceCliOptions) => {
       const steps = intOpt('--steps', o.steps, 1, 1000);

@@ -25,6 +25,9 @@
 //   enhancer/forward_host_b1  the pipeline's call: one sample, host tensors in and out
 //   enhancer/pipeline         enhancer::EnhanceStream end to end (2 chunks, randomized blending, 2 solver steps, VAE)
 //                             with the device denoiser, against the CPU pipeline (f32 weights only)
+//   enhancer/pipeline_device_vae  the same with the VAE's encode / decode on the device too
+//   vae/decode_b2, vae/decode_host, vae/encode_host  vae::DeviceAutoencoderKL against the CPU AutoencoderKL (a
+//                             512-wide mid-block attention head: the GEMM attention path)
 // each with resident f32 weights (tolerance 1e-4 * max(1, max|ref|), the project's parity bound) and bf16 weights
 // (tolerance 2e-2 * max|ref|: "bf16 within 2e-2 relative to the output scale", issue 11). The reference is the
 // CPU fp32 forward. One JSON line per case:
@@ -68,6 +71,7 @@
 #include "models/streamingt2v/config.h"
 #include "models/t2v/device_unet3d.h"
 #include "models/t2v/unet3d.h"
+#include "models/vae/device_vae.h"
 #include "models/vae/vae.h"
 #include "ops/ops.h"
 #include "runtime/rng.h"
@@ -270,6 +274,50 @@ void check_enhance_pipeline(uint64_t seed) {
         d.finite = false;
     }
     report("enhancer/pipeline", DType::F32, d, now_ms() - a, ms_cpu);
+    // and with the VAE on the device too (EnhancerModels::device_vae): 6 frames encoded, 6 decoded there
+    const vae::DeviceAutoencoderKL dvae(vae);
+    a = now_ms();
+    std::vector<Tensor> out;
+    enhancer::EnhanceStream st({&unet, &vae, &dev, &dvae}, y, yn, o, [&](const Tensor& f, int64_t) { out.push_back(f.contiguous()); });
+    st.push(frames);
+    st.finish();
+    Diff dv;
+    dv.add(ref, ops::concat(out, 0));
+    if (dvae.calls() != 12) {
+        std::fprintf(stderr, "enhancer/pipeline_device_vae: %lld device VAE calls, expected 12\n", (long long)dvae.calls());
+        dv.finite = false;
+    }
+    report("enhancer/pipeline_device_vae", DType::F32, dv, now_ms() - a, ms_cpu);
+}
+
+// The VAE on the device (vae::DeviceAutoencoderKL) against the CPU AutoencoderKL, random weights with a 512-wide last
+// level (the mid-block's single attention head is as wide as SD 2.1's, past the fused attention kernel's 256: the
+// GEMM attention path) and 32 channels at full resolution: decode of 2 latents [4, 8, 8] on the device in one batch
+// and through decode_host (one sample at a time, the pipelines' call), encode (quant_conv moments and the posterior)
+// of 2 images [3, 16, 16]. f32 weights (the device VAE always widens to f32).
+void check_vae(uint64_t seed) {
+    const io::WeightStore vw = vae::make_random_vae({32, 512}, 1, seed);
+    const vae::AutoencoderKL cpu(vw, "vae.", 32);
+    runtime::TorchGenerator g(seed + 1);
+    const Tensor z = randn(g, {2, 4, 8, 8}), x = randn(g, {2, 3, 16, 16}, 0.5f);
+    double a = now_ms();
+    const Tensor img = cpu.decode(z);
+    const vae::Posterior post = cpu.encode(x);
+    const double ms_cpu = now_ms() - a;
+    const vae::DeviceAutoencoderKL dev(cpu);
+    DeviceTensor dimg;
+    const double ms = timed(g_reps, [&] { dimg = dev.decode(DeviceTensor::from_host(z)); });
+    Diff d;
+    d.add(img, dimg.to_host());
+    report("vae/decode_b2", DType::F32, d, ms, ms_cpu);
+    Diff dh;
+    dh.add(img, dev.decode_host(z));
+    report("vae/decode_host", DType::F32, dh, 0, 0);
+    const vae::Posterior dp = dev.encode_host(x);
+    Diff de;
+    de.add(post.moments, dp.moments);
+    de.add(post.std, dp.std);
+    report("vae/encode_host", DType::F32, de, 0, 0);
 }
 
 // One config: CPU reference once (fp32), then the device in f32 and bf16.
@@ -627,6 +675,7 @@ int main(int argc, char** argv) {
         if (only.empty() || only == "enhancer") {
             check_enhancer(13);
             check_enhance_pipeline(14);
+            check_vae(15);
         }
     } catch (const Error& e) {
         std::printf("{\"case\": \"error\", \"error\": \"%s\", \"message\": \"%s\"}\n", code_name(e.code()),

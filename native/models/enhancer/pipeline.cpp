@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "models/enhancer/device_vid2vid.h"
+#include "models/vae/device_vae.h"
 #include "ops/ops.h"
 #include "runtime/blend.h"
 
@@ -258,7 +259,9 @@ Tensor EnhanceStream::encode_window(int64_t n_frames) {
         const bool tiled = o_.vae_tile > 0 && (o_.height / m_.vae->factor() > o_.vae_tile || o_.width / m_.vae->factor() > o_.vae_tile);
         vae::TileOptions to;
         to.latent_tile = o_.vae_tile;
-        vae::Posterior post = tiled ? m_.vae->encode_tiled(px, to) : m_.vae->encode(px);
+        vae::Posterior post = m_.device_vae ? m_.device_vae->encode_host(px)
+                              : tiled      ? m_.vae->encode_tiled(px, to)
+                                           : m_.vae->encode(px);
         Tensor n = noise_.vae_sample ? noise_.vae_sample(window_idx_, consumed_ + have + i, post.mean.shape())
                                      : gen_.randn(post.mean.shape());
         Tensor z = ops::scale(vae::AutoencoderKL::sample(post, n), scale);
@@ -288,7 +291,7 @@ void EnhanceStream::emit(const Tensor& latents, int64_t from, int64_t to) {
     for (int64_t i = from; i < to; ++i) {
         check_cancel();
         Tensor z = ops::scale(latents.select(2, i).contiguous(), inv);  // [1, 4, h, w]
-        Tensor img = tiled ? m_.vae->decode_tiled(z, to_) : m_.vae->decode(z);
+        Tensor img = m_.device_vae ? m_.device_vae->decode_host(z) : tiled ? m_.vae->decode_tiled(z, to_) : m_.vae->decode(z);
         std::copy(img.f32(), img.f32() + per, out.f32() + (i - from) * per);
     }
     const int64_t first = emitted_;

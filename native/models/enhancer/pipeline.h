@@ -46,6 +46,9 @@
 #include "models/vae/vae.h"
 #include "runtime/enhancer_sampling.h"
 
+namespace st2v::vae {
+class DeviceAutoencoderKL;
+}
 namespace st2v::enhancer {
 class DeviceVid2VidUNet;
 
@@ -82,6 +85,7 @@ struct EnhancerModels {
     const Vid2VidUNet* unet = nullptr;            // required (its config; the CPU denoiser)
     const vae::AutoencoderKL* vae = nullptr;
     const DeviceVid2VidUNet* device_unet = nullptr;  // set: the denoiser's forwards run on the CUDA backend instead
+    const vae::DeviceAutoencoderKL* device_vae = nullptr;  // set: the frames' encode / decode run there (untiled)
 };
 
 // Text conditioning: OpenCLIP penultimate embedding (the canonical text encoder has the first L−1 blocks +

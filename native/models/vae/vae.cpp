@@ -110,8 +110,7 @@ Tensor AutoencoderKL::encoder(const Tensor& x, std::vector<std::pair<std::string
     return conv(h, "encoder.conv_out", 3);
 }
 
-namespace {
-Posterior posterior_of(Tensor moments) {
+Posterior posterior_from_moments(Tensor moments) {
     Posterior p;
     const int64_t L = moments.size(1) / 2;
     p.moments = moments;
@@ -126,11 +125,10 @@ Posterior posterior_of(Tensor moments) {
     }
     return p;
 }
-}  // namespace
 
 Posterior AutoencoderKL::encode(const Tensor& x) const {
     Tensor h = encoder(x);
-    return posterior_of(conv(h, "quant_conv", 1));
+    return posterior_from_moments(conv(h, "quant_conv", 1));
 }
 
 Tensor AutoencoderKL::sample(const Posterior& p, const Tensor& noise) {
@@ -529,14 +527,14 @@ Posterior AutoencoderKL::encode_tiled(const Tensor& x, const TileOptions& o) con
     const int64_t band = o.band_rows > 0 ? o.band_rows : std::max<int64_t>(8, (H + 47) / 48);
     Tensor xc = x.contiguous().to(DType::F32);
     BandRunner r{*this, band};
-    if (N == 1) return posterior_of(r.encode_one(xc));
+    if (N == 1) return posterior_from_moments(r.encode_one(xc));
     Tensor moments;
     for (int64_t n = 0; n < N; ++n) {
         Tensor mo = r.encode_one(xc.slice(0, n, n + 1));
         if (!moments.defined()) moments = Tensor::empty(Shape({N, mo.size(1), mo.size(2), mo.size(3)}));
         moments.slice(0, n, n + 1).copy_from(mo);
     }
-    return posterior_of(moments);
+    return posterior_from_moments(moments);
 }
 
 }  // namespace st2v::vae

@@ -82,6 +82,10 @@ class AutoencoderKL {
     // output, never stored), the mid block and the output convolutions untiled at latent resolution.
     Posterior encode_tiled(const Tensor& x, const TileOptions& o = {}) const;
 
+    // The bound weights and their name prefix (a device copy uploads them: vae/device_vae.h).
+    const io::WeightStore& weights() const { return w_; }
+    const std::string& prefix() const { return prefix_; }
+
   private:
     friend struct BandRunner;
     struct Res { std::string p; bool shortcut; };
@@ -97,6 +101,9 @@ class AutoencoderKL {
     std::string prefix_;
     Config cfg_;
 };
+
+// quant_conv output [N, 2*latent, h, w] -> the diagonal Gaussian (logvar clamped to [-30, 20], std = exp(logvar/2)).
+Posterior posterior_from_moments(Tensor moments);
 
 // A random-weight AutoencoderKL in canonical "vae." names (norms w = 1 + 0.1N, b = 0.05N; convs N(0, 1/fan_in)),
 // latent 4, for benches and tests. Defined in vae_bench.cpp.

@@ -1,0 +1,56 @@
+// The VAE (AutoencoderKL) on the CUDA backend: stage 2's frame decode and stage 3's 720p encode / decode on a GPU.
+//
+// Built from a bound CPU AutoencoderKL (its weight names, detected config and GroupNorm groups are the
+// specification) by uploading its weights once, widened to f32: the VAE has no bf16 bound to spend (the
+// enhancer's latents go through its encoder and decoder unguided). encoder() / decode() mirror the CPU's
+// untiled AutoencoderKL::encoder / decode op for op (read vae.cpp beside device_vae.cpp); the mid-block's single
+// attention head (512 wide for SD 2.1) takes the backend's GEMM attention path (docs/cuda.md). No tiling: the
+// host-side *_host calls run one sample at a time, so device memory is bounded by one frame (about 2.4 GB of
+// activations for a 1280x720 decode), not by the batch.
+//
+// Plain C++ (no CUDA headers): compiled into st2v_core in every build; without a usable CUDA backend the
+// constructor throws ERR_NO_CUDA before uploading anything.
+#pragma once
+#include <atomic>
+#include <string>
+#include <unordered_map>
+
+#include "backend/cuda_ops.h"
+#include "models/vae/vae.h"
+
+namespace st2v::vae {
+
+class DeviceAutoencoderKL {
+  public:
+    // The CPU model only lends its bound weights (it need not outlive this object).
+    explicit DeviceAutoencoderKL(const AutoencoderKL& cpu);
+    const Config& config() const { return cfg_; }
+    int64_t factor() const { return int64_t(1) << (cfg_.block_out.size() - 1); }
+
+    // x [N, 3, H, W] in [-1, 1] -> encoder output before quant_conv [N, 2*latent, H/f, W/f] (as the CPU's encoder()).
+    backend::cuda_ops::DeviceTensor encoder(const backend::cuda_ops::DeviceTensor& x) const;
+    // z [N, latent, h, w] (unscaled) -> image [N, 3, h*f, w*f] (no clamp).
+    backend::cuda_ops::DeviceTensor decode(const backend::cuda_ops::DeviceTensor& z) const;
+
+    // Host in, host out, one sample at a time (the pipelines' calls; same checks and results as the CPU's).
+    Posterior encode_host(const Tensor& x) const;
+    Tensor decode_host(const Tensor& z) const;
+    // encoder() / decode() calls so far (checks that a pipeline used this model).
+    int64_t calls() const { return calls_.load(); }
+
+  private:
+    using DT = backend::cuda_ops::DeviceTensor;
+    const DT& W(const std::string& n) const;
+    const DT* F(const std::string& n) const;
+    DT conv(const DT& x, const std::string& name, int k, int stride = 1, bool asym = false) const;
+    DT gn(const DT& x, const std::string& name, bool silu) const;
+    DT resnet(const DT& x, const std::string& p) const;
+    DT attn(const DT& x, const std::string& p) const;
+    DT mid(const DT& x, const std::string& p) const;
+
+    Config cfg_;
+    std::unordered_map<std::string, DT> w_;  // names relative to the VAE prefix ("decoder.conv_in.weight")
+    mutable std::atomic<int64_t> calls_{0};
+};
+
+}  // namespace st2v::vae
