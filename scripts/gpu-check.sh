@@ -124,29 +124,24 @@ OPS_RC=$CHECK_RC
 # ---- 2b. the stage-2 networks against the CPU models, and our stage-2 step bench (about 1-2 min) ----
 run_check cuda_model_check 200 --bench --profile --reps 5
 MODEL_RC=$CHECK_RC
-# 2b'. the same with the direct fp32 convolution kernel for bf16 weights (ST2V_CUDA_CONV=direct; the default since
-# it was measured is the tensor-core GEMM path): the parity cases (tiny config) and the bf16 step timing / profile
-: > "$LOGS/cuda_model_check_conv_direct.jsonl"
-if [ "$BUILD_OK" = 1 ]; then
-  phase "cuda_model_check with ST2V_CUDA_CONV=direct"
-  ST2V_CUDA_CONV=direct timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --bench-dtype bf16 --profile --reps 5 \
-    --quick --config tiny \
-    > "$LOGS/cuda_model_check_conv_direct.jsonl" 2> "$LOGS/cuda_model_check_conv_direct.err"
-  echo "conv direct exit $?" >&2
-  grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_conv_direct.jsonl" | cut -c1-300 >&2
-fi
-
-# 2b''. the bf16 step with the fused online-softmax attention kernel for every attention (ST2V_CUDA_ATTN=fused; the
-# default sends the long self-attentions and heads wider than 256 through the cuBLASLt GEMM path)
-: > "$LOGS/cuda_model_check_attn_fused.jsonl"
-if [ "$BUILD_OK" = 1 ]; then
-  phase "cuda_model_check with ST2V_CUDA_ATTN=fused"
-  ST2V_CUDA_ATTN=fused timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --bench-dtype bf16 --profile --reps 5 \
-    --quick --config tiny \
-    > "$LOGS/cuda_model_check_attn_fused.jsonl" 2> "$LOGS/cuda_model_check_attn_fused.err"
-  echo "attn fused exit $?" >&2
-  grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_attn_fused.jsonl" | cut -c1-300 >&2
-fi
+# bf16_variant <name> <VAR=value>: the tiny parity cases and the bf16 step timing / profile with one switch set,
+# into $LOGS/cuda_model_check_<name>.jsonl
+bf16_variant() {
+  local name=$1 setting=$2
+  : > "$LOGS/cuda_model_check_$name.jsonl"
+  [ "$BUILD_OK" = 1 ] || return 0
+  phase "cuda_model_check with $setting"
+  env "$setting" timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --bench-dtype bf16 --profile --reps 5 \
+    --quick --config tiny > "$LOGS/cuda_model_check_$name.jsonl" 2> "$LOGS/cuda_model_check_$name.err"
+  echo "$name exit $?" >&2
+  grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_$name.jsonl" | cut -c1-300 >&2
+}
+# 2b'. the direct fp32 convolution kernel for bf16 weights (the default since it was measured is the tensor-core
+# GEMM path)
+bf16_variant conv_direct ST2V_CUDA_CONV=direct
+# 2b''. the fused online-softmax kernel for every attention (the default sends the long self-attentions and heads
+# wider than 256 through the cuBLASLt GEMM path)
+bf16_variant attn_fused ST2V_CUDA_ATTN=fused
 
 # ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model, f32 weights) with the denoisers on cuda vs
 # cpu, 24 frames, 5 steps ----

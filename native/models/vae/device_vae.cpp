@@ -1,19 +1,15 @@
-// Device encode / decode of the VAE. Read side by side with vae.cpp (AutoencoderKL::conv ... decode): the same steps
-// in the same order, ops::X -> co::X, Tensor -> DeviceTensor.
+// Device encode / decode of the VAE: the graph of vae_graph.h (the one the CPU runs) over backend::cuda_ops.
 #include "models/vae/device_vae.h"
 
 #include <cmath>
 
 #include "backend/backend.h"
+#include "models/vae/vae_graph.h"
 
 namespace st2v::vae {
 
 namespace co = backend::cuda_ops;
 using co::DeviceTensor;
-
-namespace {
-std::string S(int64_t i) { return std::to_string(i); }
-}  // namespace
 
 DeviceAutoencoderKL::DeviceAutoencoderKL(const AutoencoderKL& cpu) : cfg_(cpu.config()) {
     (void)backend::cuda();  // ERR_NO_CUDA (naming what is missing) before any upload
@@ -37,96 +33,51 @@ const DeviceTensor* DeviceAutoencoderKL::F(const std::string& n) const {
     return it == w_.end() ? nullptr : &it->second;
 }
 
-DeviceTensor DeviceAutoencoderKL::conv(const DeviceTensor& x, const std::string& name, int k, int stride, bool asym) const {
-    ops::Conv2dParams p;
-    if (asym) {
-        p.stride = 2;
-        p.pad_top = p.pad_left = 0;
-        p.pad_bottom = p.pad_right = 1;
-    } else {
-        p = ops::Conv2dParams::same(k, stride);
+// The CUDA backend of the shared graph (vae_graph.h).
+struct DeviceVaeOps {
+    using Tensor = DeviceTensor;
+    const DeviceAutoencoderKL& m;
+    const DeviceTensor& W(const std::string& n) const { return m.W(n); }
+    const DeviceTensor* F(const std::string& n) const { return m.F(n); }
+    static DeviceTensor conv2d(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b, const ops::Conv2dParams& p) {
+        return co::conv2d(x, w, b, p);
     }
-    const DeviceTensor* b = F(name + ".bias");
-    return co::conv2d(x, W(name + ".weight"), b ? *b : DeviceTensor(), p);
-}
+    static DeviceTensor group_norm(const DeviceTensor& x, int groups, const DeviceTensor& g, const DeviceTensor& b, float eps,
+                                   bool silu) {
+        return co::group_norm(x, 1, groups, g, b, eps, silu);
+    }
+    static void add_(DeviceTensor& a, const DeviceTensor& b) { co::add_(a, b); }
+    static DeviceTensor linear(const DeviceTensor& x, const DeviceTensor& w, const DeviceTensor& b) { return co::linear(x, w, b); }
+    static DeviceTensor attention(const DeviceTensor& q, const DeviceTensor& k, const DeviceTensor& v, int heads, float scale) {
+        return co::attention(q, k, v, heads, scale);
+    }
+    static DeviceTensor to_tokens(const DeviceTensor& h) {
+        return co::permute(h.reshape(Shape({h.size(0), h.size(1), h.size(2) * h.size(3)})), {0, 2, 1});
+    }
+    static DeviceTensor from_tokens(const DeviceTensor& o, int64_t N, int64_t C, int64_t H, int64_t W) {
+        return co::permute(o, {0, 2, 1}).reshape(Shape({N, C, H, W}));
+    }
+    static DeviceTensor upsample2x(const DeviceTensor& h) { return co::upsample_nearest(h, h.size(2) * 2, h.size(3) * 2); }
+};
 
-DeviceTensor DeviceAutoencoderKL::gn(const DeviceTensor& x, const std::string& name, bool silu) const {
-    return co::group_norm(x, 1, cfg_.groups, W(name + ".weight"), W(name + ".bias"), cfg_.eps, silu);
-}
-
-DeviceTensor DeviceAutoencoderKL::resnet(const DeviceTensor& x, const std::string& p) const {
-    DeviceTensor h = gn(x, p + ".norm1", true);
-    h = conv(h, p + ".conv1", 3);
-    h = gn(h, p + ".norm2", true);
-    h = conv(h, p + ".conv2", 3);
-    DeviceTensor sc = F(p + ".conv_shortcut.weight") ? conv(x, p + ".conv_shortcut", 1) : x;
-    co::add_(h, sc);
-    return h;
-}
-
-DeviceTensor DeviceAutoencoderKL::attn(const DeviceTensor& x, const std::string& p) const {
-    const int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
-    DeviceTensor h = gn(x, p + ".group_norm", false);
-    DeviceTensor tok = co::permute(h.reshape(Shape({N, C, H * Wd})), {0, 2, 1});  // [N, HW, C]
-    h = DeviceTensor();
-    DeviceTensor q = co::linear(tok, W(p + ".to_q.weight"), W(p + ".to_q.bias"));
-    DeviceTensor k = co::linear(tok, W(p + ".to_k.weight"), W(p + ".to_k.bias"));
-    DeviceTensor v = co::linear(tok, W(p + ".to_v.weight"), W(p + ".to_v.bias"));
-    tok = DeviceTensor();
-    DeviceTensor o = co::attention(q, k, v, 1, 1.f / std::sqrt(static_cast<float>(C)));
-    q = k = v = DeviceTensor();
-    o = co::linear(o, W(p + ".to_out.0.weight"), W(p + ".to_out.0.bias"));
-    DeviceTensor out = co::permute(o, {0, 2, 1}).reshape(Shape({N, C, H, Wd}));
-    co::add_(out, x);
-    return out;
-}
-
-DeviceTensor DeviceAutoencoderKL::mid(const DeviceTensor& x, const std::string& p) const {
-    DeviceTensor h = resnet(x, p + ".resnets.0");
-    h = attn(h, p + ".attentions.0");
-    return resnet(h, p + ".resnets.1");
-}
+namespace {
+using Graph = detail::VaeGraph<DeviceVaeOps>;
+}  // namespace
 
 DeviceTensor DeviceAutoencoderKL::encoder(const DeviceTensor& x) const {
-    ST2V_CHECK(x.ndim() == 4, Code::kShapeMismatch, "vae.encode: x must be [N, C, H, W], got %s", x.shape().str().c_str());
-    ST2V_CHECK(x.size(1) == cfg_.in_channels, Code::kShapeMismatch, "vae.encode: x has %lld channels, want %lld",
-               (long long)x.size(1), (long long)cfg_.in_channels);
-    const int64_t f = factor();
-    ST2V_CHECK(x.size(2) % f == 0 && x.size(3) % f == 0, Code::kShapeMismatch,
-               "vae.encode: H and W (%lld x %lld) must be multiples of %lld", (long long)x.size(2), (long long)x.size(3),
-               (long long)f);
+    const DeviceVaeOps b{*this};
+    const Graph g{b, cfg_};
+    g.check_image(x);
     ++calls_;
-    DeviceTensor h = conv(x, "encoder.conv_in", 3);
-    const size_t nb = cfg_.block_out.size();
-    for (size_t i = 0; i < nb; ++i) {
-        const std::string p = "encoder.down_blocks." + S((int64_t)i);
-        for (int j = 0; j < cfg_.layers_per_block; ++j) h = resnet(h, p + ".resnets." + S(j));
-        if (i + 1 < nb) h = conv(h, p + ".downsamplers.0.conv", 3, 2, true);
-    }
-    h = mid(h, "encoder.mid_block");
-    h = gn(h, "encoder.conv_norm_out", true);
-    return conv(h, "encoder.conv_out", 3);
+    return g.encoder(x.to(DType::F32));
 }
 
 DeviceTensor DeviceAutoencoderKL::decode(const DeviceTensor& z) const {
-    ST2V_CHECK(z.ndim() == 4, Code::kShapeMismatch, "vae.decode: z must be [N, C, h, w], got %s", z.shape().str().c_str());
-    ST2V_CHECK(z.size(1) == cfg_.latent_channels, Code::kShapeMismatch, "vae.decode: z has %lld channels, want %lld",
-               (long long)z.size(1), (long long)cfg_.latent_channels);
+    const DeviceVaeOps b{*this};
+    const Graph g{b, cfg_};
+    g.check_latent(z);
     ++calls_;
-    DeviceTensor h = conv(z, "post_quant_conv", 1);
-    h = conv(h, "decoder.conv_in", 3);
-    h = mid(h, "decoder.mid_block");
-    const size_t nb = cfg_.block_out.size();
-    for (size_t i = 0; i < nb; ++i) {
-        const std::string p = "decoder.up_blocks." + S((int64_t)i);
-        for (int j = 0; j <= cfg_.layers_per_block; ++j) h = resnet(h, p + ".resnets." + S(j));
-        if (i + 1 < nb) {
-            h = co::upsample_nearest(h, h.size(2) * 2, h.size(3) * 2);
-            h = conv(h, p + ".upsamplers.0.conv", 3);
-        }
-    }
-    h = gn(h, "decoder.conv_norm_out", true);
-    return conv(h, "decoder.conv_out", 3);
+    return g.decode(z.to(DType::F32));
 }
 
 Posterior DeviceAutoencoderKL::encode_host(const Tensor& x) const {
@@ -134,7 +85,8 @@ Posterior DeviceAutoencoderKL::encode_host(const Tensor& x) const {
     const int64_t N = x.size(0);
     Tensor moments;
     for (int64_t i = 0; i < N; ++i) {
-        const DeviceTensor m = conv(encoder(DeviceTensor::from_host(x.slice(0, i, i + 1).to(DType::F32))), "quant_conv", 1);
+        const DeviceVaeOps b{*this};
+        const DeviceTensor m = Graph{b, cfg_}.conv(encoder(DeviceTensor::from_host(x.slice(0, i, i + 1).to(DType::F32))), "quant_conv", 1);
         const Tensor mh = m.to_host();
         if (!moments.defined()) moments = Tensor::empty({N, mh.size(1), mh.size(2), mh.size(3)});
         std::copy(mh.f32(), mh.f32() + mh.numel(), moments.f32() + i * mh.numel());

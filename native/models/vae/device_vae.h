@@ -2,8 +2,8 @@
 //
 // Built from a bound CPU AutoencoderKL (its weight names, detected config and GroupNorm groups are the
 // specification) by uploading its weights once, widened to f32: the VAE has no bf16 bound to spend (the
-// enhancer's latents go through its encoder and decoder unguided). encoder() / decode() mirror the CPU's
-// untiled AutoencoderKL::encoder / decode op for op (read vae.cpp beside device_vae.cpp); the mid-block's single
+// enhancer's latents go through its encoder and decoder unguided). encoder() / decode() run the graph the CPU's
+// untiled AutoencoderKL::encoder / decode run (vae_graph.h, written once over either backend); the mid-block's single
 // attention head (512 wide for SD 2.1) takes the backend's GEMM attention path (docs/cuda.md). No tiling: the
 // host-side *_host calls run one sample at a time, so device memory is bounded by one frame (about 2.4 GB of
 // activations for a 1280x720 decode), not by the batch.
@@ -19,6 +19,8 @@
 #include "models/vae/vae.h"
 
 namespace st2v::vae {
+
+struct DeviceVaeOps;
 
 class DeviceAutoencoderKL {
   public:
@@ -39,14 +41,10 @@ class DeviceAutoencoderKL {
     int64_t calls() const { return calls_.load(); }
 
   private:
+    friend struct DeviceVaeOps;  // device_vae.cpp: the CUDA backend of the shared graph (vae_graph.h)
     using DT = backend::cuda_ops::DeviceTensor;
     const DT& W(const std::string& n) const;
     const DT* F(const std::string& n) const;
-    DT conv(const DT& x, const std::string& name, int k, int stride = 1, bool asym = false) const;
-    DT gn(const DT& x, const std::string& name, bool silu) const;
-    DT resnet(const DT& x, const std::string& p) const;
-    DT attn(const DT& x, const std::string& p) const;
-    DT mid(const DT& x, const std::string& p) const;
 
     Config cfg_;
     std::unordered_map<std::string, DT> w_;  // names relative to the VAE prefix ("decoder.conv_in.weight")

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "core/threadpool.h"
+#include "models/vae/vae_graph.h"
 #include "ops/ops.h"
 
 namespace st2v::vae {
@@ -38,76 +39,67 @@ AutoencoderKL::AutoencoderKL(const io::WeightStore& w, const std::string& prefix
                    groups);
 }
 
-Tensor AutoencoderKL::conv(const Tensor& x, const std::string& name, int k, int stride, bool asym) const {
-    ops::Conv2dParams p;
-    if (asym) {
-        p.stride = 2;
-        p.pad_top = p.pad_left = 0;
-        p.pad_bottom = p.pad_right = 1;
-    } else {
-        p = ops::Conv2dParams::same(k, stride);
+// The CPU backend of the shared graph (vae_graph.h).
+struct CpuVae {
+    using Tensor = st2v::Tensor;
+    const AutoencoderKL& m;
+    const Tensor& W(const std::string& n) const { return m.W(n); }
+    const Tensor* F(const std::string& n) const { return m.F(n); }
+    static Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const ops::Conv2dParams& p) {
+        return ops::conv2d(x, w, b, p);
     }
-    const Tensor* b = F(name + ".bias");
-    return ops::conv2d(x, W(name + ".weight"), b ? *b : Tensor(), p);
-}
+    static Tensor group_norm(const Tensor& x, int groups, const Tensor& g, const Tensor& b, float eps, bool silu) {
+        return ops::group_norm(x, 1, groups, g, b, eps, silu);
+    }
+    static void add_(Tensor& a, const Tensor& b) { ops::add_(a, b); }
+    static Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) { return ops::linear(x, w, b); }
+    static Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+        return ops::attention(q, k, v, heads, scale);
+    }
+    static Tensor to_tokens(const Tensor& h) {
+        return h.reshape(Shape({h.size(0), h.size(1), h.size(2) * h.size(3)})).transpose(1, 2).contiguous();
+    }
+    static Tensor from_tokens(const Tensor& o, int64_t N, int64_t C, int64_t H, int64_t W) {
+        return o.transpose(1, 2).contiguous().reshape(Shape({N, C, H, W}));
+    }
+    static Tensor upsample2x(const Tensor& h) { return ops::upsample_nearest2x(h); }
+};
 
+namespace {
+using Graph = detail::VaeGraph<CpuVae>;
+detail::VaeGraph<CpuVae>::Inter inter_sink(std::vector<std::pair<std::string, Tensor>>* inter) {
+    return [inter](const std::string& n, const Tensor& t) { inter->emplace_back(n, t); };
+}
+}  // namespace
+
+Tensor AutoencoderKL::conv(const Tensor& x, const std::string& name, int k, int stride, bool asym) const {
+    const CpuVae b{*this};
+    return Graph{b, cfg_}.conv(x, name, k, stride, asym);
+}
 Tensor AutoencoderKL::gn(const Tensor& x, const std::string& name, bool silu) const {
-    return ops::group_norm(x, 1, cfg_.groups, W(name + ".weight"), W(name + ".bias"), cfg_.eps, silu);
+    const CpuVae b{*this};
+    return Graph{b, cfg_}.gn(x, name, silu);
 }
-
 Tensor AutoencoderKL::resnet(const Tensor& x, const std::string& p) const {
-    Tensor h = gn(x, p + ".norm1", true);
-    h = conv(h, p + ".conv1", 3);
-    h = gn(h, p + ".norm2", true);
-    h = conv(h, p + ".conv2", 3);
-    Tensor sc = F(p + ".conv_shortcut.weight") ? conv(x, p + ".conv_shortcut", 1) : x;
-    ops::add_(h, sc);
-    return h;
+    const CpuVae b{*this};
+    return Graph{b, cfg_}.resnet(x, p);
 }
-
 Tensor AutoencoderKL::attn(const Tensor& x, const std::string& p) const {
-    const int64_t N = x.size(0), C = x.size(1), H = x.size(2), Wd = x.size(3);
-    Tensor h = gn(x, p + ".group_norm", false);
-    Tensor tok = h.reshape(Shape({N, C, H * Wd})).transpose(1, 2).contiguous();  // [N, HW, C]
-    h = Tensor();
-    Tensor q = ops::linear(tok, W(p + ".to_q.weight"), *F(p + ".to_q.bias"));
-    Tensor k = ops::linear(tok, W(p + ".to_k.weight"), *F(p + ".to_k.bias"));
-    Tensor v = ops::linear(tok, W(p + ".to_v.weight"), *F(p + ".to_v.bias"));
-    tok = Tensor();
-    Tensor o = ops::attention(q, k, v, 1, 1.f / std::sqrt(static_cast<float>(C)));
-    q = k = v = Tensor();
-    o = ops::linear(o, W(p + ".to_out.0.weight"), *F(p + ".to_out.0.bias"));
-    Tensor out = o.transpose(1, 2).contiguous().reshape(Shape({N, C, H, Wd}));
-    ops::add_(out, x);
-    return out;
+    const CpuVae b{*this};
+    return Graph{b, cfg_}.attn(x, p);
 }
-
 Tensor AutoencoderKL::mid(const Tensor& x, const std::string& p) const {
-    Tensor h = resnet(x, p + ".resnets.0");
-    h = attn(h, p + ".attentions.0");
-    return resnet(h, p + ".resnets.1");
+    const CpuVae b{*this};
+    return Graph{b, cfg_}.mid(x, p);
 }
 
 Tensor AutoencoderKL::encoder(const Tensor& x, std::vector<std::pair<std::string, Tensor>>* inter) const {
     check_ndim(x, 4, "vae.encode", "x");
-    ST2V_CHECK(x.size(1) == cfg_.in_channels, Code::kShapeMismatch, "vae.encode: x has %lld channels, want %lld",
-               (long long)x.size(1), (long long)cfg_.in_channels);
-    const int64_t f = factor();
-    ST2V_CHECK(x.size(2) % f == 0 && x.size(3) % f == 0, Code::kShapeMismatch,
-               "vae.encode: H and W (%lld x %lld) must be multiples of %lld", (long long)x.size(2), (long long)x.size(3),
-               (long long)f);
-    Tensor h = conv(x.contiguous(), "encoder.conv_in", 3);
-    const size_t nb = cfg_.block_out.size();
-    for (size_t i = 0; i < nb; ++i) {
-        const std::string p = "encoder.down_blocks." + S((int64_t)i);
-        for (int j = 0; j < cfg_.layers_per_block; ++j) h = resnet(h, p + ".resnets." + S(j));
-        if (i + 1 < nb) h = conv(h, p + ".downsamplers.0.conv", 3, 2, true);
-        if (inter) inter->emplace_back("enc_down_block_" + S((int64_t)i), h);
-    }
-    h = mid(h, "encoder.mid_block");
-    if (inter) inter->emplace_back("enc_mid_block", h);
-    h = gn(h, "encoder.conv_norm_out", true);
-    return conv(h, "encoder.conv_out", 3);
+    const CpuVae b{*this};
+    const Graph g{b, cfg_};
+    g.check_image(x);
+    const Graph::Inter sink = inter ? inter_sink(inter) : Graph::Inter();
+    return g.encoder(x.contiguous(), inter ? &sink : nullptr);
 }
 
 Posterior posterior_from_moments(Tensor moments) {
@@ -144,24 +136,11 @@ Tensor AutoencoderKL::sample(const Posterior& p, const Tensor& noise) {
 
 Tensor AutoencoderKL::decode(const Tensor& z, std::vector<std::pair<std::string, Tensor>>* inter) const {
     check_ndim(z, 4, "vae.decode", "z");
-    ST2V_CHECK(z.size(1) == cfg_.latent_channels, Code::kShapeMismatch, "vae.decode: z has %lld channels, want %lld",
-               (long long)z.size(1), (long long)cfg_.latent_channels);
-    Tensor h = conv(z.contiguous().to(DType::F32), "post_quant_conv", 1);
-    h = conv(h, "decoder.conv_in", 3);
-    h = mid(h, "decoder.mid_block");
-    if (inter) inter->emplace_back("dec_mid_block", h);
-    const size_t nb = cfg_.block_out.size();
-    for (size_t i = 0; i < nb; ++i) {
-        const std::string p = "decoder.up_blocks." + S((int64_t)i);
-        for (int j = 0; j <= cfg_.layers_per_block; ++j) h = resnet(h, p + ".resnets." + S(j));
-        if (i + 1 < nb) {
-            h = ops::upsample_nearest2x(h);
-            h = conv(h, p + ".upsamplers.0.conv", 3);
-        }
-        if (inter) inter->emplace_back("dec_up_block_" + S((int64_t)i), h);
-    }
-    h = gn(h, "decoder.conv_norm_out", true);
-    return conv(h, "decoder.conv_out", 3);
+    const CpuVae b{*this};
+    const Graph g{b, cfg_};
+    g.check_latent(z);
+    const Graph::Inter sink = inter ? inter_sink(inter) : Graph::Inter();
+    return g.decode(z.contiguous().to(DType::F32), inter ? &sink : nullptr);
 }
 
 // ---- exact banded decode / encode ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ struct TileOptions {
 };
 
 struct BandRunner;  // vae.cpp: the banded (row-strip) computation behind decode_tiled / encode_tiled
+struct CpuVae;
 
 class AutoencoderKL {
   public:
@@ -88,6 +89,7 @@ class AutoencoderKL {
 
   private:
     friend struct BandRunner;
+    friend struct CpuVae;  // vae.cpp: the CPU backend of the shared graph (vae_graph.h)
     struct Res { std::string p; bool shortcut; };
     Tensor conv(const Tensor& x, const std::string& name, int k, int stride = 1, bool asym = false) const;
     Tensor gn(const Tensor& x, const std::string& name, bool silu) const;
