@@ -1,7 +1,9 @@
 /**
  * `npm run bench -- pipeline [--json] [--save] [--models default,mid] [--frames N] [--steps N] [--mid-steps N]
- * [--threads N] [--seed N]`: frames per second per stage of the whole job, for the embedded default model and for
- * a mid-size random model.
+ * [--threads N] [--seed N] [--backend cpu|cuda]`: frames per second per stage of the whole job, for the embedded
+ * default model and for a mid-size random model. `--backend cuda` loads the engines with backend 'cuda' (the
+ * denoisers and the VAE decode on the GPU, the rest on the CPU: docs/cuda.md) and rejects with ERR_NO_CUDA
+ * before any work when there is no usable GPU; the report names the device.
  *
  * One generation per model through the public Engine, streamed into writeVideo (MP4 via ffmpeg, each frame fitted
  * and padded to 1280x720 in the piscina pool, encoding of chunk k overlapping the generation of chunk k+1): that
@@ -24,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Engine, type FrameChunk } from '../engine.js';
 import { round, saveReport } from './common.js';
-import { callNative } from '../errors.js';
+import { St2vError, callNative } from '../errors.js';
 import { loadNative, type NativeStageTimings } from '../native/binding.js';
 import { writeVideo, type RgbChunk } from '../postprocess/encode.js';
 import { closePool, processFrames } from '../postprocess/pool.js';
@@ -42,10 +44,11 @@ interface Options {
   midSteps: number;
   threads: number;
   seed: number;
+  backend: 'cpu' | 'cuda';
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, save: false, models: ['default', 'mid'], frames: 24, steps: undefined, midSteps: 2, threads: 0, seed: 33 };
+  const o: Options = { json: false, save: false, models: ['default', 'mid'], frames: 24, steps: undefined, midSteps: 2, threads: 0, seed: 33, backend: 'cpu' };
   const int = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}]`);
@@ -64,9 +67,14 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--mid-steps') o.midSteps = int('--mid-steps', argv[++i], 1, 1000);
     else if (a === '--threads') o.threads = int('--threads', argv[++i], 1, 1024);
     else if (a === '--seed') o.seed = int('--seed', argv[++i], 0, 2 ** 31);
+    else if (a === '--backend') {
+      const b = argv[++i];
+      if (b !== 'cpu' && b !== 'cuda') throw new RangeError(`--backend must be cpu or cuda, got '${b ?? ''}'`);
+      o.backend = b;
+    }
     else
       throw new RangeError(
-        `pipeline bench: unknown option '${a}' (options: --json, --save, --models default,mid, --frames N, --steps N, --mid-steps N, --threads N, --seed N)`,
+        `pipeline bench: unknown option '${a}' (options: --json, --save, --models default,mid, --frames N, --steps N, --mid-steps N, --threads N, --seed N, --backend cpu|cuda)`,
       );
   }
   return o;
@@ -124,7 +132,7 @@ async function benchModel(
   tmp: string,
   log: (s: string) => void,
 ): Promise<ModelReport> {
-  const engine = await Engine.load(dir, { threads: o.threads });
+  const engine = await Engine.load(dir, { threads: o.threads, backend: o.backend });
   try {
     const m = engine.model;
     const useSteps = steps ?? m.defaultSteps;
@@ -223,6 +231,14 @@ export async function run(argv: string[]): Promise<void> {
   };
   const loadBefore = procLoad();
   log(`cpu: ${info.cpu}  isa: ${info.isa}  threads: ${o.threads || info.hardwareThreads}  /proc/loadavg: ${loadBefore}`);
+  let device: string | null = null;
+  if (o.backend === 'cuda') {
+    // ERR_NO_CUDA (naming what is missing) before any model is made or loaded
+    const st = core.cudaStatus();
+    if (!st.available) throw new St2vError(`pipeline bench --backend cuda: ${st.message}`, 'ERR_NO_CUDA');
+    device = st.device?.name ?? null;
+    log(`backend: cuda on ${device ?? '?'} (the denoisers and the VAE decode; text / image encoders and samplers on the CPU)`);
+  }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'st2v-bench-pipeline-'));
   const reports: ModelReport[] = [];
   try {
@@ -252,6 +268,8 @@ export async function run(argv: string[]): Promise<void> {
     cpu: info.cpu,
     isa: info.isa,
     threads: o.threads || info.hardwareThreads,
+    backend: o.backend,
+    device,
     proc_loadavg_before: loadBefore,
     proc_loadavg_after: procLoad(),
     note: 'machine load from /proc/loadavg (1, 5, 15 min; running/total; last pid): above the core count the figures are slowed by other processes',
@@ -274,6 +292,6 @@ export async function run(argv: string[]): Promise<void> {
     console.log(`/proc/loadavg after: ${report.proc_loadavg_after}`);
   }
   if (o.save) {
-    log(`saved ${saveReport('pipeline', `${info.cpu}`, report.date, report)}`);
+    log(`saved ${saveReport(o.backend === 'cuda' ? 'pipeline-cuda' : 'pipeline', o.backend === 'cuda' ? `${device ?? 'gpu'}` : `${info.cpu}`, report.date, report)}`);
   }
 }

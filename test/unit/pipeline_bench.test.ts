@@ -7,4 +7,17 @@ test('pipeline bench rejects unknown options and bad values with RangeError nami
   await t.throwsAsync(run(['--models', 'big']), { instanceOf: RangeError, message: /--models: unknown model 'big'/ });
   await t.throwsAsync(run(['--frames', '16']), { instanceOf: RangeError, message: /--frames must be an integer in \[17, 1000\]/ });
   await t.throwsAsync(run(['--mid-steps', '0']), { instanceOf: RangeError, message: /--mid-steps/ });
+  await t.throwsAsync(run(['--backend', 'tpu']), { instanceOf: RangeError, message: /--backend must be cpu or cuda, got 'tpu'/ });
 });
+
+// Skipped on a machine with a usable CUDA backend (there is nothing to refuse).
+const { loadNative } = await import('../../lib/native/binding.js');
+const { St2vError } = await import('../../lib/errors.js');
+(loadNative().cudaStatus().available ? test.skip : test)(
+  'pipeline bench --backend cuda without a usable GPU rejects with ERR_NO_CUDA before any model work',
+  async (t) => {
+    const err = await t.throwsAsync(run(['--backend', 'cuda', '--models', 'default', '--json']));
+    t.true(err instanceof St2vError);
+    t.is((err as InstanceType<typeof St2vError>).code, 'ERR_NO_CUDA');
+  },
+);
