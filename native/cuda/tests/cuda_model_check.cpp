@@ -23,6 +23,7 @@
 // then the stage-3 enhancer (--config enhancer alone; a tiny random enhancer, 10x16 latents, F frames):
 //   enhancer/forward          enhancer::DeviceVid2VidUNet::forward, batch 2 (a timestep and a context per sample)
 //   enhancer/forward_host_b1  the pipeline's call: one sample, host tensors in and out
+//   enhancer/forward_ff_slices  the forward with the feed-forwards in slices of ~100 tokens (f32)
 //   enhancer/pipeline         enhancer::EnhanceStream end to end (2 chunks, randomized blending, 2 solver steps, VAE)
 //                             with the device denoiser, against the CPU pipeline (f32 weights only)
 //   enhancer/pipeline_device_vae  the same with the VAE's encode / decode on the device too
@@ -230,6 +231,14 @@ void check_enhancer(uint64_t seed) {
         Diff d1;
         d1.add(v1, dev.forward_host(x1, {t[1]}, y1));
         report("enhancer/forward_host_b1", dt, d1, 0, 0);
+        if (dt != DType::F32) continue;
+        // the feed-forwards in token slices (ST2V_CUDA_FF_CHUNK_BYTES: ~100 tokens of the 8C-wide projection at a
+        // time here, instead of 256 MB): the same result
+        setenv("ST2V_CUDA_FF_CHUNK_BYTES", "100000", 1);
+        Diff dc;
+        dc.add(v, dev.forward(dx, t, dy).to_host());
+        unsetenv("ST2V_CUDA_FF_CHUNK_BYTES");
+        report("enhancer/forward_ff_slices", dt, dc, 0, 0);
     }
 }
 

@@ -7,8 +7,8 @@
 // table is computed on the host (enhancer::sinusoidal_embedding) and uploaded.
 //
 // Weight dtypes as DeviceUNet3D: F32 (parity with the CPU), or BF16 / F16 resident for the GEMM and convolution
-// weights (norms and biases f32). Activations f32. The device blocks do not tile tokens (the CPU's ff / temporal
-// token chunks are memory tilings with the same result).
+// weights (norms and biases f32). Activations f32. The device transformer blocks run their feed-forwards in token
+// slices of at most 256 MB of the GEGLU projection (as the CPU's ff_token_chunk does: a memory tiling, same result).
 //
 // Plain C++ (no CUDA headers): compiled into st2v_core in every build; without a usable CUDA backend the
 // constructor throws ERR_NO_CUDA before uploading anything.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <utility>
 
 #include "backend/backend.h"
@@ -130,12 +131,34 @@ void TransformerBlock::upload(const t2v::TransformerBlock& b, DType wdt) {
     ff_out.upload(b.ff_out, wdt);
 }
 
+// The feed-forward's 8C-wide GEGLU projection exists for at most this many bytes of tokens at a time (the enhancer's
+// level 0 at 720p is 345,600 tokens: 3.5 GB of it in one piece, 5.7 GB in the 512-wide first temporal transformer).
+// Rows are independent, so the slices give the whole result; ST2V_CUDA_FF_CHUNK_BYTES overrides (read per call).
+static int64_t ff_chunk_bytes() {
+    if (const char* e = std::getenv("ST2V_CUDA_FF_CHUNK_BYTES"); e && *e) {
+        const long long v = std::atoll(e);
+        if (v > 0) return v;
+    }
+    return int64_t(256) << 20;
+}
+
 DeviceTensor TransformerBlock::operator()(DeviceTensor h, const DeviceTensor& ctx, int ctx_frames) const {
     co::add_(h, attn1(co::layer_norm(h, norm1.w, norm1.b, 1e-5f), DeviceTensor()));
     co::add_(h, attn2(co::layer_norm(h, norm2.w, norm2.b, 1e-5f), ctx, ctx_frames));
     DeviceTensor x3 = co::layer_norm(h, norm3.w, norm3.b, 1e-5f);
-    DeviceTensor f = ff_out(co::geglu(ff_proj(x3)));  // the CPU's ff_token_chunk is a memory tiling (same result)
-    co::add_(h, f);
+    const int64_t C = x3.size(x3.ndim() - 1), rows = x3.numel() / std::max<int64_t>(1, C);
+    const int64_t per = std::max<int64_t>(1, ff_chunk_bytes() / (4 * std::max<int64_t>(1, ff_proj.out())));
+    if (rows <= per) {
+        co::add_(h, ff_out(co::geglu(ff_proj(x3))));
+        return h;
+    }
+    // token slices (the CPU's ff_token_chunk does the same on the host)
+    const DeviceTensor x2 = x3.reshape({rows, C});
+    x3 = DeviceTensor();
+    std::vector<DeviceTensor> parts;
+    for (int64_t r0 = 0; r0 < rows; r0 += per)
+        parts.push_back(ff_out(co::geglu(ff_proj(co::slice(x2, 0, r0, std::min(rows, r0 + per))))));
+    co::add_(h, co::concat(parts, 0).reshape(h.shape()));
     return h;
 }
 
