@@ -1,6 +1,8 @@
 // `npm run bench -- pipeline` option handling (the bench itself is run by hand: minutes on 2 cores).
 import test from 'ava';
 import { run } from '../../lib/bench/pipeline.js';
+import { St2vError } from '../../lib/errors.js';
+import { loadNative } from '../../lib/native/binding.js';
 
 test('pipeline bench rejects unknown options and bad values with RangeError naming the option', async (t) => {
   await t.throwsAsync(run(['--nope']), { instanceOf: RangeError, message: /unknown option '--nope'/ });
@@ -11,8 +13,6 @@ test('pipeline bench rejects unknown options and bad values with RangeError nami
 });
 
 // Skipped on a machine with a usable CUDA backend (there is nothing to refuse).
-const { loadNative } = await import('../../lib/native/binding.js');
-const { St2vError } = await import('../../lib/errors.js');
 (loadNative().cudaStatus().available ? test.skip : test)(
   'pipeline bench --backend cuda without a usable GPU rejects with ERR_NO_CUDA before any model work',
   async (t) => {
