@@ -292,6 +292,7 @@ export async function run(argv: string[]): Promise<void> {
     console.log(`/proc/loadavg after: ${report.proc_loadavg_after}`);
   }
   if (o.save) {
-    log(`saved ${saveReport(o.backend === 'cuda' ? 'pipeline-cuda' : 'pipeline', o.backend === 'cuda' ? `${device ?? 'gpu'}` : `${info.cpu}`, report.date, report)}`);
+    const [suite, machine] = o.backend === 'cuda' ? ['pipeline-cuda', device ?? 'gpu'] : ['pipeline', info.cpu];
+    log(`saved ${saveReport(suite, machine, report.date, report)}`);
   }
 }

@@ -465,7 +465,8 @@ st2v_status k_cast(const void* src, int st, void* dst, int dt, int64_t n) {
 namespace {
 constexpr int64_t kAttnScoreBytes = int64_t(256) << 20;
 
-enum class AttnPath { kFused, kGemm };
+// kGemm: forced by the environment; kGemmChosen: picked by the default rule (may fall back to the fused kernel).
+enum class AttnPath { kFused, kGemm, kGemmChosen };
 // ST2V_CUDA_ATTN (read at every call, so a test can switch it): "fused" the online-softmax kernel, "gemm" the GEMM
 // path; anything else (default) picks per call: GEMM when a head is wider than the fused kernel takes (> 256) or
 // both sequences are long (Lq, Lk >= 256: the UNet's spatial self-attention), else the fused kernel (cross
@@ -474,8 +475,8 @@ AttnPath attention_path(const st2v_attention_args* a) {
     const char* e = std::getenv("ST2V_CUDA_ATTN");
     if (e && std::strcmp(e, "fused") == 0) return AttnPath::kFused;
     if (e && std::strcmp(e, "gemm") == 0) return AttnPath::kGemm;
-    if (std::max(a->D, a->Dv) > 256) return AttnPath::kGemm;
-    return a->Lq >= 256 && a->Lk >= 256 ? AttnPath::kGemm : AttnPath::kFused;
+    if (std::max(a->D, a->Dv) > 256) return AttnPath::kGemmChosen;
+    return a->Lq >= 256 && a->Lk >= 256 ? AttnPath::kGemmChosen : AttnPath::kFused;
 }
 int64_t attention_score_budget() {  // ST2V_CUDA_ATTN_SCORE_BYTES overrides (tests use a small one to force bands)
     const char* e = std::getenv("ST2V_CUDA_ATTN_SCORE_BYTES");
@@ -547,12 +548,12 @@ st2v_status k_attention(const st2v_attention_args* a) {
     if (a->B < 1 || a->Lq < 1 || a->Lk < 1 || a->H < 1 || a->D < 1 || a->Dv < 1)
         return fail(ST2V_E_INVALID_ARG, "attention: empty or negative sizes");
     const int Dm = std::max(a->D, a->Dv);
-    if (attention_path(a) == AttnPath::kGemm) {
+    const AttnPath path = attention_path(a);
+    if (path != AttnPath::kFused) {
         const st2v_status st = attention_gemm(a);
         // cuBLASLt without an algorithm for these operands (ST2V_E_UNSUPPORTED, nothing launched that matters: the
-        // fused kernel rewrites all of O): the fused kernel when it can take the head width and was not ruled out
-        const char* e = std::getenv("ST2V_CUDA_ATTN");
-        if (st != ST2V_E_UNSUPPORTED || Dm > 256 || (e && std::strcmp(e, "gemm") == 0)) return st;
+        // fused kernel rewrites all of O): the fused kernel when the rule chose GEMM and the head width allows it
+        if (st != ST2V_E_UNSUPPORTED || path == AttnPath::kGemm || Dm > 256) return st;
     }
     if (a->B > 65535 || a->H > 65535 || (a->Lq + kWarps - 1) / kWarps > 0x7fffffff)
         return fail(ST2V_E_UNSUPPORTED, "attention: grid too large (B %lld, H %d)", (long long)a->B, a->H);

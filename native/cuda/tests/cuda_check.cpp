@@ -400,16 +400,17 @@ void check_gemm_layouts() {
     }
 }
 
-// Sets ST2V_CUDA_ATTN (the library reads it at every attention call) for one scope; restores the previous value.
-struct AttnPathScope {
+// Sets (value) or unsets (nullptr) an environment variable for one scope, restoring its previous state: the
+// library reads ST2V_CUDA_ATTN and ST2V_CUDA_ATTN_SCORE_BYTES at every attention call.
+struct EnvScope {
     std::string prev;
     bool had = false;
-    explicit AttnPathScope(const char* var, const char* value) : var_(var) {
+    explicit EnvScope(const char* var, const char* value) : var_(var) {
         if (const char* e = std::getenv(var)) had = true, prev = e;
         if (value) setenv(var, value, 1);
         else unsetenv(var);
     }
-    ~AttnPathScope() {
+    ~EnvScope() {
         if (had) setenv(var_, prev.c_str(), 1);
         else unsetenv(var_);
     }
@@ -452,32 +453,32 @@ void check_attention(bool quick) {
         });
     };
     {
-        const AttnPathScope path("ST2V_CUDA_ATTN", "fused");
+        const EnvScope path("ST2V_CUDA_ATTN", "fused");
         run("attention", {2, 256, 256, 5, 64, ""}, "fused qkv rows", true);
         for (const Ac& c : cases) run("attention", c, c.what, false);
     }
     {
-        const AttnPathScope path("ST2V_CUDA_ATTN", "gemm");
+        const EnvScope path("ST2V_CUDA_ATTN", "gemm");
         run("attention_gemm", {2, 256, 256, 5, 64, ""}, "fused qkv rows", true);
         for (const Ac& c : cases) run("attention_gemm", c, c.what, false);
         // scores in bands: a budget of 3 rows of one (sample, head) at a time (ST2V_CUDA_ATTN_SCORE_BYTES)
-        const AttnPathScope budget("ST2V_CUDA_ATTN_SCORE_BYTES", "3108");  // 3 x 259 floats
+        const EnvScope budget("ST2V_CUDA_ATTN_SCORE_BYTES", "3108");  // 3 x 259 floats
         run("attention_gemm", {2, 37, 259, 3, 24, ""}, "score bands of 3 query rows", false);
     }
     {
         // a group of 2 of 3 samples per score buffer
-        const AttnPathScope path("ST2V_CUDA_ATTN", "gemm");
-        const AttnPathScope budget("ST2V_CUDA_ATTN_SCORE_BYTES", "40000");  // 2 x 37 x 131 floats = 38776 bytes
+        const EnvScope path("ST2V_CUDA_ATTN", "gemm");
+        const EnvScope budget("ST2V_CUDA_ATTN_SCORE_BYTES", "40000");  // 2 x 37 x 131 floats = 38776 bytes
         run("attention_gemm", {3, 37, 131, 2, 24, ""}, "score groups of 2 samples", false);
     }
     {
         // the default choice: a head wider than the fused kernel's 256 (the VAE's single 512-wide head) takes the
         // GEMM path; the fused kernel refuses it by name
-        const AttnPathScope path("ST2V_CUDA_ATTN", nullptr);
+        const EnvScope path("ST2V_CUDA_ATTN", nullptr);
         run("attention_default", {1, 64, 64, 1, 512, ""}, "head width 512 (VAE mid-block)", false);
         run("attention_default", {2, 300, 256, 2, 64, ""}, "long sequences: GEMM path", false);
         run("attention_default", {2, 300, 77, 2, 64, ""}, "cross attention: fused kernel", false);
-        const AttnPathScope fused("ST2V_CUDA_ATTN", "fused");
+        const EnvScope fused("ST2V_CUDA_ATTN", "fused");
         run_case("attention_width_limit", [&] {
             DeviceBuffer dq(64 * 512 * 4), dout(64 * 512 * 4);
             st2v_attention_args a{};

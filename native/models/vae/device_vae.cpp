@@ -62,19 +62,31 @@ struct DeviceVaeOps {
 
 namespace {
 using Graph = detail::VaeGraph<DeviceVaeOps>;
+Graph graph_of(const DeviceAutoencoderKL& m) { return Graph{DeviceVaeOps{m}, m.config()}; }
+
+// f on each sample of x [N, ...] (uploaded alone, in its stored dtype), the N host results stacked along dim 0.
+template <class Fn>
+Tensor per_sample(const Tensor& x, Fn&& f) {
+    ST2V_CHECK_ARG(x.size(0) >= 1, "vae (cuda): empty batch %s", x.shape().str().c_str());
+    Tensor out;
+    for (int64_t i = 0, N = x.size(0); i < N; ++i) {
+        const Tensor r = f(DeviceTensor::from_host(x.slice(0, i, i + 1))).to_host();
+        if (!out.defined()) out = Tensor::empty({N, r.size(1), r.size(2), r.size(3)});
+        std::copy(r.f32(), r.f32() + r.numel(), out.f32() + i * r.numel());
+    }
+    return out;
+}
 }  // namespace
 
 DeviceTensor DeviceAutoencoderKL::encoder(const DeviceTensor& x) const {
-    const DeviceVaeOps b{*this};
-    const Graph g{b, cfg_};
+    const Graph g = graph_of(*this);
     g.check_image(x);
     ++calls_;
     return g.encoder(x.to(DType::F32));
 }
 
 DeviceTensor DeviceAutoencoderKL::decode(const DeviceTensor& z) const {
-    const DeviceVaeOps b{*this};
-    const Graph g{b, cfg_};
+    const Graph g = graph_of(*this);
     g.check_latent(z);
     ++calls_;
     return g.decode(z.to(DType::F32));
@@ -82,28 +94,13 @@ DeviceTensor DeviceAutoencoderKL::decode(const DeviceTensor& z) const {
 
 Posterior DeviceAutoencoderKL::encode_host(const Tensor& x) const {
     check_ndim(x, 4, "vae.encode", "x");
-    const int64_t N = x.size(0);
-    Tensor moments;
-    for (int64_t i = 0; i < N; ++i) {
-        const DeviceVaeOps b{*this};
-        const DeviceTensor m = Graph{b, cfg_}.conv(encoder(DeviceTensor::from_host(x.slice(0, i, i + 1).to(DType::F32))), "quant_conv", 1);
-        const Tensor mh = m.to_host();
-        if (!moments.defined()) moments = Tensor::empty({N, mh.size(1), mh.size(2), mh.size(3)});
-        std::copy(mh.f32(), mh.f32() + mh.numel(), moments.f32() + i * mh.numel());
-    }
-    return posterior_from_moments(moments);
+    return posterior_from_moments(
+        per_sample(x, [&](const DeviceTensor& xi) { return graph_of(*this).conv(encoder(xi), "quant_conv", 1); }));
 }
 
 Tensor DeviceAutoencoderKL::decode_host(const Tensor& z) const {
     check_ndim(z, 4, "vae.decode", "z");
-    const int64_t N = z.size(0);
-    Tensor out;
-    for (int64_t i = 0; i < N; ++i) {
-        const Tensor img = decode(DeviceTensor::from_host(z.slice(0, i, i + 1).to(DType::F32))).to_host();
-        if (!out.defined()) out = Tensor::empty({N, img.size(1), img.size(2), img.size(3)});
-        std::copy(img.f32(), img.f32() + img.numel(), out.f32() + i * img.numel());
-    }
-    return out;
+    return per_sample(z, [&](const DeviceTensor& zi) { return decode(zi); });
 }
 
 }  // namespace st2v::vae

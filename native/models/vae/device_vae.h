@@ -27,7 +27,6 @@ class DeviceAutoencoderKL {
     // The CPU model only lends its bound weights (it need not outlive this object).
     explicit DeviceAutoencoderKL(const AutoencoderKL& cpu);
     const Config& config() const { return cfg_; }
-    int64_t factor() const { return int64_t(1) << (cfg_.block_out.size() - 1); }
 
     // x [N, 3, H, W] in [-1, 1] -> encoder output before quant_conv [N, 2*latent, H/f, W/f] (as the CPU's encoder()).
     backend::cuda_ops::DeviceTensor encoder(const backend::cuda_ops::DeviceTensor& x) const;

@@ -67,36 +67,25 @@ struct CpuVae {
 
 namespace {
 using Graph = detail::VaeGraph<CpuVae>;
-detail::VaeGraph<CpuVae>::Inter inter_sink(std::vector<std::pair<std::string, Tensor>>* inter) {
+Graph graph_of(const AutoencoderKL& m) { return Graph{CpuVae{m}, m.config()}; }
+Graph::Inter inter_sink(std::vector<std::pair<std::string, Tensor>>* inter) {
     return [inter](const std::string& n, const Tensor& t) { inter->emplace_back(n, t); };
 }
 }  // namespace
 
 Tensor AutoencoderKL::conv(const Tensor& x, const std::string& name, int k, int stride, bool asym) const {
-    const CpuVae b{*this};
-    return Graph{b, cfg_}.conv(x, name, k, stride, asym);
+    return graph_of(*this).conv(x, name, k, stride, asym);
 }
 Tensor AutoencoderKL::gn(const Tensor& x, const std::string& name, bool silu) const {
-    const CpuVae b{*this};
-    return Graph{b, cfg_}.gn(x, name, silu);
+    return graph_of(*this).gn(x, name, silu);
 }
-Tensor AutoencoderKL::resnet(const Tensor& x, const std::string& p) const {
-    const CpuVae b{*this};
-    return Graph{b, cfg_}.resnet(x, p);
-}
-Tensor AutoencoderKL::attn(const Tensor& x, const std::string& p) const {
-    const CpuVae b{*this};
-    return Graph{b, cfg_}.attn(x, p);
-}
-Tensor AutoencoderKL::mid(const Tensor& x, const std::string& p) const {
-    const CpuVae b{*this};
-    return Graph{b, cfg_}.mid(x, p);
-}
+Tensor AutoencoderKL::resnet(const Tensor& x, const std::string& p) const { return graph_of(*this).resnet(x, p); }
+Tensor AutoencoderKL::attn(const Tensor& x, const std::string& p) const { return graph_of(*this).attn(x, p); }
+Tensor AutoencoderKL::mid(const Tensor& x, const std::string& p) const { return graph_of(*this).mid(x, p); }
 
 Tensor AutoencoderKL::encoder(const Tensor& x, std::vector<std::pair<std::string, Tensor>>* inter) const {
     check_ndim(x, 4, "vae.encode", "x");
-    const CpuVae b{*this};
-    const Graph g{b, cfg_};
+    const Graph g = graph_of(*this);
     g.check_image(x);
     const Graph::Inter sink = inter ? inter_sink(inter) : Graph::Inter();
     return g.encoder(x.contiguous(), inter ? &sink : nullptr);
@@ -136,8 +125,7 @@ Tensor AutoencoderKL::sample(const Posterior& p, const Tensor& noise) {
 
 Tensor AutoencoderKL::decode(const Tensor& z, std::vector<std::pair<std::string, Tensor>>* inter) const {
     check_ndim(z, 4, "vae.decode", "z");
-    const CpuVae b{*this};
-    const Graph g{b, cfg_};
+    const Graph g = graph_of(*this);
     g.check_latent(z);
     const Graph::Inter sink = inter ? inter_sink(inter) : Graph::Inter();
     return g.decode(z.contiguous().to(DType::F32), inter ? &sink : nullptr);

@@ -21,6 +21,8 @@ struct Config {
     int groups = 32;
     float eps = 1e-6f;
     float scaling_factor = 0.18215f;
+    // Spatial downsampling of the latents: 2^(levels - 1).
+    int64_t factor() const { return int64_t(1) << (block_out.size() - 1); }
 };
 
 struct Posterior {
@@ -47,7 +49,7 @@ class AutoencoderKL {
     // `groups`: GroupNorm groups (not visible in the weights; 32 for every SD VAE, the tiny st2v golden uses 8).
     AutoencoderKL(const io::WeightStore& w, const std::string& prefix = "vae.", int groups = 32);
     const Config& config() const { return cfg_; }
-    int64_t factor() const { return int64_t(1) << (cfg_.block_out.size() - 1); }
+    int64_t factor() const { return cfg_.factor(); }
 
     // x [N, 3, H, W] in [-1, 1] -> encoder output before quant_conv [N, 2*latent, H/f, W/f].
     // `inter` (optional) receives named intermediates: enc_down_block_i, enc_mid_block.

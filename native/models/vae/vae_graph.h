@@ -23,7 +23,7 @@ struct VaeGraph {
     // Receives named intermediates (enc_down_block_i, enc_mid_block, dec_mid_block, dec_up_block_i).
     using Inter = std::function<void(const std::string&, const T&)>;
 
-    const B& b;
+    B b;  // a backend adapter: a reference to its model, copied freely
     const Config& cfg;
 
     T conv(const T& x, const std::string& name, int k, int stride = 1, bool asym = false) const {
@@ -71,12 +71,11 @@ struct VaeGraph {
         return resnet(h, p + ".resnets.1");
     }
 
-    int64_t factor() const { return int64_t(1) << (cfg.block_out.size() - 1); }
     void check_image(const T& x) const {
         ST2V_CHECK(x.ndim() == 4, Code::kShapeMismatch, "vae.encode: x must be 4-d [N, C, H, W], got %d dims", x.ndim());
         ST2V_CHECK(x.size(1) == cfg.in_channels, Code::kShapeMismatch, "vae.encode: x has %lld channels, want %lld",
                    (long long)x.size(1), (long long)cfg.in_channels);
-        const int64_t f = factor();
+        const int64_t f = cfg.factor();
         ST2V_CHECK(x.size(2) % f == 0 && x.size(3) % f == 0, Code::kShapeMismatch,
                    "vae.encode: H and W (%lld x %lld) must be multiples of %lld", (long long)x.size(2),
                    (long long)x.size(3), (long long)f);
