@@ -27,7 +27,7 @@ function version(): string {
 
 export function buildProgram(): Command {
   const program = new Command('st2v')
-    .description('StreamingT2V long text-to-video generation (C++ engine, CPU)')
+    .description('StreamingT2V long text-to-video generation (C++ engine: CPU; CUDA with --backend cuda)')
     .version(version(), '-V, --version')
     .showHelpAfterError('(add --help for usage)')
     .configureOutput({ outputError: (s, write) => write(s) });

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "ops/ops.h"
+#include "runtime/schedules.h"
 
 namespace st2v::enhancer {
 
@@ -61,16 +62,6 @@ std::string idx_name(const char* base, int i) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%s_%02d", base, i);
     return buf;
-}
-
-// [B, C, F, H, W] -> [B*F, C, H, W] and back.
-Tensor video_to_frames(const Tensor& x) {
-    const int64_t B = x.size(0), C = x.size(1), F = x.size(2), H = x.size(3), W = x.size(4);
-    return x.permute({0, 2, 1, 3, 4}).contiguous().reshape({B * F, C, H, W});
-}
-Tensor frames_to_video(const Tensor& x, int64_t frames) {
-    const int64_t BF = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-    return x.reshape({BF / frames, frames, C, H, W}).permute({0, 2, 1, 3, 4}).contiguous();
 }
 
 Module bind_module(const io::WeightStore& w, const std::string& P, int head_dim, size_t* n_bound) {
@@ -326,7 +317,7 @@ Tensor Vid2VidUNet::forward(const Tensor& x, const std::vector<float>& t, const 
     // per sample [B, T, D] (Attention repeats its K / V per frame), or [B*F, T, D] as the reference holds it
     Tensor ctx = t2v::detail::context_per_sample() ? y.contiguous() : t2v::repeat_interleave(y.contiguous(), frames);
 
-    Tensor h = video_to_frames(x.contiguous());
+    Tensor h = runtime::video_to_frames_first(x);  // [B*F, C, H, W]
     std::vector<Tensor> skips;
     for (const Block& b : input_) {
         h = run_block(b, h, temb_silu, ctx, frames);
@@ -345,7 +336,7 @@ Tensor Vid2VidUNet::forward(const Tensor& x, const std::vector<float>& t, const 
         if (tap) tap(b.name, h);
     }
     h = out_conv_(ops::group_norm(h, 1, 32, out_norm_.w, out_norm_.b, 1e-5f, /*silu=*/true));
-    return frames_to_video(h, F);
+    return runtime::frames_first_to_video(h, h.size(0) / F);  // [B, C, F, H, W]
 }
 
 // ---------------------------------------------------------------------------------------------------

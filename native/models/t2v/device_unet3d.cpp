@@ -1,6 +1,7 @@
-// Device forward of the StreamingT2V stage-2 networks. Read side by side with blocks.cpp and unet3d.cpp: the
-// same functions in the same order, ops::X -> co::X, Tensor -> DeviceTensor. Binding is the CPU code's (each
-// module binds its CPU counterpart and uploads what it bound).
+// Device forward of the StreamingT2V stage-2 networks. The blocks read side by side with blocks.cpp: the same
+// functions in the same order, ops::X -> co::X, Tensor -> DeviceTensor; the networks' forward is unet_graph.h's,
+// shared with unet3d.cpp (DeviceOps below is its device backend). Binding is the CPU code's (each module binds its
+// CPU counterpart and uploads what it bound).
 #include "models/t2v/device_unet3d.h"
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <utility>
 
 #include "backend/backend.h"
+#include "models/t2v/unet_graph.h"
 
 namespace st2v::t2v {
 
@@ -309,44 +311,37 @@ void Encoder::upload(const t2v::Encoder& e, DType wdt) {
     mid_tattn.upload(e.mid_tattn, wdt);
 }
 
-std::vector<DeviceTensor> Encoder::run_down(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int F) const {
-    std::vector<DeviceTensor> skips{h};
-    for (const Level& d : down) {
-        for (size_t j = 0; j < d.resnets.size(); ++j) {
-            h = d.resnets[j](h, temb);
-            if (F > 1) h = d.temp_convs[j](h, F);
-            if (!d.attentions.empty()) {
-                h = d.attentions[j](h, ctx, F);
-                if (F > 1) h = d.temp_attentions[j](h, F);
-            }
-            skips.push_back(h);
-        }
-        if (d.has_down) {
-            h = d.down(h);
-            skips.push_back(h);
-        }
+namespace {
+// The device backend of the shared forward (unet_graph.h).
+struct DeviceOps {
+    using Tensor = DeviceTensor;
+    static Tensor concat(const std::vector<Tensor>& xs, int dim) { return co::concat(xs, dim); }
+    static Tensor upsample_nearest(const Tensor& x, int64_t h, int64_t w) { return co::upsample_nearest(x, h, w); }
+    static Tensor group_norm(const Tensor& x, int frames, int groups, const Tensor& g, const Tensor& b, float eps,
+                             bool silu) {
+        return co::group_norm(x, frames, groups, g, b, eps, silu);
     }
-    return skips;
+    static void add_(Tensor& a, const Tensor& b) { co::add_(a, b); }
+    static Tensor silu(const Tensor& x) { return co::silu(x); }
+    static Tensor slice(const Tensor& x, int dim, int64_t begin, int64_t end) { return co::slice(x, dim, begin, end); }
+    static Tensor video_to_frames(const Tensor& x) { return device::video_to_frames(x); }
+    static Tensor frames_to_video(const Tensor& x, int64_t frames) { return device::frames_to_video(x, frames); }
+    // compared on a host copy (one download of the latents per forward)
+    static bool same_samples(const Tensor& x) { return t2v::detail::samples_identical(x.to_host()); }
+    // the context per sample [B, T, D] for h [B*F, ...] (see Attention)
+    static Tensor spatial(const SpatialTransformer& m, const Tensor& h, const Tensor& ctx, int F) { return m(h, ctx, F); }
+};
+using Graph = t2v::detail::UNetGraph<DeviceOps>;
+}  // namespace
+
+std::vector<DeviceTensor> Encoder::run_down(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int F) const {
+    return Graph::down(*this, std::move(h), temb, ctx, F);
 }
 
-DeviceTensor Encoder::stem(const DeviceTensor& x) const {
-    const int64_t B = x.size(0);
-    const int F = static_cast<int>(x.size(2));
-    const bool shared = B > 1 && t2v::detail::shared_stem() && t2v::detail::samples_identical(x.to_host());
-    DeviceTensor h = conv_in(video_to_frames(shared ? co::slice(x, 0, 0, 1) : x));  // [B*F or F, C0, h, w]
-    if (F > 1) h = transformer_in(h, F);
-    if (!shared) return h;
-    return co::concat(std::vector<DeviceTensor>(static_cast<size_t>(B), h), 0);
-}
+DeviceTensor Encoder::stem(const DeviceTensor& x) const { return Graph::stem(*this, x); }
 
 DeviceTensor Encoder::run_mid(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int F) const {
-    h = mid_res[0](h, temb);
-    if (F > 1) h = mid_tc[0](h, F);
-    h = mid_attn(h, ctx, F);
-    if (F > 1) h = mid_tattn(h, F);
-    h = mid_res[1](h, temb);
-    if (F > 1) h = mid_tc[1](h, F);
-    return h;
+    return Graph::mid(*this, std::move(h), temb, ctx, F);
 }
 
 }  // namespace device
@@ -423,39 +418,7 @@ DeviceTensor DeviceUNet3D::forward(const DeviceTensor& x, float t, const DeviceT
     const int F = static_cast<int>(x.size(2));
     DeviceTensor temb = enc_.time.silu_emb(t, B, F);              // [B*F, E]
     // the CPU's ctxF = repeat_interleave(ctx, F) [B*F, T, D]: here ctx stays per sample (see Attention)
-    DeviceTensor h = enc_.stem(x);                                // [B*F, C0, h, w]
-    std::vector<DeviceTensor> skips = enc_.run_down(h, temb, ctx, F);
-    DeviceTensor mid_in = skips.back();
-    if (cam) {
-        ST2V_CHECK(!mergers_.empty(), Code::kUnsupported, "UNet3D: CAM residuals given but the model has no CAM mergers");
-        ST2V_CHECK(cam->down.size() == skips.size(), Code::kShapeMismatch, "UNet3D: %zu CAM residuals for %zu skips",
-                   cam->down.size(), skips.size());
-        const int Fc = static_cast<int>(cam->down[0].size(0) / B);
-        for (size_t i = 0; i < skips.size(); ++i) skips[i] = mergers_[i](skips[i], cam->down[i], F, Fc);
-    }
-    h = enc_.run_mid(mid_in, temb, ctx, F);
-    if (cam) h = merger_mid_(h, cam->mid, F, static_cast<int>(cam->mid.size(0) / B));
-    for (size_t i = 0; i < up_.size(); ++i) {
-        const device::Level& u = up_[i];
-        for (size_t j = 0; j < u.resnets.size(); ++j) {
-            DeviceTensor skip = skips.back();
-            skips.pop_back();
-            h = u.resnets[j](co::concat({h, skip}, 1), temb);
-            if (F > 1) h = u.temp_convs[j](h, F);
-            if (!u.attentions.empty()) {
-                h = u.attentions[j](h, ctx, F);
-                if (F > 1) h = u.temp_attentions[j](h, F);
-            }
-        }
-        if (u.has_down) {
-            // Nearest x2, or to the size of the next skip when the latent is not a multiple of 2^levels.
-            const DeviceTensor& next = skips.back();
-            h = u.down(co::upsample_nearest(h, next.size(2), next.size(3)));
-        }
-    }
-    h = co::group_norm(h, 1, 32, norm_out_.w, norm_out_.b, 1e-5f, true);
-    h = conv_out_(h);                   // [B*F, 4, h, w]
-    return device::frames_to_video(h, F);  // [B, 4, F, h, w]
+    return device::Graph::unet(enc_, up_, mergers_, merger_mid_, norm_out_, conv_out_, x, temb, ctx, cam);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -487,9 +450,7 @@ DeviceCamNet::DeviceCamNet(const io::WeightStore& w, const std::string& prefix, 
 }
 
 DeviceTensor DeviceCamNet::encode_cond(const DeviceTensor& frames) const {
-    DeviceTensor h = co::silu(ce_in_(frames));
-    for (const device::Conv2d& b : ce_blocks_) h = co::silu(b(h));
-    return ce_out_(h);
+    return device::Graph::encode_cond(ce_in_, ce_blocks_, ce_out_, frames);
 }
 
 DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const DeviceTensor& ctx, const DeviceTensor& cond,
@@ -506,19 +467,11 @@ DeviceCamResiduals DeviceCamNet::forward(const DeviceTensor& x, float t, const D
                (long long)(B * Fc), cf.defined() ? cf.shape().str().c_str() : "undefined");
     ST2V_CHECK(ctx.defined() && ctx.ndim() == 3 && ctx.size(0) == B, Code::kShapeMismatch,
                "CAM (cuda): context must be [%lld, T, D]", (long long)B);
-    DeviceTensor s = co::slice(x, 2, 0, Fc);                                          // first Fc noisy frames [B, 4, Fc, h, w]
     DeviceTensor temb = enc_.time.silu_emb(t, B, Fc);
     DeviceTensor text = co::slice(ctx, 1, 0, std::min<int64_t>(77, ctx.size(1)));    // text tokens only
     // the CPU's ctxF = repeat_interleave(text, Fc): per sample here (see Attention)
-    DeviceTensor h = enc_.stem(s);                                                   // [B*Fc, C0, h, w]
     DeviceTensor e = cached ? *e_cond_in : encode_cond(cond);                        // [B*Fc, C0, h, w]
-    ST2V_CHECK(e.shape() == h.shape(), Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features %s "
-               "(conditioning frames must be 8x the latent size)", e.shape().str().c_str(), h.shape().str().c_str());
-    co::add_(h, e);
-    DeviceCamResiduals r;
-    r.down = enc_.run_down(h, temb, text, Fc);
-    r.mid = enc_.run_mid(r.down.back(), temb, text, Fc);
-    return r;
+    return device::Graph::cam<device::Encoder, DeviceCamResiduals>(enc_, x, temb, text, e, Fc);
 }
 
 // ---------------------------------------------------------------------------------------------------

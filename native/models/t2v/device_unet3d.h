@@ -3,9 +3,11 @@
 //
 // The CPU classes in blocks.{h,cpp} / unet3d.{h,cpp} are the specification. Binding is theirs: every device
 // module is built by binding its CPU counterpart (t2v::Binder, UNetConfig::detect, the same key names and shape
-// checks) and uploading the bound weights once. The forward functions below mirror the CPU ones op for op (same
-// order, same eps, same layouts, same merger / APM math) so the two files can be read side by side; only
-// backend::cuda_ops calls run on the device path (host work is limited to scalars).
+// checks) and uploading the bound weights once. The networks' forward (stem, down / mid / up paths, CAM mergers, the
+// CAM branch, E_cond) is written once for both backends (unet_graph.h); the blocks below mirror the CPU ones op for
+// op (same order, same eps, same layouts, same APM math) so the two files can be read side by side; only
+// backend::cuda_ops calls run on the device path (host work is limited to scalars, and the shared stem's comparison
+// of the CFG pair's latents on a host copy).
 //
 // Weight dtypes: F32 (for parity with the CPU backend) or BF16 / F16 resident (Linear, conv, temporal conv and
 // the APM Conv1d weights 2-byte; norm weights and every bias f32). Activations are f32 throughout; a GEMM with

@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "core/threadpool.h"
+#include "runtime/schedules.h"
+#include "models/t2v/unet_graph.h"
 
 namespace st2v::t2v {
 
@@ -28,15 +30,27 @@ bool detail::samples_identical(const Tensor& x) {
 namespace {
 std::atomic<bool> g_shared_stem{detail::switch_from_env("ST2V_SHARED_STEM")};
 
-// [B, C, F, H, W] -> [B*F, C, H, W]
-Tensor video_to_frames(const Tensor& x) {
-    const int64_t B = x.size(0), C = x.size(1), F = x.size(2), H = x.size(3), W = x.size(4);
-    return x.permute({0, 2, 1, 3, 4}).contiguous().reshape({B * F, C, H, W});
-}
-Tensor frames_to_video(const Tensor& x, int64_t frames) {
-    const int64_t BF = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-    return x.reshape({BF / frames, frames, C, H, W}).permute({0, 2, 1, 3, 4}).contiguous();
-}
+// The CPU backend of the shared forward (unet_graph.h).
+struct CpuOps {
+    using Tensor = st2v::Tensor;
+    static Tensor concat(const std::vector<Tensor>& xs, int dim) { return ops::concat(xs, dim); }
+    static Tensor upsample_nearest(const Tensor& x, int64_t h, int64_t w) { return t2v::upsample_nearest(x, h, w); }
+    static Tensor group_norm(const Tensor& x, int frames, int groups, const Tensor& g, const Tensor& b, float eps,
+                             bool silu) {
+        return ops::group_norm(x, frames, groups, g, b, eps, silu);
+    }
+    static void add_(Tensor& a, const Tensor& b) { ops::add_(a, b); }
+    static Tensor silu(const Tensor& x) { return ops::silu(x); }
+    static Tensor slice(const Tensor& x, int dim, int64_t begin, int64_t end) { return x.slice(dim, begin, end); }
+    static Tensor video_to_frames(const Tensor& x) { return runtime::video_to_frames_first(x); }
+    static Tensor frames_to_video(const Tensor& x, int64_t frames) {
+        return runtime::frames_first_to_video(x, x.size(0) / frames);
+    }
+    static bool same_samples(const Tensor& x) { return detail::samples_identical(x); }
+    // the context as UNet3D::forward / CamNet::forward prepared it (per sample, or repeated per frame)
+    static Tensor spatial(const SpatialTransformer& m, const Tensor& h, const Tensor& ctx, int) { return m(h, ctx); }
+};
+using Graph = detail::UNetGraph<CpuOps>;
 }  // namespace
 
 std::string UNetConfig::str() const {
@@ -123,13 +137,7 @@ bool shared_stem() { return g_shared_stem.load(std::memory_order_relaxed); }
 
 Tensor Encoder::stem(const Tensor& x) const {
     check_ndim(x, 5, "UNet3D", "sample");
-    const int64_t B = x.size(0);
-    const int F = static_cast<int>(x.size(2));
-    const bool shared = detail::shared_stem() && detail::samples_identical(x);
-    Tensor h = conv_in(video_to_frames(shared ? x.slice(0, 0, 1) : x));  // [B*F or F, C0, h, w]
-    if (F > 1) h = transformer_in(h, F);
-    if (!shared) return h;
-    return ops::concat(std::vector<Tensor>(static_cast<size_t>(B), h), 0);  // the first sample's result per sample
+    return Graph::stem(*this, x);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -168,33 +176,11 @@ void Encoder::bind(const Binder& p, const UNetConfig& c) {
 }
 
 std::vector<Tensor> Encoder::run_down(Tensor h, const Tensor& temb, const Tensor& ctx, int F) const {
-    std::vector<Tensor> skips{h};
-    for (const DownLevel& d : down) {
-        for (size_t j = 0; j < d.resnets.size(); ++j) {
-            h = d.resnets[j](h, temb);
-            if (F > 1) h = d.temp_convs[j](h, F);
-            if (!d.attentions.empty()) {
-                h = d.attentions[j](h, ctx);
-                if (F > 1) h = d.temp_attentions[j](h, F);
-            }
-            skips.push_back(h);
-        }
-        if (d.has_down) {
-            h = d.down(h);
-            skips.push_back(h);
-        }
-    }
-    return skips;
+    return Graph::down(*this, std::move(h), temb, ctx, F);
 }
 
 Tensor Encoder::run_mid(Tensor h, const Tensor& temb, const Tensor& ctx, int F) const {
-    h = mid_res[0](h, temb);
-    if (F > 1) h = mid_tc[0](h, F);
-    h = mid_attn(h, ctx);
-    if (F > 1) h = mid_tattn(h, F);
-    h = mid_res[1](h, temb);
-    if (F > 1) h = mid_tc[1](h, F);
-    return h;
+    return Graph::mid(*this, std::move(h), temb, ctx, F);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -250,39 +236,7 @@ Tensor UNet3D::forward(const Tensor& x, float t, const Tensor& ctx, const CamRes
     Tensor temb = enc_.time.silu_emb(t, B, F);                 // [B*F, E]
     // per sample [B, T, D] (Attention repeats its K / V per frame), or [B*F, T, D] as the reference holds it
     Tensor ctxF = detail::context_per_sample() ? ctx : repeat_interleave(ctx, F);
-    Tensor h = enc_.stem(x);                                   // [B*F, C0, h, w]
-    std::vector<Tensor> skips = enc_.run_down(h, temb, ctxF, F);
-    Tensor mid_in = skips.back();
-    if (cam) {
-        ST2V_CHECK(!mergers_.empty(), Code::kUnsupported, "UNet3D: CAM residuals given but the model has no CAM mergers");
-        ST2V_CHECK(cam->down.size() == skips.size(), Code::kShapeMismatch, "UNet3D: %zu CAM residuals for %zu skips",
-                   cam->down.size(), skips.size());
-        const int Fc = static_cast<int>(cam->down[0].size(0) / B);
-        for (size_t i = 0; i < skips.size(); ++i) skips[i] = mergers_[i](skips[i], cam->down[i], F, Fc);
-    }
-    h = enc_.run_mid(mid_in, temb, ctxF, F);
-    if (cam) h = merger_mid_(h, cam->mid, F, static_cast<int>(cam->mid.size(0) / B));
-    for (size_t i = 0; i < up_.size(); ++i) {
-        const UpLevel& u = up_[i];
-        for (size_t j = 0; j < u.resnets.size(); ++j) {
-            Tensor skip = skips.back();
-            skips.pop_back();
-            h = u.resnets[j](ops::concat({h, skip}, 1), temb);
-            if (F > 1) h = u.temp_convs[j](h, F);
-            if (!u.attentions.empty()) {
-                h = u.attentions[j](h, ctxF);
-                if (F > 1) h = u.temp_attentions[j](h, F);
-            }
-        }
-        if (u.has_down) {
-            // Nearest x2, or to the size of the next skip when the latent is not a multiple of 2^levels.
-            const Tensor& next = skips.back();
-            h = u.down(upsample_nearest(h, next.size(2), next.size(3)));
-        }
-    }
-    h = ops::group_norm(h, 1, 32, norm_out_.w, norm_out_.b, 1e-5f, true);
-    h = conv_out_(h);                   // [B*F, 4, h, w]
-    return frames_to_video(h, F);       // [B, 4, F, h, w]
+    return Graph::unet(enc_, up_, mergers_, merger_mid_, norm_out_, conv_out_, x, temb, ctxF, cam);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -301,9 +255,7 @@ CamNet::CamNet(const io::WeightStore& w, const std::string& prefix) {
 }
 
 Tensor CamNet::encode_cond(const Tensor& frames) const {
-    Tensor h = ops::silu(ce_in_(frames));
-    for (const Conv2d& b : ce_blocks_) h = ops::silu(b(h));
-    return ce_out_(h);
+    return Graph::encode_cond(ce_in_, ce_blocks_, ce_out_, frames);
 }
 
 CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const Tensor& cond, int Fc, Tensor* e_cond_out,
@@ -314,20 +266,12 @@ CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const 
                (long long)x.size(2));
     ST2V_CHECK(cond.ndim() == 4 && cond.size(0) == B * Fc, Code::kShapeMismatch,
                "CAM: conditioning frames must be [%lld, 3, H, W], got %s", (long long)(B * Fc), cond.desc().c_str());
-    Tensor s = x.slice(2, 0, Fc);                                   // first Fc noisy frames [B, 4, Fc, h, w]
     Tensor temb = enc_.time.silu_emb(t, B, Fc);
     Tensor text = ctx.slice(1, 0, std::min<int64_t>(77, ctx.size(1))).contiguous();  // text tokens only
     Tensor ctxF = detail::context_per_sample() ? text : repeat_interleave(text, Fc);  // as in UNet3D::forward
-    Tensor h = enc_.stem(s);                                        // [B*Fc, C0, h, w]
     Tensor e = e_cond_in && e_cond_in->defined() ? *e_cond_in : encode_cond(cond);  // [B*Fc, C0, h, w]
-    ST2V_CHECK(e.shape() == h.shape(), Code::kShapeMismatch, "CAM: E_cond output %s does not match the latent features %s "
-               "(conditioning frames must be 8x the latent size)", e.desc().c_str(), h.desc().c_str());
     if (e_cond_out) *e_cond_out = e;
-    ops::add_(h, e);
-    CamResiduals r;
-    r.down = enc_.run_down(h, temb, ctxF, Fc);
-    r.mid = enc_.run_mid(r.down.back(), temb, ctxF, Fc);
-    return r;
+    return Graph::cam<Encoder, CamResiduals>(enc_, x, temb, ctxF, e, Fc);
 }
 
 // ---------------------------------------------------------------------------------------------------
