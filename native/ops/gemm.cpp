@@ -137,14 +137,6 @@ struct Scratch {
 thread_local Scratch t_pack_a, t_pack_b, t_tmp;
 
 // ---- epilogue ------------------------------------------------------------------------------------------
-inline float act_apply(float x, Act a) {
-    switch (a) {
-        case Act::kNone: return x;
-        case Act::kSilu: return x / (1.f + std::exp(-x));
-        case Act::kGelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
-    }
-    return x;
-}
 // The bias of element (i, j) of a tile, as the microkernels add it: bcol[j] + brow[i] (either may be null).
 inline float tile_bias(const float* bcol, const float* brow, int64_t i, int64_t j) {
     return (bcol ? bcol[j] : 0.f) + (brow ? brow[i] : 0.f);

@@ -5,6 +5,7 @@
 // [k0, k0+kc) into dst[k*R + i]. For A the rows are the M axis, for B the rows are the N axis; depth is K.
 // Packers are where f16/bf16 are widened and where strided/transposed operands and implicit im2col live.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -12,6 +13,16 @@
 #include "ops/ops.h"
 
 namespace st2v::ops::detail {
+
+// A GEMM epilogue's activation on one value (the packed driver's tiles and the portable GEMM's elements).
+inline float act_apply(float x, Act a) {
+    switch (a) {
+        case Act::kNone: return x;
+        case Act::kSilu: return x / (1.f + std::exp(-x));
+        case Act::kGelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+    }
+    return x;
+}
 
 using PackFn = void (*)(const void* ctx, int64_t r0, int64_t nr, int64_t k0, int64_t kc, int R, float* dst);
 struct PackSrc {

@@ -18,20 +18,10 @@
 
 namespace st2v::ops {
 
+using detail::act_apply;
 using detail::check_float_weight;
 using detail::load_w;
 using detail::vec_f32;
-
-namespace {
-inline float act_apply(float x, Act a) {
-    switch (a) {
-        case Act::kNone: return x;
-        case Act::kSilu: return x / (1.f + std::exp(-x));
-        case Act::kGelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
-    }
-    return x;
-}
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------------
 void gemm_portable(int64_t M, int64_t N, int64_t K, const MatRef& A, const MatRef& B, float* C, int64_t ldc,
