@@ -119,6 +119,47 @@ test.serial('st2v eval --metrics clip --json prints the score', async (t) => {
   t.is(r.clip.perFrame.length, 2);
 });
 
+test.serial('st2v eval without --metrics: clip joins the defaults given a prompt and a model; a prompt alone gets a note', async (t) => {
+  const dir = await model(t);
+  if (!dir) return t.pass();
+  if (!hasFfmpeg()) {
+    t.log('SKIP: ffmpeg not found');
+    return t.pass();
+  }
+  const video = videoA();
+  const run = async (args: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const ow = process.stdout.write.bind(process.stdout);
+    const ew = process.stderr.write.bind(process.stderr);
+    process.stdout.write = ((s: string | Uint8Array) => ((stdout += String(s)), true)) as typeof process.stdout.write;
+    process.stderr.write = ((s: string | Uint8Array) => ((stderr += String(s)), true)) as typeof process.stderr.write;
+    try {
+      const code = await main(['eval', video, '--prompt', prompts()[0]!, '--flow-size', '0', '--json', '--no-progress', ...args]);
+      return { code, stdout, stderr };
+    } finally {
+      process.stdout.write = ow;
+      process.stderr.write = ew;
+    }
+  };
+  type Out = { clip?: { score: number }; scuts?: unknown; ofs?: number; mawe?: unknown };
+  const withModel = await run(['--model', dir]);
+  t.is(withModel.code, 0, withModel.stderr);
+  const a = JSON.parse(withModel.stdout) as Out;
+  const ref = scores().data as Float64Array;
+  t.true(a.clip !== undefined && within(a.clip.score, (ref[0]! + ref[1]!) / 2), withModel.stdout);
+  t.truthy(a.scuts);
+  t.is(typeof a.ofs, 'number');
+  t.truthy(a.mawe);
+  t.notRegex(withModel.stderr, /no CLIP score/);
+  const alone = await run([]);
+  t.is(alone.code, 0, alone.stderr);
+  const b = JSON.parse(alone.stdout) as Out;
+  t.is(b.clip, undefined);
+  t.truthy(b.scuts);
+  t.regex(alone.stderr, /note: no CLIP score: it needs a CLIP model/);
+});
+
 test.serial('clip errors: no prompt / no model -> ERR_INVALID_ARG, missing folder -> ERR_NOT_FOUND, no last text block -> ERR_WEIGHTS_MISSING', async (t) => {
   const dir = await model(t);
   if (!dir) return t.pass();

@@ -7,7 +7,7 @@ import type { EvalProgress, EvalResult, MetricName, ScenecutVersion } from '../.
 
 interface EvalCliOptions {
   prompt?: string;
-  metrics: string;
+  metrics?: string;
   scutsVersion: ScenecutVersion;
   downscale: boolean;
   maweVariant: 'code' | 'paper';
@@ -35,6 +35,19 @@ function parseMetrics(s: string): MetricName[] {
     }
   }
   return [...new Set(list)] as MetricName[];
+}
+
+/**
+ * --metrics as given; without it scuts, ofs and mawe, plus clip when the CLIP score can be measured (a prompt and
+ * a CLIP model). A prompt without a model then gets a note on stderr instead of a silently missing score.
+ */
+function defaultMetrics(o: EvalCliOptions): MetricName[] {
+  if (o.metrics !== undefined) return parseMetrics(o.metrics);
+  const metrics: MetricName[] = ['scuts', 'ofs', 'mawe'];
+  if (o.prompt === undefined) return metrics;
+  if ((o.clipModel ?? o.model) !== undefined) return [...metrics, 'clip'];
+  process.stderr.write('note: no CLIP score: it needs a CLIP model (--clip-model <dir>, OpenCLIP ViT-H-14 converted with `st2v convert`)\n');
+  return metrics;
 }
 
 function fmt(x: number, digits = 2): string {
@@ -66,7 +79,10 @@ export function register(program: Command): void {
     .description('measure a video: SCuts (PySceneDetect AdaptiveDetector, exact), OFS, warp error, MAWE and CLIP score')
     .argument('<video>', 'video file (anything ffmpeg decodes)')
     .option('--prompt <text>', 'the prompt (for the CLIP score)')
-    .option('--metrics <list>', `comma-separated: ${METRIC_NAMES.join(',')}`, 'scuts,ofs,mawe')
+    .option(
+      '--metrics <list>',
+      `comma-separated: ${METRIC_NAMES.join(',')} (default: scuts,ofs,mawe, plus clip when --prompt and a CLIP model are given)`,
+    )
     .addOption(new Option('--scuts-version <v>', 'PySceneDetect rules to follow').choices([...SCENECUT_VERSIONS]).default('0.6.2'))
     .option('--no-downscale', "disable SceneManager's auto-downscale for SCuts")
     .addOption(new Option('--mawe-variant <v>', 'official code (mean of per-pair ratios, c) or paper text (W / OFS)').choices(['code', 'paper']).default('code'))
@@ -81,7 +97,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress bar')
     .action(async (video: string, o: EvalCliOptions) => {
-      const metrics = parseMetrics(o.metrics);
+      const metrics = defaultMetrics(o);
       const maweC = Number(o.maweC);
       if (!Number.isFinite(maweC) || maweC <= 0) throw new RangeError('--mawe-c must be a positive number');
       const flowSize = Number(o.flowSize);
