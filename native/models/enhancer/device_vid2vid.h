@@ -2,9 +2,9 @@
 //
 // Built from a bound CPU Vid2VidUNet (its binding, config and key checks are the specification) by uploading its
 // modules once: the same t2v device blocks as DeviceUNet3D (device::ResnetBlock, TemporalConv, SpatialTransformer,
-// TemporalTransformer, Conv2d with the Downsample's (2, 1) padding). forward() mirrors Vid2VidUNet::forward op for op
-// (read the two side by side); only backend::cuda_ops calls run on the device, the timestep embedding's float32-pow
-// table is computed on the host (enhancer::sinusoidal_embedding) and uploaded.
+// TemporalTransformer, Conv2d with the Downsample's (2, 1) padding). forward() runs the graph Vid2VidUNet::forward runs
+// (vid2vid_graph.h, written once for both backends); only backend::cuda_ops calls run on the device, the timestep
+// embedding's float32-pow table is computed on the host (enhancer::sinusoidal_embedding) and uploaded.
 //
 // Weight dtypes as DeviceUNet3D: F32 (parity with the CPU), or BF16 / F16 resident for the GEMM and convolution
 // weights (norms and biases f32). Activations f32. The device transformer blocks run their feed-forwards in token
@@ -14,6 +14,7 @@
 // constructor throws ERR_NO_CUDA before uploading anything.
 #pragma once
 #include <atomic>
+#include <string>
 #include <vector>
 
 #include "backend/cuda_ops.h"
@@ -46,11 +47,11 @@ class DeviceVid2VidUNet {
         t2v::device::TemporalTransformer temporal;
         t2v::device::Conv2d conv;
     };
-    using Block = std::vector<Module>;
+    struct Block {
+        std::string name;  // the CPU block's
+        std::vector<Module> mods;
+    };
     Block upload_block(const enhancer::Block& b) const;
-    backend::cuda_ops::DeviceTensor run_block(const Block& b, backend::cuda_ops::DeviceTensor h,
-                                              const backend::cuda_ops::DeviceTensor& temb_silu,
-                                              const backend::cuda_ops::DeviceTensor& ctx, int frames) const;
     Vid2VidConfig cfg_;
     DType wdt_;
     t2v::device::Linear te1_, te2_;

@@ -7,7 +7,8 @@
 #include <utility>
 
 #include "ops/ops.h"
-#include "runtime/schedules.h"
+#include "models/enhancer/vid2vid_graph.h"
+#include "models/t2v/graph_ops.h"
 
 namespace st2v::enhancer {
 
@@ -284,59 +285,16 @@ Vid2VidUNet::Vid2VidUNet(const io::WeightStore& w, const std::string& p, int hea
                p.c_str());
 }
 
-Tensor Vid2VidUNet::run_block(const Block& b, Tensor h, const Tensor& temb_silu, const Tensor& ctx, int frames) const {
-    for (const Module& m : b.mods) {
-        switch (m.kind) {
-            case Module::kRes:
-                h = m.res(h, temb_silu);
-                h = m.tconv(h, frames);
-                break;
-            case Module::kSpatial: h = m.spatial(h, ctx); break;
-            case Module::kTemporal: h = m.temporal(h, frames); break;
-            case Module::kConv:
-            case Module::kDown: h = m.conv(h); break;
-            case Module::kUp: {
-                // Upsample: nearest x2, then x[..., 1:-1, :], then the 3x3 conv
-                Tensor u = ops::upsample_nearest2x(h);
-                u = u.slice(2, 1, u.size(2) - 1).contiguous();
-                h = m.conv(u);
-                break;
-            }
-        }
-    }
-    return h;
-}
-
 Tensor Vid2VidUNet::forward(const Tensor& x, const std::vector<float>& t, const Tensor& y, const Tap& tap) const {
     const std::vector<float> tb = cfg_.check_forward(x.shape(), y.shape(), t, "enhancer");
     check_dtype(x, DType::F32, "enhancer", "x");
-    const int64_t F = x.size(2);
-    const int frames = static_cast<int>(F);
+    const int frames = static_cast<int>(x.size(2));
     Tensor e = te2_(te1_(sinusoidal_embedding(tb, static_cast<int>(te1_.in())), ops::Act::kSilu));  // [B, E]
     Tensor temb_silu = t2v::repeat_interleave(ops::silu(e), frames);                                // [B*F, E]
     // per sample [B, T, D] (Attention repeats its K / V per frame), or [B*F, T, D] as the reference holds it
     Tensor ctx = t2v::detail::context_per_sample() ? y.contiguous() : t2v::repeat_interleave(y.contiguous(), frames);
-
-    Tensor h = runtime::video_to_frames_first(x);  // [B*F, C, H, W]
-    std::vector<Tensor> skips;
-    for (const Block& b : input_) {
-        h = run_block(b, h, temb_silu, ctx, frames);
-        if (tap) tap(b.name, h);
-        skips.push_back(h);
-    }
-    h = run_block(middle_, h, temb_silu, ctx, frames);
-    if (tap) tap(middle_.name, h);
-    for (const Block& b : output_) {
-        Tensor s = skips.back();
-        skips.pop_back();
-        ST2V_CHECK(s.size(2) == h.size(2) && s.size(3) == h.size(3), Code::kShapeMismatch,
-                   "enhancer: %s: features %s do not match the skip %s", b.name.c_str(), h.shape().str().c_str(),
-                   s.shape().str().c_str());
-        h = run_block(b, ops::concat({h, s}, 1), temb_silu, ctx, frames);
-        if (tap) tap(b.name, h);
-    }
-    h = out_conv_(ops::group_norm(h, 1, 32, out_norm_.w, out_norm_.b, 1e-5f, /*silu=*/true));
-    return runtime::frames_first_to_video(h, h.size(0) / F);  // [B, C, F, H, W]
+    return detail::Vid2VidGraph<t2v::detail::CpuGraphOps>::forward(input_, middle_, output_, out_norm_, out_conv_, x,
+                                                                   temb_silu, ctx, frames, "enhancer", tap);
 }
 
 // ---------------------------------------------------------------------------------------------------

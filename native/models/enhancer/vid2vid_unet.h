@@ -96,7 +96,6 @@ class Vid2VidUNet {
     t2v::Norm out_norm_;
     t2v::Conv2d out_conv_;
     size_t n_bound_ = 0;
-    Tensor run_block(const Block& b, Tensor h, const Tensor& temb_silu, const Tensor& ctx, int frames) const;
 };
 
 // sinusoidal_embedding of unet_v2v.py: half = dim/2, freq_i = pow(10000, -i/half) in float32,

@@ -1,6 +1,6 @@
 // Device forward of the StreamingT2V stage-2 networks. The blocks read side by side with blocks.cpp: the same
 // functions in the same order, ops::X -> co::X, Tensor -> DeviceTensor; the networks' forward is unet_graph.h's,
-// shared with unet3d.cpp (DeviceOps below is its device backend). Binding is the CPU code's (each module binds its
+// shared with unet3d.cpp (its device backend: device_graph_ops.h). Binding is the CPU code's (each module binds its
 // CPU counterpart and uploads what it bound).
 #include "models/t2v/device_unet3d.h"
 
@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "backend/backend.h"
+#include "models/t2v/device_graph_ops.h"
 #include "models/t2v/unet_graph.h"
 
 namespace st2v::t2v {
@@ -311,28 +312,7 @@ void Encoder::upload(const t2v::Encoder& e, DType wdt) {
     mid_tattn.upload(e.mid_tattn, wdt);
 }
 
-namespace {
-// The device backend of the shared forward (unet_graph.h).
-struct DeviceOps {
-    using Tensor = DeviceTensor;
-    static Tensor concat(const std::vector<Tensor>& xs, int dim) { return co::concat(xs, dim); }
-    static Tensor upsample_nearest(const Tensor& x, int64_t h, int64_t w) { return co::upsample_nearest(x, h, w); }
-    static Tensor group_norm(const Tensor& x, int frames, int groups, const Tensor& g, const Tensor& b, float eps,
-                             bool silu) {
-        return co::group_norm(x, frames, groups, g, b, eps, silu);
-    }
-    static void add_(Tensor& a, const Tensor& b) { co::add_(a, b); }
-    static Tensor silu(const Tensor& x) { return co::silu(x); }
-    static Tensor slice(const Tensor& x, int dim, int64_t begin, int64_t end) { return co::slice(x, dim, begin, end); }
-    static Tensor video_to_frames(const Tensor& x) { return device::video_to_frames(x); }
-    static Tensor frames_to_video(const Tensor& x, int64_t frames) { return device::frames_to_video(x, frames); }
-    // compared on a host copy (one download of the latents per forward)
-    static bool same_samples(const Tensor& x) { return t2v::detail::samples_identical(x.to_host()); }
-    // the context per sample [B, T, D] for h [B*F, ...] (see Attention)
-    static Tensor spatial(const SpatialTransformer& m, const Tensor& h, const Tensor& ctx, int F) { return m(h, ctx, F); }
-};
-using Graph = t2v::detail::UNetGraph<DeviceOps>;
-}  // namespace
+using Graph = t2v::detail::UNetGraph<t2v::detail::DeviceGraphOps>;  // the forward, shared with the CPU networks
 
 std::vector<DeviceTensor> Encoder::run_down(DeviceTensor h, const DeviceTensor& temb, const DeviceTensor& ctx, int F) const {
     return Graph::down(*this, std::move(h), temb, ctx, F);

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "core/threadpool.h"
-#include "runtime/schedules.h"
+#include "models/t2v/graph_ops.h"
 #include "models/t2v/unet_graph.h"
 
 namespace st2v::t2v {
@@ -30,27 +30,7 @@ bool detail::samples_identical(const Tensor& x) {
 namespace {
 std::atomic<bool> g_shared_stem{detail::switch_from_env("ST2V_SHARED_STEM")};
 
-// The CPU backend of the shared forward (unet_graph.h).
-struct CpuOps {
-    using Tensor = st2v::Tensor;
-    static Tensor concat(const std::vector<Tensor>& xs, int dim) { return ops::concat(xs, dim); }
-    static Tensor upsample_nearest(const Tensor& x, int64_t h, int64_t w) { return t2v::upsample_nearest(x, h, w); }
-    static Tensor group_norm(const Tensor& x, int frames, int groups, const Tensor& g, const Tensor& b, float eps,
-                             bool silu) {
-        return ops::group_norm(x, frames, groups, g, b, eps, silu);
-    }
-    static void add_(Tensor& a, const Tensor& b) { ops::add_(a, b); }
-    static Tensor silu(const Tensor& x) { return ops::silu(x); }
-    static Tensor slice(const Tensor& x, int dim, int64_t begin, int64_t end) { return x.slice(dim, begin, end); }
-    static Tensor video_to_frames(const Tensor& x) { return runtime::video_to_frames_first(x); }
-    static Tensor frames_to_video(const Tensor& x, int64_t frames) {
-        return runtime::frames_first_to_video(x, x.size(0) / frames);
-    }
-    static bool same_samples(const Tensor& x) { return detail::samples_identical(x); }
-    // the context as UNet3D::forward / CamNet::forward prepared it (per sample, or repeated per frame)
-    static Tensor spatial(const SpatialTransformer& m, const Tensor& h, const Tensor& ctx, int) { return m(h, ctx); }
-};
-using Graph = detail::UNetGraph<CpuOps>;
+using Graph = detail::UNetGraph<detail::CpuGraphOps>;  // the forward, shared with the device networks
 }  // namespace
 
 std::string UNetConfig::str() const {

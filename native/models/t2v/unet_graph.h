@@ -1,7 +1,7 @@
 // The UNet3D / CAM forward written once for both backends: unet3d.cpp runs it on the CPU modules (ops::),
 // device_unet3d.cpp on their device copies (backend::cuda_ops::), so the two cannot drift apart. Internal to
 // models/t2v. The modules themselves (blocks.h / device_unet3d.h) have the same members on both sides; what differs
-// is behind a backend adapter O:
+// is behind a backend adapter O (graph_ops.h: CpuGraphOps, device_graph_ops.h: DeviceGraphOps):
 //   O::Tensor (default-constructible; size(i)); concat(tensors, dim); upsample_nearest(x, H, W) (to an explicit
 //   size); group_norm(x, frames, groups, gamma, beta, eps, silu); add_(a, b); silu(x); slice(x, dim, begin, end);
 //   video_to_frames(x) ([B, C, F, H, W] -> [B*F, C, H, W]); frames_to_video(x, F); same_samples(x) (every sample of
