@@ -250,8 +250,9 @@ CamResiduals CamNet::forward(const Tensor& x, float t, const Tensor& ctx, const 
     Tensor text = ctx.slice(1, 0, std::min<int64_t>(77, ctx.size(1))).contiguous();  // text tokens only
     Tensor ctxF = detail::context_per_sample() ? text : repeat_interleave(text, Fc);  // as in UNet3D::forward
     Tensor e = e_cond_in && e_cond_in->defined() ? *e_cond_in : encode_cond(cond);  // [B*Fc, C0, h, w]
+    CamResiduals r = Graph::cam<Encoder, CamResiduals>(enc_, x, temb, ctxF, e, Fc);  // checks E_cond's shape
     if (e_cond_out) *e_cond_out = e;
-    return Graph::cam<Encoder, CamResiduals>(enc_, x, temb, ctxF, e, Fc);
+    return r;
 }
 
 // ---------------------------------------------------------------------------------------------------
