@@ -23,7 +23,8 @@
 #   3. runs the PyTorch peer (scripts/torch_anchor.py: stage-2 step bf16 eager + fp32, enhancer-sized step
 #      bf16 eager) on the same GPU in the same run
 #   3b. our stage-3 enhancer step on the device (cuda_model_check --bench-enh: the real MS-Vid2Vid-XL layout with
-#      random weights, 24 frames of 90x160 latents, two forwards + CFG, f32 and bf16) while the run is under 270 s
+#      random weights, 24 frames of 90x160 latents, two forwards + CFG, f32 and bf16, with a per-op profile of one
+#      step: enh_profile) while the run is under 270 s
 #   3c. compute-sanitizer memcheck over cuda_check --quick while the run is under 300 s
 #   4. writes bench/results/gpu-<date>.json (and a copy under $OUT when set, with the logs as one gpu-logs.tgz:
 #      the device tool returns at most 8 files)
@@ -166,7 +167,7 @@ fi
 if [ "$BUILD_OK" = 1 ] && [ "${ST2V_GPU_SKIP_ENH:-0}" != 1 ]; then
   if [ $((SECONDS - T0)) -lt 270 ]; then
     phase "cuda_model_check --bench-enh"
-    timeout 180 stdbuf -oL "$BUILD/cuda_model_check" --bench-enh --reps 2 --config none \
+    timeout 180 stdbuf -oL "$BUILD/cuda_model_check" --bench-enh --profile --reps 2 --config none \
       > "$LOGS/cuda_model_check_enh.jsonl" 2> "$LOGS/cuda_model_check_enh.err"
     echo "bench-enh exit $?" >&2
     grep -E '"bench/enh_step"' "$LOGS/cuda_model_check_enh.jsonl" | cut -c1-300 >&2
@@ -323,6 +324,8 @@ result = {
     "stage2_peak_gib_bf16": bench_row("bf16").get("peak_gib"),
     # one extra step per dtype with every device op synchronised and timed on its own (cuda_model_check --profile)
     "stage2_profile": {"bf16": profile("bf16"), "f32": profile("f32")},
+    "enh_profile": {dt: next((r for r in enh if r.get("case") == "bench/enh_profile" and r.get("dtype") == dt), None)
+                    for dt in ("bf16", "f32")},
     "torch_stage2_peak_gib_bf16": next((r.get("peak_gib") for r in torch_rows
                                         if str(r.get("case", "")).startswith("st2v_step") and r.get("mode") == "bf16"), None),
     "ops": {

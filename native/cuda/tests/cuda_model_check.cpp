@@ -5,7 +5,8 @@
 //                    [--latent N] [--config tiny|mid]
 // (--bench-dtype: the bench in that weight dtype only; default both)
 // (--profile, with --bench / --bench-tiny: one more step per dtype with every device op timed on its own,
-// {"case": "bench/stage2_profile", "ops": [{"op", "calls", "ms", "share", "tflops"}...]}, backend.h: OpScope)
+// {"case": "bench/stage2_profile", "ops": [{"op", "calls", "ms", "share", "tflops"}...]}, backend.h: OpScope; with
+// --bench-enh / --bench-enh-tiny likewise one more enhancer solver step, "bench/enh_profile")
 // (--bench-tiny: the bench code on the tiny config at --latent / --frames, also under emulation; a check of the tool)
 //
 // Under the CPU emulation of CUDA (cuda_model_check_emu, ST2V_CUDA_LIB=<libstreamingt2v_cuda_emu.so>) use small
@@ -86,6 +87,7 @@ namespace {
 
 int g_reps = 1;
 bool g_profile = false;
+bool g_emulated = false;  // the backend is the CPU emulation of CUDA (deterministic GEMMs, no timing meaning)
 std::vector<DType> g_bench_dtypes = {DType::F32, DType::BF16};  // --bench-dtype f32|bf16: that one only  // --profile: the bench also prints a per-op profile of one step per dtype
 int g_frames = 16;  // chunk frames of the parity cases (conditioning frames: half)
 int g_latent = 8;   // tiny's latent size (mid: twice that)
@@ -164,6 +166,34 @@ void report(const std::string& name, DType dt, const Diff& d, double ms_cuda, do
                 "\"pass\": %s, \"ms_cuda\": %.2f, \"ms_cpu\": %.2f}\n",
                 name.c_str(), f32 ? "f32" : "bf16", d.max_abs, d.ref_max_abs, rel, tol, pass ? "true" : "false", ms_cuda,
                 ms_cpu);
+    std::fflush(stdout);
+}
+
+// Runs fn once with every device op timed on its own (backend.h: OpScope) and prints one JSON row
+// {"case", "dtype", "note", "ms_total", "ms_in_ops", "ops": [{"op", "calls", "ms", "share", "tflops"}...]}.
+template <class Fn>
+void print_profile(const std::string& name, const char* dtype, const char* what, Fn&& fn) {
+    backend::set_op_profile(true);
+    sync();
+    const double s0 = now_ms();
+    fn();
+    sync();
+    const double total = now_ms() - s0;
+    backend::set_op_profile(false);
+    const std::vector<backend::OpProfileRow> rows = backend::op_profile();
+    double sum = 0;
+    std::string js;
+    for (const backend::OpProfileRow& r : rows) {
+        sum += r.ms;
+        char b[256];
+        std::snprintf(b, sizeof b, "%s{\"op\": \"%s\", \"calls\": %lld, \"ms\": %.3f, \"share\": %.4f, \"tflops\": %.2f}",
+                      js.empty() ? "" : ", ", r.name.c_str(), (long long)r.calls, r.ms, r.ms / total,
+                      r.ms > 0 ? r.flop / 1e12 / (r.ms / 1e3) : 0.0);
+        js += b;
+    }
+    std::printf("{\"case\": \"%s\", \"dtype\": \"%s\", \"note\": \"%s, every op synchronised before and after (slower "
+                "than unprofiled)\", \"ms_total\": %.2f, \"ms_in_ops\": %.2f, \"ops\": [%s]}\n",
+                name.c_str(), dtype, what, total, sum, js.c_str());
     std::fflush(stdout);
 }
 
@@ -384,7 +414,10 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
         ds.add(x_prev, dxp.to_host());
         report(pre + "stage2_step", dt, ds, ms, ms_cpu_step);
         // The same step with the stem run per sample (t2v::detail::set_shared_stem(false)): against the CPU reference,
-        // and the same bits as the shared stem's step above (the CFG pair shares its latents, so Encoder::stem ran once).
+        // and against the shared stem's step above (the CFG pair shares its latents, so Encoder::stem ran once). On the
+        // emulated backend its GEMMs sum in the same order whatever their shape, so the two steps must be the same bits;
+        // on a GPU cuBLASLt may choose another algorithm for the per-sample stem's twice-as-tall GEMMs (another
+        // summation order: seen on an H200, 2026-11-28), so there they must agree within the dtype's fidelity bound.
         {
             double mcs = 0;
             const double a0 = now_ms();
@@ -397,8 +430,16 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
             const Tensor hs = dxs.to_host(), hp = dxp.to_host();
             Diff du;
             du.add(x_prev, hs);
-            if (hs.nbytes() != hp.nbytes() || std::memcmp(hs.raw(), hp.raw(), hs.nbytes()) != 0) {
-                std::fprintf(stderr, "%s: the step with the stem per sample differs from the shared stem's\n", name);
+            const bool same_bits = hs.nbytes() == hp.nbytes() && std::memcmp(hs.raw(), hp.raw(), hs.nbytes()) == 0;
+            Diff dv;
+            dv.add(hp, hs);
+            const double vscale = dt == DType::F32 ? std::max(1.0, dv.ref_max_abs) : dv.ref_max_abs;
+            const bool agree = g_emulated ? same_bits : dv.finite && dv.max_abs <= (dt == DType::F32 ? 1e-4 : 2e-2) * vscale;
+            std::fprintf(stderr, "%s (%s): the step with the stem per sample vs the shared stem's: %s, max_abs %.3e\n", name,
+                         dt == DType::F32 ? "f32" : "bf16", same_bits ? "same bits" : "different bits", dv.max_abs);
+            if (!agree) {
+                std::fprintf(stderr, "%s: the step with the stem per sample differs from the shared stem's beyond %s\n", name,
+                             g_emulated ? "the bits (emulated backend)" : "the fidelity bound");
                 du.finite = false;
             }
             report(pre + "stage2_step_stem_per_sample", dt, du, ms_s, ms_cpu_step);
@@ -537,31 +578,10 @@ void bench(int reps, bool tiny) {
                 finite = finite && std::isfinite(o.f32()[i]);
                 same = same && o.f32()[i] == oc.f32()[i];
             }
-            if (g_profile) {  // one more step with every op timed on its own (backend.h: OpScope)
-                backend::set_op_profile(true);
-                sync();
-                const double s0 = now_ms();
-                DeviceTensor po = t2v::device_stage2_step(dunet, dcam, in.sch, dx, in.t, dctx, dcond, 7.5f, 1.f, &dnoise);
-                sync();
-                const double total = now_ms() - s0;
-                backend::set_op_profile(false);
-                const std::vector<backend::OpProfileRow> rows = backend::op_profile();
-                double sum = 0;
-                std::string js;
-                for (const backend::OpProfileRow& r : rows) {
-                    sum += r.ms;
-                    char b[256];
-                    std::snprintf(b, sizeof b, "%s{\"op\": \"%s\", \"calls\": %lld, \"ms\": %.3f, \"share\": %.4f, \"tflops\": %.2f}",
-                                  js.empty() ? "" : ", ", r.name.c_str(), (long long)r.calls, r.ms, r.ms / total,
-                                  r.ms > 0 ? r.flop / 1e12 / (r.ms / 1e3) : 0.0);
-                    js += b;
-                }
-                std::printf("{\"case\": \"bench/stage2_profile%s\", \"dtype\": \"%s\", \"note\": \"one step, every op "
-                            "synchronised before and after (slower than unprofiled)\", \"ms_total\": %.2f, "
-                            "\"ms_in_ops\": %.2f, \"ops\": [%s]}\n",
-                            tiny ? "_tiny" : "", dn, total, sum, js.c_str());
-                std::fflush(stdout);
-            }
+            if (g_profile)  // one more step with every op timed on its own (backend.h: OpScope)
+                print_profile(std::string("bench/stage2_profile") + (tiny ? "_tiny" : ""), dn, "one step", [&] {
+                    (void)t2v::device_stage2_step(dunet, dcam, in.sch, dx, in.t, dctx, dcond, 7.5f, 1.f, &dnoise);
+                });
             const double ms = med(plain.t), msc = med(cached.t);
             std::printf("{\"case\": \"bench/stage2_step%s\", \"dtype\": \"%s\", \"shape\": \"%s, B=2 (CFG), F=%d, Fc=%d, "
                         "%lldx%lld latents, %lld ctx tokens\", \"ms_median\": %.2f, \"ms_min\": %.2f, \"ms_cam\": %.2f, "
@@ -622,6 +642,9 @@ void bench_enhancer(int reps, bool tiny) {
             }
             std::sort(t.begin(), t.end());
             const double peak = static_cast<double>(backend::device_bytes_peak() - live0);
+            if (g_profile)  // the same solver step's denoiser work once more, every op timed on its own
+                print_profile(std::string("bench/enh_profile") + (tiny ? "_tiny" : ""), dn, "one solver step (2 forwards + CFG)",
+                              [&] { (void)co::cfg_combine(dev.forward(dx, {599.f}, dyn), dev.forward(dx, {599.f}, dy), 7.5f); });
             const Tensor o = out.to_host();
             bool finite = true;
             for (int64_t i = 0; i < o.numel(); ++i) finite = finite && std::isfinite(o.f32()[i]);
@@ -674,6 +697,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     const bool emulated = std::strncmp(st.info.build, "emulated", 8) == 0;
+    g_emulated = emulated;
     std::printf("{\"device\": \"%s\", \"build\": \"%s\", \"emulated\": %s}\n", json_escape(st.info.name).c_str(),
                 json_escape(st.info.build).c_str(), emulated ? "true" : "false");
     std::fflush(stdout);
