@@ -18,6 +18,9 @@
 #      conv_direct
 #   2b''. the same bf16 step with every attention in the fused online-softmax kernel (ST2V_CUDA_ATTN=fused) instead of
 #      the default's cuBLASLt GEMM path for the long self-attentions: stage2_step_ms.ours_bf16_attn_fused, attn_fused
+#   2b (bf16 attention). the same with the GEMM attention path on bf16 operands (ST2V_CUDA_ATTN_BF16=1; bf16 parity
+#      cases only): stage2_step_ms.ours_bf16_attn_bf16, attn_bf16; the enhancer bench (3b) times its bf16 step that
+#      way too (enh_step_ms.ours_bf16_attn_bf16, enh_attn_bf16_vs_default_rel)
 #   2c. a whole 2-chunk generation (24 frames, built-in model, engine::Engine) with the denoisers on cuda against
 #      the same generation on cpu, uint8 frames compared (cuda_engine_check)
 #   3. runs the PyTorch peer (scripts/torch_anchor.py: stage-2 step bf16 eager + fp32, enhancer-sized step
@@ -125,15 +128,16 @@ OPS_RC=$CHECK_RC
 # ---- 2b. the stage-2 networks against the CPU models, and our stage-2 step bench (about 1-2 min) ----
 run_check cuda_model_check 200 --bench --profile --reps 5
 MODEL_RC=$CHECK_RC
-# bf16_variant <name> <VAR=value>: the tiny parity cases and the bf16 step timing / profile with one switch set,
-# into $LOGS/cuda_model_check_<name>.jsonl
+# bf16_variant <name> <VAR=value> [flags...]: the tiny parity cases and the bf16 step timing / profile with one switch
+# set, into $LOGS/cuda_model_check_<name>.jsonl
 bf16_variant() {
   local name=$1 setting=$2
+  shift 2
   : > "$LOGS/cuda_model_check_$name.jsonl"
   [ "$BUILD_OK" = 1 ] || return 0
-  phase "cuda_model_check with $setting"
+  phase "cuda_model_check with $setting $*"
   env "$setting" timeout 150 stdbuf -oL "$BUILD/cuda_model_check" --bench --bench-dtype bf16 --profile --reps 5 \
-    --quick --config tiny > "$LOGS/cuda_model_check_$name.jsonl" 2> "$LOGS/cuda_model_check_$name.err"
+    --quick --config tiny "$@" > "$LOGS/cuda_model_check_$name.jsonl" 2> "$LOGS/cuda_model_check_$name.err"
   echo "$name exit $?" >&2
   grep -E '"bench/stage2_step"|summary' "$LOGS/cuda_model_check_$name.jsonl" | cut -c1-300 >&2
 }
@@ -143,6 +147,9 @@ bf16_variant conv_direct ST2V_CUDA_CONV=direct
 # 2b''. the fused online-softmax kernel for every attention (the default sends the long self-attentions and heads
 # wider than 256 through the cuBLASLt GEMM path)
 bf16_variant attn_fused ST2V_CUDA_ATTN=fused
+# 2b (bf16 attention). the GEMM attention path on bf16 operands (ST2V_CUDA_ATTN_BF16=1, opt-in, meant for bf16 weights
+# only: the parity cases in bf16 only)
+bf16_variant attn_bf16 ST2V_CUDA_ATTN_BF16=1 --dtype bf16
 
 # ---- 2c. a whole 2-chunk generation (engine::Engine, built-in model, f32 weights) with the denoisers on cuda vs
 # cpu, 24 frames, 5 steps ----
@@ -167,7 +174,7 @@ fi
 if [ "$BUILD_OK" = 1 ] && [ "${ST2V_GPU_SKIP_ENH:-0}" != 1 ]; then
   if [ $((SECONDS - T0)) -lt 270 ]; then
     phase "cuda_model_check --bench-enh"
-    timeout 180 stdbuf -oL "$BUILD/cuda_model_check" --bench-enh --profile --reps 2 --config none \
+    timeout 180 stdbuf -oL "$BUILD/cuda_model_check" --bench-enh --profile --attn-bf16-ab --reps 2 --config none \
       > "$LOGS/cuda_model_check_enh.jsonl" 2> "$LOGS/cuda_model_check_enh.err"
     echo "bench-enh exit $?" >&2
     grep -E '"bench/enh_step"' "$LOGS/cuda_model_check_enh.jsonl" | cut -c1-300 >&2
@@ -237,6 +244,10 @@ enh = jsonl(f"{logs}/cuda_model_check_enh.jsonl")
 def enh_row(dtype):
     return next((r for r in enh if r.get("case") == "bench/enh_step" and r.get("dtype") == dtype and "ms_median" in r), {})
 attn_fused = jsonl(f"{logs}/cuda_model_check_attn_fused.jsonl")
+attn_bf16 = jsonl(f"{logs}/cuda_model_check_attn_bf16.jsonl")
+attn_bf16_step = next((r for r in attn_bf16 if r.get("case") == "bench/stage2_step" and r.get("dtype") == "bf16"
+                       and "ms_median" in r), {})
+enh_attn_bf16 = next((r for r in enh if r.get("case") == "bench/enh_step_attn_bf16" and "ms_median" in r), {})
 attn_fused_step = next((r for r in attn_fused if r.get("case") == "bench/stage2_step" and r.get("dtype") == "bf16"
                         and "ms_median" in r), {})
 conv_direct_step = next((r for r in conv_direct if r.get("case") == "bench/stage2_step" and r.get("dtype") == "bf16"
@@ -310,11 +321,16 @@ result = {
                        # _attn_fused: every attention through the fused online-softmax kernel (ST2V_CUDA_ATTN=fused)
                        # instead of the default's cuBLASLt GEMM path for long self-attention
                        "ours_bf16_attn_fused": attn_fused_step.get("ms_median"),
+                       # _attn_bf16: the GEMM attention path on bf16 operands (ST2V_CUDA_ATTN_BF16=1)
+                       "ours_bf16_attn_bf16": attn_bf16_step.get("ms_median"),
                        "torch_bf16_eager": torch_ms("st2v_step", "bf16"), "torch_fp32": torch_ms("st2v_step", "fp32")},
     # ours: the MS-Vid2Vid-XL denoiser (DeviceVid2VidUNet) at 24 x 90 x 160, two forwards + CFG (enhance runs f32);
     # torch: torch_anchor's enhancer-sized step, a UNet3D of the same size class (a proxy, not the same network)
     "enh_step_ms": {"ours_f32": enh_row("f32").get("ms_median"), "ours_bf16": enh_row("bf16").get("ms_median"),
+                    "ours_bf16_attn_bf16": enh_attn_bf16.get("ms_median"),
                     "torch_bf16_eager": torch_ms("enh_step", "bf16")},
+    # the bf16 step with ST2V_CUDA_ATTN_BF16=1 against the default bf16 step's output (CFG-combined v): max_abs / max|v|
+    "enh_attn_bf16_vs_default_rel": enh_attn_bf16.get("vs_default_rel"),
     "enh_step_peak_gib": {"ours_f32": enh_row("f32").get("peak_gib"), "ours_bf16": enh_row("bf16").get("peak_gib")},
     # cuda_model_check: worst over the tiny / mid cases (CAM residuals, UNet eps, one stage-2 step) against the CPU
     # fp32 models; bf16: max_abs / max|ref| of the bf16-weight run against the same fp32 reference
@@ -352,6 +368,8 @@ result = {
     "conv_direct": conv_direct or None,
     # every attention through the fused kernel (ST2V_CUDA_ATTN=fused): tiny-config parity rows, bf16 step, profile
     "attn_fused": attn_fused or None,
+    # the GEMM attention path on bf16 operands (ST2V_CUDA_ATTN_BF16=1): tiny-config bf16 parity rows, bf16 step, profile
+    "attn_bf16": attn_bf16 or None,
     "torch_anchor": [r for r in torch_rows if "case" in r or r.get("event") == "sdpa_check"],
     "host_cpu": host_cpu(),
     # compute-sanitizer over cuda_check --quick: "<tool> exit <rc>: <summary lines>" per tool

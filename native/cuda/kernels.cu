@@ -303,6 +303,31 @@ __global__ void softmax_rows_kernel(float* __restrict__ s, int64_t rows, int64_t
     }
 }
 
+// softmax_rows_kernel's rows, the probabilities written to p in bf16 (the scores in s stay as they were computed):
+// the P operand of the bf16 attention path's second GEMM.
+__global__ void softmax_rows_bf16_kernel(const float* __restrict__ s, __nv_bfloat16* __restrict__ p, int64_t rows,
+                                         int64_t n) {
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* row = s + r * n;
+        __nv_bfloat16* out = p + r * n;
+        float m = -INFINITY;
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, row[j]);
+        m = block_reduce_f(m, true);
+        float sum = 0.f;
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) sum += expf(row[j] - m);
+        const float inv = 1.f / block_reduce_f(sum, false);
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) out[j] = __float2bfloat16_rn(expf(row[j] - m) * inv);
+    }
+}
+// dst [B * L, cols] contiguous bf16 = src's rows (row r = b * L + l at b * bs + l * rs, fp32), columns [0, cols).
+__global__ void rows_to_bf16_kernel(const float* __restrict__ src, int64_t L, int64_t rs, int64_t bs, int64_t cols,
+                                    __nv_bfloat16* __restrict__ dst, int64_t n) {
+    ST2V_GRID_STRIDE(i, n) {
+        const int64_t r = i / cols, c = i - r * cols, b = r / L, l = r - b * L;
+        dst[i] = __float2bfloat16_rn(src[b * bs + l * rs + c]);
+    }
+}
+
 __device__ __forceinline__ float load_as_f32(const void* p, int t, int64_t i) {
     if (t == ST2V_BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
     if (t == ST2V_F16) return __half2float(static_cast<const __half*>(p)[i]);
@@ -461,7 +486,10 @@ st2v_status k_cast(const void* src, int st, void* dst, int dt, int64_t n) {
 // ---- attention as GEMMs: S = scale Q_h K_h^T (cuBLASLt, fp32, strided batches over the samples), an exact row
 // softmax in place, O_h = S V_h (cuBLASLt, written into head h's columns of O). The scores of at most
 // kAttnScoreBytes are materialised at a time: a group of samples of one head, or a band of query rows of one
-// (sample, head) when a single score matrix is larger (rows are independent, so the bands are exact). ----
+// (sample, head) when a single score matrix is larger (rows are independent, so the bands are exact).
+// ST2V_CUDA_ATTN_BF16=1 (opt-in, read at every call; for runs with bf16 weights, whose bound it is meant to stay in:
+// it changes fp32 results): Q, K, V rounded to bf16 once per call (compact copies), both GEMMs on bf16 operands with
+// fp32 accumulation and fp32 scores, the softmax in fp32 writing bf16 probabilities for the second GEMM. ----
 namespace {
 constexpr int64_t kAttnScoreBytes = int64_t(256) << 20;
 
@@ -489,15 +517,22 @@ int64_t attention_score_budget() {  // ST2V_CUDA_ATTN_SCORE_BYTES overrides (tes
 
 // A device buffer for the scores: stream-ordered when the context allocates that way, else cudaMalloc and a
 // synchronised free.
+bool attention_bf16() {
+    const char* e = std::getenv("ST2V_CUDA_ATTN_BF16");
+    return e && (std::strcmp(e, "1") == 0 || std::strcmp(e, "on") == 0);
+}
 struct ScoreBuffer {
-    float* p = nullptr;
+    void* p = nullptr;
     st2v_status alloc(size_t bytes) {
-        void* v = nullptr;
-        cudaError_t e = ctx().async_alloc ? cudaMallocAsync(&v, bytes, ctx().stream) : cudaMalloc(&v, bytes);
-        if (e != cudaSuccess) return from_cuda(e, "attention: score buffer");
-        p = static_cast<float*>(v);
+        cudaError_t e = ctx().async_alloc ? cudaMallocAsync(&p, bytes, ctx().stream) : cudaMalloc(&p, bytes);
+        if (e != cudaSuccess) {
+            p = nullptr;
+            return from_cuda(e, "attention: score buffer");
+        }
         return ST2V_OK;
     }
+    float* f() const { return static_cast<float*>(p); }
+    __nv_bfloat16* h() const { return static_cast<__nv_bfloat16*>(p); }
     ~ScoreBuffer() {
         if (!p) return;
         if (ctx().async_alloc) {
@@ -509,13 +544,37 @@ struct ScoreBuffer {
     }
 };
 
+// A bf16 copy of a strided fp32 operand [B, L, cols]: compact, so row stride cols and batch stride L * cols.
+st2v_status to_bf16(const float* src, int64_t B, int64_t L, int64_t rs, int64_t bs, int64_t cols, ScoreBuffer* dst) {
+    const int64_t n = B * L * cols;
+    if (st2v_status st = dst->alloc(sizeof(__nv_bfloat16) * static_cast<size_t>(n))) return st;
+    ST2V_LAUNCH(rows_to_bf16_kernel, grid_for(n), kThreads, 0, ctx().stream, src, L, rs, bs, cols, dst->h(), n);
+    ST2V_CU_LAUNCHED("rows_to_bf16_kernel");
+    return ST2V_OK;
+}
+
 st2v_status attention_gemm(const st2v_attention_args* a) {
     const int64_t B = a->B, Lq = a->Lq, Lk = a->Lk, H = a->H, D = a->D, Dv = a->Dv;
     const int64_t budget = std::max<int64_t>(attention_score_budget() / 4, Lk);  // floats; at least one row
     const int64_t qb = std::min(Lq, budget / Lk);                                 // query rows per band
     const int64_t G = qb == Lq ? std::max<int64_t>(1, std::min(B, budget / (Lq * Lk))) : 1;  // samples per group
-    ScoreBuffer sbuf;
+    ScoreBuffer sbuf, pbuf, q16, k16, v16;
     if (st2v_status st = sbuf.alloc(sizeof(float) * static_cast<size_t>(G * qb * Lk))) return st;
+    // The operands as the GEMMs read them: fp32 in place, or compact bf16 copies (ST2V_CUDA_ATTN_BF16).
+    const bool lowp = attention_bf16();
+    const int ab = lowp ? ST2V_BF16 : ST2V_F32;
+    int64_t q_rs = a->q_rs, q_bs = a->q_bs, k_rs = a->k_rs, k_bs = a->k_bs, v_rs = a->v_rs, v_bs = a->v_bs;
+    if (lowp) {
+        if (st2v_status st = to_bf16(a->d_q, B, Lq, a->q_rs, a->q_bs, H * D, &q16)) return st;
+        if (st2v_status st = to_bf16(a->d_k, B, Lk, a->k_rs, a->k_bs, H * D, &k16)) return st;
+        if (st2v_status st = to_bf16(a->d_v, B, Lk, a->v_rs, a->v_bs, H * Dv, &v16)) return st;
+        if (st2v_status st = pbuf.alloc(sizeof(__nv_bfloat16) * static_cast<size_t>(G * qb * Lk))) return st;
+        q_rs = H * D, q_bs = Lq * H * D, k_rs = H * D, k_bs = Lk * H * D, v_rs = H * Dv, v_bs = Lk * H * Dv;
+    }
+    // element (offset) of an operand in the dtype the GEMMs read
+    auto at = [&](const float* f32, const ScoreBuffer& b16, int64_t off) -> const void* {
+        return lowp ? static_cast<const void*>(b16.h() + off) : static_cast<const void*>(f32 + off);
+    };
     const int64_t o_rs = H * Dv, o_bs = Lq * H * Dv;
     for (int64_t h = 0; h < H; ++h)
         for (int64_t b0 = 0; b0 < B; b0 += G) {
@@ -524,20 +583,26 @@ st2v_status attention_gemm(const st2v_attention_args* a) {
                 const int64_t rows = std::min(qb, Lq - q0);
                 st2v_gemm_args s{};  // S[rows, Lk] = scale * Q[q0:q0+rows, head h] K[:, head h]^T
                 s.M = rows, s.N = Lk, s.K = D;
-                s.d_a = a->d_q + b0 * a->q_bs + q0 * a->q_rs + h * D, s.lda = a->q_rs, s.a_type = ST2V_F32;
-                s.d_b = a->d_k + b0 * a->k_bs + h * D, s.ldb = a->k_rs, s.trans_b = 1, s.b_type = ST2V_F32;
-                s.d_c = sbuf.p, s.ldc = Lk, s.alpha = a->scale;
-                if (st2v_status st = gemm_strided_batched(&s, g, a->q_bs, a->k_bs, rows * Lk)) return st;
+                s.d_a = at(a->d_q, q16, b0 * q_bs + q0 * q_rs + h * D), s.lda = q_rs, s.a_type = ab;
+                s.d_b = at(a->d_k, k16, b0 * k_bs + h * D), s.ldb = k_rs, s.trans_b = 1, s.b_type = ab;
+                s.d_c = sbuf.f(), s.ldc = Lk, s.alpha = a->scale;
+                if (st2v_status st = gemm_strided_batched(&s, g, q_bs, k_bs, rows * Lk)) return st;
                 const int64_t srows = g * rows;
-                ST2V_LAUNCH(softmax_rows_kernel, static_cast<unsigned>(std::min<int64_t>(srows, 1 << 20)), kThreads, 0,
-                            ctx().stream, sbuf.p, srows, Lk);
-                ST2V_CU_LAUNCHED("softmax_rows_kernel");
+                const unsigned grid = static_cast<unsigned>(std::min<int64_t>(srows, 1 << 20));
+                if (lowp) {
+                    ST2V_LAUNCH(softmax_rows_bf16_kernel, grid, kThreads, 0, ctx().stream, sbuf.f(), pbuf.h(), srows, Lk);
+                    ST2V_CU_LAUNCHED("softmax_rows_bf16_kernel");
+                } else {
+                    ST2V_LAUNCH(softmax_rows_kernel, grid, kThreads, 0, ctx().stream, sbuf.f(), srows, Lk);
+                    ST2V_CU_LAUNCHED("softmax_rows_kernel");
+                }
                 st2v_gemm_args o{};  // O[q0:q0+rows, head h] = P[rows, Lk] V[:, head h]
                 o.M = rows, o.N = Dv, o.K = Lk;
-                o.d_a = sbuf.p, o.lda = Lk, o.a_type = ST2V_F32;
-                o.d_b = a->d_v + b0 * a->v_bs + h * Dv, o.ldb = a->v_rs, o.b_type = ST2V_F32;
+                o.d_a = lowp ? static_cast<const void*>(pbuf.h()) : static_cast<const void*>(sbuf.f()), o.lda = Lk;
+                o.a_type = ab;
+                o.d_b = at(a->d_v, v16, b0 * v_bs + h * Dv), o.ldb = v_rs, o.b_type = ab;
                 o.d_c = a->d_o + b0 * o_bs + q0 * o_rs + h * Dv, o.ldc = o_rs, o.alpha = 1.f;
-                if (st2v_status st = gemm_strided_batched(&o, g, rows * Lk, a->v_bs, o_bs)) return st;
+                if (st2v_status st = gemm_strided_batched(&o, g, rows * Lk, v_bs, o_bs)) return st;
             }
         }
     return ST2V_OK;

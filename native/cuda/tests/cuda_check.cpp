@@ -429,7 +429,9 @@ void check_attention(bool quick) {
     if (quick) cases = {cases[1], cases[3], cases[5]};
     // Both algorithms on every case: the fused online-softmax kernel and the GEMM path (cuBLASLt S = QK^T, row
     // softmax, PV); op "attention" is the fused one, "attention_gemm" the GEMM path.
-    auto run = [&](const char* op, const Ac& c, const char* what, bool views) {
+    // bf16: the GEMM path on bf16 operands (ST2V_CUDA_ATTN_BF16=1) against the CPU attention of the bf16-rounded q, k,
+    // v (what is left is the rounding of the probabilities), at the bf16 bound
+    auto run = [&](const char* op, const Ac& c, const char* what, bool views, bool bf16 = false) {
         run_case(op, [&] {
             const int64_t HD = int64_t(c.H) * c.D, rs = views ? 3 * HD : HD;
             // views: q, k, v as column slices of one fused [B, L, 3*H*D] projection (row stride 3*H*D; Lq == Lk)
@@ -438,7 +440,8 @@ void check_attention(bool quick) {
             Tensor k = views ? qkv.slice(2, HD, 2 * HD) : randn({c.B, c.Lk, HD});
             Tensor v = views ? qkv.slice(2, 2 * HD, 3 * HD) : randn({c.B, c.Lk, HD});
             const float scale = 1.f / std::sqrt(float(c.D));
-            Tensor ref = ops::attention(q, k, v, c.H, scale);
+            auto rounded = [&](const Tensor& t) { return bf16 ? t.to(DType::BF16).to(DType::F32) : t; };
+            Tensor ref = ops::attention(rounded(q), rounded(k), rounded(v), c.H, scale);
             DeviceBuffer dqkv = views ? up(qkv) : DeviceBuffer(), dq = views ? DeviceBuffer() : up(q),
                          dk = views ? DeviceBuffer() : up(k), dv = views ? DeviceBuffer() : up(v), dout(ref.nbytes());
             st2v_attention_args a{};
@@ -449,7 +452,7 @@ void check_attention(bool quick) {
             a.d_o = dout.f32(), a.scale = scale;
             double ms = time_ms([&] { backend::check(api.attention(&a), "attention"); });
             report(op, shp({c.B, c.Lq, c.Lk, c.H, c.D}) + " " + what, ref.f32(), down(dout, ref.numel()).data(),
-                   ref.numel(), ms);
+                   ref.numel(), ms, bf16);
         });
     };
     {
@@ -464,6 +467,15 @@ void check_attention(bool quick) {
         // scores in bands: a budget of 3 rows of one (sample, head) at a time (ST2V_CUDA_ATTN_SCORE_BYTES)
         const EnvScope budget("ST2V_CUDA_ATTN_SCORE_BYTES", "3108");  // 3 x 259 floats
         run("attention_gemm", {2, 37, 259, 3, 24, ""}, "score bands of 3 query rows", false);
+    }
+    {
+        // the GEMM path on bf16 operands (opt-in, for bf16-weight runs): every case, views, bands
+        const EnvScope path("ST2V_CUDA_ATTN", "gemm");
+        const EnvScope lowp("ST2V_CUDA_ATTN_BF16", "1");
+        run("attention_gemm_bf16", {2, 256, 256, 5, 64, ""}, "fused qkv rows", true, true);
+        for (const Ac& c : cases) run("attention_gemm_bf16", c, c.what, false, true);
+        const EnvScope budget("ST2V_CUDA_ATTN_SCORE_BYTES", "3108");
+        run("attention_gemm_bf16", {2, 37, 259, 3, 24, ""}, "score bands of 3 query rows", false, true);
     }
     {
         // a group of 2 of 3 samples per score buffer

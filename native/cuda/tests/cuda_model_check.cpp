@@ -1,9 +1,9 @@
 // cuda_model_check: the StreamingT2V stage-2 networks on the CUDA backend (models/t2v/device_unet3d.h) against the
 // CPU networks (the specification) on seeded random weights (St2vConfig::tiny() / ::mid(), make_random_weights).
 //
-//   cuda_model_check [--quick] [--bench] [--bench-tiny] [--profile] [--bench-dtype f32|bf16] [--reps N] [--frames F]
+//   cuda_model_check [--quick] [--bench] [--bench-tiny] [--profile] [--bench-dtype f32|bf16] [--dtype f32|bf16] [--attn-bf16-ab] [--reps N] [--frames F]
 //                    [--latent N] [--config tiny|mid]
-// (--bench-dtype: the bench in that weight dtype only; default both)
+// (--bench-dtype: the bench in that weight dtype only; default both. --dtype: the parity cases likewise.)
 // (--profile, with --bench / --bench-tiny: one more step per dtype with every device op timed on its own,
 // {"case": "bench/stage2_profile", "ops": [{"op", "calls", "ms", "share", "tflops"}...]}, backend.h: OpScope; with
 // --bench-enh / --bench-enh-tiny likewise one more enhancer solver step, "bench/enh_profile")
@@ -87,7 +87,10 @@ namespace {
 
 int g_reps = 1;
 bool g_profile = false;
-bool g_emulated = false;  // the backend is the CPU emulation of CUDA (deterministic GEMMs, no timing meaning)
+bool g_emulated = false;
+// --attn-bf16-ab: --bench-enh times its bf16 step a second time with ST2V_CUDA_ATTN_BF16=1 (attention on bf16 operands)
+bool g_attn_bf16_ab = false;  // the backend is the CPU emulation of CUDA (deterministic GEMMs, no timing meaning)
+std::vector<DType> g_check_dtypes = {DType::F32, DType::BF16};  // --dtype f32|bf16: the parity cases in that one only
 std::vector<DType> g_bench_dtypes = {DType::F32, DType::BF16};  // --bench-dtype f32|bf16: that one only  // --profile: the bench also prints a per-op profile of one step per dtype
 int g_frames = 16;  // chunk frames of the parity cases (conditioning frames: half)
 int g_latent = 8;   // tiny's latent size (mid: twice that)
@@ -250,7 +253,7 @@ void check_enhancer(uint64_t seed) {
     const DeviceTensor dx = DeviceTensor::from_host(x), dy = DeviceTensor::from_host(y);
     const Tensor x1 = x.slice(0, 1, 2).contiguous(), y1 = y.slice(0, 1, 2).contiguous();  // the second sample alone
     const Tensor v1 = cpu.forward(x1, {t[1]}, y1);
-    for (DType dt : {DType::F32, DType::BF16}) {
+    for (DType dt : g_check_dtypes) {
         const enhancer::DeviceVid2VidUNet dev(cpu, dt);
         DeviceTensor dv;
         const double ms = timed(g_reps, [&] { dv = dev.forward(dx, t, dy); });
@@ -385,7 +388,7 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
     const DeviceTensor dX = DeviceTensor::from_host(in.X), dctx = DeviceTensor::from_host(in.ctx),
                        dcond = DeviceTensor::from_host(in.cond2), dx = DeviceTensor::from_host(in.x_t),
                        dnoise = DeviceTensor::from_host(in.noise);
-    for (DType dt : {DType::F32, DType::BF16}) {
+    for (DType dt : g_check_dtypes) {
         const t2v::DeviceCamNet dcam(W, "unet.", dt);
         const t2v::DeviceUNet3D dunet(W, c.base_prefix, dt);
         const std::string pre = std::string(name) + "/";
@@ -630,17 +633,22 @@ void bench_enhancer(int reps, bool tiny) {
             const size_t live0 = backend::device_bytes_live();
             const enhancer::DeviceVid2VidUNet dev(cpu, dt);
             const size_t weights = backend::device_bytes_live() - live0;
-            std::vector<double> t;
+            // median / min of reps solver steps after a warm-up; the last step's output in *out
+            auto time_steps = [&](DeviceTensor* out) {
+                std::vector<double> t;
+                for (int i = 0; i < reps + 1; ++i) {
+                    sync();
+                    const double s0 = now_ms();
+                    const DeviceTensor vc = dev.forward(dx, {599.f}, dy), vu = dev.forward(dx, {599.f}, dyn);
+                    *out = co::cfg_combine(vu, vc, 7.5f);
+                    sync();
+                    if (i > 0) t.push_back(now_ms() - s0);  // the first is the warm-up
+                }
+                std::sort(t.begin(), t.end());
+                return t;
+            };
             DeviceTensor out;
-            for (int i = 0; i < reps + 1; ++i) {
-                sync();
-                const double s0 = now_ms();
-                const DeviceTensor vc = dev.forward(dx, {599.f}, dy), vu = dev.forward(dx, {599.f}, dyn);
-                out = co::cfg_combine(vu, vc, 7.5f);
-                sync();
-                if (i > 0) t.push_back(now_ms() - s0);  // the first is the warm-up
-            }
-            std::sort(t.begin(), t.end());
+            const std::vector<double> t = time_steps(&out);
             const double peak = static_cast<double>(backend::device_bytes_peak() - live0);
             if (g_profile)  // the same solver step's denoiser work once more, every op timed on its own
                 print_profile(std::string("bench/enh_profile") + (tiny ? "_tiny" : ""), dn, "one solver step (2 forwards + CFG)",
@@ -656,6 +664,28 @@ void bench_enhancer(int reps, bool tiny) {
                         t[t.size() / 2], t.front(), reps, gib(static_cast<double>(weights)), gib(peak),
                         finite ? "true" : "false");
             std::fflush(stdout);
+            if (g_attn_bf16_ab && dt == DType::BF16) {
+                // the same step with the attention GEMMs on bf16 operands (the library reads the switch at every call),
+                // and how far its output is from the default's, relative to the default's scale
+                setenv("ST2V_CUDA_ATTN_BF16", "1", 1);
+                DeviceTensor out16;
+                std::vector<double> t16;
+                try {
+                    t16 = time_steps(&out16);
+                } catch (...) {
+                    unsetenv("ST2V_CUDA_ATTN_BF16");
+                    throw;
+                }
+                unsetenv("ST2V_CUDA_ATTN_BF16");
+                Diff d;
+                d.add(o, out16.to_host());
+                std::printf("{\"case\": \"bench/enh_step_attn_bf16%s\", \"dtype\": \"bf16\", \"ms_median\": %.2f, "
+                            "\"ms_min\": %.2f, \"reps\": %d, \"vs_default_max_abs\": %.4e, \"default_max_abs\": %.4e, "
+                            "\"vs_default_rel\": %.4e, \"output_finite\": %s}\n",
+                            tiny ? "_tiny" : "", t16[t16.size() / 2], t16.front(), reps, d.max_abs, d.ref_max_abs,
+                            d.ref_max_abs > 0 ? d.max_abs / d.ref_max_abs : d.max_abs, d.finite ? "true" : "false");
+                std::fflush(stdout);
+            }
         } catch (const Error& e) {
             std::printf("{\"case\": \"bench/enh_step%s\", \"dtype\": \"%s\", \"error\": \"%s\", \"message\": \"%s\"}\n",
                         tiny ? "_tiny" : "", dn, code_name(e.code()), json_escape(e.what()).c_str());
@@ -681,12 +711,17 @@ int main(int argc, char** argv) {
                  (!std::strcmp(argv[i + 1], "f32") || !std::strcmp(argv[i + 1], "bf16"))) {
             g_bench_dtypes = {std::strcmp(argv[++i], "f32") ? DType::BF16 : DType::F32};
         }
+        else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc &&
+                 (!std::strcmp(argv[i + 1], "f32") || !std::strcmp(argv[i + 1], "bf16"))) {
+            g_check_dtypes = {std::strcmp(argv[++i], "f32") ? DType::BF16 : DType::F32};
+        }
+        else if (!std::strcmp(argv[i], "--attn-bf16-ab")) g_attn_bf16_ab = true;
         else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--frames") && i + 1 < argc) g_frames = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--latent") && i + 1 < argc) g_latent = std::max(2, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--config") && i + 1 < argc) only = argv[++i];
         else {
-            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--bench-tiny] [--bench-enh] [--bench-enh-tiny] [--profile] [--bench-dtype f32|bf16] [--reps N] [--frames F] [--latent N] [--config tiny|mid|enhancer]\n");
+            std::fprintf(stderr, "usage: cuda_model_check [--quick] [--bench] [--bench-tiny] [--bench-enh] [--bench-enh-tiny] [--profile] [--bench-dtype f32|bf16] [--dtype f32|bf16] [--attn-bf16-ab] [--reps N] [--frames F] [--latent N] [--config tiny|mid|enhancer]\n");
             return 1;
         }
     }
