@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../lib/cli/main.js';
 import { convertModel } from '../../lib/convert/convert.js';
 import { St2vError } from '../../lib/errors.js';
 import { clipScoreFrames, evaluateVideo, hasFfmpeg } from '../../lib/eval/index.js';
+import { runMain } from '../helpers/capture.js';
 import { readNpy } from '../helpers/npy.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -55,14 +55,22 @@ function videoA(): string {
   return out;
 }
 
-test.serial('evaluateVideo clip: per-frame 100*cos and the mean match the reference (tiny OpenCLIP, converted folder)', async (t) => {
+/** The converted model and frames_a as a video, for the cases that decode a file; undefined (logged) when either is
+ * missing (no ST2V_SHARED, no ffmpeg). */
+async function withVideo(t: ExecutionContext): Promise<{ dir: string; video: string } | undefined> {
   const dir = await model(t);
-  if (!dir) return t.pass();
+  if (!dir) return undefined;
   if (!hasFfmpeg()) {
     t.log('SKIP: ffmpeg not found');
-    return t.pass();
+    return undefined;
   }
-  const video = videoA();
+  return { dir, video: videoA() };
+}
+
+test.serial('evaluateVideo clip: per-frame 100*cos and the mean match the reference (tiny OpenCLIP, converted folder)', async (t) => {
+  const s = await withVideo(t);
+  if (!s) return t.pass();
+  const { dir, video } = s;
   const ref = scores();
   const ids = readNpy(path.join(data, 'text_ids.npy'));
   for (let p = 0; p < PROMPT_ROWS.length; p++) {
@@ -96,22 +104,10 @@ test.serial('clipScoreFrames on in-memory rgb24 (downscaled 250x240 frame) match
 });
 
 test.serial('st2v eval --metrics clip --json prints the score', async (t) => {
-  const dir = await model(t);
-  if (!dir) return t.pass();
-  if (!hasFfmpeg()) {
-    t.log('SKIP: ffmpeg not found');
-    return t.pass();
-  }
-  const video = videoA();
-  let stdout = '';
-  const ow = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((s: string | Uint8Array) => ((stdout += String(s)), true)) as typeof process.stdout.write;
-  let code: number;
-  try {
-    code = await main(['eval', video, '--metrics', 'clip', '--prompt', prompts()[0]!, '--model', dir, '--json', '--per-frame', '--no-progress']);
-  } finally {
-    process.stdout.write = ow;
-  }
+  const s = await withVideo(t);
+  if (!s) return t.pass();
+  const { dir, video } = s;
+  const { code, stdout } = await runMain(['eval', video, '--metrics', 'clip', '--prompt', prompts()[0]!, '--model', dir, '--json', '--per-frame', '--no-progress']);
   t.is(code, 0, stdout);
   const r = JSON.parse(stdout) as { clip: { score: number; perFrame: number[] } };
   const ref = scores().data as Float64Array;
@@ -120,28 +116,11 @@ test.serial('st2v eval --metrics clip --json prints the score', async (t) => {
 });
 
 test.serial('st2v eval without --metrics: clip joins the defaults given a prompt and a model; a prompt alone gets a note', async (t) => {
-  const dir = await model(t);
-  if (!dir) return t.pass();
-  if (!hasFfmpeg()) {
-    t.log('SKIP: ffmpeg not found');
-    return t.pass();
-  }
-  const video = videoA();
-  const run = async (args: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const ow = process.stdout.write.bind(process.stdout);
-    const ew = process.stderr.write.bind(process.stderr);
-    process.stdout.write = ((s: string | Uint8Array) => ((stdout += String(s)), true)) as typeof process.stdout.write;
-    process.stderr.write = ((s: string | Uint8Array) => ((stderr += String(s)), true)) as typeof process.stderr.write;
-    try {
-      const code = await main(['eval', video, '--prompt', prompts()[0]!, '--flow-size', '0', '--json', '--no-progress', ...args]);
-      return { code, stdout, stderr };
-    } finally {
-      process.stdout.write = ow;
-      process.stderr.write = ew;
-    }
-  };
+  const s = await withVideo(t);
+  if (!s) return t.pass();
+  const { dir, video } = s;
+  const run = (args: string[]) =>
+    runMain(['eval', video, '--prompt', prompts()[0]!, '--flow-size', '0', '--json', '--no-progress', ...args]);
   type Out = { clip?: { score: number }; scuts?: unknown; ofs?: number; mawe?: unknown };
   const withModel = await run(['--model', dir]);
   t.is(withModel.code, 0, withModel.stderr);
@@ -161,13 +140,9 @@ test.serial('st2v eval without --metrics: clip joins the defaults given a prompt
 });
 
 test.serial('clip errors: no prompt / no model -> ERR_INVALID_ARG, missing folder -> ERR_NOT_FOUND, no last text block -> ERR_WEIGHTS_MISSING', async (t) => {
-  const dir = await model(t);
-  if (!dir) return t.pass();
-  if (!hasFfmpeg()) {
-    t.log('SKIP: ffmpeg not found');
-    return t.pass();
-  }
-  const video = videoA();
+  const s = await withVideo(t);
+  if (!s) return t.pass();
+  const { dir, video } = s;
   const code = async (p: Promise<unknown>) => {
     const e = await t.throwsAsync(p);
     t.true(e instanceof St2vError, String(e));

@@ -12,6 +12,7 @@ import { St2vError } from '../../lib/errors.js';
 import { decodeFrames, evaluateVideo, hasFfmpeg, probeVideo, scenecutDetect, scenecutVideo } from '../../lib/eval/index.js';
 import type { ScutsConfig } from '../../lib/eval/index.js';
 import { evalNative } from '../../lib/eval/native.js';
+import { captureOutput } from '../helpers/capture.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const shared = path.resolve(root, process.env.ST2V_SHARED ?? '../shared');
@@ -244,17 +245,9 @@ test.serial('CLI: st2v eval prints SCuts as JSON and rejects unknown metrics', a
   const { register } = await import('../../lib/cli/commands/eval.js');
   const program = new Command('st2v').exitOverride();
   register(program);
-  let out = '';
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await program.parseAsync(['eval', path.join(dir, 'v10_rapid8_256_200.mp4'), '--metrics', 'scuts', '--scuts-version', '0.6.3', '--json', '--no-progress'], { from: 'user' });
-  } finally {
-    process.stdout.write = write;
-  }
+  const { stdout: out } = await captureOutput(() =>
+    program.parseAsync(['eval', path.join(dir, 'v10_rapid8_256_200.mp4'), '--metrics', 'scuts', '--scuts-version', '0.6.3', '--json', '--no-progress'], { from: 'user' }),
+  );
   const r = JSON.parse(out) as { frames: number; scuts: { cuts: number[]; count: number; version: string } };
   t.is(r.frames, 200);
   t.is(r.scuts.version, '0.6.3');

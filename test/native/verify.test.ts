@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { St2vError } from '../../lib/errors.js';
 import { formatTable, register, verifyReference } from '../../lib/cli/commands/verify.js';
+import { captureOutput } from '../helpers/capture.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const shared = path.resolve(root, process.env.ST2V_SHARED ?? '../shared');
@@ -20,22 +21,12 @@ const STEP_CASES = ['img_tokens', 'img_tokens_unc', 'ctx', 'e_cond', 'cam_down_0
 async function runCli(args: string[]): Promise<{ out: string; exitCode: number }> {
   const program = new Command().exitOverride();
   register(program);
-  const chunks: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
   const saved = process.exitCode;
   process.exitCode = 0;
-  process.stdout.write = ((s: string | Uint8Array) => {
-    chunks.push(String(s));
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await program.parseAsync(['node', 'st2v', 'verify', ...args]);
-  } finally {
-    process.stdout.write = write;
-  }
+  const { stdout } = await captureOutput(() => program.parseAsync(['node', 'st2v', 'verify', ...args]));
   const exitCode = Number(process.exitCode ?? 0);
   process.exitCode = saved;
-  return { out: chunks.join(''), exitCode };
+  return { out: stdout, exitCode };
 }
 
 test('verify: every step case of the golden dump matches the official code to 1e-4', async (t) => {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../lib/cli/main.js';
 import { setNativeEngineFactoryForTesting } from '../../lib/engine.js';
+import { runMain } from '../helpers/capture.js';
 import { createFakeEngine } from '../helpers/fake_engine.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -21,24 +22,7 @@ function cli(args: string[]) {
   return spawnSync(process.execPath, ['--import=tsx', path.join(root, 'lib', 'cli', 'main.ts'), ...args], { encoding: 'utf8', cwd: root, timeout: 60_000 });
 }
 
-/** Runs main() in-process, capturing stdout/stderr. */
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const ow = process.stdout.write.bind(process.stdout);
-  const ew = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string | Uint8Array) => ((stdout += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((stderr += String(s)), true)) as typeof process.stderr.write;
-  const prevExit = process.exitCode;
-  try {
-    const code = await main(args);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-    process.exitCode = prevExit;
-  }
-}
+const run = runMain;
 
 test('st2v --help lists every command; each command has its own --help', (t) => {
   const r = cli(['--help']);
