@@ -286,9 +286,15 @@ __device__ float block_reduce_f(float v, bool is_max) {
     }
     return v;
 }
-__global__ void softmax_rows_kernel(float* __restrict__ s, int64_t rows, int64_t n) {
+// Exact row softmax of the scores s [rows, n] (fp32): the exponentials are stored back into s, the probabilities
+// written to p in T: p == s (fp32, in place), or a bf16 buffer (the P operand of the bf16 attention path's second GEMM).
+__device__ __forceinline__ void store_prob(float* p, int64_t j, float v) { p[j] = v; }
+__device__ __forceinline__ void store_prob(__nv_bfloat16* p, int64_t j, float v) { p[j] = __float2bfloat16_rn(v); }
+template <typename T>
+__global__ void softmax_rows_kernel(float* s, T* p, int64_t rows, int64_t n) {
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         float* row = s + r * n;
+        T* out = p + r * n;
         float m = -INFINITY;
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, row[j]);
         m = block_reduce_f(m, true);
@@ -299,24 +305,7 @@ __global__ void softmax_rows_kernel(float* __restrict__ s, int64_t rows, int64_t
             sum += e;
         }
         const float inv = 1.f / block_reduce_f(sum, false);
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;
-    }
-}
-
-// softmax_rows_kernel's rows, the probabilities written to p in bf16 (the scores in s stay as they were computed):
-// the P operand of the bf16 attention path's second GEMM.
-__global__ void softmax_rows_bf16_kernel(const float* __restrict__ s, __nv_bfloat16* __restrict__ p, int64_t rows,
-                                         int64_t n) {
-    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        const float* row = s + r * n;
-        __nv_bfloat16* out = p + r * n;
-        float m = -INFINITY;
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, row[j]);
-        m = block_reduce_f(m, true);
-        float sum = 0.f;
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) sum += expf(row[j] - m);
-        const float inv = 1.f / block_reduce_f(sum, false);
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) out[j] = __float2bfloat16_rn(expf(row[j] - m) * inv);
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) store_prob(out, j, row[j] * inv);
     }
 }
 // dst [B * L, cols] contiguous bf16 = src's rows (row r = b * L + l at b * bs + l * rs, fp32), columns [0, cols).
@@ -515,25 +504,26 @@ int64_t attention_score_budget() {  // ST2V_CUDA_ATTN_SCORE_BYTES overrides (tes
     return kAttnScoreBytes;
 }
 
-// A device buffer for the scores: stream-ordered when the context allocates that way, else cudaMalloc and a
-// synchronised free.
+// ST2V_CUDA_ATTN_BF16 (read at every call): the GEMM path on bf16 operands.
 bool attention_bf16() {
     const char* e = std::getenv("ST2V_CUDA_ATTN_BF16");
     return e && (std::strcmp(e, "1") == 0 || std::strcmp(e, "on") == 0);
 }
-struct ScoreBuffer {
+// A device scratch buffer of the GEMM path (scores, bf16 probabilities, bf16 operand copies): stream-ordered when the
+// context allocates that way, else cudaMalloc and a synchronised free.
+struct AttnScratch {
     void* p = nullptr;
     st2v_status alloc(size_t bytes) {
         cudaError_t e = ctx().async_alloc ? cudaMallocAsync(&p, bytes, ctx().stream) : cudaMalloc(&p, bytes);
         if (e != cudaSuccess) {
             p = nullptr;
-            return from_cuda(e, "attention: score buffer");
+            return from_cuda(e, "attention: scratch buffer");
         }
         return ST2V_OK;
     }
     float* f() const { return static_cast<float*>(p); }
     __nv_bfloat16* h() const { return static_cast<__nv_bfloat16*>(p); }
-    ~ScoreBuffer() {
+    ~AttnScratch() {
         if (!p) return;
         if (ctx().async_alloc) {
             cudaFreeAsync(p, ctx().stream);
@@ -545,7 +535,7 @@ struct ScoreBuffer {
 };
 
 // A bf16 copy of a strided fp32 operand [B, L, cols]: compact, so row stride cols and batch stride L * cols.
-st2v_status to_bf16(const float* src, int64_t B, int64_t L, int64_t rs, int64_t bs, int64_t cols, ScoreBuffer* dst) {
+st2v_status to_bf16(const float* src, int64_t B, int64_t L, int64_t rs, int64_t bs, int64_t cols, AttnScratch* dst) {
     const int64_t n = B * L * cols;
     if (st2v_status st = dst->alloc(sizeof(__nv_bfloat16) * static_cast<size_t>(n))) return st;
     ST2V_LAUNCH(rows_to_bf16_kernel, grid_for(n), kThreads, 0, ctx().stream, src, L, rs, bs, cols, dst->h(), n);
@@ -558,7 +548,7 @@ st2v_status attention_gemm(const st2v_attention_args* a) {
     const int64_t budget = std::max<int64_t>(attention_score_budget() / 4, Lk);  // floats; at least one row
     const int64_t qb = std::min(Lq, budget / Lk);                                 // query rows per band
     const int64_t G = qb == Lq ? std::max<int64_t>(1, std::min(B, budget / (Lq * Lk))) : 1;  // samples per group
-    ScoreBuffer sbuf, pbuf, q16, k16, v16;
+    AttnScratch sbuf, pbuf, q16, k16, v16;
     if (st2v_status st = sbuf.alloc(sizeof(float) * static_cast<size_t>(G * qb * Lk))) return st;
     // The operands as the GEMMs read them: fp32 in place, or compact bf16 copies (ST2V_CUDA_ATTN_BF16).
     const bool lowp = attention_bf16();
@@ -572,7 +562,7 @@ st2v_status attention_gemm(const st2v_attention_args* a) {
         q_rs = H * D, q_bs = Lq * H * D, k_rs = H * D, k_bs = Lk * H * D, v_rs = H * Dv, v_bs = Lk * H * Dv;
     }
     // element (offset) of an operand in the dtype the GEMMs read
-    auto at = [&](const float* f32, const ScoreBuffer& b16, int64_t off) -> const void* {
+    auto at = [&](const float* f32, const AttnScratch& b16, int64_t off) -> const void* {
         return lowp ? static_cast<const void*>(b16.h() + off) : static_cast<const void*>(f32 + off);
     };
     const int64_t o_rs = H * Dv, o_bs = Lq * H * Dv;
@@ -590,12 +580,12 @@ st2v_status attention_gemm(const st2v_attention_args* a) {
                 const int64_t srows = g * rows;
                 const unsigned grid = static_cast<unsigned>(std::min<int64_t>(srows, 1 << 20));
                 if (lowp) {
-                    ST2V_LAUNCH(softmax_rows_bf16_kernel, grid, kThreads, 0, ctx().stream, sbuf.f(), pbuf.h(), srows, Lk);
-                    ST2V_CU_LAUNCHED("softmax_rows_bf16_kernel");
+                    ST2V_LAUNCH(softmax_rows_kernel<__nv_bfloat16>, grid, kThreads, 0, ctx().stream, sbuf.f(), pbuf.h(),
+                                srows, Lk);
                 } else {
-                    ST2V_LAUNCH(softmax_rows_kernel, grid, kThreads, 0, ctx().stream, sbuf.f(), srows, Lk);
-                    ST2V_CU_LAUNCHED("softmax_rows_kernel");
+                    ST2V_LAUNCH(softmax_rows_kernel<float>, grid, kThreads, 0, ctx().stream, sbuf.f(), sbuf.f(), srows, Lk);
                 }
+                ST2V_CU_LAUNCHED("softmax_rows_kernel");
                 st2v_gemm_args o{};  // O[q0:q0+rows, head h] = P[rows, Lk] V[:, head h]
                 o.M = rows, o.N = Dv, o.K = Lk;
                 o.d_a = lowp ? static_cast<const void*>(pbuf.h()) : static_cast<const void*>(sbuf.f()), o.lda = Lk;

@@ -20,6 +20,7 @@
 #include "backend/backend.h"
 #include "backend/cuda_ops.h"
 #include "backend/kernel_math.h"
+#include "cuda/tests/check_util.h"
 #include "core/half.h"
 #include "core/tensor.h"
 #include "models/t2v/blocks.h"
@@ -400,22 +401,7 @@ void check_gemm_layouts() {
     }
 }
 
-// Sets (value) or unsets (nullptr) an environment variable for one scope, restoring its previous state: the
-// library reads ST2V_CUDA_ATTN and ST2V_CUDA_ATTN_SCORE_BYTES at every attention call.
-struct EnvScope {
-    std::string prev;
-    bool had = false;
-    explicit EnvScope(const char* var, const char* value) : var_(var) {
-        if (const char* e = std::getenv(var)) had = true, prev = e;
-        if (value) setenv(var, value, 1);
-        else unsetenv(var);
-    }
-    ~EnvScope() {
-        if (had) setenv(var_, prev.c_str(), 1);
-        else unsetenv(var_);
-    }
-    const char* var_;
-};
+using cuda_checks::EnvScope;
 
 void check_attention(bool quick) {
     const st2v_backend_api& api = backend::cuda();

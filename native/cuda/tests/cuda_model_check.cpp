@@ -67,6 +67,7 @@
 #include "core/half.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
+#include "cuda/tests/check_util.h"
 #include "models/enhancer/device_vid2vid.h"
 #include "models/enhancer/pipeline.h"
 #include "models/enhancer/vid2vid_unet.h"
@@ -87,9 +88,9 @@ namespace {
 
 int g_reps = 1;
 bool g_profile = false;
-bool g_emulated = false;
+bool g_emulated = false;  // the backend is the CPU emulation of CUDA (deterministic GEMMs, no timing meaning)
 // --attn-bf16-ab: --bench-enh times its bf16 step a second time with ST2V_CUDA_ATTN_BF16=1 (attention on bf16 operands)
-bool g_attn_bf16_ab = false;  // the backend is the CPU emulation of CUDA (deterministic GEMMs, no timing meaning)
+bool g_attn_bf16_ab = false;
 std::vector<DType> g_check_dtypes = {DType::F32, DType::BF16};  // --dtype f32|bf16: the parity cases in that one only
 std::vector<DType> g_bench_dtypes = {DType::F32, DType::BF16};  // --bench-dtype f32|bf16: that one only  // --profile: the bench also prints a per-op profile of one step per dtype
 int g_frames = 16;  // chunk frames of the parity cases (conditioning frames: half)
@@ -152,10 +153,15 @@ struct Diff {
     }
 };
 
+// The fidelity bound of a result in weight dtype dt whose reference reaches ref_max_abs: fp32 1e-4 x max(1, |ref|),
+// bf16 weights 2e-2 x |ref|; and the scale it is relative to.
+double bound_scale(DType dt, double ref_max_abs) { return dt == DType::F32 ? std::max(1.0, ref_max_abs) : ref_max_abs; }
+double bound(DType dt, double ref_max_abs) { return (dt == DType::F32 ? 1e-4 : 2e-2) * bound_scale(dt, ref_max_abs); }
+
 void report(const std::string& name, DType dt, const Diff& d, double ms_cuda, double ms_cpu) {
     const bool f32 = dt == DType::F32;
-    const double scale = f32 ? std::max(1.0, d.ref_max_abs) : d.ref_max_abs;
-    const double tol = (f32 ? 1e-4 : 2e-2) * scale;
+    const double scale = bound_scale(dt, d.ref_max_abs);
+    const double tol = bound(dt, d.ref_max_abs);
     const double rel = scale > 0 ? d.max_abs / scale : d.max_abs;
     const bool pass = d.finite && d.max_abs <= tol;
     if (f32) {
@@ -436,8 +442,7 @@ void check_config(const char* name, const t2v::St2vConfig& c, int64_t hw, uint64
             const bool same_bits = hs.nbytes() == hp.nbytes() && std::memcmp(hs.raw(), hp.raw(), hs.nbytes()) == 0;
             Diff dv;
             dv.add(hp, hs);
-            const double vscale = dt == DType::F32 ? std::max(1.0, dv.ref_max_abs) : dv.ref_max_abs;
-            const bool agree = g_emulated ? same_bits : dv.finite && dv.max_abs <= (dt == DType::F32 ? 1e-4 : 2e-2) * vscale;
+            const bool agree = g_emulated ? same_bits : dv.finite && dv.max_abs <= bound(dt, dv.ref_max_abs);
             std::fprintf(stderr, "%s (%s): the step with the stem per sample vs the shared stem's: %s, max_abs %.3e\n", name,
                          dt == DType::F32 ? "f32" : "bf16", same_bits ? "same bits" : "different bits", dv.max_abs);
             if (!agree) {
@@ -667,16 +672,12 @@ void bench_enhancer(int reps, bool tiny) {
             if (g_attn_bf16_ab && dt == DType::BF16) {
                 // the same step with the attention GEMMs on bf16 operands (the library reads the switch at every call),
                 // and how far its output is from the default's, relative to the default's scale
-                setenv("ST2V_CUDA_ATTN_BF16", "1", 1);
                 DeviceTensor out16;
                 std::vector<double> t16;
-                try {
+                {
+                    const cuda_checks::EnvScope lowp("ST2V_CUDA_ATTN_BF16", "1");
                     t16 = time_steps(&out16);
-                } catch (...) {
-                    unsetenv("ST2V_CUDA_ATTN_BF16");
-                    throw;
                 }
-                unsetenv("ST2V_CUDA_ATTN_BF16");
                 Diff d;
                 d.add(o, out16.to_host());
                 std::printf("{\"case\": \"bench/enh_step_attn_bf16%s\", \"dtype\": \"bf16\", \"ms_median\": %.2f, "
@@ -694,6 +695,13 @@ void bench_enhancer(int reps, bool tiny) {
     }
 }
 
+// "f32" or "bf16": *out = that weight dtype alone; anything else leaves it and is false.
+bool parse_dtype(const char* v, std::vector<DType>* out) {
+    if (std::strcmp(v, "f32") != 0 && std::strcmp(v, "bf16") != 0) return false;
+    *out = {std::strcmp(v, "f32") ? DType::BF16 : DType::F32};
+    return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -707,14 +715,8 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--bench-enh")) bench_enh = true;
         else if (!std::strcmp(argv[i], "--bench-enh-tiny")) bench_enh_tiny = true;
         else if (!std::strcmp(argv[i], "--profile")) g_profile = true;
-        else if (!std::strcmp(argv[i], "--bench-dtype") && i + 1 < argc &&
-                 (!std::strcmp(argv[i + 1], "f32") || !std::strcmp(argv[i + 1], "bf16"))) {
-            g_bench_dtypes = {std::strcmp(argv[++i], "f32") ? DType::BF16 : DType::F32};
-        }
-        else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc &&
-                 (!std::strcmp(argv[i + 1], "f32") || !std::strcmp(argv[i + 1], "bf16"))) {
-            g_check_dtypes = {std::strcmp(argv[++i], "f32") ? DType::BF16 : DType::F32};
-        }
+        else if (!std::strcmp(argv[i], "--bench-dtype") && i + 1 < argc && parse_dtype(argv[i + 1], &g_bench_dtypes)) ++i;
+        else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc && parse_dtype(argv[i + 1], &g_check_dtypes)) ++i;
         else if (!std::strcmp(argv[i], "--attn-bf16-ab")) g_attn_bf16_ab = true;
         else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
         else if (!std::strcmp(argv[i], "--frames") && i + 1 < argc) g_frames = std::max(2, std::atoi(argv[++i]));
